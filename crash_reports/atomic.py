@@ -16,11 +16,13 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, never half.
 
     The temp file lives in the same directory (a rename is atomic only within
-    one filesystem) and starts with a dot so directory listings skip it.
+    one filesystem) and starts with a dot so directory listings skip it. With
+    ``durable=False`` the fsyncs are skipped: readers still never see half a file,
+    but a power cut may lose the newest version (fine for a status snapshot).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -37,7 +39,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -45,4 +48,5 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)

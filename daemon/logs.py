@@ -1,0 +1,48 @@
+"""structlog configuration: JSON lines off a TTY (journald reads stdout), console on one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def resolve_format(log_format: str, stream: TextIO) -> str:
+    """Pick json or console; "auto" means console on a TTY.
+
+    >>> import io
+    >>> resolve_format("auto", io.StringIO())
+    'json'
+    """
+    if log_format != "auto":
+        return log_format
+    isatty = getattr(stream, "isatty", None)
+    return "console" if isatty is not None and isatty() else "json"
+
+
+def configure_logging(log_format: str, log_level: str, stream: TextIO | None = None) -> None:
+    """Set up the structlog pipeline for the process (called by the shell, never on import)."""
+    out = stream if stream is not None else sys.stdout
+    chosen = resolve_format(log_format, out)
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if chosen == "console"
+        else structlog.processors.JSONRenderer(sort_keys=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(log_level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,48 @@
+"""The one place that knows the layout of the state dir."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Files and folders under the state dir."""
+
+    root: Path
+
+    @property
+    def spool(self) -> Path:
+        """Crash reports waiting to be sent, quarantined or recently delivered."""
+        return self.root / "spool"
+
+    @property
+    def status(self) -> Path:
+        """The snapshot the daemon writes each tick and ``telemetryd status`` reads."""
+        return self.root / "status.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the running daemon so a second one refuses to start."""
+        return self.root / "telemetryd.lock"
+
+    @property
+    def stats_db(self) -> Path:
+        """Persisted per-hour stats."""
+        return self.root / "stats.db"
+
+    @property
+    def events_db(self) -> Path:
+        """Agent telemetry events received over OTLP."""
+        return self.root / "events.db"
+
+    def ensure(self) -> None:
+        """Create the state dir (0700) and check it is writable; raise OSError with a reason."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(13, "state dir is not writable", str(self.root))
+        probe = self.root / f".write-probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()

@@ -1,0 +1,171 @@
+"""``telemetryd reports list|show|flush|purge``: reads and drives the spool, never samples."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from crash_reports.humanize import format_bytes
+from crash_reports.spool import Spool, SpoolEntry, SpoolLimits
+from daemon.config import Config
+from daemon.paths import StatePaths
+
+EXIT_OK, EXIT_FAILURE, EXIT_NOT_FOUND = 0, 1, 66
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def open_spool(config: Config) -> Spool:
+    """The spool of the configured state dir."""
+    return Spool(
+        StatePaths(config.daemon.state_dir).spool,
+        SpoolLimits(
+            max_reports=config.spool.max_reports,
+            max_bytes=config.spool.max_bytes,
+            max_age_seconds=config.spool.max_age_days * 86400,
+        ),
+    )
+
+
+def make_flusher(config: Config, spool: Spool) -> Any:
+    """A flusher for the configured DSN (one that sends nothing without a DSN)."""
+    from crash_reports.flusher import Flusher
+    from crash_reports.upload import Uploader
+    from daemon import __version__
+
+    sender = (
+        Uploader(config.sentry.dsn, __version__, config.sentry.timeout_seconds)
+        if config.sentry.dsn
+        else None
+    )
+    return Flusher(spool, sender)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    """Dispatch a reports subcommand."""
+    try:
+        spool = open_spool(config)
+    except OSError as exc:
+        _err(f"telemetryd: cannot open the spool in {config.daemon.state_dir}: {exc}")
+        return EXIT_FAILURE
+    action = args.reports_command
+    if action == "list":
+        return list_reports(spool, args.json)
+    if action == "show":
+        return show_report(spool, args.id, args.raw)
+    if action == "flush":
+        return flush_reports(config, spool)
+    if action == "purge":
+        removed = spool.purge("all" if args.all else "quarantined")
+        _out(f"purged {removed} {'report(s)' if args.all else 'quarantined report(s)'}")
+        return EXIT_OK
+    raise AssertionError(action)
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def list_reports(spool: Spool, as_json: bool) -> int:
+    """Print every report the spool knows, newest last."""
+    entries = spool.list_all()
+    if as_json:
+        _out(json.dumps([entry.to_json() for entry in entries], indent=2))
+        return EXIT_OK
+    if not entries:
+        _out(f"no reports in {spool.root}")
+        return EXIT_OK
+    rows = [("ID", "TIME (UTC)", "STATE", "WATCH", "KIND", "ATTEMPTS", "TITLE / LAST ERROR")]
+    for entry in entries:
+        detail = entry.title
+        if entry.state == "quarantined":
+            detail += f"  [HTTP {entry.http_status}: {entry.reason}]"
+        elif entry.last_error:
+            detail += f"  [last error: {entry.last_error}]"
+        rows.append((entry.id[:12], _when(entry.created_at), entry.state, entry.watch or "-",
+                     entry.kind or "-", str(entry.attempts), detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1])
+    return EXIT_OK
+
+
+def find_entry(spool: Spool, wanted: str) -> SpoolEntry | str | None:
+    """The entry with this id or unique id prefix; a string explains an ambiguous prefix."""
+    exact = spool.get(wanted)
+    if exact is not None:
+        return exact
+    matches = [entry for entry in spool.list_all() if entry.id.startswith(wanted)]
+    if len(matches) > 1:
+        return f"{len(matches)} reports start with {wanted!r}; give more of the id"
+    return matches[0] if matches else None
+
+
+def show_report(spool: Spool, wanted: str, raw: bool) -> int:
+    """Print one report: its listing fields, the event, and its attachments."""
+    found = find_entry(spool, wanted)
+    if isinstance(found, str):
+        _err(f"telemetryd: {found}")
+        return EXIT_FAILURE
+    if found is None:
+        _err(f"telemetryd: no report {wanted!r} in {spool.root} (see `telemetryd reports list`)")
+        return EXIT_NOT_FOUND
+    if found.state == "delivered":
+        _out(json.dumps(found.to_json(), indent=2))
+        _out("(delivered: the envelope itself is no longer kept)")
+        return EXIT_OK
+    data = spool.read(found.id)
+    if raw:
+        sys.stdout.buffer.write(data)
+        return EXIT_OK
+    _out(json.dumps(found.to_json(), indent=2))
+    for header, payload in _items(data):
+        kind = header.get("type")
+        if kind == "event":
+            event = json.loads(payload)
+            _out(f"\n== event {event.get('event_id')} ==")
+            _out(json.dumps(event, indent=2, sort_keys=True))
+        else:
+            _out(f"\n== {kind} {header.get('filename', '')} ({format_bytes(len(payload))}) ==")
+            if header.get("content_type") == "application/json":
+                try:
+                    _out(json.dumps(json.loads(payload), indent=2))
+                except ValueError:
+                    _out(payload.decode("utf-8", "replace"))
+    return EXIT_OK
+
+
+def _items(data: bytes) -> list[tuple[dict[str, Any], bytes]]:
+    from sentry_sdk.envelope import Envelope
+
+    envelope = Envelope.deserialize(data)
+    result = []
+    for item in envelope.items:
+        payload = item.payload.get_bytes() if item.payload else b""
+        result.append((dict(item.headers), payload))
+    return result
+
+
+def flush_reports(config: Config, spool: Spool) -> int:
+    """Send pending reports now; exit 1 while anything is still pending."""
+    if not config.sentry.dsn:
+        pending = spool.pending_count()
+        _out(f"no Sentry DSN configured: {pending} report(s) stay local in {spool.root}")
+        return EXIT_OK if pending == 0 else EXIT_FAILURE
+    flusher = make_flusher(config, spool)
+    result = flusher.flush(force=True, lock_timeout_seconds=config.sentry.timeout_seconds + 5)
+    _out(f"flush: {result.status}: delivered {result.delivered}, quarantined "
+         f"{result.quarantined}, still pending {result.still_pending}"
+         + (f" (last error: {result.last_error})" if result.last_error else ""))
+    return EXIT_OK if result.still_pending == 0 and result.status != "busy" else EXIT_FAILURE

@@ -1,0 +1,378 @@
+"""The daemon's life cycle: startup, tick, reload, shutdown, and the signals that drive them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any
+
+import psutil
+import sentry_sdk
+import structlog
+
+from crash_reports.spool import Spool, SpoolLimits
+from crash_reports.transport import SpoolTransport
+from daemon import __version__
+from daemon.config import Config, ConfigError, describe
+from daemon.lock import InstanceLock
+from daemon.monitor import LogEvent, Monitor, ReportRequest
+from daemon.notify import Notifier
+from daemon.paths import StatePaths
+from daemon.proctable import ProcessTable, default_process_table
+from daemon.reporting import ReportWriter
+from daemon.sampler import Sampler, TickSample
+from daemon.scheduler import make_scheduler, reschedule
+from daemon.status import STATUS_VERSION, write_snapshot
+from daemon.system_facts import SystemFacts
+from daemon.thresholds import Level
+
+log = structlog.get_logger("telemetryd")
+
+ConfigLoader = Callable[[], Config]
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def make_sentry_client(transport: SpoolTransport, config: Config) -> sentry_sdk.Client:
+    """A sentry-sdk client whose only transport is the spool (it never sends by itself)."""
+    return sentry_sdk.Client(
+        transport=transport,
+        default_integrations=False,
+        auto_enabling_integrations=False,
+        include_local_variables=False,
+        send_default_pii=False,
+        server_name=None,
+        release=f"telemetryd@{__version__}",
+        environment=config.sentry.environment,
+        max_breadcrumbs=0,
+    )
+
+
+class Service:
+    """Owns everything the running daemon holds and the order it is set up and torn down in."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notifier: Notifier | None = None,
+        config_loader: ConfigLoader | None = None,
+        process_table: ProcessTable | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        system_facts: SystemFacts | None = None,
+    ) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier.from_environ({})
+        self.config_loader = config_loader
+        self.clock = clock
+        self.monotonic = monotonic
+        self.paths = StatePaths(config.daemon.state_dir)
+        self.process_table = process_table or default_process_table()
+        self.system = system_facts or SystemFacts()
+        self.sampler = Sampler(self.process_table, config.watches)
+        self.monitor = Monitor(config.watches, config.daemon.history_samples,
+                               config.daemon.trend_window_seconds)
+        self.lock = InstanceLock(self.paths.lock)
+        self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.started_at = clock()
+        self.tick_count = 0
+        self.last_tick: dict[str, Any] | None = None
+        self.ready_sent = False
+        self._oom_kills: int | None = None
+        self._self_process = psutil.Process()
+        self._tick_lock = threading.Lock()
+        self.spool: Spool | None = None
+        self.transport: SpoolTransport | None = None
+        self.client: sentry_sdk.Client | None = None
+        self.reports: ReportWriter | None = None
+        self.scheduler: Any = None
+        self.reports_written = 0
+
+    # --- life cycle -----------------------------------------------------------
+
+    def startup(self) -> None:
+        """Check the state dir, take the lock, open the spool, start the scheduler."""
+        try:
+            self.paths.ensure()
+        except OSError as exc:
+            raise StartupError(
+                f"state dir {self.paths.root} is not usable: {exc.strerror or exc}; "
+                "set [daemon] state_dir to a writable directory"
+            ) from None
+        self.lock.acquire()
+        self.spool = Spool(
+            self.paths.spool,
+            SpoolLimits(
+                max_reports=self.config.spool.max_reports,
+                max_bytes=self.config.spool.max_bytes,
+                max_age_seconds=self.config.spool.max_age_days * 86400,
+            ),
+        )
+        self.transport = SpoolTransport(self.spool)
+        self.client = make_sentry_client(self.transport, self.config)
+        self.reports = ReportWriter(self.client, self.spool, self.system,
+                                    self.config.sentry.environment)
+        log.info("config.loaded", source=self.config.source, watches=len(self.config.watches),
+                 interval=self.config.daemon.interval_seconds,
+                 state_dir=str(self.paths.root))
+        log.info("daemon.starting", pid=os.getpid(), version=__version__,
+                 pending_reports=self.spool.pending_count())
+        self.scheduler = make_scheduler(
+            self.tick, self.config.daemon.interval_seconds, self._on_job_error,
+            on_missed=lambda: log.warning("tick.missed"),
+        )
+        self.scheduler.start()
+
+    def tick(self) -> None:
+        """Sample, evaluate, act, publish status; one run at a time."""
+        with self._tick_lock:
+            started = self.monotonic()
+            now = self.clock()
+            sample = self.sampler.sample(started, now)
+            actions = self.monitor.observe(sample)
+            evidence = self._oom_evidence()
+            for action in actions:
+                if isinstance(action, LogEvent):
+                    self._log(action)
+                    self._after_log(action)
+                elif isinstance(action, ReportRequest):
+                    self._write_report(action, evidence)
+            if self.transport is not None and self.transport.held_count:
+                self.transport.retry_failed_writes()
+            duration = self.monotonic() - started
+            self.tick_count += 1
+            self.last_tick = {"at": now, "duration_seconds": round(duration, 6),
+                              "processes_scanned": sample.processes_scanned,
+                              "count": self.tick_count}
+            self._publish_status(sample)
+            if not self.ready_sent:
+                self.notifier.ready()
+                self.ready_sent = True
+                log.info("daemon.ready", first_tick_ms=round(duration * 1000, 2))
+            self.notifier.watchdog()
+
+    def reload(self) -> bool:
+        """Load the config again; a bad one is logged and the old one stays in force."""
+        if self.config_loader is None:
+            return False
+        self.notifier.reloading()
+        try:
+            new = self.config_loader()
+        except ConfigError as exc:
+            log.error("config.error", source=exc.source, key=exc.key, error=exc.message,
+                      action="kept the previous config")
+            self.notifier.ready()
+            return False
+        if new.daemon.state_dir != self.config.daemon.state_dir:
+            log.warning("config.reload_ignored", key="daemon.state_dir",
+                        reason="the state dir changes only on restart")
+        with self._tick_lock:
+            self.config = _keep_state_dir(new, self.config)
+            self.sampler.set_rules(new.watches)
+            self.monitor.set_rules(new.watches)
+            if self.scheduler is not None:
+                reschedule(self.scheduler, new.daemon.interval_seconds)
+        from daemon.logs import configure_logging
+
+        configure_logging(new.daemon.log_format, new.daemon.log_level)
+        log.info("config.loaded", source=new.source, watches=len(new.watches),
+                 interval=new.daemon.interval_seconds, reload=True)
+        self.notifier.ready()
+        return True
+
+    def shutdown(self) -> None:
+        """Stop the scheduler (letting a running tick finish), publish a final status."""
+        self.notifier.stopping()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+        self._publish_status(None, stopped=True)
+        if self.client is not None:
+            self.client.close(timeout=1.0)
+        log.info("daemon.stopped", ticks=self.tick_count, reports_written=self.reports_written)
+        self.lock.release()
+
+    def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, reloading on SIGHUP; restore signal handlers."""
+        previous = self._install_signal_handlers()
+        try:
+            self.startup()
+            try:
+                while not self.stop_requested.is_set():
+                    self.stop_requested.wait(0.5)
+                    if self.reload_requested.is_set():
+                        self.reload_requested.clear()
+                        self.reload()
+            finally:
+                self.shutdown()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def request_stop(self) -> None:
+        """Ask the main loop to stop (thread-safe)."""
+        self.stop_requested.set()
+
+    # --- helpers --------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return previous
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            log.info("daemon.signal", signal=signal.Signals(signum).name, action="stop")
+            self.stop_requested.set()
+
+        def on_reload(signum: int, frame: FrameType | None) -> None:
+            log.info("daemon.signal", signal="SIGHUP", action="reload")
+            self.reload_requested.set()
+            # Wake the main loop now rather than at its next poll.
+            self.stop_requested.wait(0)
+
+        for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop),
+                                (signal.SIGHUP, on_reload)):
+            previous[signum] = signal.signal(signum, handler)
+        return previous
+
+    def _on_job_error(self, exc: BaseException | None, tb: Any) -> None:
+        text = "".join(traceback.format_exception(exc)) if exc else str(tb)
+        log.error("tick.error", error=repr(exc), traceback=text)
+        if self.client is not None and exc is not None:
+            scope = sentry_sdk.Scope(client=self.client)
+            scope.set_tag("component", "scheduler")
+            self.client.capture_event(
+                *sentry_sdk.utils.event_from_exception(exc, client_options=self.client.options),
+                scope=scope,
+            )
+
+    def _log(self, action: LogEvent) -> None:
+        getattr(log, action.level)(action.event, **action.fields)
+
+    def _after_log(self, action: LogEvent) -> None:
+        if self.reports is None:
+            return
+        if action.event == "threshold.warning":
+            watch = action.fields["watch"]
+            process_key = self._key_of(watch, action.fields["pid"])
+            if process_key is None:
+                return
+            key = (watch, process_key)
+            tracked = self.monitor.tracked.get(key)
+            if tracked is not None and key not in self.reports.details:
+                self.reports.remember(tracked)
+
+    def _key_of(self, watch: str, pid: int) -> tuple[int, int] | None:
+        for (tracked_watch, key) in self.monitor.tracked:
+            if tracked_watch == watch and key[0] == pid:
+                return key
+        return None
+
+    def _oom_evidence(self) -> dict[str, Any]:
+        if not any(t.level >= Level.WARNING for t in self.monitor.tracked.values()) and (
+            self._oom_kills is None
+        ):
+            return {}
+        current = self.system.oom_kill_count()
+        before = self._oom_kills
+        self._oom_kills = current
+        if current is None or before is None:
+            return {}
+        return {"oom_kill_total": current, "oom_kill_delta": current - before}
+
+    def _write_report(self, request: ReportRequest, evidence: dict[str, Any]) -> None:
+        assert self.reports is not None
+        extra = dict(evidence) if request.kind == "exited_under_pressure" else {}
+        if request.kind == "exited_under_pressure":
+            extra["level"] = request.process.level.label
+        try:
+            report_id = self.reports.write(request, extra)
+        except Exception as exc:  # a report must never stop sampling
+            log.error("report.error", watch=request.process.watch, pid=request.process.pid,
+                      kind=request.kind, error=repr(exc))
+            return
+        finally:
+            if request.kind == "exited_under_pressure":
+                self.reports.forget(request.process)
+        if report_id is not None:
+            self.reports_written += 1
+
+    def status_snapshot(self, sample: TickSample | None, stopped: bool = False) -> dict[str, Any]:
+        """The status document for ``telemetryd status``."""
+        watches = []
+        for rule in self.config.watches:
+            processes = []
+            for (watch, _key), tracked in sorted(self.monitor.tracked.items()):
+                if watch != rule.name:
+                    continue
+                sample_now = tracked.last
+                note = ("access denied (totals from /proc/PID/stat only)"
+                        if sample_now.access_denied else "")
+                processes.append({
+                    "pid": tracked.pid,
+                    "name": sample_now.name,
+                    "create_time": sample_now.create_time,
+                    "rss_bytes": sample_now.rss_bytes,
+                    "cpu_percent": sample_now.cpu_percent,
+                    "members": sample_now.members,
+                    "state": tracked.level.label,
+                    "rss_level": tracked.rss.level.label,
+                    "cpu_level": tracked.cpu.level.label,
+                    "samples_over": max(tracked.rss.over_warning, tracked.cpu.over_warning),
+                    "rate_bytes_per_min": tracked.rate_bytes_per_min,
+                    "eta_seconds": tracked.eta_seconds,
+                    "note": note,
+                })
+            if sample is not None:
+                for tree in sample.by_watch.get(rule.name, []):
+                    if tree.zombie:
+                        processes.append({"pid": tree.pid, "name": tree.name, "rss_bytes": 0,
+                                          "cpu_percent": 0.0, "state": "ok",
+                                          "note": "zombie (exited, not reaped)"})
+            watches.append({"name": rule.name, "processes": processes})
+        spool = self.spool
+        return {
+            "version": STATUS_VERSION,
+            "telemetryd_version": __version__,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "stopped": stopped,
+            "config_source": self.config.source,
+            "config": describe(self.config),
+            "state_dir": str(self.paths.root),
+            "interval": self.config.daemon.interval_seconds,
+            "last_tick": self.last_tick,
+            "watches": watches,
+            "reports": {
+                "pending": spool.pending_count() if spool else None,
+                "written_since_start": self.reports_written,
+                "held_in_memory": self.transport.held_count if self.transport else 0,
+            },
+        }
+
+    def _publish_status(self, sample: TickSample | None, stopped: bool = False) -> None:
+        try:
+            write_snapshot(self.paths.status, self.status_snapshot(sample, stopped))
+        except OSError as exc:
+            log.error("status.write_failed", path=str(self.paths.status), error=str(exc))
+
+
+def _keep_state_dir(new: Config, old: Config) -> Config:
+    from dataclasses import replace
+
+    return replace(new, daemon=replace(new.daemon, state_dir=old.daemon.state_dir))
+
+
+def environ_for_notify() -> Mapping[str, str]:
+    """The environment variables sd_notify needs."""
+    return {k: v for k, v in os.environ.items() if k in ("NOTIFY_SOCKET", "WATCHDOG_USEC",
+                                                          "WATCHDOG_PID")}
