@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sentry_sdk
-from sentry_sdk._types import Event
+
+if TYPE_CHECKING:
+    from sentry_sdk._types import Event
 
 from crash_reports.report import BuiltReport
 

@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 from crash_reports.humanize import format_bytes
-from crash_reports.spool import Spool, SpoolEntry, SpoolLimits
+from crash_reports.spool import Spool, SpoolEntry
 from daemon.config import Config
-from daemon.paths import StatePaths
+from daemon.delivery import make_flusher, open_spool
 
 EXIT_OK, EXIT_FAILURE, EXIT_NOT_FOUND = 0, 1, 66
 
@@ -22,32 +22,6 @@ def _out(text: str = "") -> None:
 
 def _err(text: str) -> None:
     sys.stderr.write(text + "\n")
-
-
-def open_spool(config: Config) -> Spool:
-    """The spool of the configured state dir."""
-    return Spool(
-        StatePaths(config.daemon.state_dir).spool,
-        SpoolLimits(
-            max_reports=config.spool.max_reports,
-            max_bytes=config.spool.max_bytes,
-            max_age_seconds=config.spool.max_age_days * 86400,
-        ),
-    )
-
-
-def make_flusher(config: Config, spool: Spool) -> Any:
-    """A flusher for the configured DSN (one that sends nothing without a DSN)."""
-    from crash_reports.flusher import Flusher
-    from crash_reports.upload import Uploader
-    from daemon import __version__
-
-    sender = (
-        Uploader(config.sentry.dsn, __version__, config.sentry.timeout_seconds)
-        if config.sentry.dsn
-        else None
-    )
-    return Flusher(spool, sender)
 
 
 def run(args: argparse.Namespace, config: Config) -> int:

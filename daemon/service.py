@@ -15,10 +15,13 @@ import psutil
 import sentry_sdk
 import structlog
 
-from crash_reports.spool import Spool, SpoolLimits
+from crash_reports.flusher import Flusher, FlushResult
+from crash_reports.spool import Spool
 from crash_reports.transport import SpoolTransport
 from daemon import __version__
 from daemon.config import Config, ConfigError, describe
+from daemon.delivery import make_flusher, open_spool
+from daemon.flush_worker import FlushWorker
 from daemon.lock import InstanceLock
 from daemon.monitor import LogEvent, Monitor, ReportRequest
 from daemon.notify import Notifier
@@ -95,6 +98,8 @@ class Service:
         self.client: sentry_sdk.Client | None = None
         self.reports: ReportWriter | None = None
         self.scheduler: Any = None
+        self.flusher: Flusher | None = None
+        self.flush_worker: FlushWorker | None = None
         self.reports_written = 0
 
     # --- life cycle -----------------------------------------------------------
@@ -109,15 +114,11 @@ class Service:
                 "set [daemon] state_dir to a writable directory"
             ) from None
         self.lock.acquire()
-        self.spool = Spool(
-            self.paths.spool,
-            SpoolLimits(
-                max_reports=self.config.spool.max_reports,
-                max_bytes=self.config.spool.max_bytes,
-                max_age_seconds=self.config.spool.max_age_days * 86400,
-            ),
-        )
-        self.transport = SpoolTransport(self.spool)
+        self.spool = open_spool(self.config)
+        self.flusher = make_flusher(self.config, self.spool)
+        self.flush_worker = FlushWorker(self.flusher, self.config.sentry.flush_interval_seconds,
+                                        on_result=self._on_flush_result)
+        self.transport = SpoolTransport(self.spool, on_put=self._report_spooled)
         self.client = make_sentry_client(self.transport, self.config)
         self.reports = ReportWriter(self.client, self.spool, self.system,
                                     self.config.sentry.environment)
@@ -131,6 +132,11 @@ class Service:
             on_missed=lambda: log.warning("tick.missed"),
         )
         self.scheduler.start()
+        # After the scheduler: the first sample never waits behind a backlog of reports.
+        self.flush_worker.start()
+        if not self.config.sentry.dsn:
+            log.info("flush.disabled", reason="no Sentry DSN configured; reports stay local",
+                     spool=str(self.paths.spool))
 
     def tick(self) -> None:
         """Sample, evaluate, act, publish status; one run at a time."""
@@ -155,9 +161,9 @@ class Service:
                               "count": self.tick_count}
             self._publish_status(sample)
             if not self.ready_sent:
+                log.info("daemon.ready", first_tick_ms=round(duration * 1000, 2))
                 self.notifier.ready()
                 self.ready_sent = True
-                log.info("daemon.ready", first_tick_ms=round(duration * 1000, 2))
             self.notifier.watchdog()
 
     def reload(self) -> bool:
@@ -192,6 +198,8 @@ class Service:
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status."""
         self.notifier.stopping()
+        if self.flush_worker is not None:
+            self.flush_worker.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
@@ -254,6 +262,13 @@ class Service:
                 *sentry_sdk.utils.event_from_exception(exc, client_options=self.client.options),
                 scope=scope,
             )
+
+    def _report_spooled(self, report_id: str) -> None:
+        if self.flush_worker is not None:
+            self.flush_worker.trigger()
+
+    def _on_flush_result(self, result: FlushResult) -> None:
+        """Hook for the flush thread (stats count deliveries here)."""
 
     def _log(self, action: LogEvent) -> None:
         getattr(log, action.level)(action.event, **action.fields)
@@ -354,9 +369,30 @@ class Service:
             "watches": watches,
             "reports": {
                 "pending": spool.pending_count() if spool else None,
+                "quarantined": len(spool.quarantined()) if spool else None,
                 "written_since_start": self.reports_written,
                 "held_in_memory": self.transport.held_count if self.transport else 0,
             },
+            "flush": self._flush_status(),
+        }
+
+    def _flush_status(self) -> dict[str, Any]:
+        if self.flusher is None:
+            return {}
+        state = self.flusher.state()
+        if not state.enabled:
+            return {"enabled": False, "note": "no Sentry DSN: nothing leaves this machine"}
+        last = state.last_result
+        return {
+            "enabled": True,
+            "target": state.target,
+            "last_flush_at": state.last_flush_at,
+            "last_result": last.status if last else None,
+            "backoff_until": state.backoff_until,
+            "rate_limits": state.rate_limits or None,
+            "last_error": state.last_error,
+            "delivered_total": state.delivered_total,
+            "quarantined_total": state.quarantined_total,
         }
 
     def _publish_status(self, sample: TickSample | None, stopped: bool = False) -> None:

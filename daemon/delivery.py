@@ -1,0 +1,32 @@
+"""Opening the spool and building the flusher from config: shared by the daemon and the CLI."""
+
+from __future__ import annotations
+
+from crash_reports.flusher import Flusher
+from crash_reports.spool import Spool, SpoolLimits
+from crash_reports.upload import Uploader
+from daemon import __version__
+from daemon.config import Config
+from daemon.paths import StatePaths
+
+
+def open_spool(config: Config) -> Spool:
+    """The spool of the configured state dir."""
+    return Spool(
+        StatePaths(config.daemon.state_dir).spool,
+        SpoolLimits(
+            max_reports=config.spool.max_reports,
+            max_bytes=config.spool.max_bytes,
+            max_age_seconds=config.spool.max_age_days * 86400,
+        ),
+    )
+
+
+def make_flusher(config: Config, spool: Spool) -> Flusher:
+    """A flusher for the configured DSN (one that sends nothing without a DSN)."""
+    sender = (
+        Uploader(config.sentry.dsn, __version__, config.sentry.timeout_seconds)
+        if config.sentry.dsn
+        else None
+    )
+    return Flusher(spool, sender)

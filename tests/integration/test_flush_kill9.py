@@ -1,0 +1,164 @@
+"""kill -9 at random points while spooling and flushing loses nothing; two flushers never race."""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from crash_reports.spool import Spool, SpoolLimits
+from tests.support.fault_server import Behaviour, FaultServer, make_envelope
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The child spools `new` reports (printing each id once put() returned), then flushes
+# until nothing is pending.  In "race" mode it first waits for a start file, then
+# flushes without waiting for the lock and counts how often it found it busy.
+CHILD = r"""
+import sys, time
+from pathlib import Path
+import structlog
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+from crash_reports.flusher import Flusher
+from crash_reports.retry import RetryPolicy
+from crash_reports.spool import Spool, SpoolLimits
+from crash_reports.upload import Uploader
+from tests.support.fault_server import make_envelope
+
+root, dsn, new, mode = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+spool = Spool(root, SpoolLimits(max_reports=100_000))
+print("ready", flush=True)
+for _ in range(new):
+    print("stored", spool.put(make_envelope()), flush=True)
+flusher = Flusher(
+    spool, Uploader(dsn, "test", timeout_seconds=10), RetryPolicy(0.01, 0.05)
+)
+if mode == "race":
+    go = root.parent / "go"
+    while not go.exists():
+        time.sleep(0.001)
+busy = delivered = 0
+while True:
+    result = flusher.flush(force=True, lock_timeout_seconds=0 if mode == "race" else 10)
+    delivered += result.delivered
+    if result.status == "busy":
+        busy += 1
+        time.sleep(0.002)
+    elif result.status == "ok" and result.still_pending == 0:
+        break
+print("done", busy, delivered, flush=True)
+"""
+
+
+def start_child(root: Path, dsn: str, new: int, mode: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root), dsn, str(new), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bytes:
+    """Read the child's stdout until ``marker`` appears, the child exits, or the deadline."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    while marker not in buffer and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buffer += chunk
+    return buffer
+
+
+def stored_ids(output: bytes) -> set[str]:
+    return {line.split()[1].decode() for line in output.splitlines() if line.startswith(b"stored")}
+
+
+def assert_spool_sane(spool: Spool) -> None:
+    """Nothing half-written is visible and nothing was ever corrupt."""
+    for entry in spool.list_all():
+        if entry.state != "delivered":
+            spool.read(entry.id)  # parses, or KeyError
+    assert list(spool.corrupt_dir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_kill9_at_random_points_loses_no_report(tmp_path: Path) -> None:
+    """30 rounds of spool+flush killed at random; every stored report arrives, same ids only."""
+    rng = random.Random(int(os.environ.get("KILL9_SEED", "0")) or None)
+    root = tmp_path / "spool"
+    promised: set[str] = set()
+    killed_rounds = 0
+    # A few milliseconds per answer so kills land while a report is on the wire.
+    with FaultServer(default=Behaviour(delay_seconds=0.003)) as server:
+        for _ in range(30):
+            child = start_child(root, server.dsn(), new=3, mode="plain")
+            output = read_until(child, b"ready", timeout=30)
+            assert b"ready" in output, "child did not start"
+            time.sleep(rng.uniform(0, 0.06))
+            if child.poll() is None:
+                os.kill(child.pid, signal.SIGKILL)
+                killed_rounds += 1
+            remaining, _ = child.communicate(timeout=30)
+            promised |= stored_ids(output + remaining)
+            assert_spool_sane(Spool(root, SpoolLimits(max_reports=100_000)))
+        final = start_child(root, server.dsn(), new=0, mode="plain")
+        out = read_until(final, b"done", timeout=60)
+        final.communicate(timeout=30)
+        assert b"done" in out
+        accepted = server.accepted_ids()
+        bodies: dict[str, set[bytes]] = {}
+        for request in server.received:
+            if request.accepted and request.event_id:
+                bodies.setdefault(request.event_id, set()).add(request.body.split(b"\n", 1)[1])
+
+    spool = Spool(root, SpoolLimits(max_reports=100_000))
+    assert killed_rounds >= 10, "too few rounds were actually killed to prove anything"
+    assert len(promised) >= 30
+    assert promised <= set(accepted), f"lost: {sorted(promised - set(accepted))}"
+    assert spool.pending() == [] and spool.quarantined() == []
+    assert list(spool.corrupt_dir.iterdir()) == []
+    duplicates = sum(count - 1 for count in Counter(accepted).values())
+    print(f"kill9: killed {killed_rounds}/30, promised {len(promised)}, re-sent {duplicates}")
+    assert duplicates <= killed_rounds  # at most one re-send per kill
+    # A re-send is the very same report under the same event_id.
+    assert all(len(items) == 1 for items in bodies.values())
+
+
+@pytest.mark.slow
+def test_two_processes_flushing_at_once_never_send_a_report_twice(tmp_path: Path) -> None:
+    """Two flusher processes started together deliver each report exactly once."""
+    root = tmp_path / "spool"
+    spool = Spool(root, SpoolLimits(max_reports=100_000))
+    ids = {spool.put(make_envelope()) for _ in range(40)}
+    with FaultServer(default=Behaviour(delay_seconds=0.02)) as server:
+        children = [start_child(root, server.dsn(), new=0, mode="race") for _ in range(2)]
+        for child in children:
+            assert b"ready" in read_until(child, b"ready", timeout=30)
+        (tmp_path / "go").touch()
+        outputs = [read_until(child, b"done", timeout=60) for child in children]
+        for child in children:
+            child.communicate(timeout=30)
+        accepted = server.accepted_ids()
+    summaries = [out.split(b"done", 1)[1].split() for out in outputs]
+    busy = sum(int(fields[0]) for fields in summaries)
+    delivered = sum(int(fields[1]) for fields in summaries)
+    assert sorted(accepted) == sorted(ids)  # each exactly once
+    assert delivered == 40
+    assert busy > 0, "the two flushers never overlapped: the test proved nothing"
+    assert spool.pending() == []

@@ -1,0 +1,98 @@
+"""Real processes that behave like misbehaving agents, driven over stdin."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+AGENT_SCRIPT = r"""
+import os, subprocess, sys, time
+hoard = []
+children = []
+print("ready", os.getpid(), flush=True)
+for line in sys.stdin:
+    cmd, *args = line.split()
+    if cmd == "grow":
+        hoard.append(bytearray(int(float(args[0]) * 1024 * 1024)))
+        for block in hoard[-1:]:
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+    elif cmd == "free":
+        hoard.clear()
+    elif cmd == "burn":
+        end = time.monotonic() + float(args[0])
+        while time.monotonic() < end:
+            pass
+    elif cmd == "child":
+        code = ("import sys,time; b=bytearray(int(float(sys.argv[1])*1048576)); "
+                "[b.__setitem__(i,1) for i in range(0,len(b),4096)]; "
+                "print('ok', flush=True); time.sleep(3600)")
+        child = subprocess.Popen([sys.executable, "-c", code, args[0]], stdout=subprocess.PIPE)
+        child.stdout.readline()
+        children.append(child)
+    elif cmd == "exit":
+        break
+    print("ok", flush=True)
+"""
+
+
+class Agent:
+    """A child process that allocates, burns CPU or spawns children when told to."""
+
+    def __init__(self, name_hint: str = "agent", extra_args: list[str] | None = None) -> None:
+        argv = [sys.executable, "-c", AGENT_SCRIPT, name_hint, *(extra_args or [])]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.startswith("ready"), line
+        self.pid = self.proc.pid
+
+    def command(self, text: str) -> None:
+        """Send one command and wait until the agent has carried it out."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        assert reply.strip() == "ok", f"agent answered {reply!r} to {text!r}"
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the agent itself, from /proc."""
+        statm = Path(f"/proc/{self.pid}/statm").read_text().split()
+        return int(statm[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def kill(self) -> None:
+        """SIGKILL the agent's whole process group (only what it started)."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
