@@ -20,6 +20,7 @@ from crash_reports.spool import Spool
 from crash_reports.transport import SpoolTransport
 from daemon import __version__
 from daemon.config import Config, ConfigError, describe
+from daemon.crash_hooks import capture_exception, describe_job_error, install_crash_hooks
 from daemon.delivery import make_flusher, open_spool
 from daemon.flush_worker import FlushWorker
 from daemon.lock import InstanceLock
@@ -101,6 +102,7 @@ class Service:
         self.flusher: Flusher | None = None
         self.flush_worker: FlushWorker | None = None
         self.reports_written = 0
+        self._restore_hooks: Callable[[], None] | None = None
 
     # --- life cycle -----------------------------------------------------------
 
@@ -122,6 +124,7 @@ class Service:
         self.client = make_sentry_client(self.transport, self.config)
         self.reports = ReportWriter(self.client, self.spool, self.system,
                                     self.config.sentry.environment)
+        self._restore_hooks = install_crash_hooks(self.client)
         log.info("config.loaded", source=self.config.source, watches=len(self.config.watches),
                  interval=self.config.daemon.interval_seconds,
                  state_dir=str(self.paths.root))
@@ -204,6 +207,9 @@ class Service:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
         self._publish_status(None, stopped=True)
+        if self._restore_hooks is not None:
+            self._restore_hooks()
+            self._restore_hooks = None
         if self.client is not None:
             self.client.close(timeout=1.0)
         log.info("daemon.stopped", ticks=self.tick_count, reports_written=self.reports_written)
@@ -219,7 +225,17 @@ class Service:
                     self.stop_requested.wait(0.5)
                     if self.reload_requested.is_set():
                         self.reload_requested.clear()
-                        self.reload()
+                        try:
+                            self.reload()
+                        except Exception as exc:  # keep serving on the old config
+                            log.error("config.reload_failed", error=repr(exc))
+                            if self.client is not None:
+                                capture_exception(self.client, exc, "reload")
+            except BaseException as exc:
+                if self.client is not None and not isinstance(exc, KeyboardInterrupt):
+                    log.error("daemon.crashed", error=repr(exc))
+                    capture_exception(self.client, exc, "main")
+                raise
             finally:
                 self.shutdown()
         finally:
@@ -254,14 +270,9 @@ class Service:
 
     def _on_job_error(self, exc: BaseException | None, tb: Any) -> None:
         text = "".join(traceback.format_exception(exc)) if exc else str(tb)
-        log.error("tick.error", error=repr(exc), traceback=text)
+        log.error("tick.error", error=describe_job_error(exc, tb), traceback=text)
         if self.client is not None and exc is not None:
-            scope = sentry_sdk.Scope(client=self.client)
-            scope.set_tag("component", "scheduler")
-            self.client.capture_event(
-                *sentry_sdk.utils.event_from_exception(exc, client_options=self.client.options),
-                scope=scope,
-            )
+            capture_exception(self.client, exc, "scheduler")
 
     def _report_spooled(self, report_id: str) -> None:
         if self.flush_worker is not None:

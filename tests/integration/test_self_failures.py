@@ -1,0 +1,83 @@
+"""The daemon's own failures are spooled as Sentry events and the daemon keeps sampling."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+from sentry_sdk.envelope import Envelope
+
+from daemon.config import parse_config_text
+from daemon.proctable import LinuxProcTable, ProcStat
+from daemon.service import Service
+from tests.support.agents import wait_for
+
+
+class FailingOnceTable(LinuxProcTable):
+    """A real /proc reader that fails on its second scan (fault injection)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scans = 0
+
+    def scan(self) -> dict[int, ProcStat]:
+        self.scans += 1
+        if self.scans == 2:
+            raise RuntimeError("injected scan failure")
+        return super().scan()
+
+
+def make_service(tmp_path: Path, table: LinuxProcTable) -> Service:
+    config = parse_config_text(
+        f'[daemon]\ninterval = 0.1\nstate_dir = "{tmp_path}"\n[[watch]]\nname = "init"\npid = 1\n',
+        "<test>", {}, psutil.virtual_memory().total,
+    )
+    return Service(config, process_table=table)
+
+
+def spooled_events(service: Service) -> list[dict]:
+    assert service.spool is not None
+    events = []
+    for entry in service.spool.pending():
+        event = Envelope.deserialize(service.spool.read(entry.id)).get_event()
+        if event is not None:
+            events.append(event)
+    return events
+
+
+def test_scheduler_job_error_is_spooled_and_ticks_continue(tmp_path):
+    """A tick that raises becomes a spooled error event; the next ticks still run."""
+    table = FailingOnceTable()
+    service = make_service(tmp_path, table)
+    service.startup()
+    try:
+        wait_for(lambda: service.tick_count >= 3, message="ticks after the failure")
+        events = wait_for(lambda: spooled_events(service), message="spooled error event")
+    finally:
+        service.shutdown()
+    event = events[0]
+    assert event["tags"]["component"] == "scheduler"
+    assert event["exception"]["values"][-1]["type"] == "RuntimeError"
+    assert event["exception"]["values"][-1]["value"] == "injected scan failure"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_crashed_thread_is_spooled(tmp_path):
+    """An unhandled exception in any daemon thread is captured into the spool."""
+    service = make_service(tmp_path, LinuxProcTable())
+    service.startup()
+    try:
+        def boom() -> None:
+            raise ValueError("thread went wrong")
+
+        thread = threading.Thread(target=boom, name="worker-x")
+        thread.start()
+        thread.join()
+        events = wait_for(lambda: spooled_events(service), message="spooled thread crash")
+        assert service.tick_count >= 1
+    finally:
+        service.shutdown()
+    assert events[0]["tags"]["component"] == "thread:worker-x"
+    assert events[0]["exception"]["values"][-1]["value"] == "thread went wrong"
