@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from crash_reports.flusher import Flusher
-from crash_reports.spool import Spool, SpoolLimits
+from crash_reports.spool import Dropped, Spool, SpoolLimits
 from crash_reports.upload import Uploader
 from daemon import __version__
 from daemon.config import Config
 from daemon.paths import StatePaths
 
 
-def open_spool(config: Config) -> Spool:
+def open_spool(config: Config, on_drop: Callable[[Dropped], None] | None = None) -> Spool:
     """The spool of the configured state dir."""
     return Spool(
         StatePaths(config.daemon.state_dir).spool,
@@ -19,6 +21,7 @@ def open_spool(config: Config) -> Spool:
             max_bytes=config.spool.max_bytes,
             max_age_seconds=config.spool.max_age_days * 86400,
         ),
+        on_drop=on_drop,
     )
 
 

@@ -31,6 +31,7 @@ from daemon.proctable import ProcessTable, default_process_table
 from daemon.reporting import ReportWriter
 from daemon.sampler import Sampler, TickSample
 from daemon.scheduler import make_scheduler, reschedule
+from daemon.stats_recorder import StatsRecorder
 from daemon.status import STATUS_VERSION, write_snapshot
 from daemon.system_facts import SystemFacts
 from daemon.thresholds import Level
@@ -100,6 +101,7 @@ class Service:
         self.reports: ReportWriter | None = None
         self.scheduler: Any = None
         self.flusher: Flusher | None = None
+        self.stats: StatsRecorder | None = None
         self.flush_worker: FlushWorker | None = None
         self.reports_written = 0
         self._restore_hooks: Callable[[], None] | None = None
@@ -116,14 +118,17 @@ class Service:
                 "set [daemon] state_dir to a writable directory"
             ) from None
         self.lock.acquire()
-        self.spool = open_spool(self.config)
+        self.stats = StatsRecorder(self.paths.stats_db)
+        self.stats.start(self.clock())
+        self.spool = open_spool(self.config, on_drop=self.stats.dropped)
         self.flusher = make_flusher(self.config, self.spool)
         self.flush_worker = FlushWorker(self.flusher, self.config.sentry.flush_interval_seconds,
                                         on_result=self._on_flush_result)
         self.transport = SpoolTransport(self.spool, on_put=self._report_spooled)
         self.client = make_sentry_client(self.transport, self.config)
         self.reports = ReportWriter(self.client, self.spool, self.system,
-                                    self.config.sentry.environment)
+                                    self.config.sentry.environment,
+                                    stats_context=self.stats.recent)
         self._restore_hooks = install_crash_hooks(self.client)
         log.info("config.loaded", source=self.config.source, watches=len(self.config.watches),
                  interval=self.config.daemon.interval_seconds,
@@ -157,12 +162,18 @@ class Service:
                     self._write_report(action, evidence)
             if self.transport is not None and self.transport.held_count:
                 self.transport.retry_failed_writes()
+            if self.stats is not None:
+                self.stats.observe(sample, actions)
+                if self.client is not None:
+                    self.stats.ship_due(self.client, now)
             duration = self.monotonic() - started
             self.tick_count += 1
             self.last_tick = {"at": now, "duration_seconds": round(duration, 6),
                               "processes_scanned": sample.processes_scanned,
                               "count": self.tick_count}
             self._publish_status(sample)
+            if self.stats is not None:
+                self.stats.tick_done(now, duration)
             if not self.ready_sent:
                 log.info("daemon.ready", first_tick_ms=round(duration * 1000, 2))
                 self.notifier.ready()
@@ -207,6 +218,9 @@ class Service:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
         self._publish_status(None, stopped=True)
+        if self.stats is not None:
+            self.stats.stop(self.clock())
+            self.stats = None
         if self._restore_hooks is not None:
             self._restore_hooks()
             self._restore_hooks = None
@@ -279,7 +293,9 @@ class Service:
             self.flush_worker.trigger()
 
     def _on_flush_result(self, result: FlushResult) -> None:
-        """Hook for the flush thread (stats count deliveries here)."""
+        """Called on the flush thread: count deliveries, mark stats periods shipped."""
+        if self.stats is not None and self.spool is not None:
+            self.stats.flush_result(self.spool, result)
 
     def _log(self, action: LogEvent) -> None:
         getattr(log, action.level)(action.event, **action.fields)
@@ -331,6 +347,8 @@ class Service:
                 self.reports.forget(request.process)
         if report_id is not None:
             self.reports_written += 1
+            if self.stats is not None:
+                self.stats.report_written(request)
 
     def status_snapshot(self, sample: TickSample | None, stopped: bool = False) -> dict[str, Any]:
         """The status document for ``telemetryd status``."""

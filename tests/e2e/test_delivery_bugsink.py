@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
+
+from crash_reports.stats import Counter, PeriodKey, StatsStore, hour_start
+from crash_reports.stats_events import stats_event_id
 
 from tests.e2e.test_watchdog import memory_watch, pending_envelopes, write_config
 from tests.support.agents import Agent, wait_for
@@ -56,6 +60,14 @@ def test_report_written_offline_is_delivered_to_bugsink_after_restart(
     ]
     assert "deadbeef" not in (tmp_path / "offline.jsonl").read_text()
 
+    # An earlier run's closed hour, persisted but never shipped, goes out on this start too.
+    earlier = time.time() - 2 * 3600
+    store = StatsStore.open(tmp_path / "state" / "stats.db")
+    store.record_sample("leaky", earlier, 123 * 1024 * 1024, 42.0)
+    store.incr("leaky", Counter.WARNINGS, earlier)
+    store.close()
+    stats_id = stats_event_id(socket.gethostname(), PeriodKey("leaky", hour_start(earlier)))
+
     with_dsn(config, bugsink_project.dsn)
     online = DaemonProcess(config, tmp_path / "online.jsonl")
     try:
@@ -64,6 +76,9 @@ def test_report_written_offline_is_delivered_to_bugsink_after_restart(
                  message="spool drained")
         stored = wait_for(lambda: bugsink_server.lookup_event(written["id"], bugsink_project.id),
                           timeout=30, message="event in Bugsink")
+        stats_stored = wait_for(
+            lambda: bugsink_server.lookup_event(stats_id, bugsink_project.id), timeout=30,
+            message="stats event in Bugsink")
         status = json.loads(cli("--config", str(config), "status", "--json").stdout)
     finally:
         assert online.stop() == 0
@@ -76,9 +91,14 @@ def test_report_written_offline_is_delivered_to_bugsink_after_restart(
     assert data["contexts"]["process"]["pid"] == agent.pid
     assert data["contexts"]["thresholds"]["rss_critical_bytes"] > 0
     assert data["fingerprint"] == ["telemetryd", "leaky", "rss_critical"]
+    stats_data = stats_stored["data"]
+    assert stats_data["level"] == "info"
+    assert stats_data["fingerprint"] == ["telemetryd-stats", socket.gethostname()]
+    figures = stats_data["contexts"]["telemetryd_stats"]
+    assert figures["rss_max_bytes"] == 123 * 1024 * 1024 and figures["warnings"] == 1
     # The local copy is remembered as delivered, and status shows the host, never the key.
     listing = json.loads(cli("--config", str(config), "reports", "list", "--json").stdout)
-    assert [(r["id"], r["state"]) for r in listing] == [(written["id"], "delivered")]
+    assert (written["id"], "delivered") in [(r["id"], r["state"]) for r in listing]
     assert status["flush"]["delivered_total"] >= 1
     key = bugsink_project.dsn.split("//")[1].split("@")[0]
     assert key not in json.dumps(status)

@@ -72,23 +72,23 @@ store.close()
 @contextmanager
 def lock_held(path: Path, journal: str = "WAL", begin: str = "IMMEDIATE") -> Iterator[None]:
     """Another process holds a write lock on ``path`` inside the block."""
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", LOCK_HOLDER, str(path), journal, begin],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        assert proc.stdout.readline().strip() == "locked"
-        yield
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout.readline().strip() == "locked"
+            yield
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def integrity(path: Path) -> str:
@@ -146,22 +146,21 @@ def test_kill_9_loses_at_most_one_commit_and_never_corrupts(tmp_path: Path) -> N
     rng = random.Random(1234)
     committed_before = 0
     for round_no in range(6):
-        proc = subprocess.Popen(
+        target = rng.randint(20, 400)
+        with subprocess.Popen(
             [sys.executable, "-c", TICKER, str(path), str(T0 + round_no * 100_000)],
             stdout=subprocess.PIPE,
             text=True,
             env=CHILD_ENV,
-        )
-        assert proc.stdout is not None
-        target = rng.randint(20, 400)
-        try:
-            for _ in range(target):
-                assert proc.stdout.readline(), "the ticker died on its own"
-            time.sleep(rng.random() * 0.01)  # land anywhere inside a tick, not on a boundary
-        finally:
-            os.kill(proc.pid, signal.SIGKILL)
-        remaining = proc.stdout.read().split()
-        proc.wait()
+        ) as proc:
+            assert proc.stdout is not None
+            try:
+                for _ in range(target):
+                    assert proc.stdout.readline(), "the ticker died on its own"
+                time.sleep(rng.random() * 0.01)  # land anywhere in a tick, not on a boundary
+            finally:
+                os.kill(proc.pid, signal.SIGKILL)
+            remaining = proc.stdout.read().split()
         printed = int(remaining[-1]) if remaining else target
 
         assert integrity(path) == "ok"
