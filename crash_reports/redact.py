@@ -19,6 +19,7 @@ _TOKEN_PATTERNS = [
 ]
 _BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=\-]+", re.I)
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.\-]*://[^/\s:@]*):[^@\s/]+@", re.I)
+_WHITESPACE = re.compile(r"(\s+)")
 
 
 def redact_text(text: str) -> str:
@@ -65,5 +66,13 @@ def redact_args(args: Sequence[str]) -> list[str]:
         if assignment and _SECRET_NAME.search(assignment.group(1)):
             result.append(f"{assignment.group(1)}={REDACTED}")
             continue
-        result.append(redact_text(arg))
+        result.append(_redact_words(arg) if _WHITESPACE.search(arg) else redact_text(arg))
     return result
+
+
+def _redact_words(text: str) -> str:
+    """A whole command in one argument (``sh -c '... --api-key X'``): redact it word by word."""
+    parts = _WHITESPACE.split(redact_text(text))
+    # Even indexes are words, odd ones the whitespace between them, kept as it was.
+    parts[::2] = redact_args(parts[::2])
+    return "".join(parts)

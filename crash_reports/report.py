@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crash_reports.humanize import format_bytes, format_duration
-from crash_reports.redact import redact_args, redact_text
+from crash_reports.redact import redact_args
 
 REPORT_NAMESPACE = uuid.UUID("6f0e4a52-2b8e-4c1f-9a55-1d1a3c2e7b10")
 KINDS = ("rss_critical", "cpu_critical", "exited_under_pressure")
@@ -104,7 +104,7 @@ def sanitize_process(process: dict[str, Any]) -> dict[str, Any]:
     if isinstance(cmdline, list):
         clean["cmdline"] = redact_args([str(arg) for arg in cmdline])
     elif isinstance(cmdline, str):
-        clean["cmdline"] = redact_text(cmdline)
+        clean["cmdline"] = redact_args([cmdline])[0]
     return clean
 
 

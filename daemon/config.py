@@ -8,6 +8,7 @@ logs, reads files or touches the process.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -306,7 +307,7 @@ class _Table:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"expected a number, got {_type_name(value)}")
-        if positive and value <= 0:
+        if positive and not 0 < value < math.inf:  # also refuses nan and inf
             raise self.error(key, f"expected a positive number, got {value}")
         return float(value)
 
@@ -339,7 +340,7 @@ class _Table:
             seconds = parse_duration(value)
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
-        if seconds <= 0:
+        if not 0 < seconds < math.inf:
             raise self.error(key, f"expected a positive duration, got {value!r}")
         return seconds
 

@@ -57,7 +57,12 @@ def parse_size(value: object, total_memory_bytes: int) -> int:
         fraction = float(percent.group(1)) / 100
         if not 0 < fraction <= 1:
             raise ValueError(f"a percent of RAM must be in (0, 100]; got {value!r}")
-        return int(total_memory_bytes * fraction)
+        size = int(total_memory_bytes * fraction)
+        if size <= 0:
+            # A size that is not about RAM (total 0) or too small a share of it.
+            raise ValueError(f"{expected}; got {value!r} (a percent of RAM is not"
+                             " allowed here or comes to 0 bytes)")
+        return size
     match = _SIZE_RE.match(value)
     if not match:
         raise ValueError(f"{expected}; got {value!r}")

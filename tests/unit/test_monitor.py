@@ -1,0 +1,229 @@
+"""The Monitor: hand-built ticks in, log events and report requests out (no psutil, no clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon.config import WatchRule
+from daemon.monitor import Action, LogEvent, Monitor, ReportRequest
+from daemon.sampler import TickSample, TreeSample
+from daemon.thresholds import Level
+
+MIB = 1024**2
+RULE = WatchRule(
+    name="agent",
+    process_name="agent",
+    rss_warning_bytes=100 * MIB,
+    rss_critical_bytes=200 * MIB,
+    cpu_warning_percent=150.0,
+    cpu_critical_percent=300.0,
+    sustained=2,
+    cpu_sustained=2,
+    cooldown_seconds=60.0,
+)
+
+
+def tree(pid: int, rss_mib: float, cpu: float = 0.0, start: int = 1000, watch: str = "agent",
+         zombie: bool = False) -> TreeSample:
+    """A sample of one process tree."""
+    rss = int(rss_mib * MIB)
+    return TreeSample(watch=watch, pid=pid, key=(pid, start), name="agent",
+                      create_time=start / 100, rss_bytes=rss, cpu_percent=cpu,
+                      root_rss_bytes=rss, root_cpu_percent=cpu, members=1, zombie=zombie)
+
+
+def tick(at: float, *samples: TreeSample, watch: str = "agent") -> TickSample:
+    """One tick holding these samples for one watch."""
+    return TickSample(at=at, by_watch={watch: list(samples)}, processes_scanned=100)
+
+
+def make_monitor(rule: WatchRule = RULE) -> Monitor:
+    """A monitor for one watch."""
+    return Monitor((rule,), history_samples=5, trend_window_seconds=60.0)
+
+
+def feed(monitor: Monitor, ticks: Sequence[TickSample]) -> list[Action]:
+    """Observe every tick; return every action in order."""
+    actions: list[Action] = []
+    for one in ticks:
+        actions.extend(monitor.observe(one))
+    return actions
+
+
+def events(actions: Sequence[Action], name: str) -> list[LogEvent]:
+    """The log events of one name."""
+    return [a for a in actions if isinstance(a, LogEvent) and a.event == name]
+
+
+def reports(actions: Sequence[Action], kind: str | None = None) -> list[ReportRequest]:
+    """The report requests (of one kind)."""
+    return [a for a in actions if isinstance(a, ReportRequest) and kind in (None, a.kind)]
+
+
+def test_process_seen_once() -> None:
+    """A new process is announced on its first tick only."""
+    monitor = make_monitor()
+    actions = feed(monitor, [tick(t, tree(10, 50)) for t in range(5)])
+    (seen,) = events(actions, "process.seen")
+    assert seen.fields["pid"] == 10 and seen.fields["watch"] == "agent"
+    assert len(actions) == 1
+
+
+def test_warning_logged_once_per_crossing_not_every_tick() -> None:
+    """Twenty ticks over the warning give one warning; a clear and a new rise give one more."""
+    monitor = make_monitor()
+    over = [tick(t, tree(10, 150)) for t in range(20)]
+    actions = feed(monitor, over)
+    (warning,) = events(actions, "threshold.warning")
+    assert warning.level == "warning"
+    assert warning.fields["rss_bytes"] == 150 * MIB
+    assert warning.fields["level_bytes"] == 100 * MIB
+    assert warning.fields["metric"] == "rss"
+    actions = feed(monitor, [tick(20 + t, tree(10, 50)) for t in range(5)])
+    (cleared,) = events(actions, "threshold.cleared")
+    assert cleared.level == "info" and cleared.fields["from_level"] == "warning"
+    actions = feed(monitor, [tick(30 + t, tree(10, 150)) for t in range(5)])
+    assert len(events(actions, "threshold.warning")) == 1
+    assert reports(actions) == []
+
+
+def test_critical_gives_one_report_per_cooldown() -> None:
+    """Critical, clear and critical again inside the cooldown: one report, one suppression."""
+    monitor = make_monitor()
+    actions = feed(monitor, [tick(t, tree(10, 250)) for t in range(10)])
+    (report,) = reports(actions)
+    assert report.kind == "rss_critical" and report.at == 1.0
+    assert report.transition is not None and report.transition.to_level == Level.CRITICAL
+    assert report.rule is RULE and report.process.pid == 10
+    assert [s.rss_bytes for s in report.samples] == [250 * MIB, 250 * MIB]
+    (critical,) = events(actions, "threshold.critical")
+    assert critical.level == "error"
+
+    actions = feed(monitor, [tick(10, tree(10, 10)), tick(11, tree(10, 250)),
+                             tick(12, tree(10, 250))])
+    assert reports(actions) == []
+    (suppressed,) = events(actions, "report.suppressed")
+    assert suppressed.fields == {"watch": "agent", "pid": 10, "kind": "rss_critical",
+                                 "reason": "cooldown"}
+
+    # 60 s after the first report the cooldown is over.
+    actions = feed(monitor, [tick(59, tree(10, 10)), tick(60, tree(10, 250)),
+                             tick(61, tree(10, 250))])
+    (again,) = reports(actions)
+    assert again.at == 61
+
+
+def test_each_process_and_kind_has_its_own_cooldown() -> None:
+    """Two processes both report, and RSS and CPU critical on one process both report."""
+    monitor = make_monitor()
+    actions = feed(monitor, [tick(t, tree(10, 250, cpu=400), tree(11, 250, start=2000))
+                             for t in range(3)])
+    found = sorted((r.process.pid, r.kind) for r in reports(actions))
+    assert found == [(10, "cpu_critical"), (10, "rss_critical"), (11, "rss_critical")]
+
+
+def test_process_vanishing_at_warning_reports_exited_under_pressure() -> None:
+    """A process gone while at warning gives process.exited and an exited_under_pressure report."""
+    monitor = make_monitor()
+    feed(monitor, [tick(t, tree(10, 150)) for t in range(3)])
+    actions = monitor.observe(tick(3))
+    (exited,) = events(actions, "process.exited")
+    assert exited.fields["level"] == "warning"
+    assert exited.fields["last_rss_bytes"] == 150 * MIB
+    assert exited.fields["lifetime_seconds"] == 3.0
+    (report,) = reports(actions)
+    assert report.kind == "exited_under_pressure"
+    assert report.transition is None and report.at == 3
+    assert len(report.samples) == 3
+    assert monitor.tracked == {}
+    assert feed(monitor, [tick(4), tick(5)]) == []
+
+
+def test_process_vanishing_at_ok_is_only_logged() -> None:
+    """A healthy process that exits is logged and not reported."""
+    monitor = make_monitor()
+    feed(monitor, [tick(0, tree(10, 50))])
+    actions = monitor.observe(tick(1))
+    assert [a.event for a in actions if isinstance(a, LogEvent)] == ["process.exited"]
+    assert reports(actions) == []
+
+
+def test_zombie_counts_as_exited() -> None:
+    """A watched process that turns zombie at critical is reported as exited under pressure."""
+    monitor = make_monitor()
+    feed(monitor, [tick(t, tree(10, 250)) for t in range(3)])
+    actions = monitor.observe(tick(3, tree(10, 0, zombie=True)))
+    assert [r.kind for r in reports(actions)] == ["exited_under_pressure"]
+    assert feed(monitor, [tick(4, tree(10, 0, zombie=True))]) == []
+
+
+def test_pid_reuse_is_a_different_process() -> None:
+    """Same pid with another start time: the old one exits, the new one starts from ok."""
+    monitor = make_monitor()
+    first = feed(monitor, [tick(t, tree(10, 250, start=1000)) for t in range(2)])
+    assert [r.kind for r in reports(first)] == ["rss_critical"]
+
+    actions = monitor.observe(tick(2, tree(10, 250, start=5000)))
+    (exited,) = events(actions, "process.exited")
+    assert exited.fields["level"] == "critical"
+    assert [r.kind for r in reports(actions)] == ["exited_under_pressure"]
+    assert reports(actions)[0].process.key == (10, 1000)
+    (seen,) = events(actions, "process.seen")
+    assert seen.fields["pid"] == 10
+    assert events(actions, "threshold.critical") == []  # one sample, sustained is 2
+    assert list(monitor.tracked) == [("agent", (10, 5000))]
+
+    # The new process has its own cooldown: it reports although the old one just did.
+    actions = monitor.observe(tick(3, tree(10, 250, start=5000)))
+    (report,) = reports(actions)
+    assert report.kind == "rss_critical" and report.process.key == (10, 5000)
+
+
+def test_growth_rate_and_eta_in_logs() -> None:
+    """RSS growing 1 MiB/s shows about 60 MiB/min and an ETA to critical on the warning."""
+    monitor = make_monitor()
+    actions = feed(monitor, [tick(t * 5, tree(10, 90 + t * 5)) for t in range(6)])
+    (warning,) = events(actions, "threshold.warning")
+    assert warning.fields["rate_bytes_per_min"] == pytest.approx(60 * MIB, rel=1e-6)
+    tracked = monitor.tracked[("agent", (10, 1000))]
+    assert tracked.eta_seconds == pytest.approx((200 - 115) * 60 / 60, rel=1e-6)
+    assert warning.fields["eta_seconds"] is not None
+
+
+def test_history_is_bounded() -> None:
+    """Only the last history_samples samples go with a report."""
+    monitor = make_monitor()
+    actions = feed(monitor, [tick(t, tree(10, 10 + t)) for t in range(10)] +
+                   [tick(10 + t, tree(10, 250)) for t in range(2)])
+    (report,) = reports(actions)
+    assert [s.at for s in report.samples] == [7, 8, 9, 10, 11]
+
+
+def test_unknown_watch_is_ignored_and_removed_watch_forgotten() -> None:
+    """Samples of a watch not in the rules are ignored; set_rules drops a removed watch silently."""
+    monitor = make_monitor()
+    assert monitor.observe(tick(0, tree(10, 500, watch="other"), watch="other")) == []
+    feed(monitor, [tick(t, tree(10, 150)) for t in range(3)])
+    monitor.set_rules(())
+    assert monitor.tracked == {}
+    assert monitor.observe(TickSample(5, {}, 0)) == []
+
+
+@settings(max_examples=150)
+@given(rss=st.lists(st.sampled_from([10, 95, 150, 185, 250]), min_size=1, max_size=80),
+       cooldown=st.sampled_from([1.0, 5.0, 20.0, 600.0]))
+def test_reports_of_a_kind_are_at_least_a_cooldown_apart(rss: list[int], cooldown: float) -> None:
+    """Whatever the RSS does, two rss_critical reports are never closer than the cooldown."""
+    rule = WatchRule(name="agent", process_name="agent", rss_warning_bytes=100 * MIB,
+                     rss_critical_bytes=200 * MIB, sustained=2, cooldown_seconds=cooldown)
+    monitor = make_monitor(rule)
+    actions = feed(monitor, [tick(t, tree(10, value)) for t, value in enumerate(rss)])
+    times = [r.at for r in reports(actions, "rss_critical")]
+    assert all(b - a >= cooldown for a, b in pairwise(times))
+    crossings = events(actions, "threshold.critical")
+    assert len(times) + len(events(actions, "report.suppressed")) == len(crossings)
