@@ -120,10 +120,12 @@ class Monitor:
         self.history_samples = history_samples
         self.trend_window_seconds = trend_window_seconds
         self.tracked: dict[tuple[str, tuple[int, int]], TrackedProcess] = {}
+        self._level_rules: dict[str, tuple[WatchRule, LevelRule, LevelRule]] = {}
 
     def set_rules(self, rules: tuple[WatchRule, ...]) -> None:
         """Use new rules; processes of removed watches are forgotten without a report."""
         self.rules = {rule.name: rule for rule in rules}
+        self._level_rules = {}
         self.tracked = {k: v for k, v in self.tracked.items() if k[0] in self.rules}
 
     def observe(self, tick: TickSample) -> list[Action]:
@@ -163,8 +165,9 @@ class Monitor:
         )
         self._update_trend(tracked, rule, now)
         actions: list[Action] = []
-        tracked.rss, rss_transitions = step(tracked.rss, sample.rss_bytes, rss_rule(rule), now)
-        tracked.cpu, cpu_transitions = step(tracked.cpu, sample.cpu_percent, cpu_rule(rule), now)
+        rss_levels, cpu_levels = self._levels_of(rule)
+        tracked.rss, rss_transitions = step(tracked.rss, sample.rss_bytes, rss_levels, now)
+        tracked.cpu, cpu_transitions = step(tracked.cpu, sample.cpu_percent, cpu_levels, now)
         for metric, transitions in (("rss", rss_transitions), ("cpu", cpu_transitions)):
             for transition in transitions:
                 actions.append(self._log_transition(tracked, metric, transition))
@@ -172,6 +175,14 @@ class Monitor:
                     kind: ReportKind = "rss_critical" if metric == "rss" else "cpu_critical"
                     actions.extend(self._report(tracked, rule, kind, transition, now))
         return actions
+
+    def _levels_of(self, rule: WatchRule) -> tuple[LevelRule, LevelRule]:
+        # Built once per rule rather than twice per process per tick (a hot path at 1,000).
+        cached = self._level_rules.get(rule.name)
+        if cached is None or cached[0] is not rule:
+            cached = (rule, rss_rule(rule), cpu_rule(rule))
+            self._level_rules[rule.name] = cached
+        return cached[1], cached[2]
 
     def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float) -> None:
         # A dozen points spread over the window keep the slope cheap at any tick rate.

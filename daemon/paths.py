@@ -38,6 +38,11 @@ class StatePaths:
         """Agent telemetry events received over OTLP."""
         return self.root / "events.db"
 
+    @property
+    def budgets(self) -> Path:
+        """Which budget thresholds already fired this period."""
+        return self.root / "budgets.json"
+
     def ensure(self) -> None:
         """Create the state dir (0700) and check it is writable; raise OSError with a reason."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -68,7 +67,8 @@ def parse_stat_line(pid: int, line: str, clock_ticks: int, page_size: int) -> Pr
     open_paren = line.index("(")
     close_paren = line.rindex(")")
     comm = line[open_paren + 1 : close_paren]
-    fields = line[close_paren + 2 :].split()
+    # Only the first 22 fields are used; not splitting the other 30 halves the cost.
+    fields = line[close_paren + 2 :].split(None, 22)
     return ProcStat(
         pid=pid,
         ppid=int(fields[1]),
@@ -79,6 +79,18 @@ def parse_stat_line(pid: int, line: str, clock_ticks: int, page_size: int) -> Pr
         start_ticks=int(fields[19]),
         num_threads=int(fields[17]),
     )
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything left in a file; one read for a stat line, more only if it is longer."""
+    chunk = os.read(fd, 4096)
+    if len(chunk) < 4096:
+        return chunk
+    parts = [chunk]
+    while chunk:
+        chunk = os.read(fd, 4096)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class LinuxProcTable:
@@ -100,22 +112,26 @@ class LinuxProcTable:
             pass
         return psutil.boot_time()
 
-    def _pids(self) -> Iterator[int]:
-        with os.scandir(self.proc_root) as entries:
-            for entry in entries:
-                if entry.name.isdigit():
-                    yield int(entry.name)
-
     def scan(self) -> dict[int, ProcStat]:
         """Every process visible now, by pid."""
         table: dict[int, ProcStat] = {}
         root = str(self.proc_root)
         ticks, page = self.clock_ticks, self.page_size
-        for pid in self._pids():
+        # Raw os.open/os.read: a text-mode open() builds three I/O objects per file,
+        # which cost more than the kernel's work of producing the line.
+        for name in os.listdir(root):
+            if not name.isdigit():
+                continue
             try:
-                with open(f"{root}/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-                    line = handle.read()
-                table[pid] = parse_stat_line(pid, line, ticks, page)
+                fd = os.open(f"{root}/{name}/stat", os.O_RDONLY)
+                try:
+                    data = _read_all(fd)
+                finally:
+                    os.close(fd)
+                pid = int(name)
+                table[pid] = parse_stat_line(
+                    pid, data.decode("utf-8", errors="replace"), ticks, page
+                )
             except (OSError, ValueError, IndexError):
                 continue  # exited between listing and reading, or unreadable
         return table

@@ -19,6 +19,7 @@ from crash_reports.flusher import Flusher, FlushResult
 from crash_reports.spool import Spool
 from crash_reports.transport import SpoolTransport
 from daemon import __version__
+from daemon.agent_link import AgentLink
 from daemon.config import Config, ConfigError, describe
 from daemon.crash_hooks import capture_exception, describe_job_error, install_crash_hooks
 from daemon.delivery import make_flusher, open_spool
@@ -52,7 +53,6 @@ def make_sentry_client(transport: SpoolTransport, config: Config) -> sentry_sdk.
         default_integrations=False,
         auto_enabling_integrations=False,
         include_local_variables=False,
-        send_default_pii=False,
         server_name=None,
         release=f"telemetryd@{__version__}",
         environment=config.sentry.environment,
@@ -102,6 +102,7 @@ class Service:
         self.scheduler: Any = None
         self.flusher: Flusher | None = None
         self.stats: StatsRecorder | None = None
+        self.agents: AgentLink | None = None
         self.flush_worker: FlushWorker | None = None
         self.reports_written = 0
         self._restore_hooks: Callable[[], None] | None = None
@@ -126,8 +127,10 @@ class Service:
                                         on_result=self._on_flush_result)
         self.transport = SpoolTransport(self.spool, on_put=self._report_spooled)
         self.client = make_sentry_client(self.transport, self.config)
+        self.agents = AgentLink(self.config, self.paths.events_db, self.paths.budgets)
         self.reports = ReportWriter(self.client, self.spool, self.system,
                                     self.config.sentry.environment,
+                                    agent_context=self.agents.context_for,
                                     stats_context=self.stats.recent)
         self._restore_hooks = install_crash_hooks(self.client)
         log.info("config.loaded", source=self.config.source, watches=len(self.config.watches),
@@ -135,6 +138,7 @@ class Service:
                  state_dir=str(self.paths.root))
         log.info("daemon.starting", pid=os.getpid(), version=__version__,
                  pending_reports=self.spool.pending_count())
+        self.agents.start()
         self.scheduler = make_scheduler(
             self.tick, self.config.daemon.interval_seconds, self._on_job_error,
             on_missed=lambda: log.warning("tick.missed"),
@@ -166,6 +170,8 @@ class Service:
                 self.stats.observe(sample, actions)
                 if self.client is not None:
                     self.stats.ship_due(self.client, now)
+            if self.agents is not None:
+                self.agents.check_budgets(self.client, now)
             duration = self.monotonic() - started
             self.tick_count += 1
             self.last_tick = {"at": now, "duration_seconds": round(duration, 6),
@@ -212,6 +218,8 @@ class Service:
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status."""
         self.notifier.stopping()
+        if self.agents is not None:
+            self.agents.stop()
         if self.flush_worker is not None:
             self.flush_worker.stop()
         if self.scheduler is not None:
@@ -403,6 +411,7 @@ class Service:
                 "held_in_memory": self.transport.held_count if self.transport else 0,
             },
             "flush": self._flush_status(),
+            "otlp": self.agents.status() if self.agents else {},
         }
 
     def _flush_status(self) -> dict[str, Any]:

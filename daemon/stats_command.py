@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from crash_reports.humanize import format_bytes, format_duration
@@ -84,21 +85,20 @@ def _print_watchdog(summary: dict[str, Any]) -> None:
 
 def agent_summary(paths: StatePaths, now: float, since_seconds: float, by: str) -> dict[str, Any]:
     """Agent telemetry grouped by agent, model or tool (empty when nothing was received)."""
-    if not paths.events_db.exists():
-        return {"note": "no agent telemetry received yet (point OTLP exporters at [otlp] listen)"}
-    from daemon.agents.store import EventStore
+    from daemon.agents.queries import StoreReader
 
-    store = EventStore.open_read_only(paths.events_db)
-    try:
-        return store.summary(now - since_seconds, now, by)
-    finally:
-        store.close()
+    reader = StoreReader(paths.events_db)
+    rows = reader.stats(now - since_seconds, now, by)  # type: ignore[arg-type]
+    if not rows:
+        return {"note": "no agent telemetry in this period (point OTLP exporters at "
+                        "[otlp] listen)", "rows": []}
+    return {"rows": [row.as_dict() for row in rows]}
 
 
 def _print_agents(agents: dict[str, Any], by: str) -> None:
     _out("")
-    if "rows" not in agents:
-        _out(f"agents: {agents.get('note') or agents.get('error') or 'none'}")
+    if not agents.get("rows"):
+        _out(f"agents: {agents.get('note') or 'none'}")
         return
     header = (by.upper(), "INPUT", "OUTPUT", "CACHE R", "CACHE W", "COST USD", "REQUESTS",
               "ERRORS", "TOOL CALLS", "TOOL FAILS")
@@ -106,19 +106,19 @@ def _print_agents(agents: dict[str, Any], by: str) -> None:
     for row in agents["rows"]:
         cost = row.get("cost_usd")
         cost_text = "unknown" if cost is None else f"{cost:.4f}"
-        if row.get("cost_status") == "partial" and cost is not None:
+        if row.get("cost_status") in ("partial", "mixed") and cost is not None:
             cost_text += "+?"
+        tokens = row.get("tokens") or {}
         rows.append((
-            str(row.get("key")), str(row.get("input_tokens", 0)),
-            str(row.get("output_tokens", 0)), str(row.get("cache_read_tokens", 0)),
-            str(row.get("cache_creation_tokens", 0)), cost_text, str(row.get("requests", 0)),
-            str(row.get("errors", 0)), str(row.get("tool_calls", 0)),
-            str(row.get("tool_failures", 0)),
+            str(row.get("key")), str(tokens.get("input", 0)), str(tokens.get("output", 0)),
+            str(tokens.get("cache_read", 0)), str(tokens.get("cache_creation", 0)), cost_text,
+            str(row.get("requests", 0)), str(sum((row.get("errors") or {}).values())),
+            str(row.get("tool_calls", 0)), str(row.get("tool_failures", 0)),
         ))
     _table(rows)
 
 
-def _table(rows: list[tuple[str, ...]]) -> None:
+def _table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

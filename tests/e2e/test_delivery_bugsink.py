@@ -11,7 +11,6 @@ import pytest
 
 from crash_reports.stats import Counter, PeriodKey, StatsStore, hour_start
 from crash_reports.stats_events import stats_event_id
-
 from tests.e2e.test_watchdog import memory_watch, pending_envelopes, write_config
 from tests.support.agents import Agent, wait_for
 from tests.support.bugsink import BugsinkProject, BugsinkServer, normalize_event_id
@@ -30,11 +29,11 @@ def closed_loopback_port() -> int:
 def with_dsn(config: Path, dsn: str, flush_interval: int = 2) -> None:
     """Point an existing config at a DSN."""
     text = config.read_text()
-    head, _, watches = text.partition("[[watch]]")
+    head, _, watches = text.partition("[otlp]")
     head = head.split("[sentry]")[0]
     config.write_text(
         f'{head}[sentry]\ndsn = "{dsn}"\nflush_interval = {flush_interval}\ntimeout = 5\n\n'
-        f"[[watch]]{watches}"
+        f"[otlp]{watches}"
     )
 
 

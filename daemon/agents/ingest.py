@@ -1,0 +1,147 @@
+"""A bounded queue in front of the store and the single thread that writes batches into it."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from daemon.agents.counters import Counters
+from daemon.agents.pricing import price_tokens
+from daemon.agents.records import Record, TokenUsage
+from daemon.agents.store import EventStore
+
+log = structlog.get_logger(__name__)
+_STOP = object()
+
+
+class Ingestor:
+    """``submit`` never blocks: a full queue answers False and the drop is counted."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        queue_size: int,
+        counters: Counters | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch_max_records: int = 5000,
+        retention_interval_seconds: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.counters = counters or Counters()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._clock = clock
+        self._batch_max = batch_max_records
+        self._retention_interval = retention_interval_seconds
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="telemetryd-agents-writer", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            # The writer is draining, so room appears unless it died.
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            log.error("agents.ingest.stop_timed_out", queue_depth=self.queue_depth())
+            return
+        thread.join(timeout)
+
+    def submit(self, records: Sequence[Record], points: int) -> bool:
+        """Queue one request's records; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(list(records))
+        except queue.Full:
+            self.counters.add("requests_dropped.queue_full")
+            self.counters.add("points_dropped.queue_full", points)
+            return False
+        return True
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted so far is written; False if the deadline passed."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def queue_depth(self) -> int:
+        """Requests waiting for the writer."""
+        return self._queue.qsize()
+
+    def stats(self) -> dict[str, int]:
+        """Every counter plus the queue depth."""
+        snapshot = self.counters.snapshot()
+        snapshot["queue_depth"] = self.queue_depth()
+        return snapshot
+
+    def _run(self) -> None:
+        next_retention = self._clock() + self._retention_interval
+        while True:
+            batch = self._take_batch()
+            self._write([r for item in batch if isinstance(item, list) for r in item])
+            now = self._clock()
+            if now >= next_retention:
+                next_retention = now + self._retention_interval
+                self._retain(now)
+            for _ in batch:
+                self._queue.task_done()
+            if any(item is _STOP for item in batch):
+                return
+
+    def _take_batch(self) -> list[object]:
+        """Wait briefly for one item, then take what else is queued, up to the batch size."""
+        try:
+            batch = [self._queue.get(timeout=1.0)]
+        except queue.Empty:
+            return []
+        size = len(batch[0]) if isinstance(batch[0], list) else 0
+        while size < self._batch_max and batch[-1] is not _STOP:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(item)
+            size += len(item) if isinstance(item, list) else 0
+        return batch
+
+    def _write(self, records: list[Record]) -> None:
+        if not records:
+            return
+        priced = [price_tokens(r) if isinstance(r, TokenUsage) else r for r in records]
+        try:
+            written = self.store.append(priced)
+        except Exception as exc:  # the writer must outlive a full disk or a locked file
+            self.counters.add("write_errors")
+            self.counters.add("records_dropped.write_error", len(records))
+            log.error("agents.store.write_failed", error=type(exc).__name__, records=len(records))
+            return
+        self.counters.add("events_written", written)
+
+    def _retain(self, now: float) -> None:
+        try:
+            result = self.store.enforce_retention(now)
+        except Exception as exc:  # retention failing must not stop ingestion
+            log.error("agents.store.retention_failed", error=type(exc).__name__)
+            return
+        if result.deleted_events or result.deleted_hourly_rows:
+            log.info(
+                "agents.store.retention",
+                deleted_events=result.deleted_events,
+                deleted_hourly_rows=result.deleted_hourly_rows,
+                used_bytes=result.used_bytes,
+            )

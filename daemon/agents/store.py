@@ -1,0 +1,182 @@
+"""The agent event store: SQLite in WAL mode, raw events per stream plus hourly aggregates.
+
+One ``EventStore`` belongs to one writer thread (the ingest writer); readers use
+``daemon.agents.queries.StoreReader``, which opens its own connections.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.agents.records import Record
+from daemon.agents.rows import HourlyKey, data_json, hourly_increments, kind_of
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS streams (
+    stream TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    instance_id TEXT,
+    session_id TEXT,
+    pid INTEGER,
+    data TEXT NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_pid ON events (pid, ts) WHERE pid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_session ON events (session_id, ts) WHERE session_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_instance ON events (instance_id, ts)
+    WHERE instance_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS hourly (
+    hour INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    measure TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    value REAL NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (hour, agent, model, tool, measure, dim)
+) WITHOUT ROWID;
+"""
+_UPSERT_HOURLY = """
+INSERT INTO hourly (hour, agent, model, tool, measure, dim, value, count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (hour, agent, model, tool, measure, dim)
+DO UPDATE SET value = value + excluded.value, count = count + excluded.count
+"""
+_MAX_TRIM_ROUNDS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    """What one retention pass removed."""
+
+    deleted_events: int
+    deleted_hourly_rows: int
+    used_bytes: int
+
+
+class EventStore:
+    """Append records, keep hourly aggregates, and enforce retention by age and size."""
+
+    def __init__(self, path: Path, retention_days: float, retention_bytes: int) -> None:
+        self.path = path
+        self.retention_days = retention_days
+        self.retention_bytes = retention_bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The connection moves to the writer thread after construction; one thread at a time.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db.executescript(SCHEMA)
+        self._last_seq: dict[str, int] = dict(
+            self._db.execute("SELECT stream, last_seq FROM streams").fetchall()
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def append(self, records: Sequence[Record]) -> int:
+        """Store records in one transaction, each with the next sequence of its stream."""
+        if not records:
+            return 0
+        event_rows = []
+        touched: dict[str, str] = {}
+        hourly: dict[HourlyKey, list[float]] = {}
+        last_seq = dict(self._last_seq)
+        for record in records:
+            agent = record.agent
+            stream = agent.stream
+            seq = last_seq.get(stream, 0) + 1
+            last_seq[stream] = seq
+            touched[stream] = agent.name
+            event_rows.append(
+                (
+                    stream,
+                    seq,
+                    record.ts,
+                    kind_of(record),
+                    agent.name,
+                    agent.instance_id,
+                    record.session_id,
+                    agent.pid,
+                    data_json(record),
+                )
+            )
+            for key, value, count in hourly_increments(record):
+                slot = hourly.setdefault(key, [0.0, 0])
+                slot[0] += value
+                slot[1] += count
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            db.executemany(
+                "INSERT INTO streams (stream, agent, last_seq) VALUES (?, ?, ?) "
+                "ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq",
+                [(stream, name, last_seq[stream]) for stream, name in touched.items()],
+            )
+            db.executemany(
+                _UPSERT_HOURLY,
+                [(*key, value, int(count)) for key, (value, count) in hourly.items()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._last_seq = last_seq
+        return len(event_rows)
+
+    def used_bytes(self) -> int:
+        """Bytes of the database in use (free pages not counted)."""
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def enforce_retention(self, now: float) -> RetentionResult:
+        """Drop events and hourly rows older than the retention age, then oldest-first to size."""
+        db = self._db
+        horizon = now - self.retention_days * 86400.0
+        deleted_events = db.execute("DELETE FROM events WHERE ts < ?", (horizon,)).rowcount
+        deleted_hours = db.execute(
+            "DELETE FROM hourly WHERE hour < ?", (int(horizon // 3600),)
+        ).rowcount
+        for _ in range(_MAX_TRIM_ROUNDS):
+            used = self.used_bytes()
+            if used <= self.retention_bytes:
+                break
+            total = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            if total:
+                # Events are most of the file: drop the overshare plus a margin, oldest first.
+                share = min(1.0, max(0.1, (used - self.retention_bytes) / used + 0.05))
+                cut = db.execute(
+                    "SELECT ts FROM events ORDER BY ts LIMIT 1 OFFSET ?",
+                    (min(total - 1, int(total * share)),),
+                ).fetchone()[0]
+                deleted_events += db.execute("DELETE FROM events WHERE ts <= ?", (cut,)).rowcount
+            else:
+                oldest = db.execute("SELECT min(hour) FROM hourly").fetchone()[0]
+                if oldest is None:
+                    break
+                deleted_hours += db.execute(
+                    "DELETE FROM hourly WHERE hour <= ?", (oldest,)
+                ).rowcount
+        if deleted_events or deleted_hours:
+            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return RetentionResult(deleted_events, deleted_hours, self.used_bytes())
