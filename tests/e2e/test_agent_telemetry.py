@@ -1,0 +1,104 @@
+"""End to end: an agent's OpenTelemetry reaches the daemon, `stats`, and its crash report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+
+from tests.e2e.test_watchdog import memory_watch, pending_envelopes, write_config
+from tests.support.agents import Agent, wait_for
+from tests.support.daemon_proc import DaemonProcess, cli
+
+
+def otlp_port(config: Path) -> int:
+    """The receiver's real port, as `status` reports it."""
+    def port() -> int | None:
+        result = cli("--config", str(config), "status", "--json")
+        otlp = json.loads(result.stdout).get("otlp") or {}
+        return int(otlp["listen"].rsplit(":", 1)[1]) if otlp.get("up") else None
+    return wait_for(port, message="OTLP receiver up")  # type: ignore[no-any-return]
+
+
+def send_claude_code_telemetry(port: int, pid: int) -> None:
+    """What Claude Code exports, sent by the real OpenTelemetry SDK over OTLP/HTTP protobuf."""
+    resource = Resource.create({
+        "service.name": "claude-code", "service.instance.id": "inst-1",
+        "session.id": "sess-42", "process.pid": pid,
+    })
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"http://127.0.0.1:{port}/v1/metrics"),
+        export_interval_millis=3_600_000,
+    )
+    meters = MeterProvider(resource=resource, metric_readers=[reader])
+    meter = meters.get_meter("com.anthropic.claude_code")
+    tokens = meter.create_counter("claude_code.token.usage", unit="tokens")
+    cost = meter.create_counter("claude_code.cost.usage", unit="USD")
+    model = "claude-sonnet-4-5"
+    tokens.add(12_000, {"type": "input", "model": model})
+    tokens.add(800, {"type": "output", "model": model})
+    tokens.add(50_000, {"type": "cacheRead", "model": model})
+    cost.add(0.0912, {"model": model})
+    assert meters.force_flush(10_000)
+    meters.shutdown()
+
+    logs = LoggerProvider(resource=resource)
+    logs.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"))
+    )
+    logger = logs.get_logger("com.anthropic.claude_code.events")
+    logger.emit(body="claude_code.api_request", attributes={
+        "event.name": "api_request", "model": model, "duration_ms": 2300, "cost_usd": 0.0912,
+        "input_tokens": 12_000, "output_tokens": 800})
+    logger.emit(body="claude_code.tool_result", attributes={
+        "event.name": "tool_result", "tool_name": "Bash", "success": "false",
+        "duration_ms": 1500})
+    logger.emit(body="claude_code.api_error", attributes={
+        "event.name": "api_error", "model": model, "status_code": 429,
+        "error": "rate_limit_error: too many requests"})
+    assert logs.force_flush(10_000)
+    logs.shutdown()
+
+
+def test_agent_telemetry_shows_in_stats_and_in_its_crash_report(tmp_path: Path) -> None:
+    """Tokens and cost appear in `stats`; the agent's crash report carries its last activity."""
+    with Agent() as agent:
+        config = write_config(tmp_path, memory_watch(agent, 30, 60))
+        daemon = DaemonProcess(config, tmp_path / "log.jsonl")
+        try:
+            daemon.wait_event("process.seen", pid=agent.pid)
+            send_claude_code_telemetry(otlp_port(config), agent.pid)
+
+            def model_rows() -> list[dict] | None:
+                result = cli("--config", str(config), "stats", "--json", "--by", "model")
+                rows = json.loads(result.stdout)["agents"].get("rows")
+                return rows or None
+            rows = wait_for(model_rows, message="tokens in `telemetryd stats`")
+            agent.command("grow 90")
+            written = daemon.wait_event("report.written", pid=agent.pid)
+        finally:
+            assert daemon.stop() == 0
+    [row] = rows
+    assert row["key"] == "claude-sonnet-4-5"
+    assert row["tokens"] == {"input": 12_000, "output": 800, "cache_read": 50_000}
+    assert abs(row["cost_usd"] - 0.0912) < 1e-9
+    human = cli("--config", str(config), "stats", "--by", "agent").stdout
+    assert "claude-code" in human and "0.0912" in human
+
+    [envelope] = [e for e in pending_envelopes(tmp_path / "state")
+                  if e.get_event()["event_id"] == written["id"]]
+    context = envelope.get_event()["contexts"]["agent"]
+    assert context["matched_by"] == ["pid"]
+    assert context["tokens"]["input"] == 12_000
+    assert abs(context["cost_usd"] - 0.0912) < 1e-9
+    assert [t["tool"] for t in context["last_tool_calls"]] == ["Bash"]
+    assert context["errors"] == {"rate_limit": 1}
+    # What the agent sent is summarised, never logged verbatim.
+    assert "too many requests" not in (tmp_path / "log.jsonl").read_text()
