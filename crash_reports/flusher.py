@@ -124,11 +124,13 @@ class Flusher:
         *,
         force: bool = False,
         lock_timeout_seconds: float = 0.0,
+        cancel: threading.Event | None = None,
     ) -> FlushResult:
         """Send pending reports, oldest first, until done or the server fails.
 
         ``force`` ignores our own backoff (not the server's rate limits);
-        ``lock_timeout_seconds`` waits that long for another flush to finish.
+        ``lock_timeout_seconds`` waits that long for another flush to finish;
+        ``cancel``, once set, stops the flush before its next upload (daemon shutdown).
         """
         started = self._clock() if now is None else now
         if self.sender is None:
@@ -143,7 +145,7 @@ class Flusher:
                 log.info("flush.busy", lock=str(self._lock_path))
                 return FlushResult("busy", started, self._clock(), **self._left())
             try:
-                result = self._drain(self.sender, started)
+                result = self._drain(self.sender, started, cancel)
             except OSError as exc:
                 log.error("flush.spool_error", error=str(exc))
                 result = FlushResult(
@@ -151,7 +153,9 @@ class Flusher:
                 )
         return self._finish(result)
 
-    def _drain(self, sender: Sender, started: float) -> FlushResult:
+    def _drain(
+        self, sender: Sender, started: float, cancel: threading.Event | None = None
+    ) -> FlushResult:
         """The loop over pending reports; the caller holds the lock."""
         self.spool.enforce_limits(started)
         delivered: list[str] = []
@@ -162,6 +166,8 @@ class Flusher:
         last_error: str | None = None
         stopped_at: float | None = None
         for entry in self.spool.pending():
+            if cancel is not None and cancel.is_set():
+                break
             wait = limited_until(self.state().rate_limits, entry.categories, self._clock())
             if wait is not None:
                 deferred_until.append(wait)

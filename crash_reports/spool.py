@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import time
@@ -262,6 +263,7 @@ class Spool:
         self._summaries: dict[str, tuple[int, int, EnvelopeSummary]] = {}
         # id -> (state, file name): a hint only, checked against the disk before use.
         self._where: dict[str, tuple[EntryState, str]] = {}
+        self._sizes: dict[str, int] = {}
         self.pending_dir = self.root / "pending"
         self.quarantine_dir = self.root / "quarantine"
         self.delivered_dir = self.root / "delivered"
@@ -335,7 +337,9 @@ class Spool:
             # finished by the next listing, never re-sent and never lost.
             write_atomic(self.delivered_dir / f"{ns:020d}-{report_id}.json", _dump(record))
             if located is not None and located[0] == "pending":
-                self._remove_pair(self.pending_dir, located[1])
+                # No directory fsync: if a power cut undoes this unlink, the durable
+                # record above makes the next listing finish it.
+                self._remove_pair(self.pending_dir, located[1], durable=False)
             self._prune_delivered()
             log.info("spool.delivered", id=report_id, http_status=status)
 
@@ -386,9 +390,20 @@ class Spool:
             stored: list[tuple[str, EntryState, Path, int]] = []
             for state, folder in self._stored_folders():
                 for name in _names(folder):
-                    if _ENVELOPE_NAME.match(name):
-                        with contextlib.suppress(FileNotFoundError):
-                            stored.append((name, state, folder, (folder / name).stat().st_size))
+                    if not _ENVELOPE_NAME.match(name):
+                        continue
+                    size = self._sizes.get(name)
+                    if size is None:
+                        try:
+                            size = (folder / name).stat().st_size
+                        except FileNotFoundError:
+                            continue
+                        # Envelope files are written once and never change: cache the size.
+                        self._sizes[name] = size
+                    stored.append((name, state, folder, size))
+            live = {item[0] for item in stored}
+            for stale in [name for name in self._sizes if name not in live]:
+                del self._sizes[stale]
             stored.sort(key=lambda item: item[0])
             total_bytes = sum(item[3] for item in stored)
             count = len(stored)
@@ -586,11 +601,12 @@ class Spool:
         for old in kept[: max(0, len(kept) - _MAX_CORRUPT_FILES)]:
             _unlink(self.corrupt_dir / old)
 
-    def _remove_pair(self, folder: Path, name: str) -> None:
-        """Remove an envelope and its sidecar durably."""
+    def _remove_pair(self, folder: Path, name: str, durable: bool = True) -> None:
+        """Remove an envelope and its sidecar (durably unless a record already covers it)."""
         _unlink(folder / name)
         _unlink(folder / (name.removesuffix(".env") + _META_SUFFIX))
-        fsync_dir(folder)
+        if durable:
+            fsync_dir(folder)
         self._summaries.pop(name, None)
 
     def _prune_delivered(self) -> None:
@@ -613,7 +629,8 @@ class Spool:
 def _names(folder: Path, hidden: bool = False) -> list[str]:
     """Sorted file names in ``folder``; temp (dot) files only when asked."""
     try:
-        names = [path.name for path in folder.iterdir()]
+        with os.scandir(folder) as scan:
+            names = [entry.name for entry in scan]
     except FileNotFoundError:
         return []
     return sorted(n for n in names if hidden or not n.startswith("."))

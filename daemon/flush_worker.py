@@ -68,7 +68,7 @@ class FlushWorker:
         while not self._stop.is_set():
             try:
                 self._soon_at = None
-                result = self.flusher.flush()
+                result = self.flusher.flush(cancel=self._stop)
                 if self.on_result is not None:
                     self.on_result(result)
             except Exception as exc:  # the worker must outlive any one bad flush

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from daemon.agents.records import Record
 from daemon.agents.rows import HourlyKey, data_json, hourly_increments, kind_of
+from daemon.agents.totals import REPORTED_COST_PAIRS, UPSERT, total_increments, upsert_rows
+from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -81,7 +83,10 @@ class EventStore:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(SCHEMA + TOTALS_SCHEMA)
+        self._reported_cost: set[tuple[str, str]] = set(
+            self._db.execute(REPORTED_COST_PAIRS).fetchall()
+        )
         self._last_seq: dict[str, int] = dict(
             self._db.execute("SELECT stream, last_seq FROM streams").fetchall()
         )
@@ -121,6 +126,7 @@ class EventStore:
                 slot = hourly.setdefault(key, [0.0, 0])
                 slot[0] += value
                 slot[1] += count
+        totals, marked = total_increments(records, self._reported_cost)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -134,11 +140,13 @@ class EventStore:
                 _UPSERT_HOURLY,
                 [(*key, value, int(count)) for key, (value, count) in hourly.items()],
             )
+            db.executemany(UPSERT, upsert_rows(totals))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         self._last_seq = last_seq
+        self._reported_cost |= marked
         return len(event_rows)
 
     def used_bytes(self) -> int:

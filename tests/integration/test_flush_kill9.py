@@ -58,15 +58,16 @@ print("done", busy, delivered, flush=True)
 """
 
 
-def start_child(root: Path, dsn: str, new: int, mode: str) -> subprocess.Popen[bytes]:
+def start_child(root: Path, dsn: str, new: int, mode: str, stderr: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), dsn, str(new), mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=REPO,
-    )
+    with stderr.open("ab") as errors:
+        return subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(root), dsn, str(new), mode],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=env,
+            cwd=REPO,
+        )
 
 
 def read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bytes:
@@ -107,7 +108,7 @@ def test_kill9_at_random_points_loses_no_report(tmp_path: Path) -> None:
     # A few milliseconds per answer so kills land while a report is on the wire.
     with FaultServer(default=Behaviour(delay_seconds=0.003)) as server:
         for _ in range(30):
-            child = start_child(root, server.dsn(), new=3, mode="plain")
+            child = start_child(root, server.dsn(), 3, "plain", tmp_path / "stderr")
             output = read_until(child, b"ready", timeout=30)
             assert b"ready" in output, "child did not start"
             time.sleep(rng.uniform(0, 0.06))
@@ -117,10 +118,10 @@ def test_kill9_at_random_points_loses_no_report(tmp_path: Path) -> None:
             remaining, _ = child.communicate(timeout=30)
             promised |= stored_ids(output + remaining)
             assert_spool_sane(Spool(root, SpoolLimits(max_reports=100_000)))
-        final = start_child(root, server.dsn(), new=0, mode="plain")
+        final = start_child(root, server.dsn(), 0, "plain", tmp_path / "stderr")
         out = read_until(final, b"done", timeout=60)
-        final.communicate(timeout=30)
-        assert b"done" in out
+        out += final.communicate(timeout=30)[0]
+        assert b"done" in out, (tmp_path / "stderr").read_text()[-3000:]
         accepted = server.accepted_ids()
         bodies: dict[str, set[bytes]] = {}
         for request in server.received:
@@ -147,14 +148,20 @@ def test_two_processes_flushing_at_once_never_send_a_report_twice(tmp_path: Path
     spool = Spool(root, SpoolLimits(max_reports=100_000))
     ids = {spool.put(make_envelope()) for _ in range(40)}
     with FaultServer(default=Behaviour(delay_seconds=0.02)) as server:
-        children = [start_child(root, server.dsn(), new=0, mode="race") for _ in range(2)]
+        children = [
+            start_child(root, server.dsn(), 0, "race", tmp_path / f"stderr{i}") for i in range(2)
+        ]
         for child in children:
             assert b"ready" in read_until(child, b"ready", timeout=30)
         (tmp_path / "go").touch()
         outputs = [read_until(child, b"done", timeout=60) for child in children]
-        for child in children:
-            child.communicate(timeout=30)
+        outputs = [
+            out + child.communicate(timeout=30)[0]
+            for out, child in zip(outputs, children, strict=True)
+        ]
         accepted = server.accepted_ids()
+    for i, out in enumerate(outputs):
+        assert b"done" in out, (tmp_path / f"stderr{i}").read_text()[-3000:]
     summaries = [out.split(b"done", 1)[1].split() for out in outputs]
     busy = sum(int(fields[0]) for fields in summaries)
     delivered = sum(int(fields[1]) for fields in summaries)

@@ -221,7 +221,7 @@ def test_refused_port_logs_one_outage_then_one_recovery(tmp_path: Path) -> None:
     """Many failing flushes log flush.outage once; the first success logs flush.recovered."""
     spool = Spool(tmp_path / "spool")
     port = free_port()
-    dsn = f"http://key@127.0.0.1:{port}/1"
+    dsn = f"http://s3cr3tk3y@127.0.0.1:{port}/1"
     ids = [spool.put(make_envelope()) for _ in range(3)]
     flusher = flusher_for(spool, dsn)
     with capture_logs() as logs:
@@ -232,10 +232,10 @@ def test_refused_port_logs_one_outage_then_one_recovery(tmp_path: Path) -> None:
         "flush.outage"
     ]
     assert flusher.state().consecutive_failures == 4
+    assert "s3cr3tk3y" not in repr(logs) + repr(flusher.state())
     assert spool.pending()[0].attempts == 4
-    with FaultServer(port=port):
-        with capture_logs() as logs:
-            assert flusher.flush(force=True).delivered_ids == tuple(ids)
+    with FaultServer(port=port), capture_logs() as logs:
+        assert flusher.flush(force=True).delivered_ids == tuple(ids)
     assert [e["event"] for e in logs if e["event"].startswith("flush.")] == [
         "flush.recovered",
         "flush.done",
@@ -286,7 +286,9 @@ def test_corrupt_file_in_the_spool_is_skipped_and_the_rest_delivered(
 ) -> None:
     """A garbage file never reaches the server; the real reports still do."""
     good = spool.put(make_envelope())
-    (spool.pending_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.env").write_bytes(b'{"event_id"')
+    (spool.pending_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.env").write_bytes(
+        b'{"event_id"'
+    )
     with capture_logs() as logs:
         result = flusher_for(spool, server.dsn()).flush()
     assert result.delivered_ids == (good,)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
 Kind = Literal["answer", "garbage", "hang", "reset"]
+Answered = Literal["answer", "garbage", "hang", "reset", "incomplete"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
-    answered: Kind
+    answered: Answered
     status: int | None
     at: float = field(default_factory=time.time)
 
@@ -71,7 +72,10 @@ class Received:
     @property
     def event_id(self) -> str | None:
         """The uploaded envelope's event_id."""
-        value = self.envelope_header.get("event_id")
+        try:
+            value = self.envelope_header.get("event_id")
+        except (ValueError, AssertionError):
+            return None
         return value if isinstance(value, str) else None
 
     @property
@@ -166,7 +170,13 @@ class FaultServer:
                 break
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        body = reader.read(int(headers.get("content-length", "0")))
+        expected = int(headers.get("content-length", "0"))
+        body = reader.read(expected)
+        if len(body) < expected:
+            # The client went away mid-upload (e.g. killed): nothing to answer.
+            with self._lock:
+                self._received.append(Received(method, path, headers, body, "incomplete", None))
+            return
         behaviour = self._next()
         with self._lock:
             self._received.append(

@@ -1,0 +1,62 @@
+"""What `pip install .` installs: our own `daemon` and `crash_reports`, and the console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import crash_reports
+import daemon
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_daemon_and_crash_reports_come_from_this_distribution():
+    """`import daemon` is this project's package, not python-daemon's, and so is crash_reports."""
+    dist = metadata.distribution("telemetryd")
+    assert Path(daemon.__file__).resolve().is_relative_to(REPO) or any(
+        str(f).startswith("daemon/") for f in dist.files or []
+    )
+    assert Path(daemon.__file__).resolve().parent.name == "daemon"
+    assert hasattr(daemon, "__version__") and daemon.__version__ == dist.version
+    assert Path(crash_reports.__file__).resolve().parent.parent == Path(
+        daemon.__file__).resolve().parent.parent
+    requirements = " ".join(dist.requires or []).lower()
+    assert "python-daemon" not in requirements
+    for needed in ("psutil", "apscheduler", "structlog", "platformdirs", "sentry-sdk"):
+        assert needed in requirements
+
+
+def test_wheel_holds_both_packages_and_the_console_script(tmp_path):
+    """The built wheel ships daemon/ and crash_reports/ and a `telemetryd` entry point."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(REPO)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    [wheel] = tmp_path.glob("telemetryd-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "daemon/__init__.py" in names and "daemon/cli.py" in names
+    assert "crash_reports/__init__.py" in names and "crash_reports/spool.py" in names
+    assert "daemon/agents/receiver.py" in names
+    assert not any(name.startswith("tests/") for name in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "telemetryd = daemon.cli:main" in text
+
+
+def test_version_and_help_from_the_command_line():
+    """`python -m daemon --version` and every subcommand's --help answer without error."""
+    version = subprocess.run([sys.executable, "-m", "daemon", "--version"],
+                             capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and daemon.__version__ in version.stdout
+    for args in (["run"], ["status"], ["check-config"], ["reports", "list"], ["reports", "show"],
+                 ["reports", "flush"], ["reports", "purge"], ["stats"], ["demo"],
+                 ["install-unit"]):
+        result = subprocess.run([sys.executable, "-m", "daemon", *args, "--help"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "usage: telemetryd" in result.stdout
