@@ -226,18 +226,18 @@ def _as_toml(data: dict[str, Any]) -> str:
 
 def cmd_reports(args: argparse.Namespace) -> int:
     """telemetryd reports list|show|flush|purge."""
-    from daemon import report_commands
+    from daemon.report_commands import run as run_reports
 
     config = _load(args)
-    return report_commands.run(args, config)
+    return run_reports(args, config)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """telemetryd stats."""
-    from daemon import stats_command
+    from daemon.stats_command import run as run_stats
 
     config = _load(args)
-    return stats_command.run(args, config)
+    return run_stats(args, config)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -20,8 +20,9 @@ def test_first_sample_happens_while_a_thousand_reports_wait_on_a_slow_server(tmp
     try:
         with Agent() as agent:
             config = write_config(tmp_path, f'name = "a"\npid = {agent.pid}')
-            text = config.read_text().replace(
-                "[otlp]", f'[sentry]\ndsn = "{server.dsn()}"\ntimeout = 5\n[spool]\nmax_reports = 2000\n\n[otlp]')
+            sections = (f'[sentry]\ndsn = "{server.dsn()}"\ntimeout = 5\n'
+                        "[spool]\nmax_reports = 2000\n\n[otlp]")
+            text = config.read_text().replace("[otlp]", sections)
             config.write_text(text)
             daemon = DaemonProcess(config, tmp_path / "log.jsonl")
             try:
