@@ -10,8 +10,8 @@ run several times; the ratio is against the empty-spool start measured in the sa
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import statistics
 import subprocess
 import sys
