@@ -16,7 +16,7 @@ import sentry_sdk
 import structlog
 
 from crash_reports.flusher import Flusher, FlushResult
-from crash_reports.spool import Spool
+from crash_reports.spool import Dropped, Spool
 from crash_reports.transport import SpoolTransport
 from daemon import __version__
 from daemon.agent_link import AgentLink
@@ -25,6 +25,8 @@ from daemon.crash_hooks import capture_exception, describe_job_error, install_cr
 from daemon.delivery import make_flusher, open_spool
 from daemon.flush_worker import FlushWorker
 from daemon.lock import InstanceLock
+from daemon.metrics import DaemonMetricsCollector, is_flush_failure
+from daemon.metrics_server import MetricsServer, serve_metrics
 from daemon.monitor import LogEvent, Monitor, ReportRequest
 from daemon.notify import Notifier
 from daemon.paths import StatePaths
@@ -103,6 +105,11 @@ class Service:
         self.flusher: Flusher | None = None
         self.stats: StatsRecorder | None = None
         self.agents: AgentLink | None = None
+        self.metrics: DaemonMetricsCollector | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.last_snapshot: dict[str, Any] | None = None
+        self.reports_dropped = 0
+        self.flush_failures = 0
         self.flush_worker: FlushWorker | None = None
         self.reports_written = 0
         self._restore_hooks: Callable[[], None] | None = None
@@ -121,7 +128,7 @@ class Service:
         self.lock.acquire()
         self.stats = StatsRecorder(self.paths.stats_db)
         self.stats.start(self.clock())
-        self.spool = open_spool(self.config, on_drop=self.stats.dropped)
+        self.spool = open_spool(self.config, on_drop=self._report_dropped)
         self.flusher = make_flusher(self.config, self.spool)
         self.flush_worker = FlushWorker(self.flusher, self.config.sentry.flush_interval_seconds,
                                         on_result=self._on_flush_result)
@@ -139,6 +146,7 @@ class Service:
         log.info("daemon.starting", pid=os.getpid(), version=__version__,
                  pending_reports=self.spool.pending_count())
         self.agents.start()
+        self._start_metrics()
         self.scheduler = make_scheduler(
             self.tick, self.config.daemon.interval_seconds, self._on_job_error,
             on_missed=lambda: log.warning("tick.missed"),
@@ -173,6 +181,8 @@ class Service:
             if self.agents is not None:
                 self.agents.check_budgets(self.client, now)
             duration = self.monotonic() - started
+            if self.metrics is not None:
+                self.metrics.observe_tick(duration)
             self.tick_count += 1
             self.last_tick = {"at": now, "duration_seconds": round(duration, 6),
                               "processes_scanned": sample.processes_scanned,
@@ -201,6 +211,9 @@ class Service:
         if new.daemon.state_dir != self.config.daemon.state_dir:
             log.warning("config.reload_ignored", key="daemon.state_dir",
                         reason="the state dir changes only on restart")
+        if new.metrics != self.config.metrics or new.otlp != self.config.otlp:
+            log.warning("config.reload_ignored", key="metrics/otlp",
+                        reason="listeners change only on restart")
         with self._tick_lock:
             self.config = _keep_state_dir(new, self.config)
             self.sampler.set_rules(new.watches)
@@ -218,6 +231,9 @@ class Service:
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status."""
         self.notifier.stopping()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
         if self.agents is not None:
             self.agents.stop()
         if self.flush_worker is not None:
@@ -296,12 +312,35 @@ class Service:
         if self.client is not None and exc is not None:
             capture_exception(self.client, exc, "scheduler")
 
+    def _start_metrics(self) -> None:
+        if not self.config.metrics.enabled or self.agents is None:
+            return
+        telemetry = self.agents.telemetry
+        self.metrics = DaemonMetricsCollector(lambda: self.last_snapshot, telemetry.stats,
+                                              telemetry.reader)
+        try:
+            self.metrics_server = serve_metrics(self.config.metrics.host,
+                                                self.config.metrics.port, self.metrics)
+        except OSError as exc:
+            log.error("metrics.listen_failed", host=self.config.metrics.host,
+                      port=self.config.metrics.port, error=exc.strerror or str(exc))
+            return
+        log.info("metrics.listening", host=self.config.metrics.host,
+                 port=self.metrics_server.port)
+
+    def _report_dropped(self, item: Dropped) -> None:
+        self.reports_dropped += 1
+        if self.stats is not None:
+            self.stats.dropped(item)
+
     def _report_spooled(self, report_id: str) -> None:
         if self.flush_worker is not None:
             self.flush_worker.trigger()
 
     def _on_flush_result(self, result: FlushResult) -> None:
         """Called on the flush thread: count deliveries, mark stats periods shipped."""
+        if is_flush_failure(result.status):
+            self.flush_failures += 1
         if self.stats is not None and self.spool is not None:
             self.stats.flush_result(self.spool, result)
 
@@ -409,9 +448,12 @@ class Service:
                 "quarantined": len(spool.quarantined()) if spool else None,
                 "written_since_start": self.reports_written,
                 "held_in_memory": self.transport.held_count if self.transport else 0,
+                "dropped_total": self.reports_dropped,
             },
             "flush": self._flush_status(),
             "otlp": self.agents.status() if self.agents else {},
+            "metrics": {"listen": f"{self.config.metrics.host}:{self.metrics_server.port}"}
+            if self.metrics_server else {},
         }
 
     def _flush_status(self) -> dict[str, Any]:
@@ -423,6 +465,7 @@ class Service:
         last = state.last_result
         return {
             "enabled": True,
+            "failures_total": self.flush_failures,
             "target": state.target,
             "last_flush_at": state.last_flush_at,
             "last_result": last.status if last else None,
@@ -434,8 +477,10 @@ class Service:
         }
 
     def _publish_status(self, sample: TickSample | None, stopped: bool = False) -> None:
+        snapshot = self.status_snapshot(sample, stopped)
+        self.last_snapshot = snapshot
         try:
-            write_snapshot(self.paths.status, self.status_snapshot(sample, stopped))
+            write_snapshot(self.paths.status, snapshot)
         except OSError as exc:
             log.error("status.write_failed", path=str(self.paths.status), error=str(exc))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import urllib.request
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -12,6 +14,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_watchdog import memory_watch, pending_envelopes, write_config
 from tests.support.agents import Agent, wait_for
@@ -25,6 +28,14 @@ def otlp_port(config: Path) -> int:
         otlp = json.loads(result.stdout).get("otlp") or {}
         return int(otlp["listen"].rsplit(":", 1)[1]) if otlp.get("up") else None
     return wait_for(port, message="OTLP receiver up")  # type: ignore[no-any-return]
+
+
+def scrape(config: Path) -> str:
+    """GET /metrics from the daemon's Prometheus listener."""
+    status = json.loads(cli("--config", str(config), "status", "--json").stdout)
+    host, port = status["metrics"]["listen"].rsplit(":", 1)
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=30) as response:
+        return response.read().decode()
 
 
 def send_claude_code_telemetry(port: int, pid: int) -> None:
@@ -81,6 +92,7 @@ def test_agent_telemetry_shows_in_stats_and_in_its_crash_report(tmp_path: Path) 
                 rows = json.loads(result.stdout)["agents"].get("rows")
                 return rows or None
             rows = wait_for(model_rows, message="tokens in `telemetryd stats`")
+            exposition = scrape(config)
             agent.command("grow 90")
             written = daemon.wait_event("report.written", pid=agent.pid)
         finally:
@@ -100,5 +112,17 @@ def test_agent_telemetry_shows_in_stats_and_in_its_crash_report(tmp_path: Path) 
     assert abs(context["cost_usd"] - 0.0912) < 1e-9
     assert [t["tool"] for t in context["last_tool_calls"]] == ["Bash"]
     assert context["errors"] == {"rate_limit": 1}
+    # The same figures on /metrics, in an exposition promtool accepts.
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    tokens = {(s.labels["agent"], s.labels["model"], s.labels["type"]): s.value
+              for s in families["telemetryd_agent_tokens"].samples if s.name.endswith("_total")}
+    assert tokens[("claude-code", "claude-sonnet-4-5", "input")] == 12_000
+    watch_rss = [s for s in families["telemetryd_watch_rss_bytes"].samples
+                 if s.labels["watch"] == "leaky"]
+    assert watch_rss and watch_rss[0].value > 0
+    assert "pid" not in exposition.split("telemetryd_watch_rss_bytes")[1].split("\n")[0]
+    check = subprocess.run(["promtool", "check", "metrics"], input=exposition,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
     # What the agent sent is summarised, never logged verbatim.
     assert "too many requests" not in (tmp_path / "log.jsonl").read_text()
