@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,12 @@ class AgentLink:
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
         self.error: str | None = None
+
+    def set_budgets(self, config: Config) -> None:
+        """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
+        budgets_now = agent_settings(config).budgets
+        self.settings = dataclasses.replace(self.settings, budgets=budgets_now)
+        self._next_budget_check = 0.0
 
     def start(self) -> None:
         """Start the writer and the receiver; a port in use is logged, not fatal."""

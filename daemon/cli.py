@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how to group agent telemetry")
 
     demo = sub.add_parser("demo", help="watch a synthetic leaking agent through warning, "
-                          "critical and a report (about 15 s)")
+                          "critical and a report (about 10 s)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's state dir")
 
     unit = sub.add_parser("install-unit", help="print a service definition for this install")
@@ -218,7 +218,10 @@ def _as_toml(data: dict[str, Any]) -> str:
             header = f"[[{section}]]" if isinstance(content, list) else f"[{section}]"
             lines.append(header)
             for key, item in table.items():
-                if item is not None:
+                if key == "dsn_redacted":
+                    if item is not None:
+                        lines.append(f"# dsn = {value(item)}  (key hidden)")
+                elif item is not None:
                     lines.append(f"{key} = {value(item)}")
             lines.append("")
     return "\n".join(lines)
@@ -247,12 +250,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep)
 
 
+def installed_executable() -> str:
+    """The `telemetryd` script of this install: beside this interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / "telemetryd"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside.absolute())
+    found = shutil.which("telemetryd")
+    return str(Path(found).absolute()) if found else str(beside.absolute())
+
+
 def cmd_install_unit(args: argparse.Namespace) -> int:
     """telemetryd install-unit."""
     from daemon.units import unit_file_name, unit_text
 
     kind = "launchd" if args.launchd else ("user" if args.user else "system")
-    executable = shutil.which("telemetryd") or str(Path(sys.argv[0]).resolve())
+    executable = installed_executable()
     try:
         text = unit_text(kind, executable, home=str(Path.home()))
     except ValueError as exc:

@@ -24,6 +24,7 @@ from daemon.units_of_measure import parse_duration, parse_size
 
 APP_NAME = "telemetryd"
 SYSTEM_CONFIG_PATH = Path("/etc/telemetryd/telemetryd.toml")
+SYSTEM_STATE_DIR = Path("/var/lib/telemetryd")
 EMBEDDED_DEFAULT = "<embedded default>"
 EXIT_CONFIG_ERROR = 78  # EX_CONFIG from sysexits.h, what service managers expect
 
@@ -200,6 +201,10 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
     if state_directory:
         # systemd may pass several colon-separated paths; the first is ours.
         return Path(state_directory.split(":")[0])
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # The system unit's StateDirectory: so `telemetryd status` run as root finds
+        # the daemon systemd started.
+        return SYSTEM_STATE_DIR
     return Path(platformdirs.user_state_dir(APP_NAME))
 
 
@@ -474,12 +479,15 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
 
 
 def _parse_sentry(table: _Table, environ: Mapping[str, str]) -> SentrySettings:
-    dsn = table.get_str("dsn") or environ.get("SENTRY_DSN") or None
+    from_file = table.get_str("dsn")
+    dsn = from_file or environ.get("SENTRY_DSN") or None
     if dsn is not None:
         try:
             parse_dsn(dsn)
         except ValueError as exc:
-            raise table.error("dsn", str(exc)) from None
+            if from_file:
+                raise table.error("dsn", str(exc)) from None
+            raise ConfigError("$SENTRY_DSN", None, str(exc)) from None
     environment = table.get_str("environment", "production") or "production"
     flush_interval = table.get_duration("flush_interval", 300.0)
     timeout = table.get_duration("timeout", 10.0)
@@ -552,18 +560,22 @@ def _parse_budget(table: _Table) -> BudgetRule:
 
 
 def describe(config: Config) -> dict[str, Any]:
-    """The effective config as plain data for ``check-config`` and status (no DSN key)."""
+    """The effective config as plain data, under the TOML keys (sizes in bytes, no DSN key).
+
+    ``check-config`` prints it as TOML that parses back to the same config.
+    """
     from crash_reports.dsn import redacted
 
+    daemon = config.daemon
     return {
         "source": config.source,
         "daemon": {
-            "interval": config.daemon.interval_seconds,
-            "state_dir": str(config.daemon.state_dir),
-            "log_format": config.daemon.log_format,
-            "log_level": config.daemon.log_level,
-            "history_samples": config.daemon.history_samples,
-            "trend_window": config.daemon.trend_window_seconds,
+            "interval": daemon.interval_seconds,
+            "state_dir": str(daemon.state_dir),
+            "log_format": daemon.log_format,
+            "log_level": daemon.log_level,
+            "history_samples": daemon.history_samples,
+            "trend_window": daemon.trend_window_seconds,
         },
         "watch": [
             {
@@ -574,10 +586,10 @@ def describe(config: Config) -> dict[str, Any]:
                 "pidfile": str(w.pidfile) if w.pidfile else None,
                 "user": w.user,
                 "include_children": w.include_children,
-                "rss_warning_bytes": w.rss_warning_bytes,
-                "rss_critical_bytes": w.rss_critical_bytes,
-                "cpu_warning_percent": w.cpu_warning_percent,
-                "cpu_critical_percent": w.cpu_critical_percent,
+                "rss_warning": w.rss_warning_bytes,
+                "rss_critical": w.rss_critical_bytes,
+                "cpu_warning": w.cpu_warning_percent,
+                "cpu_critical": w.cpu_critical_percent,
                 "sustained": w.sustained,
                 "cpu_sustained": w.cpu_sustained,
                 "cooldown": w.cooldown_seconds,
@@ -585,7 +597,8 @@ def describe(config: Config) -> dict[str, Any]:
             for w in config.watches
         ],
         "sentry": {
-            "dsn": redacted(config.sentry.dsn) if config.sentry.dsn else None,
+            # Shown without its key, so it cannot be pasted back as is.
+            "dsn_redacted": redacted(config.sentry.dsn) if config.sentry.dsn else None,
             "environment": config.sentry.environment,
             "flush_interval": config.sentry.flush_interval_seconds,
             "timeout": config.sentry.timeout_seconds,
@@ -597,7 +610,7 @@ def describe(config: Config) -> dict[str, Any]:
         },
         "otlp": {
             "enabled": config.otlp.listen.enabled,
-            "listen": f"{config.otlp.listen.host}:{config.otlp.listen.port}",
+            "listen": _listen_text(config.otlp.listen),
             "max_body_bytes": config.otlp.max_body_bytes,
             "queue_size": config.otlp.queue_size,
             "max_series_per_metric": config.otlp.max_series_per_metric,
@@ -606,13 +619,18 @@ def describe(config: Config) -> dict[str, Any]:
         },
         "metrics": {
             "enabled": config.metrics.enabled,
-            "listen": f"{config.metrics.host}:{config.metrics.port}",
+            "listen": _listen_text(config.metrics),
         },
         "budget": [
             {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd}
             for b in config.budgets
         ],
     }
+
+
+def _listen_text(listen: ListenSettings) -> str:
+    host = f"[{listen.host}]" if ":" in listen.host else listen.host
+    return f"{host}:{listen.port}"
 
 
 def environ_snapshot() -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -15,8 +16,53 @@ from sentry_sdk.utils import event_from_exception
 log = structlog.get_logger("telemetryd")
 
 
-def capture_exception(client: sentry_sdk.Client, exc: BaseException, component: str) -> str | None:
-    """Turn an exception of the daemon itself into a spooled Sentry event."""
+class ErrorThrottle:
+    """At most one spooled event per distinct failure per window (pure: time is passed in).
+
+    A failure that repeats every tick must not fill the spool and push real crash
+    reports out of it.
+
+    >>> throttle = ErrorThrottle(window_seconds=3600)
+    >>> throttle.allow(("scheduler", "KeyError", "x"), now=0.0)
+    True
+    >>> throttle.allow(("scheduler", "KeyError", "x"), now=10.0)
+    False
+    >>> throttle.allow(("scheduler", "KeyError", "x"), now=3601.0)
+    True
+    """
+
+    def __init__(self, window_seconds: float = 3600.0, max_keys: int = 256) -> None:
+        self.window_seconds = window_seconds
+        self.max_keys = max_keys
+        self._last: dict[tuple[str, str, str], float] = {}
+        self.suppressed = 0
+
+    def allow(self, key: tuple[str, str, str], now: float) -> bool:
+        """Whether this failure may be spooled now."""
+        last = self._last.get(key)
+        if last is not None and now - last < self.window_seconds:
+            self.suppressed += 1
+            return False
+        if len(self._last) >= self.max_keys:
+            self._last.pop(min(self._last, key=self._last.__getitem__))
+        self._last[key] = now
+        return True
+
+
+def failure_key(exc: BaseException, component: str) -> tuple[str, str, str]:
+    """What makes two failures "the same" for throttling."""
+    return (component, type(exc).__qualname__, str(exc)[:200])
+
+
+_throttle = ErrorThrottle()
+
+
+def capture_exception(client: sentry_sdk.Client, exc: BaseException, component: str,
+                      now: float | None = None) -> str | None:
+    """Turn an exception of the daemon itself into a spooled Sentry event (throttled)."""
+    if not _throttle.allow(failure_key(exc, component), time.time() if now is None else now):
+        log.info("daemon.error_throttled", component=component, error=repr(exc))
+        return None
     try:
         event, hint = event_from_exception(exc, client_options=client.options)
         event["level"] = "error"

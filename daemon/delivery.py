@@ -12,17 +12,18 @@ from daemon.config import Config
 from daemon.paths import StatePaths
 
 
+def spool_limits(config: Config) -> SpoolLimits:
+    """The [spool] table as the spool's bounds."""
+    return SpoolLimits(
+        max_reports=config.spool.max_reports,
+        max_bytes=config.spool.max_bytes,
+        max_age_seconds=config.spool.max_age_days * 86400,
+    )
+
+
 def open_spool(config: Config, on_drop: Callable[[Dropped], None] | None = None) -> Spool:
     """The spool of the configured state dir."""
-    return Spool(
-        StatePaths(config.daemon.state_dir).spool,
-        SpoolLimits(
-            max_reports=config.spool.max_reports,
-            max_bytes=config.spool.max_bytes,
-            max_age_seconds=config.spool.max_age_days * 86400,
-        ),
-        on_drop=on_drop,
-    )
+    return Spool(StatePaths(config.daemon.state_dir).spool, spool_limits(config), on_drop=on_drop)
 
 
 def make_flusher(config: Config, spool: Spool) -> Flusher:

@@ -35,6 +35,12 @@ log_format = "console"
 log_level = "info"
 trend_window = "6s"
 
+[otlp]
+listen = "127.0.0.1:0"
+
+[metrics]
+listen = "127.0.0.1:0"
+
 [[watch]]
 name = "demo-agent"
 pid = {pid}

@@ -25,6 +25,34 @@ def resolve_format(log_format: str, stream: TextIO) -> str:
     return "console" if isatty is not None and isatty() else "json"
 
 
+class _StdlibToStructlog(logging.Handler):
+    """Route libraries' stdlib logging (APScheduler) through the structlog pipeline."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        method = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning"}.get(
+            record.levelname, "error")
+        logger = structlog.get_logger("telemetryd")
+        fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+        if record.exc_info and record.exc_info[1] is not None:
+            fields["error"] = repr(record.exc_info[1])
+        getattr(logger, method)(f"{record.name.split('.')[0]}.log", **fields)
+
+
+def configure_stdlib_logging(log_level: str) -> None:
+    """Send stdlib log records to structlog; quiet what the daemon already reports itself."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StdlibToStructlog):
+            root.removeHandler(handler)
+    root.addHandler(_StdlibToStructlog())
+    root.setLevel(_LEVELS.get(log_level, logging.INFO))
+    # Job failures and misses reach the daemon through scheduler events (tick.error,
+    # tick.missed); the executor's own traceback lines would only repeat them.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+
+
 def configure_logging(log_format: str, log_level: str, stream: TextIO | None = None) -> None:
     """Set up the structlog pipeline for the process (called by the shell, never on import)."""
     out = stream if stream is not None else sys.stdout
@@ -46,3 +74,4 @@ def configure_logging(log_format: str, log_level: str, stream: TextIO | None = N
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    configure_stdlib_logging(log_level)

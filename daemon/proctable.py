@@ -40,6 +40,19 @@ class ProcStat:
         """A process that exited and waits for its parent to reap it."""
         return self.state == "Z"
 
+    @property
+    def is_exiting(self) -> bool:
+        """Exited or on its way out: a zombie, or a process whose memory is already released.
+
+        A killed process (SIGKILL, the OOM killer) frees its memory before it becomes a
+        zombie; for a tick or two it shows as running with no resident pages at all.
+        A live user-space process always has some.
+        """
+        if self.state in ("Z", "X", "x"):
+            return True
+        # Kernel threads (children of kthreadd, pid 2) never have resident pages.
+        return self.rss_bytes == 0 and self.ppid != 2 and self.pid != 2
+
 
 class ProcessTable(Protocol):
     """A source of one snapshot of all processes."""

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from crash_reports.flusher import FlushResult
 from crash_reports.humanize import format_bytes
 from crash_reports.spool import Spool, SpoolEntry
 from daemon.config import Config
@@ -65,7 +66,7 @@ def list_reports(spool: Spool, as_json: bool) -> int:
         detail = entry.title
         if entry.state == "quarantined":
             detail += f"  [HTTP {entry.http_status}: {entry.reason}]"
-        elif entry.last_error:
+        elif entry.state == "pending" and entry.last_error:
             detail += f"  [last error: {entry.last_error}]"
         rows.append((entry.id[:12], _when(entry.created_at), entry.state, entry.watch or "-",
                      entry.kind or "-", str(entry.attempts), detail))
@@ -131,6 +132,20 @@ def _items(data: bytes) -> list[tuple[dict[str, Any], bytes]]:
     return result
 
 
+def _count_in_stats(config: Config, spool: Spool, result: FlushResult) -> None:
+    """Deliveries made from the command line count in the persisted stats too."""
+    from daemon.paths import StatePaths
+    from daemon.stats_recorder import StatsRecorder
+
+    if not (result.delivered_ids or result.quarantined_ids):
+        return
+    recorder = StatsRecorder(StatePaths(config.daemon.state_dir).stats_db)
+    try:
+        recorder.flush_result(spool, result)
+    finally:
+        recorder.store.close()
+
+
 def flush_reports(config: Config, spool: Spool) -> int:
     """Send pending reports now; exit 1 while anything is still pending."""
     if not config.sentry.dsn:
@@ -139,6 +154,7 @@ def flush_reports(config: Config, spool: Spool) -> int:
         return EXIT_OK if pending == 0 else EXIT_FAILURE
     flusher = make_flusher(config, spool)
     result = flusher.flush(force=True, lock_timeout_seconds=config.sentry.timeout_seconds + 5)
+    _count_in_stats(config, spool, result)
     _out(f"flush: {result.status}: delivered {result.delivered}, quarantined "
          f"{result.quarantined}, still pending {result.still_pending}"
          + (f" (last error: {result.last_error})" if result.last_error else ""))

@@ -153,7 +153,7 @@ class Sampler:
                         root_rss_bytes=root.rss_bytes,
                         root_cpu_percent=round(root_cpu, 2),
                         members=members,
-                        zombie=root.is_zombie,
+                        zombie=root.is_exiting,
                         access_denied=bool(identity and identity.access_denied),
                     )
                 )

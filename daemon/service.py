@@ -22,7 +22,7 @@ from daemon import __version__
 from daemon.agent_link import AgentLink
 from daemon.config import Config, ConfigError, describe
 from daemon.crash_hooks import capture_exception, describe_job_error, install_crash_hooks
-from daemon.delivery import make_flusher, open_spool
+from daemon.delivery import make_flusher, open_spool, spool_limits
 from daemon.flush_worker import FlushWorker
 from daemon.lock import InstanceLock
 from daemon.metrics import DaemonMetricsCollector, is_flush_failure
@@ -113,6 +113,8 @@ class Service:
         self.flush_worker: FlushWorker | None = None
         self.reports_written = 0
         self._restore_hooks: Callable[[], None] | None = None
+        self._last_tick_done: float | None = None
+        self._last_ping = 0.0
 
     # --- life cycle -----------------------------------------------------------
 
@@ -129,9 +131,6 @@ class Service:
         self.stats = StatsRecorder(self.paths.stats_db)
         self.stats.start(self.clock())
         self.spool = open_spool(self.config, on_drop=self._report_dropped)
-        self.flusher = make_flusher(self.config, self.spool)
-        self.flush_worker = FlushWorker(self.flusher, self.config.sentry.flush_interval_seconds,
-                                        on_result=self._on_flush_result)
         self.transport = SpoolTransport(self.spool, on_put=self._report_spooled)
         self.client = make_sentry_client(self.transport, self.config)
         self.agents = AgentLink(self.config, self.paths.events_db, self.paths.budgets)
@@ -153,10 +152,7 @@ class Service:
         )
         self.scheduler.start()
         # After the scheduler: the first sample never waits behind a backlog of reports.
-        self.flush_worker.start()
-        if not self.config.sentry.dsn:
-            log.info("flush.disabled", reason="no Sentry DSN configured; reports stay local",
-                     spool=str(self.paths.spool))
+        self._start_delivery()
 
     def tick(self) -> None:
         """Sample, evaluate, act, publish status; one run at a time."""
@@ -166,6 +162,8 @@ class Service:
             sample = self.sampler.sample(started, now)
             actions = self.monitor.observe(sample)
             evidence = self._oom_evidence()
+            if self.stats is not None:
+                self.stats.observe(sample, actions)
             for action in actions:
                 if isinstance(action, LogEvent):
                     self._log(action)
@@ -174,10 +172,8 @@ class Service:
                     self._write_report(action, evidence)
             if self.transport is not None and self.transport.held_count:
                 self.transport.retry_failed_writes()
-            if self.stats is not None:
-                self.stats.observe(sample, actions)
-                if self.client is not None:
-                    self.stats.ship_due(self.client, now)
+            if self.stats is not None and self.client is not None:
+                self.stats.ship_due(self.client, now)
             if self.agents is not None:
                 self.agents.check_budgets(self.client, now)
             duration = self.monotonic() - started
@@ -194,7 +190,8 @@ class Service:
                 log.info("daemon.ready", first_tick_ms=round(duration * 1000, 2))
                 self.notifier.ready()
                 self.ready_sent = True
-            self.notifier.watchdog()
+            self._last_tick_done = self.monotonic()
+            self._ping_watchdog()
 
     def reload(self) -> bool:
         """Load the config again; a bad one is logged and the old one stays in force."""
@@ -214,12 +211,23 @@ class Service:
         if new.metrics != self.config.metrics or new.otlp != self.config.otlp:
             log.warning("config.reload_ignored", key="metrics/otlp",
                         reason="listeners change only on restart")
+        old = self.config
         with self._tick_lock:
-            self.config = _keep_state_dir(new, self.config)
+            self.config = _keep_state_dir(new, old)
             self.sampler.set_rules(new.watches)
             self.monitor.set_rules(new.watches)
+            self.monitor.history_samples = new.daemon.history_samples
+            self.monitor.trend_window_seconds = new.daemon.trend_window_seconds
             if self.scheduler is not None:
                 reschedule(self.scheduler, new.daemon.interval_seconds)
+            if self.spool is not None:
+                self.spool.limits = spool_limits(new)
+            if self.reports is not None:
+                self.reports.environment = new.sentry.environment
+            if self.agents is not None:
+                self.agents.set_budgets(new)
+        if new.sentry != old.sentry:
+            self._restart_delivery()
         from daemon.logs import configure_logging
 
         configure_logging(new.daemon.log_format, new.daemon.log_level)
@@ -261,6 +269,7 @@ class Service:
             try:
                 while not self.stop_requested.is_set():
                     self.stop_requested.wait(0.5)
+                    self._keepalive()
                     if self.reload_requested.is_set():
                         self.reload_requested.clear()
                         try:
@@ -280,6 +289,24 @@ class Service:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
+    def _ping_watchdog(self) -> None:
+        self.notifier.watchdog()
+        self._last_ping = self.monotonic()
+
+    def _keepalive(self) -> None:
+        """Ping systemd's watchdog between ticks when the interval is longer than it allows.
+
+        Only while ticks are on time: if sampling hangs, the pings stop and systemd
+        restarts the daemon, which is what the watchdog is for.
+        """
+        ping_every = self.notifier.watchdog_ping_seconds()
+        if ping_every is None or self._last_tick_done is None:
+            return
+        now = self.monotonic()
+        on_time = now - self._last_tick_done <= self.config.daemon.interval_seconds * 1.5 + 5
+        if on_time and now - self._last_ping >= ping_every:
+            self._ping_watchdog()
+
     def request_stop(self) -> None:
         """Ask the main loop to stop (thread-safe)."""
         self.stop_requested.set()
@@ -298,8 +325,6 @@ class Service:
         def on_reload(signum: int, frame: FrameType | None) -> None:
             log.info("daemon.signal", signal="SIGHUP", action="reload")
             self.reload_requested.set()
-            # Wake the main loop now rather than at its next poll.
-            self.stop_requested.wait(0)
 
         for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop),
                                 (signal.SIGHUP, on_reload)):
@@ -311,6 +336,25 @@ class Service:
         log.error("tick.error", error=describe_job_error(exc, tb), traceback=text)
         if self.client is not None and exc is not None:
             capture_exception(self.client, exc, "scheduler")
+
+    def _start_delivery(self) -> None:
+        assert self.spool is not None
+        self.flusher = make_flusher(self.config, self.spool)
+        self.flush_worker = FlushWorker(self.flusher, self.config.sentry.flush_interval_seconds,
+                                        on_result=self._on_flush_result)
+        self.flush_worker.start()
+        if not self.config.sentry.dsn:
+            log.info("flush.disabled", reason="no Sentry DSN configured; reports stay local",
+                     spool=str(self.paths.spool))
+
+    def _restart_delivery(self) -> None:
+        """A new [sentry] table: stop the flush thread and start one for the new target."""
+        if self.flush_worker is not None:
+            self.flush_worker.stop()
+        self._start_delivery()
+        assert self.flusher is not None
+        log.info("flush.configured", target=self.flusher.state().target,
+                 flush_interval=self.config.sentry.flush_interval_seconds)
 
     def _start_metrics(self) -> None:
         if not self.config.metrics.enabled or self.agents is None:
@@ -325,8 +369,6 @@ class Service:
             log.error("metrics.listen_failed", host=self.config.metrics.host,
                       port=self.config.metrics.port, error=exc.strerror or str(exc))
             return
-        log.info("metrics.listening", host=self.config.metrics.host,
-                 port=self.metrics_server.port)
 
     def _report_dropped(self, item: Dropped) -> None:
         self.reports_dropped += 1
@@ -350,7 +392,7 @@ class Service:
     def _after_log(self, action: LogEvent) -> None:
         if self.reports is None:
             return
-        if action.event == "threshold.warning":
+        if action.event in ("threshold.warning", "threshold.critical"):
             watch = action.fields["watch"]
             process_key = self._key_of(watch, action.fields["pid"])
             if process_key is None:

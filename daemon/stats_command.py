@@ -30,6 +30,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     """Print stats since ``--since``; watches and the daemon first, then agent telemetry."""
     try:
         since_seconds = parse_duration(args.since)
+        if since_seconds <= 0:
+            raise ValueError(f"expected a positive duration like 90m or 24h, got {args.since!r}")
     except ValueError as exc:
         _err(f"telemetryd: --since: {exc}")
         return EXIT_USAGE

@@ -94,8 +94,16 @@ def evaluate(snapshot: dict[str, Any], lock_held: bool, alive: bool, now: float)
     return Verdict(worst, True, summary)
 
 
-def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
+def _cell(key: str, value: Any, now: float) -> str:
+    if value is None:
+        return "-"
+    # Fields holding a wall-clock time read better as "how long ago / from now".
+    if (key.endswith("_at") or key.endswith("_until")) and isinstance(value, int | float):
+        delta = value - now
+        return f"in {format_duration(delta)}" if delta > 0 else f"{format_duration(-delta)} ago"
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items()) or "-"
+    return str(value)
 
 
 def render_table(snapshot: dict[str, Any], verdict: Verdict, now: float) -> str:
@@ -119,7 +127,7 @@ def render_table(snapshot: dict[str, Any], verdict: Verdict, now: float) -> str:
     for key, title in (("reports", "reports"), ("flush", "delivery"), ("otlp", "otlp")):
         section = snapshot.get(key)
         if section:
-            text = ", ".join(f"{k}={_cell(v)}" for k, v in section.items())
+            text = ", ".join(f"{k}={_cell(k, v, now)}" for k, v in section.items())
             lines.append(f"  {title:<11} {text}")
     lines.append("")
     header = ("WATCH", "PID", "NAME", "RSS", "CPU%", "STATE", "OVER", "GROWTH/MIN", "ETA", "NOTE")

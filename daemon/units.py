@@ -26,7 +26,8 @@ Type=notify
 NotifyAccess=main
 ExecStart={_EXEC} run
 ExecReload=/bin/kill -HUP $MAINPID
-# The daemon pings at half this; a hung main loop is killed (SIGABRT) and restarted.
+# Pinged after every tick (and by the main loop while ticks are on time, if the interval
+# is longer than half this); a daemon whose sampling hangs is killed and restarted.
 WatchdogSec=30s
 Restart=on-failure
 RestartSec=5s

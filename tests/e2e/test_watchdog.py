@@ -253,3 +253,47 @@ def test_status_without_daemon_exits_3(tmp_path):
     result = cli("--config", str(config), "status")
     assert result.returncode == 3
     assert "not running" in result.stdout
+
+
+def test_sighup_with_a_new_dsn_delivers_to_the_new_server(tmp_path, agent):
+    """Reports kept local while no DSN is set go to the server named by a reloaded config."""
+    from tests.support.fault_server import FaultServer
+
+    config = write_config(tmp_path, memory_watch(agent, 20, 40))
+    daemon = DaemonProcess(config, tmp_path / "log.jsonl")
+    server = FaultServer()
+    try:
+        daemon.wait_event("flush.disabled")
+        agent.command("grow 60")
+        written = daemon.wait_event("report.written", pid=agent.pid)
+        text = config.read_text().replace(
+            "[otlp]", f'[sentry]\ndsn = "{server.dsn()}"\nflush_interval = 600\n\n[otlp]')
+        config.write_text(text)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("flush.configured")
+        wait_for(lambda: written["id"] in server.accepted_ids(), message="report delivered")
+        wait_for(lambda: not pending_envelopes(tmp_path / "state"), message="spool drained")
+    finally:
+        server.stop()
+        assert daemon.stop() == 0
+
+
+def test_watchdog_pinged_between_ticks_when_the_interval_is_long(tmp_path, agent):
+    """With WATCHDOG_USEC shorter than the interval, the main loop keeps systemd's watchdog fed."""
+    sock_path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(sock_path))
+    server.settimeout(20)
+    config = write_config(tmp_path, memory_watch(agent, 100, 200), interval=60)
+    daemon = DaemonProcess(config, tmp_path / "log.jsonl", env=clean_env(
+        NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="1000000"))
+    try:
+        pings = 0
+        while pings < 4:
+            if server.recv(4096).decode() == "WATCHDOG=1":
+                pings += 1
+        snapshot = json.loads((tmp_path / "state" / "status.json").read_text())
+        assert snapshot["last_tick"]["count"] == 1  # four pings, one tick
+    finally:
+        assert daemon.stop() == 0
+        server.close()

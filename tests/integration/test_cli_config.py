@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon.config import EMBEDDED_DEFAULT, SYSTEM_CONFIG_PATH
+from daemon.config import EMBEDDED_DEFAULT, SYSTEM_CONFIG_PATH, SYSTEM_STATE_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 60
@@ -120,11 +120,12 @@ def test_every_subcommand_refuses_a_bad_config(tmp_path: Path) -> None:
 
 
 def test_malformed_dsn_from_environment_never_echoes_the_key(tmp_path: Path) -> None:
-    """A bad $SENTRY_DSN is named as sentry.dsn and its key appears nowhere in the output."""
+    """A bad $SENTRY_DSN is named as such (not the file) and its key appears nowhere."""
     path = write(tmp_path, GOOD_WATCH)
     env = clean_env(tmp_path, SENTRY_DSN="https://s3cr3tk3y@o1.ingest.sentry.io:99999/1")
     result = telemetryd(tmp_path, "check-config", str(path), env=env)
-    assert_config_error(result, str(path), "sentry.dsn", "not a Sentry DSN")
+    assert_config_error(result, "$SENTRY_DSN", "not a Sentry DSN")
+    assert str(path) not in result.stderr
     assert "s3cr3tk3y" not in result.stderr + result.stdout
 
 
@@ -182,11 +183,19 @@ def test_good_config_prints_the_effective_config(tmp_path: Path) -> None:
     assert lines[0] == f"# config OK: {path}"
     for expected in ("[daemon]", "interval = 0.5", 'state_dir = "/var/lib/td"', "[[watch]]",
                      'name = "claude-code"', 'cmdline = "claude|anthropic"',
-                     "rss_warning_bytes = 1073741824", "rss_critical_bytes = 3221225472",
-                     "cpu_warning_percent = 150.0", "sustained = 4", "cpu_sustained = 4",
-                     "cooldown = 600.0", 'dsn = "https://o1.ingest.sentry.io/42"'):
+                     "rss_warning = 1073741824", "rss_critical = 3221225472",
+                     "cpu_warning = 150.0", "sustained = 4", "cpu_sustained = 4",
+                     "cooldown = 600.0",
+                     '# dsn = "https://o1.ingest.sentry.io/42"  (key hidden)'):
         assert expected in lines, expected
     assert "s3cr3tk3y" not in result.stdout
+    # What it prints is a config: fed back in, it gives the same effective config.
+    again = tmp_path / "again.toml"
+    again.write_text(result.stdout)
+    second = telemetryd(tmp_path, "check-config", str(again))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[1:] == [
+        line for line in lines[1:] if not line.startswith("# dsn")]
 
 
 def effective(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -236,4 +245,6 @@ def test_embedded_default_when_nothing_is_found(tmp_path: Path) -> None:
     assert data["source"] == EMBEDDED_DEFAULT
     names = {w["process_name"] for w in data["watch"]}
     assert {"claude", "codex", "aider", "goose", "opencode", "gemini"} <= names
-    assert data["daemon"]["state_dir"] == str(tmp_path / "xdg-state" / "telemetryd")
+    # root shares the system unit's state dir, so `status` finds the daemon systemd runs.
+    expected = SYSTEM_STATE_DIR if os.geteuid() == 0 else tmp_path / "xdg-state" / "telemetryd"
+    assert data["daemon"]["state_dir"] == str(expected)

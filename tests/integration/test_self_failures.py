@@ -81,3 +81,46 @@ def test_crashed_thread_is_spooled(tmp_path):
         service.shutdown()
     assert events[0]["tags"]["component"] == "thread:worker-x"
     assert events[0]["exception"]["values"][-1]["value"] == "thread went wrong"
+
+
+class AlwaysFailingTable(LinuxProcTable):
+    """A real /proc reader that fails every scan (fault injection)."""
+
+    scans = 0
+
+    def scan(self) -> dict[int, ProcStat]:
+        AlwaysFailingTable.scans += 1
+        raise OSError("injected: /proc unreadable")
+
+
+def test_a_failure_repeating_every_tick_is_spooled_once(tmp_path):
+    """The same error on every tick becomes one event, so it cannot push reports out."""
+    service = make_service(tmp_path, AlwaysFailingTable())
+    service.startup()
+    try:
+        wait_for(lambda: len(spooled_events(service)) >= 1, message="first error spooled")
+        seen = AlwaysFailingTable.scans
+        wait_for(lambda: AlwaysFailingTable.scans >= seen + 5, message="five more failed ticks")
+        errors = spooled_events(service)
+    finally:
+        service.shutdown()
+    assert len(errors) == 1
+    assert errors[0]["exception"]["values"][-1]["value"] == "injected: /proc unreadable"
+
+
+def test_unhandled_exception_in_the_main_thread_is_spooled(tmp_path):
+    """sys.excepthook, as installed by the daemon, spools an uncaught main-thread exception."""
+    import sys
+
+    service = make_service(tmp_path, LinuxProcTable())
+    service.startup()
+    try:
+        try:
+            raise LookupError("main thread gave up")
+        except LookupError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+        events = wait_for(lambda: spooled_events(service), message="spooled main crash")
+    finally:
+        service.shutdown()
+    assert events[0]["tags"]["component"] == "main"
+    assert events[0]["exception"]["values"][-1]["type"] == "LookupError"

@@ -219,9 +219,9 @@ def test_percent_thresholds_follow_the_machines_ram() -> None:
 
 
 def test_malformed_sentry_dsn_from_environment_is_a_config_error() -> None:
-    """A bad $SENTRY_DSN is reported under sentry.dsn, without repeating its key."""
+    """A bad $SENTRY_DSN is reported as $SENTRY_DSN, without repeating its key."""
     error = error_of(WATCH_A, environ={"SENTRY_DSN": "https://s3cr3tkey@host:99999/1"})
-    assert error.key == "sentry.dsn"
+    assert error.source == "$SENTRY_DSN"
     assert "s3cr3tkey" not in str(error)
 
 
@@ -232,7 +232,7 @@ def test_dsn_key_never_appears_in_errors_or_described_config() -> None:
     config = parse('[sentry]\ndsn = "https://s3cr3tkey@o1.ingest.sentry.io/42"\n')
     assert config.sentry.dsn is not None
     described = describe(config)
-    assert described["sentry"]["dsn"] == "https://o1.ingest.sentry.io/42"
+    assert described["sentry"]["dsn_redacted"] == "https://o1.ingest.sentry.io/42"
     assert "s3cr3tkey" not in repr(described)
 
 

@@ -133,7 +133,7 @@ def test_process_vanishing_at_warning_reports_exited_under_pressure() -> None:
     feed(monitor, [tick(t, tree(10, 150)) for t in range(3)])
     actions = monitor.observe(tick(3))
     (exited,) = events(actions, "process.exited")
-    assert exited.fields["level"] == "warning"
+    assert exited.fields["pressure"] == "warning"
     assert exited.fields["last_rss_bytes"] == 150 * MIB
     assert exited.fields["lifetime_seconds"] == 3.0
     (report,) = reports(actions)
@@ -170,7 +170,7 @@ def test_pid_reuse_is_a_different_process() -> None:
 
     actions = monitor.observe(tick(2, tree(10, 250, start=5000)))
     (exited,) = events(actions, "process.exited")
-    assert exited.fields["level"] == "critical"
+    assert exited.fields["pressure"] == "critical"
     assert [r.kind for r in reports(actions)] == ["exited_under_pressure"]
     assert reports(actions)[0].process.key == (10, 1000)
     (seen,) = events(actions, "process.seen")
