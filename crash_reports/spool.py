@@ -366,6 +366,25 @@ class Spool:
             fsync_dir(self.pending_dir)
             log.warning("spool.quarantined", id=report_id, http_status=status, reason=reason)
 
+    def requeue(self, report_id: str) -> bool:
+        """Move a quarantined report back to pending (after fixing, say, a wrong DSN key).
+
+        Its attempt history starts over; False if it is not quarantined.
+        """
+        with self._lock:
+            located = self._locate(report_id)
+            if located is None or located[0] != "quarantined":
+                return False
+            name = located[1]
+            stem = name.removesuffix(".env")
+            (self.quarantine_dir / name).replace(self.pending_dir / name)
+            fsync_dir(self.pending_dir)
+            _unlink(self.quarantine_dir / (stem + _META_SUFFIX))
+            fsync_dir(self.quarantine_dir)
+            self._where.pop(report_id, None)
+            log.info("spool.requeued", id=report_id)
+            return True
+
     def purge(self, scope: PurgeScope = "quarantined") -> int:
         """Delete quarantined reports (or every report and record); return how many."""
         with self._lock:
@@ -490,6 +509,10 @@ class Spool:
     def pending_count(self) -> int:
         """How many envelope files wait in pending (cheap: names only, no parsing)."""
         return sum(1 for name in _names(self.pending_dir) if _ENVELOPE_NAME.match(name))
+
+    def quarantined_count(self) -> int:
+        """How many refused reports are set aside (cheap: names only, no parsing)."""
+        return sum(1 for name in _names(self.quarantine_dir) if _ENVELOPE_NAME.match(name))
 
     # --- internals ---------------------------------------------------------------
 

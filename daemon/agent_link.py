@@ -20,6 +20,7 @@ from daemon.monitor import TrackedProcess
 log = structlog.get_logger("telemetryd.agents")
 
 BUDGET_CHECK_SECONDS = 60.0
+MAX_CONTEXT_PIDS = 32
 
 
 def agent_settings(config: Config) -> AgentTelemetrySettings:
@@ -76,12 +77,22 @@ class AgentLink:
         self.telemetry.stop()
 
     def context_for(self, tracked: TrackedProcess, now: float) -> dict[str, Any] | None:
-        """What the agent behind a watched process was doing in the last 15 minutes."""
+        """What the agent behind a watched process was doing in the last 15 minutes.
+
+        The telemetry may come from the watched process itself or from one of its
+        children (an agent started through a wrapper such as `uv run` or `npx`).
+        """
+        candidates = (tracked.pid, *tracked.last.member_pids[:MAX_CONTEXT_PIDS])
         try:
-            return self.telemetry.reader.agent_context(tracked.pid, None, None, now)
+            for pid in candidates:
+                context = self.telemetry.reader.agent_context(pid, None, None, now)
+                if context:
+                    if pid != tracked.pid:
+                        context["matched_pid"] = pid
+                    return context
         except Exception as exc:  # a report goes out without agent context rather than not at all
             log.warning("otlp.context_failed", pid=tracked.pid, error=repr(exc))
-            return None
+        return None
 
     def check_budgets(self, client: sentry_sdk.Client | None, now: float) -> None:
         """Log each budget threshold crossed once per period; spool an event at 100 %."""

@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="report id (event id) or a unique prefix of it")
     show.add_argument("--raw", action="store_true", help="print the envelope bytes as stored")
     reports_sub.add_parser("flush", help="send pending reports now; exit 1 if any remain")
+    requeue = reports_sub.add_parser("requeue", help="move quarantined reports back to pending "
+                                     "(e.g. after fixing a wrong DSN key)")
+    requeue.add_argument("ids", nargs="*", metavar="ID",
+                         help="report ids or unique prefixes (default: every quarantined one)")
     purge = reports_sub.add_parser("purge", help="delete reports")
     group = purge.add_mutually_exclusive_group()
     group.add_argument("--quarantined", action="store_true",

@@ -39,6 +39,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return show_report(spool, args.id, args.raw)
     if action == "flush":
         return flush_reports(config, spool)
+    if action == "requeue":
+        return requeue_reports(spool, args.ids)
     if action == "purge":
         removed = spool.purge("all" if args.all else "quarantined")
         _out(f"purged {removed} {'report(s)' if args.all else 'quarantined report(s)'}")
@@ -144,6 +146,24 @@ def _count_in_stats(config: Config, spool: Spool, result: FlushResult) -> None:
         recorder.flush_result(spool, result)
     finally:
         recorder.store.close()
+
+
+def requeue_reports(spool: Spool, wanted: list[str]) -> int:
+    """Move quarantined reports (all, or the given ids) back to pending."""
+    if not wanted:
+        ids = [entry.id for entry in spool.quarantined()]
+    else:
+        ids = []
+        for item in wanted:
+            found = find_entry(spool, item)
+            if not isinstance(found, SpoolEntry) or found.state != "quarantined":
+                _err(f"telemetryd: {item!r} is not a quarantined report "
+                     "(see `telemetryd reports list`)")
+                return EXIT_FAILURE
+            ids.append(found.id)
+    moved = sum(1 for report_id in ids if spool.requeue(report_id))
+    _out(f"requeued {moved} report(s); they go out with the next flush")
+    return EXIT_OK
 
 
 def flush_reports(config: Config, spool: Spool) -> int:

@@ -30,6 +30,7 @@ class TreeSample:
     members: int
     zombie: bool = False
     access_denied: bool = False
+    member_pids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,15 @@ class Sampler:
                 root = table[root_pid]
                 root_cpu = cpu_percent(root)
                 rss, cpu, members = root.rss_bytes, root_cpu, 1
+                member_pids: tuple[int, ...] = ()
                 if rule.include_children:
-                    for member_pid in tree_pids(root_pid, children)[1:]:
+                    descendants = tree_pids(root_pid, children)[1:]
+                    for member_pid in descendants:
                         member = table[member_pid]
                         rss += member.rss_bytes
                         cpu += cpu_percent(member)
                         members += 1
+                    member_pids = tuple(descendants)
                 identity = self.selector.identity(root) if root.comm else None
                 samples.append(
                     TreeSample(
@@ -155,6 +159,7 @@ class Sampler:
                         members=members,
                         zombie=root.is_exiting,
                         access_denied=bool(identity and identity.access_denied),
+                        member_pids=member_pids,
                     )
                 )
             by_watch[rule.name] = samples

@@ -487,7 +487,7 @@ class Service:
             "watches": watches,
             "reports": {
                 "pending": spool.pending_count() if spool else None,
-                "quarantined": len(spool.quarantined()) if spool else None,
+                "quarantined": spool.quarantined_count() if spool else None,
                 "written_since_start": self.reports_written,
                 "held_in_memory": self.transport.held_count if self.transport else 0,
                 "dropped_total": self.reports_dropped,

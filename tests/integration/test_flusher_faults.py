@@ -22,6 +22,7 @@ from crash_reports.upload import Retry, Uploader
 from tests.support.fault_server import (
     GARBAGE,
     HANG,
+    OK,
     OK_EMPTY,
     RESET,
     FaultServer,
@@ -313,3 +314,23 @@ def test_upload_returns_retry_for_dns_failure() -> None:
     )
     assert isinstance(outcome, Retry)
     assert outcome.reason.startswith(("DNS lookup failed", "network error", "timed out"))
+
+
+def test_quarantined_reports_can_be_requeued_and_then_delivered(tmp_path: Path) -> None:
+    """After a 401 (wrong key) quarantines a report, `reports requeue` sends it again."""
+    server = FaultServer(default=status(401, b'{"detail":"bad key"}'))
+    spool = Spool(tmp_path / "spool")
+    report_id = spool.put(make_envelope())
+    try:
+        flusher = Flusher(spool, Uploader(server.dsn(), "test", timeout_seconds=5))
+        flusher.flush()
+        assert [e.id for e in spool.quarantined()] == [report_id]
+        assert spool.quarantined_count() == 1 and spool.pending_count() == 0
+        assert spool.requeue(report_id)
+        assert not spool.requeue(report_id)  # no longer quarantined
+        server.default = OK
+        result = flusher.flush(force=True)
+    finally:
+        server.stop()
+    assert result.delivered_ids == (report_id,)
+    assert spool.quarantined_count() == 0 and spool.pending_count() == 0
