@@ -217,6 +217,7 @@ class InProcessResult:
     rss_start: int
     rss_after_1000: int | None
     rss_end: int
+    rss_series: list[int]
     ticks_requested: int
     ticks_run: int
 
@@ -265,13 +266,16 @@ def run_in_process(config: Config, roots: Sequence[int], pairs: int, ticks: int,
         long_ticks = Timings([], [])
         rss_start = own_rss_bytes()
         rss_after_1000: int | None = None
+        rss_series = [rss_start]
         for index in range(ticks_run):
             long_ticks.add(service.tick)
-            if index + 1 == 1000:
-                rss_after_1000 = own_rss_bytes()
+            if (index + 1) % 1000 == 0:
+                rss_series.append(own_rss_bytes())
+                if index + 1 == 1000:
+                    rss_after_1000 = rss_series[-1]
         rss_end = own_rss_bytes()
     return InProcessResult(len(tracked), members, pair_daemon, pair_raw, long_ticks,
-                           rss_start, rss_after_1000, rss_end, ticks, ticks_run)
+                           rss_start, rss_after_1000, rss_end, rss_series, ticks, ticks_run)
 
 
 # --- the real daemon as a subprocess -----------------------------------------------------
@@ -474,6 +478,8 @@ def print_size(size: int, result: InProcessResult, daemon: DaemonRun | None) -> 
         f"{growth_total / 1024:+.0f} KiB total"
         + (f", {growth_after_warmup / 1024:+.0f} KiB after the first 1000"
            if growth_after_warmup is not None else ""))
+    say("  RSS series   every 1000 ticks (MiB): "
+        + " ".join(mb(value) for value in result.rss_series))
     if daemon is not None:
         say(f"  daemon       {daemon.cpu_percent:.2f} % of one core at 1 s over "
             f"{daemon.window_seconds:.1f} s ({daemon.ticks} ticks, last tick "

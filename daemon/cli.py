@@ -46,10 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
         "before the OOM killer strikes; ship them to Sentry.",
     )
     parser.add_argument("--version", action="version", version=f"telemetryd {__version__}")
-    parser.add_argument("--config", "-c", type=Path, metavar="PATH",
-                        help="config file (default: $TELEMETRYD_CONFIG, the user config dir, "
-                        "/etc/telemetryd/telemetryd.toml, else the embedded default)")
+    config_help = ("config file (default: $TELEMETRYD_CONFIG, the user config dir, "
+                   "/etc/telemetryd/telemetryd.toml, else the embedded default)")
+    parser.add_argument("--config", "-c", type=Path, metavar="PATH", help=config_help)
+    # Also accepted after the subcommand (`telemetryd run --config X`); SUPPRESS keeps a
+    # subcommand from overwriting a --config given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", type=Path, metavar="PATH", help=config_help,
+                        default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    original_add_parser = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("parents", [common])
+        return original_add_parser(name, **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     sub.required = True
 
     sub.add_parser("run", help="run the daemon in the foreground (what the service runs)")

@@ -115,6 +115,7 @@ class Service:
         self._restore_hooks: Callable[[], None] | None = None
         self._last_tick_done: float | None = None
         self._last_ping = 0.0
+        self._described: tuple[Config, dict[str, Any]] | None = None
 
     # --- life cycle -----------------------------------------------------------
 
@@ -480,7 +481,7 @@ class Service:
             "started_at": self.started_at,
             "stopped": stopped,
             "config_source": self.config.source,
-            "config": describe(self.config),
+            "config": self._described_config(),
             "state_dir": str(self.paths.root),
             "interval": self.config.daemon.interval_seconds,
             "last_tick": self.last_tick,
@@ -497,6 +498,12 @@ class Service:
             "metrics": {"listen": f"{self.config.metrics.host}:{self.metrics_server.port}"}
             if self.metrics_server else {},
         }
+
+    def _described_config(self) -> dict[str, Any]:
+        # The config changes only on reload: describe it once per config, not every tick.
+        if self._described is None or self._described[0] is not self.config:
+            self._described = (self.config, describe(self.config))
+        return self._described[1]
 
     def _flush_status(self) -> dict[str, Any]:
         if self.flusher is None:

@@ -18,12 +18,22 @@ import functools
 import warnings
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
-
-import genai_prices
-import genai_prices.types
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from daemon.agents.records import TokenType, TokenUsage
+
+if TYPE_CHECKING:
+    import genai_prices
+
+
+def _prices() -> ModuleType:
+    """genai-prices, imported on first use: it brings pydantic and ~10 MB the daemon
+    does not need until an agent sends tokens to price."""
+    import genai_prices
+    import genai_prices.types
+
+    return genai_prices
 
 _UNPRICEABLE = frozenset({"", "unknown"})
 _USAGE_FIELDS: dict[TokenType, tuple[str, ...]] = {
@@ -83,7 +93,7 @@ def _linear_price(model: str, token_type: TokenType, day: date) -> tuple[Decimal
     starts = [
         tier.start
         for value in vars(calculation.model_price).values()
-        if isinstance(value, genai_prices.types.TieredPrices)
+        if isinstance(value, _prices().types.TieredPrices)
         for tier in value.tiers
     ]
     return one / _PROBE_TOKENS, min(starts, default=2**63)
@@ -98,7 +108,10 @@ def _exact_price(model: str, token_type: TokenType, tokens: int, day: date) -> D
 def _usage(token_type: TokenType, tokens: int) -> genai_prices.Usage:
     # genai-prices counts cached tokens inside input_tokens (OpenAI's convention), while
     # Claude Code reports them apart (Anthropic's), so each type is priced on its own.
-    return genai_prices.Usage(**{field: tokens for field in _USAGE_FIELDS[token_type]})
+    usage: genai_prices.Usage = _prices().Usage(
+        **{field: tokens for field in _USAGE_FIELDS[token_type]}
+    )
+    return usage
 
 
 def _calculation(model: str, usage: genai_prices.Usage, day: date) -> Any:
@@ -106,6 +119,6 @@ def _calculation(model: str, usage: genai_prices.Usage, day: date) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return genai_prices.calc_price(usage, model, genai_request_timestamp=when)
+            return _prices().calc_price(usage, model, genai_request_timestamp=when)
     except (LookupError, ValueError):
         return None
