@@ -23,19 +23,13 @@ from daemon.config import (
     environ_snapshot,
     load_config,
 )
+from daemon.output import err, out
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: cannot start (lock held, state dir unusable)
 
-
-def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except ConfigError as exc:
-        _err(f"telemetryd: config error: {exc}")
+        err(f"telemetryd: config error: {exc}")
         return EXIT_CONFIG_ERROR
     except BrokenPipeError:
         return EXIT_OK
@@ -152,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         configure_logging("auto", "info")
         structlog.get_logger("telemetryd").error(
             "config.error", source=exc.source, key=exc.key, error=exc.message)
-        _err(f"telemetryd: config error: {exc}")
+        err(f"telemetryd: config error: {exc}")
         return EXIT_CONFIG_ERROR
     configure_logging(config.daemon.log_format, config.daemon.log_level)
     service = Service(
@@ -164,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         service.run()
     except (AlreadyRunningError, StartupError) as exc:
         structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
-        _err(f"telemetryd: {exc}")
+        err(f"telemetryd: {exc}")
         return EXIT_UNAVAILABLE
     return EXIT_OK
 
@@ -189,17 +183,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         snapshot = read_snapshot(paths.status)
     except StatusUnreadableError as exc:
         if args.json:
-            _out(json.dumps({"running": False, "exit_code": EXIT_UNKNOWN, "error": str(exc)}))
+            out(json.dumps({"running": False, "exit_code": EXIT_UNKNOWN, "error": str(exc)}))
         else:
-            _out(f"telemetryd: not running or status unreadable: {exc}")
+            out(f"telemetryd: not running or status unreadable: {exc}")
         return EXIT_UNKNOWN
     verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(int(snapshot.get("pid", 0))),
                        now)
     if args.json:
-        _out(json.dumps({**snapshot, "running": verdict.running, "exit_code": verdict.exit_code,
+        out(json.dumps({**snapshot, "running": verdict.running, "exit_code": verdict.exit_code,
                           "summary": verdict.summary}, indent=2))
     else:
-        _out(render_table(snapshot, verdict, now))
+        out(render_table(snapshot, verdict, now))
     return verdict.exit_code
 
 
@@ -208,10 +202,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args, args.path)
     data = describe(config)
     if args.json:
-        _out(json.dumps(data, indent=2))
+        out(json.dumps(data, indent=2))
     else:
-        _out(f"# config OK: {config.source}")
-        _out(_as_toml(data))
+        out(f"# config OK: {config.source}")
+        out(_as_toml(data))
     return EXIT_OK
 
 
@@ -284,9 +278,9 @@ def cmd_install_unit(args: argparse.Namespace) -> int:
     try:
         text = unit_text(kind, executable, home=str(Path.home()))
     except ValueError as exc:
-        _err(f"telemetryd: {exc}")
+        err(f"telemetryd: {exc}")
         return EXIT_USAGE
-    _err(f"# save as {unit_file_name(kind)}")
+    err(f"# save as {unit_file_name(kind)}")
     if isinstance(text, bytes):
         sys.stdout.buffer.write(text)
     else:

@@ -13,16 +13,10 @@ from crash_reports.humanize import format_bytes
 from crash_reports.spool import Spool, SpoolEntry
 from daemon.config import Config
 from daemon.delivery import make_flusher, open_spool
+from daemon.output import err, out, table
 
 EXIT_OK, EXIT_FAILURE, EXIT_NOT_FOUND = 0, 1, 66
 
-
-def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -30,7 +24,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     try:
         spool = open_spool(config)
     except OSError as exc:
-        _err(f"telemetryd: cannot open the spool in {config.daemon.state_dir}: {exc}")
+        err(f"telemetryd: cannot open the spool in {config.daemon.state_dir}: {exc}")
         return EXIT_FAILURE
     action = args.reports_command
     if action == "list":
@@ -43,7 +37,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return requeue_reports(spool, args.ids)
     if action == "purge":
         removed = spool.purge("all" if args.all else "quarantined")
-        _out(f"purged {removed} {'report(s)' if args.all else 'quarantined report(s)'}")
+        out(f"purged {removed} {'report(s)' if args.all else 'quarantined report(s)'}")
         return EXIT_OK
     raise AssertionError(action)
 
@@ -58,10 +52,10 @@ def list_reports(spool: Spool, as_json: bool) -> int:
     """Print every report the spool knows, newest last."""
     entries = spool.list_all()
     if as_json:
-        _out(json.dumps([entry.to_json() for entry in entries], indent=2))
+        out(json.dumps([entry.to_json() for entry in entries], indent=2))
         return EXIT_OK
     if not entries:
-        _out(f"no reports in {spool.root}")
+        out(f"no reports in {spool.root}")
         return EXIT_OK
     rows = [("ID", "TIME (UTC)", "STATE", "WATCH", "KIND", "ATTEMPTS", "TITLE / LAST ERROR")]
     for entry in entries:
@@ -72,9 +66,7 @@ def list_reports(spool: Spool, as_json: bool) -> int:
             detail += f"  [last error: {entry.last_error}]"
         rows.append((entry.id[:12], _when(entry.created_at), entry.state, entry.watch or "-",
                      entry.kind or "-", str(entry.attempts), detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1])
+    table(rows, last_column_free=True)
     return EXIT_OK
 
 
@@ -93,33 +85,33 @@ def show_report(spool: Spool, wanted: str, raw: bool) -> int:
     """Print one report: its listing fields, the event, and its attachments."""
     found = find_entry(spool, wanted)
     if isinstance(found, str):
-        _err(f"telemetryd: {found}")
+        err(f"telemetryd: {found}")
         return EXIT_FAILURE
     if found is None:
-        _err(f"telemetryd: no report {wanted!r} in {spool.root} (see `telemetryd reports list`)")
+        err(f"telemetryd: no report {wanted!r} in {spool.root} (see `telemetryd reports list`)")
         return EXIT_NOT_FOUND
     if found.state == "delivered":
-        _out(json.dumps(found.to_json(), indent=2))
-        _out("(delivered: the envelope itself is no longer kept)")
+        out(json.dumps(found.to_json(), indent=2))
+        out("(delivered: the envelope itself is no longer kept)")
         return EXIT_OK
     data = spool.read(found.id)
     if raw:
         sys.stdout.buffer.write(data)
         return EXIT_OK
-    _out(json.dumps(found.to_json(), indent=2))
+    out(json.dumps(found.to_json(), indent=2))
     for header, payload in _items(data):
         kind = header.get("type")
         if kind == "event":
             event = json.loads(payload)
-            _out(f"\n== event {event.get('event_id')} ==")
-            _out(json.dumps(event, indent=2, sort_keys=True))
+            out(f"\n== event {event.get('event_id')} ==")
+            out(json.dumps(event, indent=2, sort_keys=True))
         else:
-            _out(f"\n== {kind} {header.get('filename', '')} ({format_bytes(len(payload))}) ==")
+            out(f"\n== {kind} {header.get('filename', '')} ({format_bytes(len(payload))}) ==")
             if header.get("content_type") == "application/json":
                 try:
-                    _out(json.dumps(json.loads(payload), indent=2))
+                    out(json.dumps(json.loads(payload), indent=2))
                 except ValueError:
-                    _out(payload.decode("utf-8", "replace"))
+                    out(payload.decode("utf-8", "replace"))
     return EXIT_OK
 
 
@@ -157,12 +149,12 @@ def requeue_reports(spool: Spool, wanted: list[str]) -> int:
         for item in wanted:
             found = find_entry(spool, item)
             if not isinstance(found, SpoolEntry) or found.state != "quarantined":
-                _err(f"telemetryd: {item!r} is not a quarantined report "
+                err(f"telemetryd: {item!r} is not a quarantined report "
                      "(see `telemetryd reports list`)")
                 return EXIT_FAILURE
             ids.append(found.id)
     moved = sum(1 for report_id in ids if spool.requeue(report_id))
-    _out(f"requeued {moved} report(s); they go out with the next flush")
+    out(f"requeued {moved} report(s); they go out with the next flush")
     return EXIT_OK
 
 
@@ -170,12 +162,12 @@ def flush_reports(config: Config, spool: Spool) -> int:
     """Send pending reports now; exit 1 while anything is still pending."""
     if not config.sentry.dsn:
         pending = spool.pending_count()
-        _out(f"no Sentry DSN configured: {pending} report(s) stay local in {spool.root}")
+        out(f"no Sentry DSN configured: {pending} report(s) stay local in {spool.root}")
         return EXIT_OK if pending == 0 else EXIT_FAILURE
     flusher = make_flusher(config, spool)
     result = flusher.flush(force=True, lock_timeout_seconds=config.sentry.timeout_seconds + 5)
     _count_in_stats(config, spool, result)
-    _out(f"flush: {result.status}: delivered {result.delivered}, quarantined "
+    out(f"flush: {result.status}: delivered {result.delivered}, quarantined "
          f"{result.quarantined}, still pending {result.still_pending}"
          + (f" (last error: {result.last_error})" if result.last_error else ""))
     return EXIT_OK if result.still_pending == 0 and result.status != "busy" else EXIT_FAILURE

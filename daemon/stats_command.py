@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from crash_reports.humanize import format_bytes, format_duration
 from crash_reports.stats import StatsStore, StatsUnavailableError
 from daemon.config import Config
+from daemon.output import err, out, table
 from daemon.paths import StatePaths
 from daemon.units_of_measure import parse_duration
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 64
 
-
-def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -33,7 +25,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if since_seconds <= 0:
             raise ValueError(f"expected a positive duration like 90m or 24h, got {args.since!r}")
     except ValueError as exc:
-        _err(f"telemetryd: --since: {exc}")
+        err(f"telemetryd: --since: {exc}")
         return EXIT_USAGE
     now = time.time()
     paths = StatePaths(config.daemon.state_dir)
@@ -51,12 +43,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     agents = agent_summary(paths, now, since_seconds, args.by)
     result["agents"] = agents
     if args.json:
-        _out(json.dumps(result, indent=2, default=str))
+        out(json.dumps(result, indent=2, default=str))
         return EXIT_OK
-    _out(f"telemetryd stats for the last {format_duration(since_seconds)} "
+    out(f"telemetryd stats for the last {format_duration(since_seconds)} "
          f"(state dir {paths.root})")
     if watch_error:
-        _out(f"  watch stats: none ({watch_error})")
+        out(f"  watch stats: none ({watch_error})")
     else:
         _print_watchdog(result["watchdog"])
     _print_agents(agents, args.by)
@@ -65,8 +57,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 def _print_watchdog(summary: dict[str, Any]) -> None:
     daemon = summary.get("daemon") or {}
-    _out("")
-    _out(f"daemon: {daemon.get('ticks') or 0} ticks, p50 "
+    out("")
+    out(f"daemon: {daemon.get('ticks') or 0} ticks, p50 "
          f"{_ms(daemon.get('tick_p50_seconds'))}, p99 {_ms(daemon.get('tick_p99_seconds'))}, "
          f"own RSS max {_bytes(daemon.get('own_rss_max_bytes'))}, own CPU mean "
          f"{_pct(daemon.get('own_cpu_mean_percent'))}, starts {daemon.get('starts') or 0} "
@@ -82,7 +74,7 @@ def _print_watchdog(summary: dict[str, Any]) -> None:
             str(figures.get("reports_written") or 0), str(figures.get("reports_delivered") or 0),
             str(figures.get("processes_seen") or 0), str(figures.get("processes_exited") or 0),
         ))
-    _table(rows)
+    table(rows)
 
 
 def agent_summary(paths: StatePaths, now: float, since_seconds: float, by: str) -> dict[str, Any]:
@@ -98,9 +90,9 @@ def agent_summary(paths: StatePaths, now: float, since_seconds: float, by: str) 
 
 
 def _print_agents(agents: dict[str, Any], by: str) -> None:
-    _out("")
+    out("")
     if not agents.get("rows"):
-        _out(f"agents: {agents.get('note') or 'none'}")
+        out(f"agents: {agents.get('note') or 'none'}")
         return
     header = (by.upper(), "INPUT", "OUTPUT", "CACHE R", "CACHE W", "COST USD", "REQUESTS",
               "ERRORS", "TOOL CALLS", "TOOL FAILS")
@@ -117,13 +109,7 @@ def _print_agents(agents: dict[str, Any], by: str) -> None:
             str(row.get("requests", 0)), str(sum((row.get("errors") or {}).values())),
             str(row.get("tool_calls", 0)), str(row.get("tool_failures", 0)),
         ))
-    _table(rows)
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    table(rows)
 
 
 def _ms(value: Any) -> str:

@@ -1,0 +1,29 @@
+"""What the command line prints for people: lines and aligned tables (never logs)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def out(text: str = "") -> None:
+    """One line on standard output."""
+    sys.stdout.write(text + "\n")
+
+
+def err(text: str) -> None:
+    """One line on standard error."""
+    sys.stderr.write(text + "\n")
+
+
+def table(rows: Sequence[Sequence[str]], last_column_free: bool = False) -> None:
+    """Rows in aligned columns; with ``last_column_free`` the last column is not padded."""
+    if not rows:
+        return
+    count = len(rows[0]) - 1 if last_column_free else len(rows[0])
+    widths = [max(len(row[i]) for row in rows) for i in range(count)]
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:count])]
+        if last_column_free:
+            cells.append(row[-1])
+        out("  ".join(cells).rstrip())
