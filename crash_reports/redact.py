@@ -1,14 +1,42 @@
-"""The one redaction function: credentials never leave in a report."""
+"""The one redaction function: credentials never leave in a report.
+
+Rules, argument by argument (``redact_args``):
+
+- A flag whose name looks secret (``--api-key``, ``-password``, ``--client-secret``)
+  loses its ``=value``; without ``=`` it takes the next argument whatever it looks like
+  (``--api-key -abc`` too), unless that argument is itself a long flag (``--model``).
+- ``NAME=value`` with a secret-looking NAME loses its value.  When the argument is a
+  shell script (it follows a ``-c``-style flag, as in ``sh -c '...'``, or it is the
+  whole command line on its own) it is redacted word by word instead, so only the
+  assignment's own value goes and the rest of the command stays readable.
+- Header arguments (``-H``/``--header``/``--proxy-header``) named like a secret
+  (``X-Api-Key: v``, ``Authorization: v``, ``Cookie: v``) lose their value.
+- Short password flags are only redacted for programs where they are unambiguous:
+  ``-pVALUE`` for the mysql family (``-p`` alone prompts and the next word is the
+  database), ``-p VALUE`` / ``-pVALUE`` for sshpass and the mongo shells,
+  ``-a VALUE`` for redis-cli, and the password of ``-u user:password`` for curl.
+  Elsewhere ``-p`` (``mkdir -p``, ``ssh -p 22``, ``psql -p 5432``) is left alone.
+- Anywhere: token-shaped strings, bearer/basic credentials, URL passwords, secret
+  header values and quoted ``"secret_name": "value"`` pairs (``redact_text``).
+
+The argument count never changes and redacting twice changes nothing more.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 REDACTED = "[redacted]"
-_SECRET_NAME = re.compile(r"key|token|secret|passw|pwd|auth|credential|cookie|session", re.I)
+_SECRET_WORD = r"key|token|secret|passw|pwd|auth|credential|cookie|session"  # noqa: S105
+_SECRET_NAME = re.compile(_SECRET_WORD, re.I)
 _FLAG = re.compile(r"^(--?[A-Za-z0-9][A-Za-z0-9_.-]*)(=(.*))?$", re.S)
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$", re.S)
+_WHITESPACE = re.compile(r"\s")
+_SCRIPT_FLAG = re.compile(r"^-[A-Za-z]*c$")  # sh -c, bash -lc, python -c
+_HEADER_FLAGS = frozenset({"-H", "--header", "--proxy-header"})
 _TOKEN_PATTERNS = [
     re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),  # OpenAI / Anthropic style keys
     re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{16,}"),
@@ -17,62 +45,213 @@ _TOKEN_PATTERNS = [
     re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWTs
 ]
-_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=\-]+", re.I)
-_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.\-]*://[^/\s:@]*):[^@\s/]+@", re.I)
-_WHITESPACE = re.compile(r"(\s+)")
+_SCHEME = r"(?:Bearer|Basic|Token|Digest|Negotiate|NTLM)"
+_BEARER = re.compile(rf"\b({_SCHEME})\s+[A-Za-z0-9._~+/=\-]+", re.I)
+# ``Name: value`` where Name looks secret; the value runs to a quote, the end of the
+# line or a shell operator, so ``-H 'X-Api-Key: v' && next`` keeps ``&& next``.  Names
+# are found first and checked in code: a regex that looked for a secret word inside
+# the name would backtrack quadratically over a long argument.  Possessive quantifiers
+# (``*+``, ``++``) keep every pattern here linear.
+_HEADER_NAME = re.compile(r"(?<![\w-])([A-Za-z0-9_-]++):[ \t]++")
+_HEADER_VALUE = re.compile(
+    rf"(?:{_SCHEME}[ \t]++)?+"
+    r"((?:[^\"'\r\n \t]++|[ \t]++(?!(?:&&|\|\|?|;|>>?)(?:[ \t]|$)))++)",
+    re.I,
+)
+# The argument of -H: the whole rest is the value, and no space is needed after ':'.
+_HEADER_ARG = re.compile(
+    rf"^([\"']?([A-Za-z0-9_-]++):\s*+(?:{_SCHEME}\s++)?+)(.+?)([\"']?)$", re.I | re.S
+)
+# ``"name": "value"`` in JSON or a Python dict; the name is checked in code.
+_QUOTED_PAIR = re.compile(r"([\"'])([^\"'\n]*+)\1(\s*+:\s*+)([\"'])(?:\\.|(?!\4)[^\\])*+\4")
+_URL_PASSWORD = re.compile(r"(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+://[^/\s:@]*+):[^@\s/]++@", re.I)
+# A shell word: unquoted runs, escapes and balanced quotes (a lone quote is one character,
+# so an unbalanced string falls back to splitting at whitespace); or an operator.
+_SHELL_WORD = re.compile(
+    r"""(?:[^\s"'\\;&|<>()]++|\\.|"(?:\\.|[^"\\])*"|'[^']*'|["'\\])+|[;&|<>()]+""", re.S
+)
+_COMMAND_SEPARATORS = frozenset({"&&", "||", "|", ";", "&", "(", ")"})
+
+Expect = Literal["secret", "header", "user-password"]
+
+
+@dataclass(frozen=True)
+class _PasswordFlag:
+    """A short flag that carries a password for one family of programs."""
+
+    flag: str
+    separate: bool  # may the value be the next argument, or only attached (``-pX``)?
+    expect: Expect = "secret"
+
+
+_MYSQL = (_PasswordFlag("-p", separate=False),)
+_SEPARATE_P = (_PasswordFlag("-p", separate=True),)
+_CURL = tuple(
+    _PasswordFlag(flag, separate=True, expect="user-password")
+    for flag in ("-u", "-U", "--user", "--proxy-user")
+)
+_PROGRAM_FLAGS: dict[str, tuple[_PasswordFlag, ...]] = {
+    **dict.fromkeys(
+        ["mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
+         "mysqlslap", "mysqlpump", "mysqlbinlog", "mariadb", "mariadb-dump", "mariadb-admin"],
+        _MYSQL,
+    ),
+    **dict.fromkeys(
+        ["sshpass", "mongo", "mongosh", "mongodump", "mongorestore", "mongoexport",
+         "mongoimport"],
+        _SEPARATE_P,
+    ),
+    "redis-cli": (_PasswordFlag("-a", separate=True),),
+    "curl": _CURL,
+}
 
 
 def redact_text(text: str) -> str:
-    """Replace token-shaped substrings, bearer credentials and URL passwords.
+    """Replace token-shaped substrings, credentials, secret headers and URL passwords.
 
     >>> redact_text("-H 'Authorization: Bearer abc.def' https://u:pw@host/x sk-ant-api03-XYZ1")
     "-H 'Authorization: Bearer [redacted]' https://u:[redacted]@host/x [redacted]"
+    >>> redact_text("curl -H 'X-Api-Key: abcd1234' -H 'Accept: json' && echo ok")
+    "curl -H 'X-Api-Key: [redacted]' -H 'Accept: json' && echo ok"
+    >>> redact_text('{"api_key": "abc", "model": "opus"}')
+    '{"api_key": "[redacted]", "model": "opus"}'
     """
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _redact_headers(text)
+    text = _QUOTED_PAIR.sub(_redact_quoted_pair, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
 
 
-def redact_args(args: Sequence[str]) -> list[str]:
-    """Redact a command line, argument by argument.
+def _redact_headers(text: str) -> str:
+    """Every ``Secret-Name: value`` in free text loses its value (a scheme word stays)."""
+    pieces: list[str] = []
+    end = 0
+    for name in _HEADER_NAME.finditer(text):
+        if name.start() < end or not _SECRET_NAME.search(name.group(1)):
+            continue  # inside a value already redacted, or an ordinary header
+        value = _HEADER_VALUE.match(text, name.end())
+        if value is not None:
+            pieces += [text[end : value.start(1)], REDACTED]
+            end = value.end(1)
+    pieces.append(text[end:])
+    return "".join(pieces)
 
-    Values of flags whose name looks secret (``--api-key X``, ``--token=X``), values of
-    ``NAME=value`` where NAME looks secret, and token-shaped strings anywhere.
+
+def _redact_quoted_pair(pair: re.Match[str]) -> str:
+    if not _SECRET_NAME.search(pair[2]):
+        return pair[0]
+    return f"{pair[1]}{pair[2]}{pair[1]}{pair[3]}{pair[4]}{REDACTED}{pair[4]}"
+
+
+def redact_args(args: Sequence[str]) -> list[str]:
+    """Redact a command line, argument by argument (the rules are in the module docstring).
 
     >>> redact_args(["agent", "--api-key", "abc", "--token=xyz", "--model", "opus"])
     ['agent', '--api-key', '[redacted]', '--token=[redacted]', '--model', 'opus']
     >>> redact_args(["env", "OPENAI_API_KEY=abc", "PATH=/bin", "run"])
     ['env', 'OPENAI_API_KEY=[redacted]', 'PATH=/bin', 'run']
+    >>> redact_args(["sh", "-c", "OPENAI_API_KEY=abc python x.py --key=k"])
+    ['sh', '-c', 'OPENAI_API_KEY=[redacted] python x.py --key=[redacted]']
+    >>> redact_args(["curl", "-u", "me:pw", "-H", "X-Api-Key:abc", "https://h/"])
+    ['curl', '-u', 'me:[redacted]', '-H', 'X-Api-Key:[redacted]', 'https://h/']
+    >>> redact_args(["mysql", "-uroot", "-ppw", "db", "--api-key", "-dash"])
+    ['mysql', '-uroot', '-p[redacted]', 'db', '--api-key', '[redacted]']
     """
-    result: list[str] = []
-    redact_next = False
-    for arg in args:
-        if redact_next and not arg.startswith("-"):
-            result.append(REDACTED)
-            redact_next = False
-            continue
-        redact_next = False
+    return _Redactor(whole_line=len(args) == 1).run(args)
+
+
+class _Redactor:
+    """Walks one command line, remembering what the previous argument announced."""
+
+    def __init__(self, whole_line: bool) -> None:
+        self.expect: Expect | None = None
+        self.script_next = whole_line
+        self.program_flags: tuple[_PasswordFlag, ...] = ()
+
+    def run(self, args: Sequence[str]) -> list[str]:
+        """Redact every argument in order; the count never changes."""
+        return [self.one(arg) for arg in args]
+
+    def one(self, arg: str) -> str:
+        """Redact one argument given what came before it."""
+        expect, self.expect = self.expect, None
+        script, self.script_next = self.script_next, False
+        if expect is not None and not (expect == "secret" and arg.startswith("--")):
+            return _expected_value(expect, arg)
+        if arg in _COMMAND_SEPARATORS or arg.endswith(";"):
+            self.program_flags = ()
+        self.program_flags = _PROGRAM_FLAGS.get(arg.rsplit("/", 1)[-1], self.program_flags)
+        program = self._program_flag(arg)
+        if program is not None:
+            return program
         flag = _FLAG.match(arg)
-        if flag and _SECRET_NAME.search(flag.group(1)):
-            if flag.group(2) is not None:
-                result.append(f"{flag.group(1)}={REDACTED}")
-            else:
-                result.append(arg)
-                redact_next = True
-            continue
+        if flag:
+            return self._flag(arg, flag.group(1), flag.group(3))
+        if script and _WHITESPACE.search(arg):
+            return _redact_script(arg)
         assignment = _ASSIGNMENT.match(arg)
         if assignment and _SECRET_NAME.search(assignment.group(1)):
-            result.append(f"{assignment.group(1)}={REDACTED}")
-            continue
-        result.append(_redact_words(arg) if _WHITESPACE.search(arg) else redact_text(arg))
-    return result
+            return f"{assignment.group(1)}={REDACTED}"
+        return _redact_script(arg) if _WHITESPACE.search(arg) else redact_text(arg)
+
+    def _program_flag(self, arg: str) -> str | None:
+        for spec in self.program_flags:
+            if arg == spec.flag and spec.separate:
+                self.expect = spec.expect
+                return arg
+            # Long flags take ``--user=value``; short ones ``-pvalue``.
+            prefix = spec.flag + "=" if spec.flag.startswith("--") else spec.flag
+            if arg.startswith(prefix) and len(arg) > len(prefix):
+                return prefix + _expected_value(spec.expect, arg[len(prefix) :])
+        return None
+
+    def _flag(self, arg: str, name: str, value: str | None) -> str:
+        if _SECRET_NAME.search(name):
+            if value is not None:
+                return f"{name}={REDACTED}"
+            self.expect = "secret"
+            return arg
+        if name in _HEADER_FLAGS:
+            if value is None:
+                self.expect = "header"
+                return arg
+            return f"{name}={_expected_value('header', value)}"
+        self.script_next = value is None and _SCRIPT_FLAG.match(name) is not None
+        if value is not None and _WHITESPACE.search(value):
+            return f"{name}={_redact_script(value)}"
+        return redact_text(arg)
 
 
-def _redact_words(text: str) -> str:
+def _expected_value(expect: Expect, value: str) -> str:
+    """The value a previous flag announced: all secret, a header, or ``user:password``."""
+    if expect == "secret":
+        return REDACTED
+    if expect == "user-password":
+        user, colon, _ = value.partition(":")
+        return f"{user}:{REDACTED}" if colon else redact_text(value)
+    header = _HEADER_ARG.match(value)
+    if header and _SECRET_NAME.search(header.group(2)):
+        return header.group(1) + REDACTED + header.group(4)
+    return redact_text(value)
+
+
+def _redact_script(text: str) -> str:
     """A whole command in one argument (``sh -c '... --api-key X'``): redact it word by word."""
-    parts = _WHITESPACE.split(redact_text(text))
-    # Even indexes are words, odd ones the whitespace between them, kept as it was.
-    parts[::2] = redact_args(parts[::2])
-    return "".join(parts)
+    text = redact_text(text)
+    words = list(_SHELL_WORD.finditer(text))
+    if len(words) == 1 and words[0].group() == text:
+        # One quoted word: look inside the quotes; anything else has no words to split.
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+            return text[0] + _redact_script(text[1:-1]) + text[0]
+        return text
+    redactor = _Redactor(whole_line=False)
+    pieces: list[str] = []
+    end = 0
+    for word in words:
+        pieces += [text[end : word.start()], redactor.one(word.group())]
+        end = word.end()
+    pieces.append(text[end:])
+    return "".join(pieces)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,11 @@ def read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float) -> 
 
 
 def stored_ids(output: bytes) -> set[str]:
-    return {line.split()[1].decode() for line in output.splitlines() if line.startswith(b"stored")}
+    """The report ids the child announced as stored (put() had returned)."""
+    lines = [line for line in output.splitlines() if line.startswith(b"stored")]
+    # A print is one write of a short line to a pipe, so a kill never cuts one in half.
+    assert all(len(line.split()) == 2 for line in lines), output.decode(errors="replace")
+    return {line.split()[1].decode() for line in lines}
 
 
 def assert_spool_sane(spool: Spool) -> None:
@@ -98,25 +103,93 @@ def assert_spool_sane(spool: Spool) -> None:
     assert list(spool.corrupt_dir.iterdir()) == []
 
 
+def wait_until(
+    proc: subprocess.Popen[bytes],
+    output: bytearray,
+    reached: Callable[[bytes], bool],
+    timeout: float,
+) -> bool:
+    """Read the child's stdout into ``output`` until ``reached``, its exit, or the deadline."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    while not reached(bytes(output)):
+        if time.monotonic() >= deadline:
+            return False
+        ready, _, _ = select.select([fd], [], [], 0.001)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the child exited before the point
+                return reached(bytes(output))
+            output += chunk
+    return True
+
+
+def stored_count(output: bytes) -> int:
+    """How many complete ``stored`` lines the child printed so far."""
+    return sum(1 for line in output.split(b"\n")[:-1] if line.startswith(b"stored"))
+
+
+KillPoint = tuple[str, int]
+
+
+def at_point(point: KillPoint, server: FaultServer, sent_before: int) -> Callable[[bytes], bool]:
+    """A test on the child's output so far: has this round reached ``point``?"""
+    kind, count = point
+    if kind == "stored":
+        return lambda output: stored_count(output) >= count
+    return lambda _: len(server.received) >= sent_before + count
+
+
+# Where a round is killed: after the child announced k reports stored (0: just started,
+# so the kill lands inside a put()), or once the server has read the j-th upload of the
+# round (the answer is delayed, so the kill lands with a report on the wire, or between
+# the 2xx and the removal from the spool).  Every point is hit KILLS_PER_POINT times.
+KILL_POINTS: list[KillPoint] = [("stored", k) for k in range(4)] + [("sent", j) for j in (1, 2, 3)]
+KILLS_PER_POINT = 3
+MIN_ROUNDS = 30
+ROUNDS_DEADLINE_SECONDS = 300.0
+
+
 @pytest.mark.slow
 def test_kill9_at_random_points_loses_no_report(tmp_path: Path) -> None:
-    """30 rounds of spool+flush killed at random; every stored report arrives, same ids only."""
-    rng = random.Random(int(os.environ.get("KILL9_SEED", "0")) or None)
+    """Spool+flush rounds killed at every progress point; every stored report arrives once."""
+    seed = int(os.environ.get("KILL9_SEED", "0")) or random.randrange(1, 2**32)
+    rng = random.Random(seed)
     root = tmp_path / "spool"
     promised: set[str] = set()
-    killed_rounds = 0
+    kills: Counter[KillPoint] = Counter()
+    rounds = 0
+    deadline = time.monotonic() + ROUNDS_DEADLINE_SECONDS
     # A few milliseconds per answer so kills land while a report is on the wire.
     with FaultServer(default=Behaviour(delay_seconds=0.003)) as server:
-        for _ in range(30):
+        schedule: list[KillPoint] = []
+        while (
+            min(kills[point] for point in KILL_POINTS) < KILLS_PER_POINT
+            or rounds < MIN_ROUNDS
+            or len(promised) < MIN_ROUNDS
+        ):
+            assert time.monotonic() < deadline, f"seed {seed}: only {dict(kills)} after {rounds}"
+            if not schedule:
+                schedule = rng.sample(KILL_POINTS, len(KILL_POINTS))
+            point = schedule.pop()
+            rounds += 1
+            sent_before = len(server.received)
             child = start_child(root, server.dsn(), 3, "plain", tmp_path / "stderr")
-            output = read_until(child, b"ready", timeout=30)
-            assert b"ready" in output, "child did not start"
-            time.sleep(rng.uniform(0, 0.06))
-            if child.poll() is None:
+            output = bytearray()
+            assert wait_until(child, output, lambda out: b"ready\n" in out, timeout=30), (
+                "child did not start: " + (tmp_path / "stderr").read_text()[-3000:]
+            )
+            reached = wait_until(child, output, at_point(point, server, sent_before), 30)
+            # A little jitter so kills spread over the whole step, not just its start.
+            time.sleep(rng.uniform(0, 0.004))
+            if reached and child.poll() is None:
                 os.kill(child.pid, signal.SIGKILL)
-                killed_rounds += 1
+                kills[point] += 1
             remaining, _ = child.communicate(timeout=30)
-            promised |= stored_ids(output + remaining)
+            if child.returncode != -signal.SIGKILL:
+                assert child.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
+            promised |= stored_ids(bytes(output) + remaining)
             assert_spool_sane(Spool(root, SpoolLimits(max_reports=100_000)))
         final = start_child(root, server.dsn(), 0, "plain", tmp_path / "stderr")
         out = read_until(final, b"done", timeout=60)
@@ -129,13 +202,16 @@ def test_kill9_at_random_points_loses_no_report(tmp_path: Path) -> None:
                 bodies.setdefault(request.event_id, set()).add(request.body.split(b"\n", 1)[1])
 
     spool = Spool(root, SpoolLimits(max_reports=100_000))
-    assert killed_rounds >= 10, "too few rounds were actually killed to prove anything"
-    assert len(promised) >= 30
-    assert promised <= set(accepted), f"lost: {sorted(promised - set(accepted))}"
+    killed_rounds = sum(kills.values())
+    assert killed_rounds >= KILLS_PER_POINT * len(KILL_POINTS)
+    assert promised <= set(accepted), f"seed {seed}: lost {sorted(promised - set(accepted))}"
     assert spool.pending() == [] and spool.quarantined() == []
     assert list(spool.corrupt_dir.iterdir()) == []
     duplicates = sum(count - 1 for count in Counter(accepted).values())
-    print(f"kill9: killed {killed_rounds}/30, promised {len(promised)}, re-sent {duplicates}")
+    print(
+        f"kill9 seed {seed}: killed {killed_rounds}/{rounds}, promised {len(promised)}, "
+        f"re-sent {duplicates}"
+    )
     assert duplicates <= killed_rounds  # at most one re-send per kill
     # A re-send is the very same report under the same event_id.
     assert all(len(items) == 1 for items in bodies.values())
