@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import random
 import threading
@@ -22,6 +23,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from crash_reports.atomic import write_atomic
 from crash_reports.retry import RetryPolicy, limited_until, merge_rate_limits
 from crash_reports.spool import Spool
 from crash_reports.upload import Delivered, Reject, Retry, UploadOutcome
@@ -112,6 +114,12 @@ class Flusher:
         self._thread_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._state = FlushState(enabled=sender is not None, target=_target(sender))
+        # The server's rate limits outlive this process: a restart or a `reports flush`
+        # during a 429 window must not send again before the server allows it.
+        self._limits_path = spool.root / RATE_LIMITS_FILE
+        loaded = load_rate_limits(self._limits_path, self._state.target, self._clock())
+        if loaded:
+            self._state = _replace(self._state, rate_limits=loaded)
 
     def state(self) -> FlushState:
         """A snapshot of the flush state (safe from any thread)."""
@@ -269,6 +277,7 @@ class Flusher:
             state = self._state
             limits = merge_rate_limits(state.rate_limits, outcome.rate_limits, at)
             self._state = _replace(state, rate_limits=limits, last_error=outcome.reason)
+        save_rate_limits(self._limits_path, state.target, limits)
         log.warning("flush.rate_limited", target=state.target, limits=dict(outcome.rate_limits))
         self._reachable(at)
 
@@ -297,6 +306,32 @@ class Flusher:
                 seconds=round(result.finished_at - result.started_at, 3),
             )
         return result
+
+
+RATE_LIMITS_FILE = "rate_limits.json"
+
+
+def load_rate_limits(path: Path, target: str | None, now: float) -> dict[str, float]:
+    """Rate limits a server imposed on ``target`` that have not expired yet."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("target") != target:
+        return {}  # limits of another server (the DSN changed) do not apply
+    limits = data.get("limits")
+    if not isinstance(limits, dict):
+        return {}
+    return {str(category): float(until) for category, until in limits.items()
+            if isinstance(until, int | float) and until > now}
+
+
+def save_rate_limits(path: Path, target: str | None, limits: dict[str, float]) -> None:
+    """Keep the server's rate limits on disk (best effort: a failure is logged)."""
+    try:
+        write_atomic(path, json.dumps({"target": target, "limits": limits}).encode())
+    except OSError as exc:
+        log.warning("flush.rate_limits_not_saved", error=str(exc))
 
 
 def _replace(state: FlushState, **changes: Any) -> FlushState:

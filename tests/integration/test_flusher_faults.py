@@ -154,9 +154,23 @@ def test_429_honours_retry_after_and_per_category_rate_limits(
     clock.now += 60
     forced = flusher.flush(force=True)  # even a forced flush honours the server's limit
     assert (forced.status, forced.deferred) == ("rate_limited", 2)
+    # So does a new flusher (a restarted daemon, `telemetryd reports flush`) for that server.
+    restarted = flusher_for(spool, server.dsn(), clock)
+    assert restarted.flush(force=True).status == "rate_limited"
     assert len(server.received) == 1
     clock.now += 61
     assert flusher.flush().delivered_ids == tuple(ids)
+
+
+def test_rate_limits_of_an_old_dsn_do_not_hold_a_new_one(
+    spool: Spool, server: FaultServer
+) -> None:
+    """Limits saved for one server are not applied when the DSN points elsewhere."""
+    server.script(status(429, X_Sentry_Rate_Limits="600::key"))
+    report = spool.put(make_envelope())
+    assert flusher_for(spool, server.dsn()).flush().status == "rate_limited"
+    other = flusher_for(spool, server.dsn(project=2))
+    assert other.flush().delivered_ids == (report,)
 
 
 def test_rate_limit_on_another_category_does_not_hold_error_reports(
