@@ -1,0 +1,69 @@
+"""A daemon without privileges watching another user's agent: denied details never stop a tick."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.agents import Agent, wait_for
+from tests.support.daemon_proc import REPO, clean_env
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def shared_dir():
+    """A temp dir the unprivileged daemon can write to."""
+    path = Path(tempfile.mkdtemp(prefix="telemetryd-nobody-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to start a daemon as another user")
+def test_other_users_process_is_watched_with_access_denied_noted(shared_dir: Path):
+    """RSS and CPU still come from /proc/PID/stat; exe/cwd are denied and status says so."""
+    with Agent() as agent:  # runs as root; the daemon below runs as nobody
+        state = shared_dir / "state"
+        config = shared_dir / "telemetryd.toml"
+        config.write_text(
+            f'[daemon]\ninterval = 0.2\nstate_dir = "{state}"\nlog_format = "json"\n'
+            '[otlp]\nlisten = "127.0.0.1:0"\n[metrics]\nlisten = "127.0.0.1:0"\n'
+            f'[[watch]]\nname = "rootly"\npid = {agent.pid}\nrss_warning = "1MiB"\n'
+            'rss_critical = "2MiB"\nsustained = 1\n')
+        config.chmod(0o644)
+        log_path = shared_dir / "log.jsonl"
+        with log_path.open("wb") as log:
+            daemon = subprocess.Popen(
+                ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 sys.executable, "-m", "daemon", "--config", str(config), "run"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                env=clean_env(HOME=str(shared_dir)))
+        try:
+            def snapshot() -> dict | None:
+                try:
+                    data = json.loads((state / "status.json").read_text())
+                except (OSError, ValueError):
+                    return None
+                procs = data["watches"][0]["processes"]
+                return data if procs and data["last_tick"]["count"] >= 5 else None
+            data = wait_for(snapshot, message="several ticks with the root-owned agent")
+            report = wait_for(lambda: '"report.written"' in log_path.read_text(),
+                              message="report despite denied details")
+        finally:
+            daemon.terminate()
+            assert daemon.wait(timeout=30) == 0
+    [proc] = data["watches"][0]["processes"]
+    assert proc["pid"] == agent.pid and proc["rss_bytes"] > 2 * 1024 * 1024
+    assert "access denied" in proc["note"]
+    assert report
+    envelope = next((state / "spool" / "pending").glob("*.env")).read_bytes()
+    assert b"[access denied]" in envelope  # exe/cwd of a root process, as seen by nobody
