@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
 from pathlib import Path
 
+import structlog
+
+from crash_reports.atomic import write_atomic
 from daemon.agents.ingest import Ingestor
 from daemon.agents.queries import StoreReader
 from daemon.agents.receiver import OtlpReceiver
@@ -11,6 +17,7 @@ from daemon.agents.settings import AgentTelemetrySettings
 from daemon.agents.store import EventStore
 
 DB_FILENAME = "agents.sqlite3"
+log = structlog.get_logger(__name__)
 
 
 class AgentTelemetry:
@@ -22,18 +29,46 @@ class AgentTelemetry:
         self.reader = StoreReader(db_path)
         self.ingestor = Ingestor(self.store, settings.queue_size)
         self.receiver = OtlpReceiver(settings, self.ingestor)
+        self.series_path = db_path.with_name(db_path.name + ".series.json")
 
     def start(self) -> None:
         """Start the writer, then the receiver (when enabled)."""
+        self._restore_series()
         self.ingestor.start()
         if self.settings.enabled:
             self.receiver.start()
 
     def stop(self) -> None:
-        """Stop receiving, write what is queued, close the store."""
+        """Stop receiving, write what is queued, keep the series state, close the store."""
         self.receiver.stop()
         self.ingestor.stop()
+        self._save_series()
         self.store.close()
+
+    def _save_series(self) -> None:
+        # Written only once everything received is stored, so the saved values match
+        # the totals exactly; cumulative exporters then continue where they left off.
+        items = self.receiver.tracker.export_cumulative()
+        try:
+            write_atomic(self.series_path, json.dumps(items).encode())
+        except OSError as exc:
+            log.warning("agents.series_not_saved", error=str(exc))
+
+    def _restore_series(self) -> None:
+        try:
+            items = json.loads(self.series_path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("agents.series_unreadable", path=str(self.series_path), error=str(exc))
+            items = []
+        # Used once: after a crash (no clean stop) an old file would count twice what
+        # arrived between it and the crash, so it must not be read again.
+        with contextlib.suppress(OSError):
+            self.series_path.unlink()
+        if isinstance(items, list):
+            restored = self.receiver.tracker.import_cumulative(items, time.time())
+            log.info("agents.series_restored", series=restored)
 
     def stats(self) -> dict[str, int]:
         """Receiver and queue counters for ``status``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 Attributes = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, str, Attributes]
@@ -45,6 +46,35 @@ class SeriesTracker:
             for key, series in staged.items():
                 series.seen = now
                 known[key] = series
+
+    def export_cumulative(self) -> list[dict[str, Any]]:
+        """The last value of every cumulative series, to carry across a restart."""
+        return [
+            {"metric": metric, "name": key[0], "stream": key[1], "attributes": list(key[2]),
+             "start_ns": series.start_ns, "value": series.value, "count": series.count}
+            for metric, known in self._metrics.items()
+            for key, series in known.items()
+            if series.cumulative
+        ]
+
+    def import_cumulative(self, items: list[dict[str, Any]], now: float) -> int:
+        """Restore exported series, so a cumulative exporter's next point is not counted
+        in full a second time; returns how many were restored (malformed items are skipped)."""
+        restored = 0
+        for item in items:
+            try:
+                attributes = tuple((str(k), str(v)) for k, v in item["attributes"])
+                key: SeriesKey = (str(item["name"]), str(item["stream"]), attributes)
+                series = _Series(now, int(item["start_ns"]), float(item["value"]),
+                                 int(item["count"]), cumulative=True)
+                metric = str(item["metric"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            known = self._metrics.setdefault(metric, {})
+            if len(known) < self.max_series_per_metric:
+                known[key] = series
+                restored += 1
+        return restored
 
     def active_series(self) -> int:
         """How many series are remembered now."""
