@@ -11,7 +11,7 @@ from crash_reports.humanize import format_bytes, format_duration
 from crash_reports.redact import redact_args
 
 REPORT_NAMESPACE = uuid.UUID("6f0e4a52-2b8e-4c1f-9a55-1d1a3c2e7b10")
-KINDS = ("rss_critical", "cpu_critical", "exited_under_pressure")
+KINDS = ("rss_critical", "cpu_critical", "exited_under_pressure", "child_oom_killed")
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,13 @@ def report_title(data: ReportInput) -> str:
                 f"{data.level_value or 0:.0f}%")
     rss = data.tree.get("rss_bytes")
     detail = f" at RSS {format_bytes(rss)}" if isinstance(rss, int | float) else ""
+    if data.kind == "child_oom_killed":
+        gone = ", ".join(str(pid) for pid in data.evidence.get("gone_pids", []))
+        before = data.evidence.get("rss_bytes_before")
+        if isinstance(before, int | float):
+            detail = f" at tree RSS {format_bytes(before)}"
+        return (f"{who}: child {gone} killed by the kernel OOM killer"
+                f"{detail} ({data.evidence.get('level', 'warning')})")
     oom = " (kernel OOM killer fired)" if data.evidence.get("oom_kill_delta") else ""
     level = data.evidence.get("level", "warning")
     return f"{who} exited under pressure ({level}){detail}{oom}"

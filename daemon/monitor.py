@@ -16,7 +16,7 @@ from daemon.sampler import TickSample, TreeSample
 from daemon.thresholds import Level, LevelRule, LevelState, Transition, step
 from daemon.trend import growth_rate_per_minute, seconds_until
 
-ReportKind = Literal["rss_critical", "cpu_critical", "exited_under_pressure"]
+ReportKind = Literal["rss_critical", "cpu_critical", "exited_under_pressure", "child_oom_killed"]
 TREND_POINTS = 12
 
 
@@ -85,6 +85,7 @@ class ReportRequest:
     transition: Transition | None
     at: float
     samples: tuple[SamplePoint, ...]
+    gone_pids: tuple[int, ...] = ()
 
 
 Action = LogEvent | ReportRequest
@@ -130,8 +131,13 @@ class Monitor:
         self._level_rules = {}
         self.tracked = {k: v for k, v in self.tracked.items() if k[0] in self.rules}
 
-    def observe(self, tick: TickSample) -> list[Action]:
-        """Advance every watched process by one tick."""
+    def observe(self, tick: TickSample, oom_kill_delta: int | None = None) -> list[Action]:
+        """Advance every watched process by one tick.
+
+        ``oom_kill_delta`` is how many processes the kernel's OOM killer took since the
+        previous tick (None when unknown): with it, a child vanishing from a tree under
+        pressure is reported as killed.
+        """
         now = tick.at
         actions: list[Action] = []
         present: set[tuple[str, tuple[int, int]]] = set()
@@ -153,10 +159,30 @@ class Monitor:
                     actions.append(LogEvent("process.seen", "info", {
                         "watch": watch, "pid": sample.pid, "name": sample.name,
                         "rss_bytes": sample.rss_bytes, "members": sample.members}))
+                actions.extend(self._children_killed(tracked, sample, rule, now, oom_kill_delta))
                 actions.extend(self._advance(tracked, sample, rule, now))
         for tracked_key in [k for k in self.tracked if k not in present]:
             tracked = self.tracked.pop(tracked_key)
             actions.extend(self._exited(tracked, now))
+        return actions
+
+    def _children_killed(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,
+                         now: float, oom_kill_delta: int | None) -> list[Action]:
+        """Members of a tree under pressure gone in a tick where the OOM killer struck."""
+        if not oom_kill_delta or tracked.level < Level.WARNING or sample is tracked.last:
+            return []
+        gone = tuple(sorted(set(tracked.last.member_pids) - set(sample.member_pids)))
+        if not gone:
+            return []
+        actions: list[Action] = [LogEvent("process.child_killed", "error", {
+            "watch": tracked.watch, "pid": tracked.pid, "gone_pids": list(gone),
+            "oom_kill_delta": oom_kill_delta, "pressure": tracked.level.label,
+            "rss_bytes_before": tracked.last.rss_bytes, "rss_bytes": sample.rss_bytes})]
+        for action in self._report(tracked, rule, "child_oom_killed", None, now):
+            if isinstance(action, ReportRequest):
+                action = ReportRequest(action.kind, action.rule, action.process, None, now,
+                                       action.samples, gone)
+            actions.append(action)
         return actions
 
     def _advance(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,

@@ -137,13 +137,17 @@ class Sampler:
                 rss, cpu, members = root.rss_bytes, root_cpu, 1
                 member_pids: tuple[int, ...] = ()
                 if rule.include_children:
-                    descendants = tree_pids(root_pid, children)[1:]
-                    for member_pid in descendants:
+                    live: list[int] = []
+                    for member_pid in tree_pids(root_pid, children)[1:]:
                         member = table[member_pid]
+                        # A killed child lingers as a zombie until reaped: it is gone.
+                        if member.is_exiting:
+                            continue
                         rss += member.rss_bytes
                         cpu += cpu_percent(member)
                         members += 1
-                    member_pids = tuple(descendants)
+                        live.append(member_pid)
+                    member_pids = tuple(live)
                 identity = self.selector.identity(root) if root.comm else None
                 samples.append(
                     TreeSample(

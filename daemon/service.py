@@ -37,7 +37,6 @@ from daemon.scheduler import make_scheduler, reschedule
 from daemon.stats_recorder import StatsRecorder
 from daemon.status import STATUS_VERSION, write_snapshot
 from daemon.system_facts import SystemFacts
-from daemon.thresholds import Level
 
 log = structlog.get_logger("telemetryd")
 
@@ -161,8 +160,8 @@ class Service:
             started = self.monotonic()
             now = self.clock()
             sample = self.sampler.sample(started, now)
-            actions = self.monitor.observe(sample)
             evidence = self._oom_evidence()
+            actions = self.monitor.observe(sample, evidence.get("oom_kill_delta"))
             if self.stats is not None:
                 self.stats.observe(sample, actions)
             for action in actions:
@@ -410,10 +409,8 @@ class Service:
         return None
 
     def _oom_evidence(self) -> dict[str, Any]:
-        if not any(t.level >= Level.WARNING for t in self.monitor.tracked.values()) and (
-            self._oom_kills is None
-        ):
-            return {}
+        # Read every tick (one small /proc read): the OOM killer may strike in the same
+        # interval a process first crosses warning, and the delta needs a baseline.
         current = self.system.oom_kill_count()
         before = self._oom_kills
         self._oom_kills = current
@@ -423,9 +420,14 @@ class Service:
 
     def _write_report(self, request: ReportRequest, evidence: dict[str, Any]) -> None:
         assert self.reports is not None
-        extra = dict(evidence) if request.kind == "exited_under_pressure" else {}
-        if request.kind == "exited_under_pressure":
+        pressure_kinds = ("exited_under_pressure", "child_oom_killed")
+        extra = dict(evidence) if request.kind in pressure_kinds else {}
+        if request.kind in pressure_kinds:
             extra["level"] = request.process.level.label
+        if request.gone_pids:
+            extra["gone_pids"] = list(request.gone_pids)
+            if request.samples:
+                extra["rss_bytes_before"] = request.samples[-1].rss_bytes
         try:
             report_id = self.reports.write(request, extra)
         except Exception as exc:  # a report must never stop sampling

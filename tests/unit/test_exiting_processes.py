@@ -57,3 +57,31 @@ def test_killed_process_seen_with_no_memory_gets_an_exit_report(tmp_path: Path):
     assert events.count("threshold.warning") == 1 and "process.exited" in events
     [report] = [a for a in actions if isinstance(a, ReportRequest)]
     assert report.kind == "exited_under_pressure"
+
+
+def test_child_gone_under_pressure_is_a_report_only_when_the_oom_killer_struck():
+    """A child leaving a tree at warning is reported with oom_kill moving, and not without."""
+    config = parse_config_text(
+        '[[watch]]\nname = "a"\npid = 42\nrss_warning = "100MiB"\nrss_critical = "1GiB"\n'
+        "sustained = 1\n", "<test>", {}, 8 * 1024**3)
+
+    def run(oom_deltas: list[int | None]) -> list:
+        table = TableSequence([
+            {42: stat(42, 50 * MiB), 43: stat(43, 90 * MiB, ppid=42)},
+            {42: stat(42, 50 * MiB), 43: stat(43, 90 * MiB, ppid=42)},
+            {42: stat(42, 50 * MiB), 43: stat(43, 0, "Z", ppid=42)},  # killed, not reaped
+        ])
+        sampler = Sampler(table, config.watches)
+        monitor = Monitor(config.watches, 10, 60.0)
+        actions: list = []
+        for tick, delta in enumerate(oom_deltas):
+            actions += monitor.observe(sampler.sample(float(tick), 100.0 + tick), delta)
+        return actions
+
+    struck = run([None, 0, 1])
+    [report] = [a for a in struck if isinstance(a, ReportRequest)]
+    assert (report.kind, report.gone_pids) == ("child_oom_killed", (43,))
+    assert report.samples[-1].rss_bytes == 140 * MiB  # the tree before the kill
+    assert any(isinstance(a, LogEvent) and a.event == "process.child_killed" for a in struck)
+    quiet = run([None, 0, 0])  # a child that simply finished: no report
+    assert not [a for a in quiet if isinstance(a, ReportRequest)]

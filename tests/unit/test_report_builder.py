@@ -147,6 +147,18 @@ def test_optional_contexts() -> None:
 
 def test_unknown_kind_is_refused() -> None:
     """Only the known report kinds can be built."""
-    assert set(KINDS) == {"rss_critical", "cpu_critical", "exited_under_pressure"}
+    assert set(KINDS) == {"rss_critical", "cpu_critical", "exited_under_pressure",
+                          "child_oom_killed"}
     with pytest.raises(ValueError, match="unknown report kind"):
         build_report(report_input(kind="disk_full"))
+
+
+def test_child_oom_title_names_the_child_and_the_tree_size_before() -> None:
+    """A child killed by the OOM killer is named, with the tree's RSS before it died."""
+    report = build_report(report_input(
+        kind="child_oom_killed", value=None, level_value=None,
+        evidence={"gone_pids": [4250], "rss_bytes_before": 3 * 1024**3, "level": "critical",
+                  "oom_kill_delta": 1}))
+    assert report.title.endswith(
+        ": child 4250 killed by the kernel OOM killer at tree RSS 3.0 GiB (critical)")
+    assert report.fingerprint[-1] == "child_oom_killed"
