@@ -124,7 +124,9 @@ def render_table(snapshot: dict[str, Any], verdict: Verdict, now: float) -> str:
             f"{last_tick.get('duration_seconds', 0) * 1000:.1f} ms, "
             f"interval {snapshot.get('interval')}s, {last_tick.get('processes_scanned')} processes"
         )
-    for key, title in (("reports", "reports"), ("flush", "delivery"), ("otlp", "otlp")):
+    sections = (("reports", "reports"), ("flush", "delivery"), ("otlp", "otlp"),
+                ("metrics", "metrics"))
+    for key, title in sections:
         section = snapshot.get(key)
         if section:
             text = ", ".join(f"{k}={_cell(k, v, now)}" for k, v in section.items())
