@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 REDACTED = "[redacted]"
-_SECRET_WORD = r"key|token|secret|passw|pwd|auth|credential|cookie|session"  # noqa: S105
+_SECRET_WORD = (
+    r"key|token|secret|passw|pwd|auth|credential|cookie|session|bearer|dsn"  # noqa: S105
+    r"|(?<![a-z])pass(?![a-z])|(?<![a-z])pw(?![a-z])"
+)
 _SECRET_NAME = re.compile(_SECRET_WORD, re.I)
 _FLAG = re.compile(r"^(--?[A-Za-z0-9][A-Za-z0-9_.-]*)(=(.*))?$", re.S)
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$", re.S)
@@ -44,6 +47,9 @@ _TOKEN_PATTERNS = [
     re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
     re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWTs
+    re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{8,}"),  # Stripe
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face
+    re.compile(r"\bglpat-[A-Za-z0-9_\-]{16,}"),  # GitLab
 ]
 _SCHEME = r"(?:Bearer|Basic|Token|Digest|Negotiate|NTLM)"
 _BEARER = re.compile(rf"\b({_SCHEME})\s+[A-Za-z0-9._~+/=\-]+", re.I)
@@ -64,6 +70,10 @@ _HEADER_ARG = re.compile(
 )
 # ``"name": "value"`` in JSON or a Python dict; the name is checked in code.
 _QUOTED_PAIR = re.compile(r"([\"'])([^\"'\n]*+)\1(\s*+:\s*+)([\"'])(?:\\.|(?!\4)[^\\])*+\4")
+# An http(s) URL's user part without a password is a key (a Sentry DSN's is).
+_URL_USER = re.compile(r"(?<![a-z0-9+.\-])(https?://)([^/\s:@\[\]]++)@", re.I)
+# Query parameters whose name looks secret (?api_key=..., &token=...).
+_QUERY_PARAM = re.compile(r"([?&])([A-Za-z0-9_.\-]++)=([^&\s#\"']++)")
 _URL_PASSWORD = re.compile(r"(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+://[^/\s:@]*+):[^@\s/]++@", re.I)
 # A shell word: unquoted runs, escapes and balanced quotes (a lone quote is one character,
 # so an unbalanced string falls back to splitting at whitespace); or an operator.
@@ -115,14 +125,24 @@ def redact_text(text: str) -> str:
     "curl -H 'X-Api-Key: [redacted]' -H 'Accept: json' && echo ok"
     >>> redact_text('{"api_key": "abc", "model": "opus"}')
     '{"api_key": "[redacted]", "model": "opus"}'
+    >>> redact_text("SENTRY_DSN=https://abc123@o0.ingest.sentry.io/1 https://x/?api_key=k&page=2")
+    'SENTRY_DSN=https://[redacted]@o0.ingest.sentry.io/1 https://x/?api_key=[redacted]&page=2'
     """
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _redact_headers(text)
     text = _QUOTED_PAIR.sub(_redact_quoted_pair, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)
+    text = _URL_USER.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text = _QUERY_PARAM.sub(_redact_query_param, text)
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
+
+
+def _redact_query_param(match: re.Match[str]) -> str:
+    if _SECRET_NAME.search(match.group(2)) and match.group(3) != REDACTED:
+        return f"{match.group(1)}{match.group(2)}={REDACTED}"
+    return match.group(0)
 
 
 def _redact_headers(text: str) -> str:

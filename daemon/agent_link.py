@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ class AgentLink:
 
     def __init__(self, config: Config, db_path: Path, budget_state_path: Path) -> None:
         self.settings = agent_settings(config)
-        self.telemetry = AgentTelemetry(self.settings, db_path)
+        self.telemetry = open_telemetry(self.settings, db_path)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
@@ -132,6 +134,22 @@ class AgentLink:
                 "points_accepted": sum(v for k, v in counters.items()
                                        if k.startswith("points_accepted")),
                 "dropped_or_refused": dropped}
+
+
+def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTelemetry:
+    """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
+    try:
+        return AgentTelemetry(settings, db_path)
+    except sqlite3.DatabaseError as exc:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = db_path.with_name(db_path.name + suffix)
+            if source.exists():
+                source.replace(aside.with_name(aside.name + suffix))
+        log.error("agents.store_corrupt", path=str(db_path), moved_to=str(aside),
+                  error=str(exc))
+        return AgentTelemetry(settings, db_path)
 
 
 def _load_budget_states(path: Path) -> dict[str, budgets.BudgetState]:

@@ -109,6 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Everything telemetryd writes (reports, databases, status) is for its owner only.
+    os.umask(0o077)
+    if args.command not in ("run", "demo"):
+        # Commands print their results on stdout; their log lines (a corrupt spool file
+        # moved aside, a flush outage) go to stderr so `--json` output stays parseable.
+        from daemon.logs import configure_logging
+
+        configure_logging("console", "warning", stream=sys.stderr)
     handlers = {
         "run": cmd_run,
         "status": cmd_status,

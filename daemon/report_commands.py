@@ -21,6 +21,13 @@ EXIT_OK, EXIT_FAILURE, EXIT_NOT_FOUND = 0, 1, 66
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Dispatch a reports subcommand."""
+    if not config.daemon.state_dir.exists():
+        if getattr(args, "json", False):
+            out("[]")
+        else:
+            out(f"no reports: state dir {config.daemon.state_dir} does not exist yet "
+                "(the daemon creates it)")
+        return EXIT_OK if args.reports_command in ("list", "purge", "flush") else EXIT_NOT_FOUND
     try:
         spool = open_spool(config)
     except OSError as exc:
@@ -61,7 +68,9 @@ def list_reports(spool: Spool, as_json: bool) -> int:
     for entry in entries:
         detail = entry.title
         if entry.state == "quarantined":
-            detail += f"  [HTTP {entry.http_status}: {entry.reason}]"
+            reason = entry.reason or ""
+            prefix = "" if reason.startswith("HTTP") else f"HTTP {entry.http_status}: "
+            detail += f"  [{prefix}{reason}]"
         elif entry.state == "pending" and entry.last_error:
             detail += f"  [last error: {entry.last_error}]"
         rows.append((entry.id[:12], _when(entry.created_at), entry.state, entry.watch or "-",

@@ -144,6 +144,11 @@ class Service:
                  state_dir=str(self.paths.root))
         log.info("daemon.starting", pid=os.getpid(), version=__version__,
                  pending_reports=self.spool.pending_count())
+        for what, host in (("otlp", self.config.otlp.listen.host),
+                           ("metrics", self.config.metrics.host)):
+            if not _is_loopback(host):
+                log.warning("listen.not_loopback", listener=what, host=host,
+                            reason="reachable from other machines; nothing authenticates it")
         self.agents.start()
         self._start_metrics()
         self.scheduler = make_scheduler(
@@ -496,7 +501,7 @@ class Service:
                 "dropped_total": self.reports_dropped,
             },
             "flush": self._flush_status(),
-            "otlp": self.agents.status() if self.agents else {},
+            "otlp": self.agents.status() if self.agents and not stopped else {},
             "metrics": {"listen": f"{self.config.metrics.host}:{self.metrics_server.port}"}
             if self.metrics_server else {},
         }
@@ -534,6 +539,17 @@ class Service:
             write_snapshot(self.paths.status, snapshot)
         except OSError as exc:
             log.error("status.write_failed", path=str(self.paths.status), error=str(exc))
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _keep_state_dir(new: Config, old: Config) -> Config:

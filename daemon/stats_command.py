@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -64,7 +65,7 @@ def _print_watchdog(summary: dict[str, Any]) -> None:
          f"{_pct(daemon.get('own_cpu_mean_percent'))}, starts {daemon.get('starts') or 0} "
          f"(unclean {daemon.get('unclean_starts') or 0})")
     rows = [("WATCH", "SAMPLES", "RSS MAX", "RSS MEAN", "CPU MAX", "CPU MEAN", "WARN", "CRIT",
-             "REPORTS", "DELIVERED", "SEEN", "EXITED")]
+             "REPORTS", "DELIVERED", "QUARANTINED", "DROPPED", "SEEN", "EXITED")]
     for watch, figures in (summary.get("watches") or {}).items():
         rows.append((
             watch or "(daemon)", str(figures.get("samples") or 0),
@@ -72,6 +73,7 @@ def _print_watchdog(summary: dict[str, Any]) -> None:
             _pct(figures.get("cpu_max_percent")), _pct(figures.get("cpu_mean_percent")),
             str(figures.get("warnings") or 0), str(figures.get("criticals") or 0),
             str(figures.get("reports_written") or 0), str(figures.get("reports_delivered") or 0),
+            str(figures.get("reports_quarantined") or 0), str(figures.get("reports_dropped") or 0),
             str(figures.get("processes_seen") or 0), str(figures.get("processes_exited") or 0),
         ))
     table(rows)
@@ -82,7 +84,11 @@ def agent_summary(paths: StatePaths, now: float, since_seconds: float, by: str) 
     from daemon.agents.queries import StoreReader
 
     reader = StoreReader(paths.events_db)
-    rows = reader.stats(now - since_seconds, now, by)  # type: ignore[arg-type]
+    try:
+        rows = reader.stats(now - since_seconds, now, by)  # type: ignore[arg-type]
+    except sqlite3.DatabaseError as exc:
+        return {"note": f"agent event store {paths.events_db} is unreadable ({exc}); the "
+                        "daemon moves a corrupt store aside at its next start", "rows": []}
     if not rows:
         return {"note": "no agent telemetry in this period (point OTLP exporters at "
                         "[otlp] listen)", "rows": []}

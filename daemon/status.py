@@ -97,6 +97,8 @@ def evaluate(snapshot: dict[str, Any], lock_held: bool, alive: bool, now: float)
 def _cell(key: str, value: Any, now: float) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     # Fields holding a wall-clock time read better as "how long ago / from now".
     if (key.endswith("_at") or key.endswith("_until")) and isinstance(value, int | float):
         delta = value - now
@@ -109,9 +111,12 @@ def _cell(key: str, value: Any, now: float) -> str:
 def render_table(snapshot: dict[str, Any], verdict: Verdict, now: float) -> str:
     """The human view of a snapshot."""
     lines: list[str] = []
-    state = "running" if verdict.running else "not running"
-    lines.append(f"telemetryd {snapshot.get('telemetryd_version', '?')}: {state} "
-                 f"(pid {snapshot.get('pid')}) - {verdict.summary}")
+    if verdict.running:
+        lines.append(f"telemetryd {snapshot.get('telemetryd_version', '?')}: running "
+                     f"(pid {snapshot.get('pid')}) - {verdict.summary}")
+    else:
+        lines.append(f"telemetryd {snapshot.get('telemetryd_version', '?')}: not running "
+                     f"(last pid {snapshot.get('pid')})")
     started = snapshot.get("started_at")
     if verdict.running and isinstance(started, int | float):
         lines.append(f"  uptime      {format_duration(now - started)}")
@@ -132,6 +137,8 @@ def render_table(snapshot: dict[str, Any], verdict: Verdict, now: float) -> str:
             text = ", ".join(f"{k}={_cell(k, v, now)}" for k, v in section.items())
             lines.append(f"  {title:<11} {text}")
     lines.append("")
+    if not verdict.running:
+        lines.append("last known state, as the daemon last wrote it:")
     header = ("WATCH", "PID", "NAME", "RSS", "CPU%", "STATE", "OVER", "GROWTH/MIN", "ETA", "NOTE")
     rows: list[tuple[str, ...]] = [header]
     for watch in snapshot.get("watches", []):

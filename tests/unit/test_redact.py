@@ -277,3 +277,28 @@ def test_long_adversarial_arguments_are_redacted_in_linear_time() -> None:
             assert len(redact_args(args)) == len(args)
     # Quadratic patterns took minutes here; linear ones take about a second in all.
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    ("args", "secret"),
+    [
+        (["agent", "--dsn", "https://k3yk3y@o0.ingest.sentry.io/1"], "k3yk3y"),
+        (["env", "SENTRY_DSN=https://k3yk3y@o0.ingest.sentry.io/1"], "k3yk3y"),
+        (["curl", "https://api.example/v1?api_key=k3yk3y&page=2"], "k3yk3y"),
+        (["tool", "--bearer", "k3yk3y"], "k3yk3y"),
+        (["tool", "--pass", "k3yk3y"], "k3yk3y"),
+        (["tool", "--pw", "k3yk3y"], "k3yk3y"),
+        (["pay", "sk_live_k3yk3yk3yk3y"], "k3yk3yk3yk3y"),
+        (["hub", "hf_k3yk3yk3yk3yk3yk3yk3yk3y"], "k3yk3yk3yk3yk3yk3yk3yk3y"),
+    ],
+)
+def test_dsn_keys_query_credentials_and_more_flags_are_redacted(args, secret):
+    """A DSN's key, secret query parameters, --bearer/--pass/--pw and more token shapes go."""
+    assert secret not in " ".join(redact_args(args))
+
+
+def test_look_alike_flags_and_plain_urls_are_kept():
+    """--bypass-cache, --passthrough, ssh users and harmless query parameters stay as they are."""
+    args = ["tool", "--bypass-cache", "x", "--passthrough", "y", "ssh://git@github.com/r",
+            "https://example.com/?page=2&sort=asc"]
+    assert redact_args(args) == args
