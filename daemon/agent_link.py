@@ -157,7 +157,11 @@ def _load_budget_states(path: Path) -> dict[str, budgets.BudgetState]:
         raw = json.loads(path.read_text())
         return {key: budgets.BudgetState(value["period_key"], frozenset(value["fired"]))
                 for key, value in raw.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # Losing it only means this period's budget warnings may be logged once more.
+        log.warning("budget.state_unreadable", path=str(path), error=repr(exc))
         return {}
 
 

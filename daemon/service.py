@@ -27,7 +27,7 @@ from daemon.flush_worker import FlushWorker
 from daemon.lock import InstanceLock
 from daemon.metrics import DaemonMetricsCollector, is_flush_failure
 from daemon.metrics_server import MetricsServer, serve_metrics
-from daemon.monitor import LogEvent, Monitor, ReportRequest
+from daemon.monitor import LogEvent, Monitor, ReportRequest, TrackedProcess
 from daemon.notify import Notifier
 from daemon.paths import StatePaths
 from daemon.proctable import ProcessTable, default_process_table
@@ -449,12 +449,14 @@ class Service:
 
     def status_snapshot(self, sample: TickSample | None, stopped: bool = False) -> dict[str, Any]:
         """The status document for ``telemetryd status``."""
+        # Grouped in one pass: this runs every tick, over every tracked process.
+        by_watch: dict[str, list[TrackedProcess]] = {}
+        for (watch, _key), tracked in sorted(self.monitor.tracked.items()):
+            by_watch.setdefault(watch, []).append(tracked)
         watches = []
         for rule in self.config.watches:
             processes = []
-            for (watch, _key), tracked in sorted(self.monitor.tracked.items()):
-                if watch != rule.name:
-                    continue
+            for tracked in by_watch.get(rule.name, ()):
                 sample_now = tracked.last
                 note = ("access denied (totals from /proc/PID/stat only)"
                         if sample_now.access_denied else "")

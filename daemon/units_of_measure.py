@@ -1,12 +1,8 @@
-"""Parsing and formatting sizes, percentages and durations (pure)."""
+"""Parsing sizes, percentages of RAM and durations from config (pure)."""
 
 from __future__ import annotations
 
 import re
-
-from crash_reports.humanize import format_bytes, format_duration
-
-__all__ = ["format_bytes", "format_duration", "parse_duration", "parse_size"]
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")

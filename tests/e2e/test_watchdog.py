@@ -62,6 +62,14 @@ def status(config: Path) -> tuple[int, dict]:
     return result.returncode, json.loads(result.stdout)
 
 
+def notify_socket(path: Path) -> socket.socket:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    server.settimeout(20)
+    return server
+
+
 @pytest.fixture
 def agent():
     """A controllable agent process, killed at the end."""
@@ -212,9 +220,7 @@ def test_sighup_reload_keeps_old_config_when_new_one_is_bad(tmp_path, agent):
 def test_notify_protocol_ready_watchdog_stopping(tmp_path, agent):
     """Under Type=notify the daemon sends READY=1 after its first tick, WATCHDOG=1, STOPPING=1."""
     sock_path = tmp_path / "notify.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(str(sock_path))
-    server.settimeout(20)
+    server = notify_socket(sock_path)
     config = write_config(tmp_path, memory_watch(agent, 100, 200))
     daemon = DaemonProcess(config, tmp_path / "log.jsonl",
                            env=clean_env(NOTIFY_SOCKET=str(sock_path)))
@@ -281,9 +287,7 @@ def test_sighup_with_a_new_dsn_delivers_to_the_new_server(tmp_path, agent):
 def test_watchdog_pinged_between_ticks_when_the_interval_is_long(tmp_path, agent):
     """With WATCHDOG_USEC shorter than the interval, the main loop keeps systemd's watchdog fed."""
     sock_path = tmp_path / "notify.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(str(sock_path))
-    server.settimeout(20)
+    server = notify_socket(sock_path)
     config = write_config(tmp_path, memory_watch(agent, 100, 200), interval=60)
     daemon = DaemonProcess(config, tmp_path / "log.jsonl", env=clean_env(
         NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="1000000"))
