@@ -24,9 +24,9 @@ import structlog
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crash_reports.flusher import Flusher  # noqa: E402
-from crash_reports.spool import Spool, SpoolLimits  # noqa: E402
-from crash_reports.upload import Uploader  # noqa: E402
+from crash_reports.delivery.flusher import Flusher  # noqa: E402
+from crash_reports.delivery.upload import Uploader  # noqa: E402
+from crash_reports.spool.store import Spool, SpoolLimits  # noqa: E402
 from tests.support.fault_server import make_envelope  # noqa: E402
 
 RECEIVER = r"""

@@ -41,8 +41,8 @@ from daemon.agents.queries import StoreReader
 from daemon.agents.records import Agent, ApiRequest, Record, TokenUsage, ToolCall
 from daemon.agents.store import EventStore
 from daemon.agents.totals import DURATION_BUCKETS_SECONDS, read_totals
-from daemon.metrics import DaemonMetricsCollector, LabelLimits
-from daemon.metrics_server import make_registry, serve_metrics
+from daemon.web.metrics import DaemonMetricsCollector, LabelLimits
+from daemon.web.metrics_server import make_registry, serve_metrics
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
 NOW = time.time()

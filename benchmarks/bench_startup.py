@@ -24,7 +24,7 @@ import structlog
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crash_reports.spool import Spool, SpoolLimits  # noqa: E402
+from crash_reports.spool.store import Spool, SpoolLimits  # noqa: E402
 from tests.support.fault_server import FaultServer, make_envelope  # noqa: E402
 
 

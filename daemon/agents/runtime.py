@@ -9,12 +9,12 @@ from pathlib import Path
 
 import structlog
 
-from crash_reports.atomic import write_atomic
+from crash_reports.storage.atomic import write_atomic
 from daemon.agents.ingest import Ingestor
 from daemon.agents.queries import StoreReader
-from daemon.agents.receiver import OtlpReceiver
 from daemon.agents.settings import AgentTelemetrySettings
 from daemon.agents.store import EventStore
+from daemon.web.otlp_receiver import OtlpReceiver
 
 DB_FILENAME = "agents.sqlite3"
 log = structlog.get_logger(__name__)

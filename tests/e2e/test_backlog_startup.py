@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from crash_reports.spool import Spool, SpoolLimits
+from crash_reports.spool.store import Spool, SpoolLimits
 from tests.e2e.test_watchdog import write_config
 from tests.support.agents import Agent
 from tests.support.daemon_proc import DaemonProcess

@@ -12,10 +12,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from daemon.agent_link import AgentLink
-from daemon.config import parse_config_text
-from daemon.monitor import TrackedProcess
-from daemon.sampler import TreeSample
+from daemon.agents.link import AgentLink
+from daemon.config.schema import parse_config_text
+from daemon.watch.monitor import TrackedProcess
+from daemon.watch.sampler import TreeSample
 
 
 def tracked(pid: int, members: tuple[int, ...]) -> TrackedProcess:

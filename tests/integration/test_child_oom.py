@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 from sentry_sdk.envelope import Envelope
 
-from daemon.config import parse_config_text
-from daemon.service import Service
-from daemon.system_facts import SystemFacts
+from crash_reports.event.system_facts import SystemFacts
+from daemon.config.schema import parse_config_text
+from daemon.runtime.service import Service
 from tests.support.agents import Agent, wait_for
 
 

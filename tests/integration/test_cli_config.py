@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon.config import EMBEDDED_DEFAULT, SYSTEM_CONFIG_PATH, SYSTEM_STATE_DIR
+from daemon.config.schema import EMBEDDED_DEFAULT, SYSTEM_CONFIG_PATH, SYSTEM_STATE_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 60

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from crash_reports.spool import Spool
+from crash_reports.spool.store import Spool
 from tests.e2e.test_watchdog import memory_watch, write_config
 from tests.support.agents import Agent
 from tests.support.daemon_proc import DaemonProcess, cli

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from crash_reports.spool import Spool, SpoolLimits
+from crash_reports.spool.store import Spool, SpoolLimits
 from tests.support.fault_server import Behaviour, FaultServer, make_envelope
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,10 +28,10 @@ import sys, time
 from pathlib import Path
 import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-from crash_reports.flusher import Flusher
-from crash_reports.retry import RetryPolicy
-from crash_reports.spool import Spool, SpoolLimits
-from crash_reports.upload import Uploader
+from crash_reports.delivery.flusher import Flusher
+from crash_reports.delivery.retry import RetryPolicy
+from crash_reports.spool.store import Spool, SpoolLimits
+from crash_reports.delivery.upload import Uploader
 from tests.support.fault_server import make_envelope
 
 root, dsn, new, mode = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.flusher import Flusher
-from crash_reports.retry import RetryPolicy
-from crash_reports.spool import Spool
-from crash_reports.upload import Retry, Uploader
+from crash_reports.delivery.flusher import Flusher
+from crash_reports.delivery.retry import RetryPolicy
+from crash_reports.delivery.upload import Retry, Uploader
+from crash_reports.spool.store import Spool
 from tests.support.fault_server import (
     GARBAGE,
     HANG,

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import AgentTelemetrySettings
-from daemon.metrics import DaemonMetricsCollector
-from daemon.metrics_server import MetricsServer, serve_metrics
+from daemon.web.metrics import DaemonMetricsCollector
+from daemon.web.metrics_server import MetricsServer, serve_metrics
 from tests.integration.agents.conftest import post
 from tests.unit.agents.payloads import (
     SECOND_NS,

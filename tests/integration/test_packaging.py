@@ -39,13 +39,13 @@ def test_wheel_holds_both_packages_and_the_console_script(tmp_path):
     )
     [wheel] = tmp_path.glob("telemetryd-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "daemon/__init__.py" in names and "daemon/cli.py" in names
-    assert "crash_reports/__init__.py" in names and "crash_reports/spool.py" in names
-    assert "daemon/agents/receiver.py" in names
+    assert "daemon/__init__.py" in names and "daemon/cli/main.py" in names
+    assert "crash_reports/__init__.py" in names and "crash_reports/spool/store.py" in names
+    assert "daemon/web/otlp_receiver.py" in names
     assert not any(name.startswith("tests/") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "telemetryd = daemon.cli:main" in text
+    assert "telemetryd = daemon.cli.main:main" in text
 
 
 def test_version_and_help_from_the_command_line():

@@ -1,4 +1,4 @@
-"""Shipped service definitions: no drift from daemon.units, accepted by systemd and plistlib."""
+"""Shipped service definitions: no drift from the renderer, accepted by systemd and plistlib."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from daemon.units import (
+from daemon.runtime.service_files import (
     SHIPPED_EXECUTABLE,
     render_launchd_plist,
     render_systemd_unit,
@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = REPO / "systemd"
 VERIFY_TIMEOUT_SECONDS = 120
 REGENERATE_HINT = (
-    "regenerate with: .venv/bin/python -c 'from pathlib import Path; from daemon.units import "
+    "regenerate with: .venv/bin/python -c 'from pathlib import Path; "
+    "from daemon.runtime.service_files import "
     'shipped_files; [Path("systemd", n).write_bytes(b) for n, b in shipped_files().items()]\''
 )
 
@@ -109,7 +110,7 @@ def directives(text: str) -> dict[tuple[str, str], list[str]]:
 
 @pytest.mark.parametrize("name", sorted(shipped_files()))
 def test_shipped_file_equals_rendered(name: str) -> None:
-    """Each file in systemd/ is byte-for-byte what daemon.units renders for the default path."""
+    """Each file in systemd/ is byte-for-byte what service_files renders for the default path."""
     assert (SHIPPED_DIR / name).read_bytes() == shipped_files()[name], REGENERATE_HINT
 
 

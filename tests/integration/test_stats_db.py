@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.stats import HOUR_SECONDS, Counter, StatsStore, StatsUnavailableError
+from crash_reports.stats.store import HOUR_SECONDS, Counter, StatsStore, StatsUnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_795_525_200.0
@@ -42,7 +42,7 @@ conn.close()
 TICKER = r"""
 import sys
 from pathlib import Path
-from crash_reports.stats import StatsStore
+from crash_reports.stats.store import StatsStore
 store = StatsStore.open(Path(sys.argv[1]), commit_interval_seconds=0)
 t0 = float(sys.argv[2])
 store.record_start(t0)
@@ -60,7 +60,7 @@ while True:
 INCREMENTER = r"""
 import sys
 from pathlib import Path
-from crash_reports.stats import Counter, StatsStore
+from crash_reports.stats.store import Counter, StatsStore
 store = StatsStore.open(Path(sys.argv[1]), busy_timeout_seconds=10)
 for _ in range(int(sys.argv[2])):
     store.incr("shared", Counter.REPORTS_DELIVERED, float(sys.argv[3]))

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config import (
+from daemon.config.quantities import parse_duration, parse_size
+from daemon.config.schema import (
     DEFAULT_CONFIG_TOML,
     EMBEDDED_DEFAULT,
     SYSTEM_CONFIG_PATH,
@@ -23,7 +24,6 @@ from daemon.config import (
     parse_config,
     parse_config_text,
 )
-from daemon.units_of_measure import parse_duration, parse_size
 
 GIB = 1024**3
 MEMORY = 8 * GIB

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config import parse_config_text
-from daemon.monitor import LogEvent, Monitor, ReportRequest
-from daemon.proctable import ProcStat
-from daemon.sampler import Sampler
+from daemon.config.schema import parse_config_text
+from daemon.watch.monitor import LogEvent, Monitor, ReportRequest
+from daemon.watch.proctable import ProcStat
+from daemon.watch.sampler import Sampler
 
 MiB = 1024 * 1024
 

@@ -24,7 +24,7 @@ from daemon.agents.records import (
 )
 from daemon.agents.store import EventStore
 from daemon.agents.totals import read_totals
-from daemon.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
+from daemon.web.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

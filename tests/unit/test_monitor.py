@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config import WatchRule
-from daemon.monitor import Action, LogEvent, Monitor, ReportRequest
-from daemon.sampler import TickSample, TreeSample
-from daemon.thresholds import Level
+from daemon.config.schema import WatchRule
+from daemon.watch.monitor import Action, LogEvent, Monitor, ReportRequest
+from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.thresholds import Level
 
 MIB = 1024**2
 RULE = WatchRule(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crash_reports.redact import REDACTED, redact_args, redact_text
+from crash_reports.event.redact import REDACTED, redact_args, redact_text
 
 SECRET = "Zq7sEcReTvAlUe42"
 

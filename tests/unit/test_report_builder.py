@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from crash_reports.redact import REDACTED
-from crash_reports.report import KINDS, ReportInput, build_report, sanitize_process
+from crash_reports.event.redact import REDACTED
+from crash_reports.event.report import KINDS, ReportInput, build_report, sanitize_process
 
 GIB = 1024**3
 SECRET = "Zq7sEcReTvAlUe42"

@@ -7,14 +7,14 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crash_reports.retry import (
+from crash_reports.delivery.retry import (
     RetryPolicy,
     limited_until,
     merge_rate_limits,
     parse_rate_limits,
     parse_retry_after,
 )
-from crash_reports.upload import Delivered, Reject, Retry, classify_response
+from crash_reports.delivery.upload import Delivered, Reject, Retry, classify_response
 
 
 @given(failures=st.integers(min_value=1, max_value=10_000), seed=st.integers())

@@ -13,9 +13,9 @@ import pytest
 import sentry_sdk
 from structlog.testing import capture_logs
 
-from crash_reports.dsn import parse_dsn, redacted
-from crash_reports.spool import Dropped, Spool, SpoolLimits, parse_envelope
-from crash_reports.transport import SpoolTransport
+from crash_reports.delivery.dsn import parse_dsn, redacted
+from crash_reports.spool.store import Dropped, Spool, SpoolLimits, parse_envelope
+from crash_reports.spool.transport import SpoolTransport
 from tests.support.fault_server import make_envelope
 
 DAY = 86400.0

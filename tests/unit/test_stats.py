@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from crash_reports.stats import (
+from crash_reports.stats.events import stats_event, stats_event_id
+from crash_reports.stats.store import (
     HOUR_SECONDS,
     Counter,
     Period,
@@ -24,7 +25,6 @@ from crash_reports.stats import (
     hour_start,
     tick_bucket,
 )
-from crash_reports.stats_events import stats_event, stats_event_id
 
 T0 = 1_795_525_200.0  # 2026-11-24 13:00:00 UTC, an hour boundary
 WATCH_FIELDS = {

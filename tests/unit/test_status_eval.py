@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon.status import (
+from daemon.runtime.status import (
     EXIT_CRITICAL,
     EXIT_OK,
     EXIT_UNKNOWN,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.thresholds import Level, LevelRule, LevelState, Transition, step
+from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
 
 RULE = LevelRule(warning=100.0, critical=200.0, sustained=3)
 

@@ -16,9 +16,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from structlog.testing import capture_logs
 
 from daemon.agents.ingest import Ingestor
-from daemon.agents.receiver import OtlpReceiver
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.store import EventStore
+from daemon.web.otlp_receiver import OtlpReceiver
 from tests.integration.agents.conftest import BASE_SETTINGS, post
 from tests.unit.agents.payloads import (
     CUMULATIVE,
@@ -298,7 +298,7 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
     """If decoding raises, that request is a 400, counted and logged; the next one is served."""
     import dataclasses
 
-    from daemon.agents import receiver as receiver_module
+    from daemon.web import otlp_receiver as receiver_module
 
     def broken(*_: object) -> None:
         raise KeyError("boom")

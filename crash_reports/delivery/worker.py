@@ -1,0 +1,85 @@
+"""The thread that runs the flusher: at start, every flush_interval, and soon after a new report.
+
+It lives beside the sampling job rather than in it, so a slow or dead Sentry never
+delays a tick, and a start with a thousand pending reports still samples at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from crash_reports.delivery.flusher import Flusher, FlushResult
+
+log = structlog.get_logger("telemetryd.flush")
+
+# A burst of reports (several processes crossing in one tick) goes out in one flush.
+NEW_REPORT_DELAY_SECONDS = 1.0
+
+
+class FlushWorker:
+    """Runs ``flusher.flush`` on its own thread until stopped."""
+
+    def __init__(
+        self,
+        flusher: Flusher,
+        interval_seconds: float,
+        on_result: Callable[[FlushResult], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.flusher = flusher
+        self.interval_seconds = interval_seconds
+        self.on_result = on_result
+        self._monotonic = monotonic
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._soon_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name="telemetryd-flush", daemon=True)
+
+    def start(self) -> None:
+        """Start flushing (the first flush begins immediately)."""
+        self._thread.start()
+
+    def trigger(self) -> None:
+        """A new report was spooled: flush soon (coalescing bursts)."""
+        if self._soon_at is None:
+            self._soon_at = self._monotonic() + NEW_REPORT_DELAY_SECONDS
+        self._wake.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop after the flush in progress, if any."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _next_wait(self, result: FlushResult | None) -> float:
+        wait = self.interval_seconds
+        if result is not None and result.next_attempt_at is not None:
+            wait = min(wait, max(0.5, result.next_attempt_at - time.time()))
+        if self._soon_at is not None:
+            wait = min(wait, max(0.0, self._soon_at - self._monotonic()))
+        return wait
+
+    def _run(self) -> None:
+        result: FlushResult | None = None
+        while not self._stop.is_set():
+            try:
+                self._soon_at = None
+                result = self.flusher.flush(cancel=self._stop)
+                if self.on_result is not None:
+                    self.on_result(result)
+            except Exception as exc:  # the worker must outlive any one bad flush
+                log.exception("flush.crashed", error=repr(exc))
+                result = None
+            deadline = self._monotonic() + self._next_wait(result)
+            while not self._stop.is_set():
+                remaining = deadline - self._monotonic()
+                if self._soon_at is not None:
+                    remaining = min(remaining, self._soon_at - self._monotonic())
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+                self._wake.clear()

@@ -1,0 +1,183 @@
+"""A synthetic crash report as a Sentry event (pure: data and time in, event out)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.event.redact import redact_args
+
+REPORT_NAMESPACE = uuid.UUID("6f0e4a52-2b8e-4c1f-9a55-1d1a3c2e7b10")
+KINDS = ("rss_critical", "cpu_critical", "exited_under_pressure", "child_oom_killed")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried with the event in its envelope."""
+
+    filename: str
+    data: bytes
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Everything known about a crossing when the report is written."""
+
+    kind: str
+    watch: str
+    host: str
+    version: str
+    at: float
+    pid: int
+    process_name: str
+    create_time: float
+    process: dict[str, Any]
+    tree: dict[str, Any]
+    thresholds: dict[str, Any]
+    value: float | None
+    level_value: float | None
+    trend: dict[str, Any]
+    system: dict[str, Any]
+    samples: list[dict[str, Any]]
+    evidence: dict[str, Any] = field(default_factory=dict)
+    agent: dict[str, Any] | None = None
+    stats: dict[str, Any] | None = None
+    environment: str = "production"
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    """The event and what goes on its scope."""
+
+    event_id: str
+    event: dict[str, Any]
+    tags: dict[str, str]
+    contexts: dict[str, dict[str, Any]]
+    fingerprint: list[str]
+    attachments: list[Attachment]
+
+    @property
+    def title(self) -> str:
+        """The human title (the event's message)."""
+        return str(self.event["message"])
+
+
+def report_event_id(data: ReportInput) -> str:
+    """A stable id for one crossing, so a re-sent report is stored once.
+
+    >>> a = report_event_id(_example())
+    >>> a == report_event_id(_example()) and len(a) == 32
+    True
+    """
+    name = f"{data.host}|{data.watch}|{data.pid}|{data.create_time:.2f}|{data.kind}|{data.at:.3f}"
+    return uuid.uuid5(REPORT_NAMESPACE, name).hex
+
+
+def report_title(data: ReportInput) -> str:
+    """A title a person understands at a glance.
+
+    >>> report_title(_example())
+    'claude-code pid 4242: RSS 3.2 GiB crossed critical 3.0 GiB'
+    """
+    who = f"{data.watch} pid {data.pid}"
+    if data.kind == "rss_critical":
+        return (f"{who}: RSS {format_bytes(data.value or 0)} crossed critical "
+                f"{format_bytes(data.level_value or 0)}")
+    if data.kind == "cpu_critical":
+        return (f"{who}: CPU {data.value or 0:.0f}% crossed critical "
+                f"{data.level_value or 0:.0f}%")
+    rss = data.tree.get("rss_bytes")
+    detail = f" at RSS {format_bytes(rss)}" if isinstance(rss, int | float) else ""
+    if data.kind == "child_oom_killed":
+        gone = ", ".join(str(pid) for pid in data.evidence.get("gone_pids", []))
+        before = data.evidence.get("rss_bytes_before")
+        if isinstance(before, int | float):
+            detail = f" at tree RSS {format_bytes(before)}"
+        return (f"{who}: child {gone} killed by the kernel OOM killer"
+                f"{detail} ({data.evidence.get('level', 'warning')})")
+    oom = " (kernel OOM killer fired)" if data.evidence.get("oom_kill_delta") else ""
+    level = data.evidence.get("level", "warning")
+    return f"{who} exited under pressure ({level}){detail}{oom}"
+
+
+def sanitize_process(process: dict[str, Any]) -> dict[str, Any]:
+    """The process context with its command line redacted and no environment."""
+    clean = {key: value for key, value in process.items() if key not in ("environ", "env")}
+    cmdline = clean.get("cmdline")
+    if isinstance(cmdline, list):
+        clean["cmdline"] = redact_args([str(arg) for arg in cmdline])
+    elif isinstance(cmdline, str):
+        clean["cmdline"] = redact_args([cmdline])[0]
+    return clean
+
+
+def build_report(data: ReportInput) -> BuiltReport:
+    """Turn a crossing into a Sentry event with tags, contexts, fingerprint and samples."""
+    if data.kind not in KINDS:
+        raise ValueError(f"unknown report kind {data.kind!r}; expected one of {KINDS}")
+    event_id = report_event_id(data)
+    title = report_title(data)
+    tags = {
+        "watch": data.watch,
+        "kind": data.kind,
+        "process_name": data.process_name,
+        "host": data.host,
+        "telemetryd_version": data.version,
+    }
+    trend = dict(data.trend)
+    eta = trend.get("eta_seconds")
+    if isinstance(eta, int | float):
+        trend["eta_human"] = format_duration(eta)
+    contexts: dict[str, dict[str, Any]] = {
+        "process": sanitize_process(data.process),
+        "process_tree": dict(data.tree),
+        "thresholds": dict(data.thresholds),
+        "trend": trend,
+        "system": dict(data.system),
+        "crossing": {
+            "kind": data.kind,
+            "value": data.value,
+            "level": data.level_value,
+            "at": data.at,
+            **data.evidence,
+        },
+    }
+    if data.agent:
+        contexts["agent"] = dict(data.agent)
+    if data.stats:
+        contexts["watch_stats"] = dict(data.stats)
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "level": "fatal",
+        "message": title,
+        "logger": "telemetryd.watchdog",
+        "timestamp": data.at,
+        "platform": "other",
+        "server_name": data.host,
+        "release": f"telemetryd@{data.version}",
+        "environment": data.environment,
+        "transaction": data.watch,
+    }
+    samples = json.dumps({"watch": data.watch, "pid": data.pid, "samples": data.samples},
+                         separators=(",", ":")).encode()
+    return BuiltReport(
+        event_id=event_id,
+        event=event,
+        tags=tags,
+        contexts=contexts,
+        fingerprint=["telemetryd", data.watch, data.kind],
+        attachments=[Attachment("samples.json", samples)],
+    )
+
+
+def _example() -> ReportInput:
+    return ReportInput(
+        kind="rss_critical", watch="claude-code", host="box", version="0.1.0", at=1000.0,
+        pid=4242, process_name="claude", create_time=10.0, process={}, tree={},
+        thresholds={}, value=3.2 * 1024**3, level_value=3 * 1024**3, trend={}, system={},
+        samples=[],
+    )

@@ -1,0 +1,176 @@
+"""The daemon's side of agent telemetry: settings from config, budgets, report context, status."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import sentry_sdk
+import structlog
+
+from crash_reports.storage.atomic import write_atomic
+from daemon.agents import budgets
+from daemon.agents.runtime import AgentTelemetry
+from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
+from daemon.config.schema import Config
+from daemon.watch.monitor import TrackedProcess
+
+log = structlog.get_logger("telemetryd.agents")
+
+BUDGET_CHECK_SECONDS = 60.0
+MAX_CONTEXT_PIDS = 32
+
+
+def agent_settings(config: Config) -> AgentTelemetrySettings:
+    """Map the [otlp] and [[budget]] tables onto the agent-telemetry settings."""
+    otlp = config.otlp
+    budget_list: list[BudgetSettings] = []
+    for rule in config.budgets:
+        if rule.daily_usd is not None:
+            budget_list.append(BudgetSettings(rule.agent, "daily", rule.daily_usd))
+        if rule.monthly_usd is not None:
+            budget_list.append(BudgetSettings(rule.agent, "monthly", rule.monthly_usd))
+    return AgentTelemetrySettings(
+        enabled=otlp.listen.enabled,
+        listen_host=otlp.listen.host,
+        listen_port=otlp.listen.port,
+        max_body_bytes=otlp.max_body_bytes,
+        queue_size=otlp.queue_size,
+        max_series_per_metric=otlp.max_series_per_metric,
+        retention_days=otlp.retention_days,
+        retention_bytes=otlp.retention_bytes,
+        budgets=tuple(budget_list),
+    )
+
+
+class AgentLink:
+    """Runs the OTLP receiver and answers the daemon's questions about agents."""
+
+    def __init__(self, config: Config, db_path: Path, budget_state_path: Path) -> None:
+        self.settings = agent_settings(config)
+        self.telemetry = open_telemetry(self.settings, db_path)
+        self.budget_state_path = budget_state_path
+        self.budget_states = _load_budget_states(budget_state_path)
+        self._next_budget_check = 0.0
+        self.error: str | None = None
+
+    def set_budgets(self, config: Config) -> None:
+        """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
+        budgets_now = agent_settings(config).budgets
+        self.settings = dataclasses.replace(self.settings, budgets=budgets_now)
+        self._next_budget_check = 0.0
+
+    def start(self) -> None:
+        """Start the writer and the receiver; a port in use is logged, not fatal."""
+        try:
+            self.telemetry.start()
+        except OSError as exc:
+            self.error = f"cannot listen on {self.settings.listen_host}:" \
+                         f"{self.settings.listen_port}: {exc.strerror or exc}"
+            log.error("otlp.listen_failed", error=self.error)
+            return
+
+    def stop(self) -> None:
+        """Stop receiving and write what is queued."""
+        self.telemetry.stop()
+
+    def context_for(self, tracked: TrackedProcess, now: float) -> dict[str, Any] | None:
+        """What the agent behind a watched process was doing in the last 15 minutes.
+
+        The telemetry may come from the watched process itself or from one of its
+        children (an agent started through a wrapper such as `uv run` or `npx`).
+        """
+        candidates = (tracked.pid, *tracked.last.member_pids[:MAX_CONTEXT_PIDS])
+        try:
+            for pid in candidates:
+                context = self.telemetry.reader.agent_context(pid, None, None, now)
+                if context:
+                    if pid != tracked.pid:
+                        context["matched_pid"] = pid
+                    return context
+        except Exception as exc:  # a report goes out without agent context rather than not at all
+            log.warning("otlp.context_failed", pid=tracked.pid, error=repr(exc))
+        return None
+
+    def check_budgets(self, client: sentry_sdk.Client | None, now: float) -> None:
+        """Log each budget threshold crossed once per period; spool an event at 100 %."""
+        if not self.settings.budgets or now < self._next_budget_check:
+            return
+        self._next_budget_check = now + BUDGET_CHECK_SECONDS
+        changed = False
+        for budget in self.settings.budgets:
+            key = f"{budget.agent}|{budget.period}"
+            since = budgets.period_start(budget.period, now)
+            spent = self.telemetry.reader.spend_usd(budget.agent, since, now)
+            state, crossings = budgets.check(budget, spent, self.budget_states.get(key), now)
+            if state != self.budget_states.get(key):
+                self.budget_states[key] = state
+                changed = True
+            for crossing in crossings:
+                log.warning("budget.crossed", agent=crossing.agent, period=crossing.period,
+                            percent=crossing.threshold_percent,
+                            spent_usd=round(crossing.spent_usd, 4), limit_usd=crossing.limit_usd)
+                if crossing.threshold_percent >= 100 and client is not None:
+                    event = budgets.sentry_event(crossing, now)
+                    client.capture_event(event, scope=sentry_sdk.Scope(client=client))  # type: ignore[arg-type]
+        if changed:
+            _save_budget_states(self.budget_state_path, self.budget_states)
+
+    def status(self) -> dict[str, Any]:
+        """Receiver state and counters for ``status``."""
+        if self.error:
+            return {"up": False, "error": self.error}
+        if not self.settings.enabled:
+            return {"up": False, "note": "disabled in [otlp]"}
+        if not self.telemetry.receiver.running:
+            return {"up": False, "note": "not started"}
+        counters = self.telemetry.stats()
+        dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
+        return {"up": True, "listen": f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
+                "points_accepted": sum(v for k, v in counters.items()
+                                       if k.startswith("points_accepted")),
+                "dropped_or_refused": dropped}
+
+
+def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTelemetry:
+    """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
+    try:
+        return AgentTelemetry(settings, db_path)
+    except sqlite3.DatabaseError as exc:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = db_path.with_name(db_path.name + suffix)
+            if source.exists():
+                source.replace(aside.with_name(aside.name + suffix))
+        log.error("agents.store_corrupt", path=str(db_path), moved_to=str(aside),
+                  error=str(exc))
+        return AgentTelemetry(settings, db_path)
+
+
+def _load_budget_states(path: Path) -> dict[str, budgets.BudgetState]:
+    try:
+        raw = json.loads(path.read_text())
+        return {key: budgets.BudgetState(value["period_key"], frozenset(value["fired"]))
+                for key, value in raw.items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # Losing it only means this period's budget warnings may be logged once more.
+        log.warning("budget.state_unreadable", path=str(path), error=repr(exc))
+        return {}
+
+
+def _save_budget_states(path: Path, states: dict[str, budgets.BudgetState]) -> None:
+    data = {
+        key: {"period_key": state.period_key, "fired": sorted(state.fired)}
+        for key, state in states.items()
+    }
+    try:
+        write_atomic(path, json.dumps(data).encode())
+    except OSError as exc:
+        log.error("budget.state_write_failed", error=str(exc))

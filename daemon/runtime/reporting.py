@@ -1,0 +1,122 @@
+"""Carrying out a ReportRequest: gather facts at the edge, build the event, spool it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import sentry_sdk
+import structlog
+
+from crash_reports.event.capture import capture_report
+from crash_reports.event.report import ReportInput, build_report
+from crash_reports.event.system_facts import SystemFacts, process_details
+from crash_reports.spool.store import Spool
+from daemon import __version__
+from daemon.watch.monitor import ReportRequest, TrackedProcess
+
+log = structlog.get_logger("telemetryd.reports")
+
+AgentContextLookup = Callable[[TrackedProcess, float], dict[str, Any] | None]
+StatsLookup = Callable[[str, float], dict[str, Any] | None]
+
+
+class ReportWriter:
+    """Writes synthetic crash reports into the spool through sentry-sdk."""
+
+    def __init__(
+        self,
+        client: sentry_sdk.Client,
+        spool: Spool,
+        system: SystemFacts,
+        environment: str,
+        host: str | None = None,
+        agent_context: AgentContextLookup | None = None,
+        stats_context: StatsLookup | None = None,
+    ) -> None:
+        self.client = client
+        self.spool = spool
+        self.system = system
+        self.environment = environment
+        self.host = host or socket.gethostname()
+        self.agent_context = agent_context
+        self.stats_context = stats_context
+        # Details of processes at warning or worse, so a report on a process that is
+        # already gone still says who it was.
+        self.details: dict[tuple[str, tuple[int, int]], dict[str, Any]] = {}
+
+    def remember(self, tracked: TrackedProcess) -> None:
+        """Capture a process's details while it still exists (called at a warning)."""
+        details = process_details(tracked.pid)
+        if details is not None:
+            self.details[(tracked.watch, tracked.key)] = details
+
+    def forget(self, tracked: TrackedProcess) -> None:
+        """Drop remembered details of a process that is gone."""
+        self.details.pop((tracked.watch, tracked.key), None)
+
+    def write(self, request: ReportRequest, evidence: dict[str, Any]) -> str | None:
+        """Build and spool one report; return its id, or None if it could not be stored now."""
+        tracked = request.process
+        rule = request.rule
+        sample = tracked.last
+        details = None
+        if request.kind != "exited_under_pressure":
+            details = process_details(tracked.pid)
+        if details is None:
+            details = self.details.get((tracked.watch, tracked.key), {"pid": tracked.pid})
+        transition = request.transition
+        data = ReportInput(
+            kind=request.kind,
+            watch=tracked.watch,
+            host=self.host,
+            version=__version__,
+            at=request.at,
+            pid=tracked.pid,
+            process_name=sample.name,
+            create_time=sample.create_time,
+            process=details,
+            tree={
+                "rss_bytes": sample.rss_bytes,
+                "cpu_percent": sample.cpu_percent,
+                "members": sample.members,
+                "root_rss_bytes": sample.root_rss_bytes,
+                "root_cpu_percent": sample.root_cpu_percent,
+                "include_children": rule.include_children,
+            },
+            thresholds={
+                "rss_warning_bytes": rule.rss_warning_bytes,
+                "rss_critical_bytes": rule.rss_critical_bytes,
+                "cpu_warning_percent": rule.cpu_warning_percent,
+                "cpu_critical_percent": rule.cpu_critical_percent,
+                "sustained": rule.sustained,
+                "cpu_sustained": rule.cpu_sustained,
+                "cooldown_seconds": rule.cooldown_seconds,
+            },
+            value=transition.value if transition else None,
+            level_value=transition.level_value if transition else None,
+            trend={
+                "rate_bytes_per_min": tracked.rate_bytes_per_min,
+                "eta_seconds": tracked.eta_seconds,
+                "rss_level": tracked.rss.level.label,
+                "cpu_level": tracked.cpu.level.label,
+            },
+            system=self.system.snapshot(),
+            samples=[point.as_dict() for point in request.samples],
+            evidence=evidence,
+            agent=self.agent_context(tracked, request.at) if self.agent_context else None,
+            stats=self.stats_context(tracked.watch, request.at) if self.stats_context else None,
+            environment=self.environment,
+        )
+        report = build_report(data)
+        capture_report(self.client, report)
+        entry = self.spool.get(report.event_id)
+        if entry is None:
+            log.error("report.write_deferred", watch=tracked.watch, pid=tracked.pid,
+                      kind=request.kind, id=report.event_id,
+                      reason="spool write failed; kept in memory and retried each tick")
+            return None
+        log.warning("report.written", watch=tracked.watch, pid=tracked.pid, kind=request.kind,
+                    id=report.event_id, title=report.title)
+        return report.event_id

@@ -1,0 +1,122 @@
+"""Feeding the persisted stats from what the daemon does, and shipping closed hours to Sentry."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+import sentry_sdk
+import structlog
+
+from crash_reports.delivery.flusher import FlushResult
+from crash_reports.spool.store import Dropped, Spool
+from crash_reports.stats.events import stats_event
+from crash_reports.stats.store import Counter, StatsStore
+from daemon.watch.monitor import Action, LogEvent, ReportRequest
+from daemon.watch.sampler import TickSample
+
+log = structlog.get_logger("telemetryd.stats")
+
+_EVENT_COUNTERS = {
+    "threshold.warning": Counter.WARNINGS,
+    "threshold.critical": Counter.CRITICALS,
+    "process.seen": Counter.PROCESSES_SEEN,
+    "process.exited": Counter.PROCESSES_EXITED,
+}
+SHIP_EVERY_SECONDS = 60.0
+KEEP_SECONDS = 90 * 86400
+
+
+class StatsRecorder:
+    """Owns the stats store for the daemon: samples, counters, its own figures, shipping."""
+
+    def __init__(self, path: Path, host: str | None = None) -> None:
+        self.store = StatsStore.open(path)
+        self.host = host or socket.gethostname()
+        self._self = psutil.Process()
+        self._cpu_before: tuple[float, float] | None = None
+        self._next_ship_at = 0.0
+
+    def start(self, now: float) -> None:
+        """Count a start (an unclean one if the last run did not stop) and prune old hours."""
+        self.store.record_start(now)
+        self.store.prune(now, KEEP_SECONDS)
+
+    def stop(self, now: float) -> None:
+        """Record a clean stop and close the database."""
+        self.store.record_stop(now)
+        self.store.close()
+
+    def observe(self, sample: TickSample, actions: Sequence[Action]) -> None:
+        """Record one tick's samples and the counters its actions imply."""
+        now = sample.at
+        for watch, trees in sample.by_watch.items():
+            for tree in trees:
+                if not tree.zombie:
+                    self.store.record_sample(watch, now, tree.rss_bytes, tree.cpu_percent)
+        for action in actions:
+            if isinstance(action, LogEvent):
+                counter = _EVENT_COUNTERS.get(action.event)
+                if counter is not None:
+                    self.store.incr(action.fields["watch"], counter, now)
+
+    def report_written(self, request: ReportRequest) -> None:
+        """Count a crash report put into the spool."""
+        self.store.incr(request.process.watch, Counter.REPORTS_WRITTEN, request.at)
+
+    def tick_done(self, now: float, duration_seconds: float) -> None:
+        """Record the daemon's own figures for this tick."""
+        cpu = self._self.cpu_times()
+        used = cpu.user + cpu.system
+        at = time.monotonic()
+        percent = 0.0
+        if self._cpu_before is not None and at > self._cpu_before[1]:
+            percent = (used - self._cpu_before[0]) / (at - self._cpu_before[1]) * 100.0
+        self._cpu_before = (used, at)
+        self.store.record_tick(now, duration_seconds, self._self.memory_info().rss, percent)
+
+    def recent(self, watch: str, now: float) -> dict[str, Any] | None:
+        """The last 24 hours of a watch, for a crash report."""
+        figures = self.store.recent(watch, now)
+        return dict(figures) if figures else None
+
+    def flush_result(self, spool: Spool, result: FlushResult) -> None:
+        """Count deliveries and refusals; mark stats periods shipped (on the flush thread)."""
+        now = result.finished_at
+        for report_id in result.delivered_ids:
+            if not self.store.mark_delivered(report_id, now):
+                self._count_report(spool, report_id, Counter.REPORTS_DELIVERED, now)
+        for report_id in result.quarantined_ids:
+            if not self.store.mark_rejected(report_id, now):
+                self._count_report(spool, report_id, Counter.REPORTS_QUARANTINED, now)
+
+    def dropped(self, item: Dropped) -> None:
+        """The spool dropped a report by retention: count it, or offer a stats period again."""
+        now = time.time()
+        if not self.store.requeue(item.id, now):
+            self.store.incr("", Counter.REPORTS_DROPPED, now)
+
+    def _count_report(self, spool: Spool, report_id: str, counter: Counter, now: float) -> None:
+        entry = spool.get(report_id)
+        self.store.incr(entry.watch if entry and entry.watch else "", counter, now)
+
+    def ship_due(self, client: sentry_sdk.Client, now: float, force: bool = False) -> int:
+        """Put closed, unshipped hours into the spool as info events (at most once a minute)."""
+        if not force and now < self._next_ship_at:
+            return 0
+        self._next_ship_at = now + SHIP_EVERY_SECONDS
+        queued = 0
+        for period in self.store.closed_unshipped_periods(now):
+            event = stats_event(period, self.host)
+            scope = sentry_sdk.Scope(client=client)
+            event_id = client.capture_event(event, scope=scope)
+            if event_id:
+                self.store.mark_queued(period.key, event_id, now)
+                queued += 1
+        if queued:
+            log.info("stats.queued", periods=queued)
+        return queued

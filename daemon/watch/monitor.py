@@ -1,0 +1,284 @@
+"""What a tick means: per-process threshold state, trends, and the actions they call for.
+
+The Monitor keeps state between ticks but does no I/O: it takes a TickSample and the
+rules and returns log events and report requests for the service to carry out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from daemon.config.schema import WatchRule
+from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
+from daemon.watch.trend import growth_rate_per_minute, seconds_until
+
+ReportKind = Literal["rss_critical", "cpu_critical", "exited_under_pressure", "child_oom_killed"]
+TREND_POINTS = 12
+
+
+# slots: a daemon keeps history_samples of these per watched tree (120,000 at 1,000
+# trees); without an instance dict each is one 64-byte allocation instead of two.
+@dataclass(frozen=True, slots=True)
+class SamplePoint:
+    """One sample of one process tree, as kept in its history."""
+
+    at: float
+    rss_bytes: int
+    cpu_percent: float
+    members: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for reports and status."""
+        return {"at": self.at, "rss_bytes": self.rss_bytes, "cpu_percent": self.cpu_percent,
+                "members": self.members}
+
+
+@dataclass
+class TrackedProcess:
+    """Everything remembered about one watched process (by pid and start time)."""
+
+    watch: str
+    key: tuple[int, int]
+    first_seen: float
+    last: TreeSample
+    history: deque[SamplePoint]
+    rss: LevelState = field(default_factory=LevelState)
+    cpu: LevelState = field(default_factory=LevelState)
+    trend_points: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=TREND_POINTS + 1)
+    )
+    rate_bytes_per_min: float | None = None
+    eta_seconds: float | None = None
+    last_report_at: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def level(self) -> Level:
+        """The worse of the RSS and CPU levels."""
+        return max(self.rss.level, self.cpu.level)
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.key[0]
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """A structured log line to emit."""
+
+    event: str
+    level: Literal["debug", "info", "warning", "error"]
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """A crash report to build and spool."""
+
+    kind: ReportKind
+    rule: WatchRule
+    process: TrackedProcess
+    transition: Transition | None
+    at: float
+    samples: tuple[SamplePoint, ...]
+    gone_pids: tuple[int, ...] = ()
+
+
+Action = LogEvent | ReportRequest
+
+
+def rss_rule(rule: WatchRule) -> LevelRule:
+    """The RSS levels of a watch as a LevelRule."""
+    return LevelRule(rule.rss_warning_bytes, rule.rss_critical_bytes, rule.sustained)
+
+
+def cpu_rule(rule: WatchRule) -> LevelRule:
+    """The CPU levels of a watch as a LevelRule."""
+    return LevelRule(rule.cpu_warning_percent, rule.cpu_critical_percent, rule.cpu_sustained)
+
+
+def cooldown_allows(last_report_at: Mapping[str, float], kind: str, now: float,
+                    cooldown_seconds: float) -> bool:
+    """Whether a report of this kind may be written now for this process.
+
+    >>> cooldown_allows({}, "rss_critical", 100.0, 600.0)
+    True
+    >>> cooldown_allows({"rss_critical": 0.0}, "rss_critical", 100.0, 600.0)
+    False
+    """
+    last = last_report_at.get(kind)
+    return last is None or now - last >= cooldown_seconds
+
+
+class Monitor:
+    """Turns each tick into transitions, trends and report requests."""
+
+    def __init__(self, rules: tuple[WatchRule, ...], history_samples: int,
+                 trend_window_seconds: float) -> None:
+        self.rules = {rule.name: rule for rule in rules}
+        self.history_samples = history_samples
+        self.trend_window_seconds = trend_window_seconds
+        self.tracked: dict[tuple[str, tuple[int, int]], TrackedProcess] = {}
+        self._level_rules: dict[str, tuple[WatchRule, LevelRule, LevelRule]] = {}
+
+    def set_rules(self, rules: tuple[WatchRule, ...]) -> None:
+        """Use new rules; processes of removed watches are forgotten without a report."""
+        self.rules = {rule.name: rule for rule in rules}
+        self._level_rules = {}
+        self.tracked = {k: v for k, v in self.tracked.items() if k[0] in self.rules}
+
+    def observe(self, tick: TickSample, oom_kill_delta: int | None = None) -> list[Action]:
+        """Advance every watched process by one tick.
+
+        ``oom_kill_delta`` is how many processes the kernel's OOM killer took since the
+        previous tick (None when unknown): with it, a child vanishing from a tree under
+        pressure is reported as killed.
+        """
+        now = tick.at
+        actions: list[Action] = []
+        present: set[tuple[str, tuple[int, int]]] = set()
+        for watch, samples in tick.by_watch.items():
+            rule = self.rules.get(watch)
+            if rule is None:
+                continue
+            for sample in samples:
+                if sample.zombie:
+                    continue
+                tracked_key = (watch, sample.key)
+                present.add(tracked_key)
+                tracked = self.tracked.get(tracked_key)
+                if tracked is None:
+                    tracked = TrackedProcess(
+                        watch, sample.key, now, sample, deque(maxlen=self.history_samples)
+                    )
+                    self.tracked[tracked_key] = tracked
+                    actions.append(LogEvent("process.seen", "info", {
+                        "watch": watch, "pid": sample.pid, "name": sample.name,
+                        "rss_bytes": sample.rss_bytes, "members": sample.members}))
+                actions.extend(self._children_killed(tracked, sample, rule, now, oom_kill_delta))
+                actions.extend(self._advance(tracked, sample, rule, now))
+        for tracked_key in [k for k in self.tracked if k not in present]:
+            tracked = self.tracked.pop(tracked_key)
+            actions.extend(self._exited(tracked, now))
+        return actions
+
+    def _children_killed(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,
+                         now: float, oom_kill_delta: int | None) -> list[Action]:
+        """Members of a tree under pressure gone in a tick where the OOM killer struck."""
+        if not oom_kill_delta or tracked.level < Level.WARNING or sample is tracked.last:
+            return []
+        gone = tuple(sorted(set(tracked.last.member_pids) - set(sample.member_pids)))
+        if not gone:
+            return []
+        actions: list[Action] = [LogEvent("process.child_killed", "error", {
+            "watch": tracked.watch, "pid": tracked.pid, "gone_pids": list(gone),
+            "oom_kill_delta": oom_kill_delta, "pressure": tracked.level.label,
+            "rss_bytes_before": tracked.last.rss_bytes, "rss_bytes": sample.rss_bytes})]
+        for action in self._report(tracked, rule, "child_oom_killed", None, now):
+            if isinstance(action, ReportRequest):
+                action = ReportRequest(action.kind, action.rule, action.process, None, now,
+                                       action.samples, gone)
+            actions.append(action)
+        return actions
+
+    def _advance(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,
+                 now: float) -> list[Action]:
+        tracked.last = sample
+        tracked.history.append(
+            SamplePoint(now, sample.rss_bytes, sample.cpu_percent, sample.members)
+        )
+        self._update_trend(tracked, rule, now)
+        actions: list[Action] = []
+        rss_levels, cpu_levels = self._levels_of(rule)
+        tracked.rss, rss_transitions = step(tracked.rss, sample.rss_bytes, rss_levels, now)
+        tracked.cpu, cpu_transitions = step(tracked.cpu, sample.cpu_percent, cpu_levels, now)
+        for metric, transitions in (("rss", rss_transitions), ("cpu", cpu_transitions)):
+            for transition in transitions:
+                actions.append(self._log_transition(tracked, metric, transition))
+                if transition.to_level == Level.CRITICAL and transition.from_level < Level.CRITICAL:
+                    kind: ReportKind = "rss_critical" if metric == "rss" else "cpu_critical"
+                    actions.extend(self._report(tracked, rule, kind, transition, now))
+        return actions
+
+    def _levels_of(self, rule: WatchRule) -> tuple[LevelRule, LevelRule]:
+        # Built once per rule rather than twice per process per tick (a hot path at 1,000).
+        cached = self._level_rules.get(rule.name)
+        if cached is None or cached[0] is not rule:
+            cached = (rule, rss_rule(rule), cpu_rule(rule))
+            self._level_rules[rule.name] = cached
+        return cached[1], cached[2]
+
+    def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float) -> None:
+        # A dozen points spread over the window keep the slope cheap at any tick rate.
+        # While a process is young the points are closer together, so a fast leak has a
+        # rate (and an ETA) within a few ticks rather than after a tenth of the window.
+        age = now - tracked.first_seen
+        spacing = min(self.trend_window_seconds / TREND_POINTS, age / (TREND_POINTS / 2))
+        points = tracked.trend_points
+        if not points or now - points[-1][0] >= spacing:
+            points.append((now, float(tracked.last.rss_bytes)))
+        else:
+            points[-1] = (points[-1][0], float(tracked.last.rss_bytes))
+        tracked.rate_bytes_per_min = growth_rate_per_minute(
+            list(points), now, self.trend_window_seconds
+        )
+        tracked.eta_seconds = seconds_until(
+            tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
+        )
+
+    def _log_transition(self, tracked: TrackedProcess, metric: str,
+                        transition: Transition) -> LogEvent:
+        sample = tracked.last
+        fields: dict[str, Any] = {
+            "watch": tracked.watch,
+            "pid": tracked.pid,
+            "metric": metric,
+            "from_level": transition.from_level.label,
+            "to_level": transition.to_level.label,
+            "rss_bytes": sample.rss_bytes,
+            "cpu_percent": sample.cpu_percent,
+            "members": sample.members,
+            "rate_bytes_per_min": _rounded(tracked.rate_bytes_per_min),
+            "eta_seconds": _rounded(tracked.eta_seconds),
+        }
+        if metric == "rss":
+            fields["level_bytes"] = _int_or_none(transition.level_value)
+        else:
+            fields["level_percent"] = transition.level_value
+        severity: Literal["info", "warning", "error"] = (
+            "info" if transition.event == "threshold.cleared"
+            else "error" if transition.to_level == Level.CRITICAL else "warning"
+        )
+        return LogEvent(transition.event, severity, fields)
+
+    def _report(self, tracked: TrackedProcess, rule: WatchRule, kind: ReportKind,
+                transition: Transition | None, now: float) -> list[Action]:
+        if not cooldown_allows(tracked.last_report_at, kind, now, rule.cooldown_seconds):
+            return [LogEvent("report.suppressed", "info", {
+                "watch": tracked.watch, "pid": tracked.pid, "kind": kind,
+                "reason": "cooldown"})]
+        tracked.last_report_at[kind] = now
+        return [ReportRequest(kind, rule, tracked, transition, now, tuple(tracked.history))]
+
+    def _exited(self, tracked: TrackedProcess, now: float) -> list[Action]:
+        level = tracked.level
+        actions: list[Action] = [LogEvent("process.exited", "info", {
+            "watch": tracked.watch, "pid": tracked.pid, "pressure": level.label,
+            "last_rss_bytes": tracked.last.rss_bytes,
+            "lifetime_seconds": round(now - tracked.first_seen, 1)})]
+        rule = self.rules.get(tracked.watch)
+        if level >= Level.WARNING and rule is not None:
+            actions.extend(self._report(tracked, rule, "exited_under_pressure", None, now))
+        return actions
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,179 @@
+"""Which processes a watch matches: name, command line, pid, pidfile, user.
+
+Everything a selector looks at except a pidfile's content is fixed for the life of
+a process image, so the verdict for each (pid, start time, name) is computed once
+and cached; a tick then costs one dict lookup per process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from daemon.config.schema import WatchRule
+from daemon.watch.proctable import ProcStat
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """What selectors need beyond /proc/PID/stat, read once per process image."""
+
+    cmdline: tuple[str, ...]
+    exe_name: str | None
+    username: str | None
+    access_denied: bool = False
+
+    @property
+    def cmdline_text(self) -> str:
+        """The command line joined with spaces, as a regex sees it."""
+        return " ".join(self.cmdline)
+
+
+IdentityReader = Callable[[int], ProcessIdentity | None]
+
+
+def read_identity(pid: int) -> ProcessIdentity | None:
+    """Read cmdline, exe and user of a process with psutil; None if it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        denied = False
+        with proc.oneshot():
+            try:
+                cmdline = tuple(proc.cmdline())
+            except psutil.AccessDenied:
+                cmdline, denied = (), True
+            try:
+                exe_name: str | None = os.path.basename(proc.exe()) or None
+            except (psutil.AccessDenied, OSError):
+                exe_name, denied = None, True
+            try:
+                username: str | None = proc.username()
+            except (psutil.AccessDenied, KeyError):
+                username = None
+        return ProcessIdentity(cmdline, exe_name, username, denied)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+
+
+def name_matches(wanted: str, stat: ProcStat, identity: ProcessIdentity | None) -> bool:
+    """Exact match on the process name or the basename of its executable.
+
+    The kernel keeps only 15 characters of a name, so a long name is also checked
+    against the first word of the command line.
+
+    >>> st = ProcStat(1, 0, "claude", "S", 0.0, 0, 0, 1)
+    >>> name_matches("claude", st, None)
+    True
+    >>> name_matches("claud", st, None)
+    False
+    """
+    if stat.comm == wanted:
+        return True
+    if identity is None:
+        return False
+    if identity.exe_name == wanted:
+        return True
+    if identity.cmdline:
+        first = os.path.basename(identity.cmdline[0].split(" ")[0])
+        if first == wanted:
+            return True
+    return False
+
+
+def _needs_identity(rule: WatchRule, stat: ProcStat) -> bool:
+    if rule.cmdline is not None or rule.user is not None:
+        return True
+    return rule.process_name is not None and stat.comm != rule.process_name
+
+
+def rule_matches_static(
+    rule: WatchRule, stat: ProcStat, identity: ProcessIdentity | None
+) -> bool:
+    """Every selector of the rule but the pidfile agrees (selectors combine with AND)."""
+    if rule.pid is not None and stat.pid != rule.pid:
+        return False
+    if rule.process_name is not None and not name_matches(rule.process_name, stat, identity):
+        return False
+    if rule.user is not None and (identity is None or identity.username != rule.user):
+        return False
+    return rule.cmdline is None or (
+        identity is not None and rule.cmdline.search(identity.cmdline_text) is not None
+    )
+
+
+def read_pidfile(path: Path) -> int | None:
+    """The pid in a pidfile, or None when it is missing or not a pid."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    first = text.split()[0] if text else ""
+    return int(first) if first.isdigit() else None
+
+
+class Selector:
+    """Matches the process table against the watches, caching per process image."""
+
+    def __init__(
+        self,
+        rules: Sequence[WatchRule],
+        identity_reader: IdentityReader = read_identity,
+        pidfile_reader: Callable[[Path], int | None] = read_pidfile,
+    ) -> None:
+        self.rules = tuple(rules)
+        self._read_identity = identity_reader
+        self._read_pidfile = pidfile_reader
+        self._verdicts: dict[tuple[int, int, str], tuple[int, ...]] = {}
+        self._identities: dict[tuple[int, int, str], ProcessIdentity | None] = {}
+        self._self_pid = os.getpid()
+
+    def identity(self, stat: ProcStat) -> ProcessIdentity | None:
+        """The cached identity of a process image, read on first use."""
+        key = (stat.pid, stat.start_ticks, stat.comm)
+        if key not in self._identities:
+            self._identities[key] = self._read_identity(stat.pid)
+        return self._identities[key]
+
+    def _static_matches(self, stat: ProcStat) -> tuple[int, ...]:
+        key = (stat.pid, stat.start_ticks, stat.comm)
+        cached = self._verdicts.get(key)
+        if cached is not None:
+            return cached
+        matched: list[int] = []
+        for index, rule in enumerate(self.rules):
+            if rule.pid is not None and rule.pid != stat.pid:
+                continue
+            identity = self.identity(stat) if _needs_identity(rule, stat) else None
+            if rule_matches_static(rule, stat, identity):
+                matched.append(index)
+        verdict = tuple(matched)
+        self._verdicts[key] = verdict
+        return verdict
+
+    def match(self, table: Mapping[int, ProcStat]) -> list[list[int]]:
+        """For each rule, the pids it matches now (the daemon itself is never matched)."""
+        result: list[list[int]] = [[] for _ in self.rules]
+        pidfile_pids: dict[int, int | None] = {}
+        for index, rule in enumerate(self.rules):
+            if rule.pidfile is not None:
+                pidfile_pids[index] = self._read_pidfile(rule.pidfile)
+        for pid, stat in table.items():
+            if pid == self._self_pid:
+                continue
+            for index in self._static_matches(stat):
+                if index in pidfile_pids and pidfile_pids[index] != pid:
+                    continue
+                result[index].append(pid)
+        self._forget_gone(table)
+        return result
+
+    def _forget_gone(self, table: Mapping[int, ProcStat]) -> None:
+        # Pruning every tick would cost a pass over the cache; do it when it has grown.
+        if len(self._verdicts) > 2 * len(table) + 64:
+            live = {(s.pid, s.start_ticks, s.comm) for s in table.values()}
+            self._verdicts = {k: v for k, v in self._verdicts.items() if k in live}
+            self._identities = {k: v for k, v in self._identities.items() if k in live}
