@@ -56,6 +56,7 @@ class AgentLink:
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
+        self._spent_usd: dict[str, float] = {}
         self.error: str | None = None
 
     def set_budgets(self, config: Config) -> None:
@@ -106,6 +107,7 @@ class AgentLink:
             key = f"{budget.agent}|{budget.period}"
             since = budgets.period_start(budget.period, now)
             spent = self.telemetry.reader.spend_usd(budget.agent, since, now)
+            self._spent_usd[key] = spent
             state, crossings = budgets.check(budget, spent, self.budget_states.get(key), now)
             if state != self.budget_states.get(key):
                 self.budget_states[key] = state
@@ -119,6 +121,16 @@ class AgentLink:
                     client.capture_event(event, scope=sentry_sdk.Scope(client=client))  # type: ignore[arg-type]
         if changed:
             _save_budget_states(self.budget_state_path, self.budget_states)
+
+    def budget_use(self) -> list[dict[str, Any]]:
+        """Each budget with what was spent at the last check (for status, /metrics, `top`)."""
+        out = []
+        for budget in self.settings.budgets:
+            spent = self._spent_usd.get(f"{budget.agent}|{budget.period}")
+            out.append({"agent": budget.agent, "period": budget.period,
+                        "limit_usd": budget.limit_usd,
+                        "spent_usd": None if spent is None else round(spent, 6)})
+        return out
 
     def status(self) -> dict[str, Any]:
         """Receiver state and counters for ``status``."""

@@ -481,7 +481,9 @@ class Service:
                         processes.append({"pid": tree.pid, "name": tree.name, "rss_bytes": 0,
                                           "cpu_percent": 0.0, "state": "ok",
                                           "note": "zombie (exited, not reaped)"})
-            watches.append({"name": rule.name, "processes": processes})
+            watches.append({"name": rule.name, "processes": processes,
+                            "rss_warning_bytes": rule.rss_warning_bytes,
+                            "rss_critical_bytes": rule.rss_critical_bytes})
         spool = self.spool
         return {
             "version": STATUS_VERSION,
@@ -497,6 +499,7 @@ class Service:
             "watches": watches,
             "reports": {
                 "pending": spool.pending_count() if spool else None,
+                "oldest_pending_at": spool.oldest_pending_at() if spool else None,
                 "quarantined": spool.quarantined_count() if spool else None,
                 "written_since_start": self.reports_written,
                 "held_in_memory": self.transport.held_count if self.transport else 0,
@@ -504,6 +507,7 @@ class Service:
             },
             "flush": self._flush_status(),
             "otlp": self.agents.status() if self.agents and not stopped else {},
+            "budgets": self.agents.budget_use() if self.agents else [],
             "metrics": {"listen": f"{self.config.metrics.host}:{self.metrics_server.port}"}
             if self.metrics_server else {},
         }

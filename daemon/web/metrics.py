@@ -28,6 +28,7 @@ from daemon import __version__
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
 from daemon.agents.totals import DURATION_BUCKETS_SECONDS, TotalRow, read_totals
+from daemon.web.fleet_metrics import fleet_families
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +173,7 @@ class DaemonMetricsCollector(Collector):
         if snapshot is not None:
             yield from daemon_families(snapshot)
             yield from watch_families(snapshot)
+            yield from fleet_families(snapshot)
         if self.agent_counters is not None:
             counters = self._guarded("otlp", self.agent_counters)
             if counters is not None:
