@@ -251,3 +251,15 @@ def read_history(conn: sqlite3.Connection, since: float, until: float, step_seco
         key = TreeKey(str(watch_name), int(pid), float(started))
         trees.setdefault(key, []).append(HistoryPoint(float(at), int(rss), float(cpu or 0.0)))
     return [TreeHistory(key, tuple(points)) for key, points in trees.items()]
+
+
+def earliest(conn: sqlite3.Connection, since: float) -> float | None:
+    """Time of the oldest point at or after ``since`` (None when there is none)."""
+    try:
+        row = conn.execute("SELECT min(at) FROM history_point WHERE tier IN (0, 1) AND at >= ?",
+                           (since,)).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return None if row is None or row[0] is None else float(row[0])

@@ -16,6 +16,7 @@ from crash_reports.storage.atomic import write_atomic
 from daemon.agents import budgets
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
+from daemon.agents.today import AGENTS_REFRESH_SECONDS, AgentToday, read_agents_today
 from daemon.config.schema import Config
 from daemon.watch.monitor import TrackedProcess
 
@@ -57,6 +58,7 @@ class AgentLink:
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
         self._spent_usd: dict[str, float] = {}
+        self._today: tuple[float, list[AgentToday]] = (float("-inf"), [])
         self.error: str | None = None
 
     def set_budgets(self, config: Config) -> None:
@@ -131,6 +133,20 @@ class AgentLink:
                         "limit_usd": budget.limit_usd,
                         "spent_usd": None if spent is None else round(spent, 6)})
         return out
+
+    def today(self, now: float) -> list[AgentToday]:
+        """Per agent figures for today, refreshed at most every AGENTS_REFRESH_SECONDS."""
+        at, cached = self._today
+        if now - at < AGENTS_REFRESH_SECONDS:
+            return cached
+        try:
+            fresh = read_agents_today(self.telemetry.reader, self.settings.budgets,
+                                      self._spent_usd, now)
+        except sqlite3.Error as exc:  # the views go without agents rather than stop the tick
+            log.warning("agents.today_failed", error=str(exc))
+            fresh = cached
+        self._today = (now, fresh)
+        return fresh
 
     def status(self) -> dict[str, Any]:
         """Receiver state and counters for ``status``."""

@@ -27,7 +27,9 @@ from daemon.runtime.crash_hooks import capture_exception, describe_job_error, in
 from daemon.runtime.delivery import make_flusher, open_spool, spool_limits
 from daemon.runtime.lock import InstanceLock
 from daemon.runtime.notify import Notifier
+from daemon.runtime.page_sources import daemon_page_sources
 from daemon.runtime.paths import StatePaths
+from daemon.runtime.recent_events import EventKind, RecentEvent, RecentEvents
 from daemon.runtime.reporting import ReportWriter
 from daemon.runtime.scheduler import make_scheduler, reschedule
 from daemon.runtime.stats_recorder import StatsRecorder
@@ -111,6 +113,8 @@ class Service:
         self.flush_failures = 0
         self.flush_worker: FlushWorker | None = None
         self.reports_written = 0
+        self.recent = RecentEvents()
+        self._report_watch: dict[str, tuple[str, int]] = {}  # report id -> (watch, pid), bounded
         self._restore_hooks: Callable[[], None] | None = None
         self._last_tick_done: float | None = None
         self._last_ping = 0.0
@@ -173,6 +177,7 @@ class Service:
                 if isinstance(action, LogEvent):
                     self._log(action)
                     self._after_log(action)
+                    self._remember(action, now)
                 elif isinstance(action, ReportRequest):
                     self._write_report(action, evidence)
             if self.transport is not None and self.transport.held_count:
@@ -368,8 +373,12 @@ class Service:
         self.metrics = DaemonMetricsCollector(lambda: self.last_snapshot, telemetry.stats,
                                               telemetry.reader)
         try:
+            pages = daemon_page_sources(lambda: self.last_snapshot, self.paths.stats_db,
+                                        lambda: self.spool, telemetry.reader,
+                                        lambda: self.config.sentry.dsn)
             self.metrics_server = serve_metrics(self.config.metrics.host,
-                                                self.config.metrics.port, self.metrics)
+                                                self.config.metrics.port, self.metrics,
+                                                pages=pages)
         except OSError as exc:
             log.error("metrics.listen_failed", host=self.config.metrics.host,
                       port=self.config.metrics.port, error=exc.strerror or str(exc))
@@ -388,6 +397,16 @@ class Service:
         """Called on the flush thread: count deliveries, mark stats periods shipped."""
         if is_flush_failure(result.status):
             self.flush_failures += 1
+            self.recent.add(RecentEvent(result.finished_at, EventKind.DELIVERY_FAILED,
+                                        f"delivery {result.status}: {result.last_error or ''}"
+                                        .rstrip(": ")))
+        for report_id in result.delivered_ids:
+            known = self._report_watch.get(report_id)
+            if known is not None:
+                self.recent.add(RecentEvent(
+                    result.finished_at, EventKind.REPORT_DELIVERED,
+                    f"{known[0]} pid {known[1]}: report delivered", known[0], known[1],
+                    report_id))
         if self.stats is not None and self.spool is not None:
             self.stats.flush_result(self.spool, result)
 
@@ -406,6 +425,16 @@ class Service:
             tracked = self.monitor.tracked.get(key)
             if tracked is not None and key not in self.reports.details:
                 self.reports.remember(tracked)
+
+    def _remember(self, action: LogEvent, now: float) -> None:
+        kind = {"threshold.warning": EventKind.WARNING, "threshold.critical": EventKind.CRITICAL,
+                "threshold.cleared": EventKind.RECOVERED}.get(action.event)
+        if kind is None:
+            return
+        watch, pid = action.fields.get("watch"), action.fields.get("pid")
+        metric = action.fields.get("metric", "")
+        self.recent.add(RecentEvent(now, kind, f"{watch} pid {pid}: {metric} {kind}".replace(
+            "  ", " "), watch, pid))
 
     def _key_of(self, watch: str, pid: int) -> tuple[int, int] | None:
         for (tracked_watch, key) in self.monitor.tracked:
@@ -444,6 +473,13 @@ class Service:
                 self.reports.forget(request.process)
         if report_id is not None:
             self.reports_written += 1
+            watch, pid = request.process.watch, request.process.pid
+            self._report_watch[report_id] = (watch, pid)
+            while len(self._report_watch) > 200:
+                del self._report_watch[next(iter(self._report_watch))]
+            self.recent.add(RecentEvent(request.at, EventKind.REPORT_WRITTEN,
+                                        f"{watch} pid {pid}: {request.kind} report written",
+                                        watch, pid, report_id))
             if self.stats is not None:
                 self.stats.report_written(request)
 
@@ -508,6 +544,9 @@ class Service:
             "flush": self._flush_status(),
             "otlp": self.agents.status() if self.agents and not stopped else {},
             "budgets": self.agents.budget_use() if self.agents else [],
+            "agents": [a.to_json() for a in self.agents.today(self.clock())]
+            if self.agents and not stopped else [],
+            "events": [e.to_json() for e in self.recent.items()],
             "metrics": {"listen": f"{self.config.metrics.host}:{self.metrics_server.port}"}
             if self.metrics_server else {},
         }
