@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "critical and a report (about 10 s)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's state dir")
 
+    top = sub.add_parser("top", help="live full-screen view of the running daemon "
+                         "(keys: s sort, f filter by watch, q quit)")
+    top.add_argument("--once", action="store_true",
+                     help="print one frame and exit (also what happens without a terminal)")
+
     unit = sub.add_parser("install-unit", help="print a service definition for this install")
     kind = unit.add_mutually_exclusive_group()
     kind.add_argument("--user", action="store_true", help="systemd user unit")
@@ -125,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats": cmd_stats,
         "demo": cmd_demo,
         "install-unit": cmd_install_unit,
+        "top": cmd_top,
     }
     try:
         return handlers[args.command](args)
@@ -203,6 +209,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         out(render_table(snapshot, verdict, now))
     return verdict.exit_code
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    """telemetryd top."""
+    from rich.console import Console
+
+    from daemon.cli.top import run_top
+    from daemon.runtime.paths import StatePaths
+
+    config = _load(args)
+    return run_top(StatePaths(config.daemon.state_dir), Console(), once=args.once)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -56,7 +56,7 @@ def test_api_status_lists_the_tree_its_report_events_and_agents(leak: WatchedLea
     assert report["kind"] == "rss_critical" and report["state"] == "pending"
     assert report["url"] is None  # only a delivered report links to Sentry
     kinds = [e["kind"] for e in doc["events"]]
-    assert {"warning", "critical", "report_written"} <= set(kinds)
+    assert {"critical", "report_written"} <= set(kinds)  # a fast leak may skip warning
     [agent] = doc["agents"]
     assert agent["agent"] == "claude-code" and agent["cost_today_usd"] == pytest.approx(0.0912)
 
