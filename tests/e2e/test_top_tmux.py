@@ -17,7 +17,7 @@ from rich.text import Text
 
 from tests.support.agents import wait_for
 from tests.support.daemon_proc import REPO, DaemonProcess, clean_env
-from tests.support.views import WatchedLeak, artifact_dir, keep_for_docs, watched_leak
+from tests.support.views import artifact_dir, keep_for_docs, watched_leak
 
 pytestmark = pytest.mark.slow
 SPARK = set("▂▃▄▅▆▇█")
