@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -63,7 +64,7 @@ def test_sampling_never_stops_during_a_decode_flood(tmp_path: Path) -> None:
         for sender in senders:
             sender.join(60)
         assert len(seen) >= 8, f"sampling stalled during the flood: {seen}"
-        gaps = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(seen, seen[1:], strict=False)]
+        gaps = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(seen)]
         assert max(gaps) < 3.0, f"a tick gap of {max(gaps):.2f}s at a 0.25 s interval"
     finally:
         daemon.stop()

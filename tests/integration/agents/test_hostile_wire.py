@@ -94,7 +94,7 @@ def test_slow_clients_do_not_keep_a_real_export_out(make_agents: object) -> None
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)  # let every slow client take its slot first  # noqa: ASYNC251
+        time.sleep(0.5)  # let every slow client take its slot first
         for _ in range(3):
             started = time.monotonic()
             assert post(port, "/v1/metrics", good_metrics()).status == 200
