@@ -17,6 +17,7 @@ from daemon.agents import budgets
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
 from daemon.config.schema import Config
+from daemon.runtime.snapshot import OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 
 log = structlog.get_logger("telemetryd.agents")
@@ -120,20 +121,21 @@ class AgentLink:
         if changed:
             _save_budget_states(self.budget_state_path, self.budget_states)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> OtlpStatus:
         """Receiver state and counters for ``status``."""
         if self.error:
-            return {"up": False, "error": self.error}
+            return OtlpStatus(up=False, error=self.error)
         if not self.settings.enabled:
-            return {"up": False, "note": "disabled in [otlp]"}
+            return OtlpStatus(up=False, note="disabled in [otlp]")
         if not self.telemetry.receiver.running:
-            return {"up": False, "note": "not started"}
+            return OtlpStatus(up=False, note="not started")
         counters = self.telemetry.stats()
         dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
-        return {"up": True, "listen": f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
-                "points_accepted": sum(v for k, v in counters.items()
-                                       if k.startswith("points_accepted")),
-                "dropped_or_refused": dropped}
+        return OtlpStatus(
+            up=True, listen=f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
+            points_accepted=sum(v for k, v in counters.items()
+                                if k.startswith("points_accepted")),
+            dropped_or_refused=dropped)
 
 
 def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTelemetry:
