@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 from _procs import ProcessGroup, leak_jump, spawn_leaker, spawn_trees  # noqa: E402
 
-from crash_reports.spool.store import parse_envelope  # noqa: E402
+from crash_reports.spool.envelope import parse_envelope  # noqa: E402
 from daemon.config.schema import Config, parse_config_text  # noqa: E402
 from daemon.runtime.logs import configure_logging  # noqa: E402
 from daemon.runtime.service import Service  # noqa: E402

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import sentry_sdk
 import structlog
 
+from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
 from daemon.agents import budgets
 from daemon.agents.runtime import AgentTelemetry
@@ -142,15 +142,10 @@ def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTele
     """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
     try:
         return AgentTelemetry(settings, db_path)
-    except sqlite3.DatabaseError as exc:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            source = db_path.with_name(db_path.name + suffix)
-            if source.exists():
-                source.replace(aside.with_name(aside.name + suffix))
-        log.error("agents.store_corrupt", path=str(db_path), moved_to=str(aside),
-                  error=str(exc))
+    except (sqlite3.DatabaseError, sqlite.CorruptDatabaseError) as exc:
+        if sqlite.is_busy(exc):
+            raise  # held by another process: its file, not a damaged one
+        sqlite.move_aside_logged(db_path, exc, event="agents.store_corrupt")
         return AgentTelemetry(settings, db_path)
 
 

@@ -15,7 +15,8 @@ import structlog
 from crash_reports.delivery.flusher import FlushResult
 from crash_reports.spool.store import Dropped, Spool
 from crash_reports.stats.events import stats_event
-from crash_reports.stats.store import Counter, StatsStore
+from crash_reports.stats.figures import Counter
+from crash_reports.stats.store import StatsStore
 from daemon.watch.monitor import Action, Crossed, Exited, ReportRequest, Seen
 from daemon.watch.sampler import TickSample
 from daemon.watch.thresholds import Level

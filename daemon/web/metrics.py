@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from crash_reports.stats.histogram import BucketCounts
 from daemon import __version__
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
@@ -86,31 +87,27 @@ class TickDurations:
     def __init__(self, buckets: Sequence[float] = TICK_BUCKETS_SECONDS) -> None:
         self.buckets = tuple(buckets)
         self._lock = threading.Lock()
-        self._counts = [0] * (len(self.buckets) + 1)
-        self._sum = 0.0
+        self._hist = BucketCounts(self.buckets)
 
     @property
     def count(self) -> int:
         """Ticks observed."""
         with self._lock:
-            return sum(self._counts)
+            return self._hist.count
 
     def observe(self, seconds: float) -> None:
         """Count one tick that took ``seconds``."""
-        index = next((i for i, bound in enumerate(self.buckets) if seconds <= bound),
-                     len(self.buckets))
         with self._lock:
-            self._counts[index] += 1
-            self._sum += seconds
+            self._hist.observe(seconds)
 
     def family(self) -> HistogramMetricFamily:
         """The histogram as a metric family."""
         with self._lock:
-            counts, total = list(self._counts), self._sum
+            buckets, total = self._hist.cumulative(), self._hist.sum
         family = HistogramMetricFamily(
             "telemetryd_tick_duration_seconds", "Time one sampling tick took.", labels=[]
         )
-        family.add_metric([], _cumulative(self.buckets, counts), total)
+        family.add_metric([], buckets, total)
         return family
 
 
@@ -436,41 +433,26 @@ class _Histograms:
     """Bucket counts and sums per label set, merged from totals rows."""
 
     def __init__(self) -> None:
-        self.counts: dict[_Key, list[int]] = {}
+        self.hists: dict[_Key, BucketCounts] = {}
         self.sums: dict[_Key, float] = defaultdict(float)
 
     def add_bucket(self, key: _Key, bound: str, count: int) -> None:
-        counts = self.counts.setdefault(key, [0] * (len(DURATION_BUCKETS_SECONDS) + 1))
-        try:
-            upper = float(bound)
-        except ValueError:
-            upper = float("inf")
-        # A bound from an older bucket layout lands in the first current bucket that holds it.
-        index = next((i for i, b in enumerate(DURATION_BUCKETS_SECONDS) if upper <= b),
-                     len(DURATION_BUCKETS_SECONDS))
-        counts[index] += count
+        hist = self.hists.get(key)
+        if hist is None:
+            hist = self.hists[key] = BucketCounts(DURATION_BUCKETS_SECONDS)
+        hist.add_bound(bound, count)
 
     def add_sum(self, key: _Key, seconds: float) -> None:
         self.sums[key] += seconds
 
     def family(self, name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
         family = HistogramMetricFamily(name, doc, labels=labels)
-        for key in sorted(self.counts):
-            family.add_metric(list(key), _cumulative(DURATION_BUCKETS_SECONDS, self.counts[key]),
-                              self.sums.get(key, 0.0))
+        for key in sorted(self.hists):
+            family.add_metric(list(key), self.hists[key].cumulative(), self.sums.get(key, 0.0))
         return family
 
 
 # --- small builders -------------------------------------------------------------------
-
-
-def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    running = 0
-    for bound, count in zip((*(repr(b) for b in bounds), "+Inf"), counts, strict=True):
-        running += count
-        out.append((bound, float(running)))
-    return out
 
 
 def _counters(name: str, doc: str, labels: list[str],
