@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from crash_reports.delivery.flusher import Flusher, FlushResult
 from crash_reports.delivery.worker import NEW_REPORT_DELAY_SECONDS, FlushWorker
-from tests.support.agents import wait_for
+from tests.support.waiting import wait_for
 
 HOUR = 3600.0
 DEADLINE = 30.0
