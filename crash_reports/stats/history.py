@@ -24,6 +24,8 @@ from pathlib import Path
 
 import structlog
 
+from crash_reports.storage import sqlite as storage
+
 log = structlog.get_logger(__name__)
 
 MINUTE_SECONDS = 60
@@ -123,13 +125,15 @@ ON CONFLICT (tree, tier, at) DO UPDATE SET
 
 def connect(path: Path, read_only: bool = False,
             busy_timeout_seconds: float = 2.0) -> sqlite3.Connection:
-    """A connection to the stats database for history (autocommit; explicit transactions)."""
-    target = f"file:{path}?mode=ro" if read_only else str(path)
-    conn = sqlite3.connect(target, uri=read_only, isolation_level=None,
-                           check_same_thread=False, timeout=busy_timeout_seconds)
+    """A connection to the stats database for history (autocommit; explicit transactions).
+
+    The stats store opened the file first (and moved a corrupt one aside); this only adds
+    the history tables to it.
+    """
+    conn = storage.connect(path, busy_timeout_seconds=busy_timeout_seconds,
+                           read_only=read_only)
     if not read_only:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        storage.use_wal(conn)
         conn.executescript(_SCHEMA)
     return conn
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import sentry_sdk
 import structlog
 
+from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
 from daemon.agents import budgets
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
 from daemon.agents.today import AGENTS_REFRESH_SECONDS, AgentToday, read_agents_today
 from daemon.config.schema import Config
+from daemon.runtime.snapshot import BudgetUse, OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 
 log = structlog.get_logger("telemetryd.agents")
@@ -124,15 +125,11 @@ class AgentLink:
         if changed:
             _save_budget_states(self.budget_state_path, self.budget_states)
 
-    def budget_use(self) -> list[dict[str, Any]]:
+    def budget_use(self) -> tuple[BudgetUse, ...]:
         """Each budget with what was spent at the last check (for status, /metrics, `top`)."""
-        out = []
-        for budget in self.settings.budgets:
-            spent = self._spent_usd.get(f"{budget.agent}|{budget.period}")
-            out.append({"agent": budget.agent, "period": budget.period,
-                        "limit_usd": budget.limit_usd,
-                        "spent_usd": None if spent is None else round(spent, 6)})
-        return out
+        return tuple(BudgetUse(b.agent, b.period, b.limit_usd,
+                               self._spent_usd.get(f"{b.agent}|{b.period}"))
+                     for b in self.settings.budgets)
 
     def today(self, now: float) -> list[AgentToday]:
         """Per agent figures for today, refreshed at most every AGENTS_REFRESH_SECONDS."""
@@ -148,35 +145,31 @@ class AgentLink:
         self._today = (now, fresh)
         return fresh
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> OtlpStatus:
         """Receiver state and counters for ``status``."""
         if self.error:
-            return {"up": False, "error": self.error}
+            return OtlpStatus(up=False, error=self.error)
         if not self.settings.enabled:
-            return {"up": False, "note": "disabled in [otlp]"}
+            return OtlpStatus(up=False, note="disabled in [otlp]")
         if not self.telemetry.receiver.running:
-            return {"up": False, "note": "not started"}
+            return OtlpStatus(up=False, note="not started")
         counters = self.telemetry.stats()
         dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
-        return {"up": True, "listen": f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
-                "points_accepted": sum(v for k, v in counters.items()
-                                       if k.startswith("points_accepted")),
-                "dropped_or_refused": dropped}
+        return OtlpStatus(
+            up=True, listen=f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
+            points_accepted=sum(v for k, v in counters.items()
+                                if k.startswith("points_accepted")),
+            dropped_or_refused=dropped)
 
 
 def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTelemetry:
     """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
     try:
         return AgentTelemetry(settings, db_path)
-    except sqlite3.DatabaseError as exc:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            source = db_path.with_name(db_path.name + suffix)
-            if source.exists():
-                source.replace(aside.with_name(aside.name + suffix))
-        log.error("agents.store_corrupt", path=str(db_path), moved_to=str(aside),
-                  error=str(exc))
+    except (sqlite3.DatabaseError, sqlite.CorruptDatabaseError) as exc:
+        if sqlite.is_busy(exc):
+            raise  # held by another process: its file, not a damaged one
+        sqlite.move_aside_logged(db_path, exc, event="agents.store_corrupt")
         return AgentTelemetry(settings, db_path)
 
 

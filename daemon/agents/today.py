@@ -6,7 +6,7 @@ buckets and published in the status snapshot, so a viewer never opens the event 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +32,16 @@ class AgentToday:
     def to_json(self) -> dict[str, Any]:
         """Plain data for the status snapshot."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AgentToday:
+        """Read one back from a snapshot."""
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+        return cls(str(data["agent"]), int(data.get("tokens_today") or 0),
+                   number("cost_today_usd"), number("burn_usd_per_hour"),
+                   int(data.get("sessions_today") or 0), number("budget_used_percent"))
 
 
 def agents_today(today: Sequence[StatsRow], last_hour: Sequence[StatsRow],

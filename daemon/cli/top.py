@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -31,7 +30,8 @@ from crash_reports.stats.history import connect, read_history
 from daemon.cli.top_view import SPARK_WIDTH, TopState, frame, on_key
 from daemon.runtime.lock import is_locked
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.status import StatusUnreadableError, evaluate, pid_alive, read_snapshot
+from daemon.runtime.snapshot import StatusUnreadableError
+from daemon.runtime.status import evaluate, pid_alive, read_snapshot
 from daemon.web.view import StatusView, status_view
 
 MIN_REFRESH_SECONDS = 0.2
@@ -60,14 +60,12 @@ class Published:
 def read_published(paths: StatePaths, now: float) -> Published:
     """Read status.json and the recent history (a missing or stale daemon is a value)."""
     try:
-        snapshot: dict[str, Any] | None = read_snapshot(paths.status)
+        snapshot = read_snapshot(paths.status)
     except StatusUnreadableError as exc:
         return Published(status_view(None, False, now), {}, 1.0, str(exc))
-    assert snapshot is not None
-    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(int(snapshot.get("pid", 0))),
-                       now)
+    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(snapshot.pid), now)
     view = status_view(snapshot, verdict.running and "stuck" not in verdict.summary, now)
-    interval = float(snapshot.get("interval") or 1.0)
+    interval = snapshot.interval
     refresh = min(MAX_REFRESH_SECONDS, max(MIN_REFRESH_SECONDS, interval))
     problem = None if view.daemon.running else verdict.summary
     return Published(view, read_sparks(paths.stats_db, view, now, interval), refresh, problem)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from crash_reports.spool.store import Spool
 from daemon.agents.queries import StoreReader
 from daemon.agents.today import hourly_cost
+from daemon.runtime.snapshot import StatusSnapshot
 from daemon.web.links import sentry_event_url
 from daemon.web.sources import PageSources, earliest_from_file, history_from_file
 
 
-def daemon_page_sources(snapshot: Callable[[], Mapping[str, Any] | None], stats_db: Path,
+def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db: Path,
                         spool: Callable[[], Spool | None], agents: StoreReader | None,
                         dsn: Callable[[], str | None]) -> PageSources:
     """Sources reading what the running daemon already keeps; nothing here samples."""

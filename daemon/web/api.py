@@ -7,7 +7,7 @@ from what the daemon already published; neither touches the tick.
 from __future__ import annotations
 
 from daemon.web.sources import RANGES_SECONDS, PageSources, Reply, json_reply, window
-from daemon.web.view import history_json, status_view, tree_rows
+from daemon.web.view import history_json, status_view
 
 
 def api_status(sources: PageSources) -> Reply:
@@ -21,13 +21,12 @@ def api_status(sources: PageSources) -> Reply:
 def api_history(sources: PageSources, query: str) -> Reply:
     """RSS/CPU points per tree over ``range`` with levels and report markers, cost per agent."""
     now = sources.clock()
-    snapshot = sources.snapshot() or {}
-    interval = float(snapshot.get("interval") or 1.0)
+    snapshot = sources.snapshot()
+    interval = snapshot.interval if snapshot is not None else 1.0
     win = window(query, now, interval,
                  sources.earliest(now - RANGES_SECONDS["24h"]))
-    trees, _idle = tree_rows(snapshot)
     view = status_view(snapshot, sources.running(), now, sources.reports(), sources.event_url)
-    document = history_json(sources.history(win.since, win.until, win.step_seconds), trees,
+    document = history_json(sources.history(win.since, win.until, win.step_seconds), view.trees,
                             view.reports, sources.costs(win.since, win.until),
                             win.since, win.until, win.step_seconds)
     document["range"] = win.name

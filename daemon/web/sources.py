@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
-from crash_reports.spool.store import SpoolEntry
+from crash_reports.spool.records import SpoolEntry
 from crash_reports.stats.history import TreeHistory, connect, earliest, read_history
+from daemon.runtime.snapshot import StatusSnapshot
 from daemon.web.view import EventUrl
 
 RANGES_SECONDS: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
@@ -36,7 +37,7 @@ class Reply(NamedTuple):
 class PageSources:
     """Where the views read from (each call reads fresh data)."""
 
-    snapshot: Callable[[], Mapping[str, Any] | None]
+    snapshot: Callable[[], StatusSnapshot | None]
     running: Callable[[], bool]
     history: Callable[[float, float, float], list[TreeHistory]]
     reports: Callable[[], Sequence[SpoolEntry]]

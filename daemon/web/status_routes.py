@@ -6,12 +6,14 @@ paths to them and turns a handler's bug into a 500 (logged) instead of a dropped
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import structlog
 
 from daemon.web.api import api_history, api_status
 from daemon.web.page import render_page
+from daemon.web.routes import Request, Response, Route
 from daemon.web.sources import PageSources, Reply
 
 log = structlog.get_logger(__name__)
@@ -39,3 +41,24 @@ def serve_page(sources: PageSources, path: str, query: str) -> Reply | None:
         log.error("page.failed", path=path, error=repr(exc))
         return Reply(500, (("Content-Type", "text/plain; charset=utf-8"),),
                      b"internal error; see the daemon log\n")
+
+
+def to_response(reply: Reply) -> Response:
+    """A handler's reply as the HTTP stack's response."""
+    headers = tuple((k, v) for k, v in reply.headers if k.lower() != "content-type")
+    content_type = next((v for k, v in reply.headers if k.lower() == "content-type"),
+                        "application/octet-stream")
+    return Response(reply.status, reply.body, content_type, headers)
+
+
+def page_routes(sources: PageSources) -> dict[str, Route]:
+    """The status page routes for the metrics listener (rendered off the event loop)."""
+    routes: dict[str, Route] = {}
+    for path in PAGE_PATHS:
+        async def handle(request: Request, path: str = path) -> Response:
+            loop = asyncio.get_running_loop()
+            reply = await loop.run_in_executor(None, serve_page, sources, path, request.query)
+            assert reply is not None
+            return to_response(reply)
+        routes[path] = Route(handle)
+    return routes

@@ -1,6 +1,6 @@
 """What the status page, its JSON API and ``telemetryd top`` show, built from published data.
 
-Pure: the status snapshot the daemon writes each tick, the spool's report list, the
+Pure: the typed status snapshot the daemon publishes each tick, the spool's report list, the
 history rows and ``now`` go in; typed rows come out. Nothing here samples a process.
 """
 
@@ -10,10 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from crash_reports.spool.store import SpoolEntry
+from crash_reports.spool.records import SpoolEntry
 from crash_reports.stats.history import TreeHistory
 from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
+from daemon.runtime.snapshot import StatusSnapshot
 
 STATES = ("ok", "warning", "critical", "orphaned")
 EventUrl = Callable[[str], str | None]
@@ -84,83 +85,52 @@ class StatusView:
         return data
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def tree_rows(snapshot: Mapping[str, Any]) -> tuple[list[TreeRow], list[str]]:
+def tree_rows(snapshot: StatusSnapshot) -> tuple[list[TreeRow], list[str]]:
     """Rows for every matched tree, and the watches that match nothing now."""
     rows: list[TreeRow] = []
     idle: list[str] = []
-    for watch in snapshot.get("watches") or []:
-        name = str(watch.get("name", ""))
-        processes = [p for p in watch.get("processes") or []
-                     if not str(p.get("note", "")).startswith("zombie")]
-        if not processes:
-            idle.append(name)
-        for proc in processes:
+    for watch in snapshot.watches:
+        live = watch.live
+        if not live:
+            idle.append(watch.name)
+        for proc in live:
             rows.append(TreeRow(
-                watch=name, pid=int(proc.get("pid", 0)), name=str(proc.get("name") or ""),
-                started_at=_num(proc.get("create_time")),
-                rss_bytes=int(proc.get("rss_bytes") or 0),
-                cpu_percent=float(proc.get("cpu_percent") or 0.0),
-                state=str(proc.get("state") or "ok"),
-                rate_bytes_per_min=_num(proc.get("rate_bytes_per_min")),
-                eta_seconds=_num(proc.get("eta_seconds")),
-                rss_warning_bytes=_int(watch.get("rss_warning_bytes")),
-                rss_critical_bytes=_int(watch.get("rss_critical_bytes")),
-                note=str(proc.get("note") or ""),
+                watch=watch.name, pid=proc.pid, name=proc.name, started_at=proc.create_time,
+                rss_bytes=proc.rss_bytes, cpu_percent=proc.cpu_percent, state=proc.state,
+                rate_bytes_per_min=proc.rate_bytes_per_min, eta_seconds=proc.eta_seconds,
+                rss_warning_bytes=watch.rss_warning_bytes,
+                rss_critical_bytes=watch.rss_critical_bytes, note=proc.note,
             ))
     return rows, idle
 
 
-def daemon_view(snapshot: Mapping[str, Any] | None, running: bool) -> DaemonView:
+def daemon_view(snapshot: StatusSnapshot | None, running: bool) -> DaemonView:
     """The daemon line of the views (an empty one before the first snapshot)."""
-    snap = snapshot or {}
-    tick = snap.get("last_tick") or {}
-    flush = snap.get("flush") or {}
-    if not flush:
+    if snapshot is None:
+        return DaemonView(False, "?", None, None, None, None, 0.0, 0, "-")
+    flush = snapshot.flush
+    if flush is None:
         delivery = "-"
-    elif not flush.get("enabled"):
+    elif not flush.enabled:
         delivery = "local only (no DSN)"
     else:
-        delivery = str(flush.get("last_result") or "waiting")
+        delivery = flush.last_result or "waiting"
+    tick = snapshot.last_tick
     return DaemonView(
-        running=running and not snap.get("stopped", False),
-        version=str(snap.get("telemetryd_version") or "?"),
-        pid=_int(snap.get("pid")),
-        started_at=_num(snap.get("started_at")),
-        last_tick_at=_num(tick.get("at")),
-        last_tick_seconds=_num(tick.get("duration_seconds")),
-        interval_seconds=_num(snap.get("interval")) or 0.0,
-        reports_pending=_int((snap.get("reports") or {}).get("pending")) or 0,
+        running=running and not snapshot.stopped,
+        version=snapshot.telemetryd_version, pid=snapshot.pid,
+        started_at=snapshot.started_at,
+        last_tick_at=None if tick is None else tick.at,
+        last_tick_seconds=None if tick is None else tick.duration_seconds,
+        interval_seconds=snapshot.interval,
+        reports_pending=snapshot.reports.pending or 0,
         delivery=delivery,
     )
 
 
-def agent_rows(snapshot: Mapping[str, Any]) -> list[AgentToday]:
-    """Per agent figures the daemon published for today."""
-    rows = []
-    for item in snapshot.get("agents") or []:
-        try:
-            rows.append(AgentToday(
-                str(item["agent"]), int(item.get("tokens_today") or 0),
-                _num(item.get("cost_today_usd")), _num(item.get("burn_usd_per_hour")),
-                int(item.get("sessions_today") or 0), _num(item.get("budget_used_percent"))))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return rows
-
-
-def event_rows(snapshot: Mapping[str, Any], limit: int = 20) -> list[RecentEvent]:
+def event_rows(snapshot: StatusSnapshot, limit: int = 20) -> list[RecentEvent]:
     """The newest ``limit`` recent events, newest first."""
-    events = [RecentEvent.from_json(e) for e in snapshot.get("events") or []
-              if isinstance(e, dict)]
-    return [e for e in reversed(events) if e is not None][:limit]
+    return list(reversed(snapshot.events))[:limit]
 
 
 def report_rows(entries: Sequence[SpoolEntry], event_url: EventUrl,
@@ -178,14 +148,16 @@ def report_rows(entries: Sequence[SpoolEntry], event_url: EventUrl,
     return rows
 
 
-def status_view(snapshot: Mapping[str, Any] | None, running: bool, now: float,
+def status_view(snapshot: StatusSnapshot | None, running: bool, now: float,
                 reports: Sequence[SpoolEntry] = (),
                 event_url: EventUrl = lambda _id: None) -> StatusView:
     """The whole view from one snapshot (None: the daemon never wrote one)."""
-    snap = snapshot or {}
-    trees, idle = tree_rows(snap)
+    if snapshot is None:
+        return StatusView(now, daemon_view(None, running), (), (), (), (),
+                          tuple(report_rows(reports, event_url)))
+    trees, idle = tree_rows(snapshot)
     return StatusView(now, daemon_view(snapshot, running), tuple(trees), tuple(idle),
-                      tuple(agent_rows(snap)), tuple(event_rows(snap)),
+                      snapshot.agents, tuple(event_rows(snapshot)),
                       tuple(report_rows(reports, event_url)))
 
 

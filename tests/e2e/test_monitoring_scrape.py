@@ -13,8 +13,9 @@ from tests.integration.test_monitoring_rules import (
     metric_names,
     rule_expressions,
 )
-from tests.support.agents import Agent, wait_for
+from tests.support.agents import Agent
 from tests.support.daemon_proc import DaemonProcess
+from tests.support.waiting import wait_for
 
 BUDGET = '[[budget]]\nagent = "claude-code"\ndaily_usd = 1\n'
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_agent_telemetry import otlp_port, send_claude_code_telemetry
-from tests.support.agents import wait_for
 from tests.support.cdp import Browser
 from tests.support.views import (
     WatchedLeak,
@@ -19,6 +19,7 @@ from tests.support.views import (
     keep_for_docs,
     watched_leak,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -116,4 +117,6 @@ def test_page_draws_its_charts_from_the_api_in_chromium(leak: WatchedLeak,
 def test_unknown_paths_and_metrics_still_answer(leak: WatchedLeak) -> None:
     """/metrics is unchanged next to the page; other paths are not the page."""
     assert b"telemetryd_watch_rss_bytes" in get(leak.base_url + "/metrics")
-    assert b"<html" not in get(leak.base_url + "/api/nope")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(leak.base_url + "/api/nope")
+    assert refused.value.code == 404

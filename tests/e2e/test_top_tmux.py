@@ -15,9 +15,9 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from tests.support.agents import wait_for
 from tests.support.daemon_proc import REPO, DaemonProcess, clean_env
 from tests.support.views import artifact_dir, keep_for_docs, watched_leak
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 SPARK = set("▂▃▄▅▆▇█")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.e2e.test_watchdog import memory_watch, write_config
-from tests.support.agents import Agent, wait_for
+from tests.support.agents import Agent
 from tests.support.daemon_proc import REPO, DaemonProcess, cli
+from tests.support.waiting import wait_for
 
 ARTIFACTS_ENV = "TELEMETRYD_ARTIFACTS"
 DOCS_IMAGES = REPO / "docs" / "images"

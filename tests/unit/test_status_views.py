@@ -3,40 +3,35 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import replace
 
-from crash_reports.spool.store import SpoolEntry
+from crash_reports.spool.records import SpoolEntry
 from crash_reports.stats.history import HistoryPoint, TreeHistory, TreeKey
+from daemon.agents.today import AgentToday
+from daemon.runtime.recent_events import EventKind, RecentEvent
+from daemon.runtime.snapshot import FlushStatus, ReportCounts, StatusSnapshot, WatchStatus
 from daemon.web.api import api_history, api_status
 from daemon.web.page import render_page
 from daemon.web.sources import PageSources
 from daemon.web.status_routes import serve_page
 from daemon.web.view import status_view
+from tests.support.snapshots import process, watch, zombie
+from tests.support.snapshots import snapshot as base
 
 NOW = 1_800_000_000.0
 
 
-def snapshot() -> dict[str, Any]:
+def snapshot() -> StatusSnapshot:
     """A snapshot with one leaking tree, an idle watch, a zombie, an agent and events."""
-    return {
-        "telemetryd_version": "9.9", "pid": 1, "started_at": NOW - 600, "interval": 2.0,
-        "last_tick": {"at": NOW - 1, "duration_seconds": 0.002},
-        "watches": [
-            {"name": "claude", "rss_warning_bytes": 100 << 20, "rss_critical_bytes": 200 << 20,
-             "processes": [
-                 {"pid": 42, "name": "node", "create_time": NOW - 500, "rss_bytes": 150 << 20,
-                  "cpu_percent": 12.5, "state": "warning", "rate_bytes_per_min": 1 << 20,
-                  "eta_seconds": 3000.0, "note": ""},
-                 {"pid": 43, "rss_bytes": 0, "note": "zombie (exited, not reaped)"}]},
-            {"name": "<idle>", "processes": []},
-        ],
-        "reports": {"pending": 1},
-        "flush": {"enabled": True, "last_result": "ok"},
-        "agents": [{"agent": "claude-code", "tokens_today": 1200, "cost_today_usd": 1.5,
-                    "burn_usd_per_hour": 0.5, "sessions_today": 2, "budget_used_percent": 7.5}],
-        "events": [{"at": NOW - 30, "kind": "warning", "text": "claude pid 42: rss warning"},
-                   {"at": NOW - 20, "kind": "bogus", "text": "skipped"}],
-    }
+    leaking = process(42, rss_bytes=150 << 20, cpu_percent=12.5, state="warning",
+                      rate=float(1 << 20), eta=3000.0, name="node", create_time=NOW - 500)
+    return replace(
+        base([WatchStatus("claude", (leaking, zombie(43)), 100 << 20, 200 << 20),
+              watch("<idle>")], now=NOW, interval=2.0,
+             reports=ReportCounts(pending=1), flush=FlushStatus(True, last_result="ok")),
+        agents=(AgentToday("claude-code", 1200, 1.5, 0.5, 2, 7.5),),
+        events=(RecentEvent(NOW - 30, EventKind.WARNING, "claude pid 42: rss warning"),),
+    )
 
 
 def entry(report_id: str, state: str, kind: str | None = "rss_critical") -> SpoolEntry:
