@@ -227,34 +227,46 @@ def read_history(conn: sqlite3.Connection, since: float, until: float, step_seco
                  limits: HistoryLimits | None = None) -> list[TreeHistory]:
     """Each tree's points in [since, until], grouped ``step_seconds`` apart (peak RSS, mean CPU).
 
-    The last ``fine_seconds`` come from the fine tier, anything older from the minute tier.
+    The last ``fine_seconds`` come from the fine tier, anything older from the minute tier;
+    at a step of a minute or more, everything comes from the minute tier.
     """
     limits = limits or HistoryLimits()
-    fine_from = max(since, until - limits.fine_seconds)
     step = max(1.0, step_seconds)
+    # The minute tier is written every tick too: at a step of a minute or more it alone
+    # answers, and a day reads 1440 points a tree instead of adding the hour's fine points.
+    fine_from = until + 1.0 if step >= MINUTE_SECONDS else max(since, until - limits.fine_seconds)
+    # Per tree and tier, one contiguous range of the primary key (tree, tier, at): no index
+    # lookups and the groups come out in order. The tree rows are joined in Python.
     sql = """
-        SELECT t.watch, t.pid, t.started_at, CAST(p.at / :step AS INTEGER) AS slot,
-               min(p.at), max(p.rss_bytes), sum(p.cpu_sum) / sum(p.samples)
-        FROM history_point p JOIN history_tree t ON t.id = p.tree
-        WHERE ((p.tier = :minute AND p.at >= :since AND p.at < :fine_from)
-            OR (p.tier = :fine AND p.at >= :fine_from AND p.at <= :until))
-          AND (:watch IS NULL OR t.watch = :watch)
-        GROUP BY t.id, slot
-        ORDER BY t.watch, t.pid, t.started_at, slot
+        SELECT tree, CAST(at / ? AS INTEGER) AS slot, min(at), max(rss_bytes),
+               sum(cpu_sum) / sum(samples)
+        FROM history_point
+        WHERE tree = ? AND tier = ? AND at >= ? AND at < ?
+        GROUP BY slot
     """
-    params = {"step": step, "minute": int(Tier.MINUTE), "fine": int(Tier.FINE),
-              "since": since, "fine_from": fine_from, "until": until, "watch": watch}
-    trees: dict[TreeKey, list[HistoryPoint]] = {}
     try:
-        rows = conn.execute(sql, params).fetchall()
+        names = {int(row[0]): TreeKey(str(row[1]), int(row[2]), float(row[3])) for row in
+                 conn.execute("SELECT id, watch, pid, started_at FROM history_tree "
+                              "WHERE (? IS NULL OR watch = ?)", (watch, watch))}
+        rows = []
+        for tree in names:
+            rows += conn.execute(sql, (step, tree, int(Tier.MINUTE), since, fine_from)).fetchall()
+            rows += conn.execute(sql, (step, tree, int(Tier.FINE), fine_from,
+                                       until + 1e-6)).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return []  # a daemon that never wrote history yet
         raise
-    for watch_name, pid, started, _slot, at, rss, cpu in rows:
-        key = TreeKey(str(watch_name), int(pid), float(started))
-        trees.setdefault(key, []).append(HistoryPoint(float(at), int(rss), float(cpu or 0.0)))
-    return [TreeHistory(key, tuple(points)) for key, points in trees.items()]
+    trees: dict[TreeKey, list[HistoryPoint]] = {}
+    for tree, _slot, at, rss, cpu in rows:
+        key = names.get(int(tree))
+        if key is not None:
+            trees.setdefault(key, []).append(HistoryPoint(float(at), int(rss), float(cpu or 0.0)))
+    for points in trees.values():
+        points.sort(key=lambda p: p.at)
+    ordered = sorted(trees.items(), key=lambda item: (item[0].watch, item[0].pid,
+                                                      item[0].started_at))
+    return [TreeHistory(key, tuple(points)) for key, points in ordered]
 
 
 def earliest(conn: sqlite3.Connection, since: float) -> float | None:
