@@ -22,7 +22,9 @@ from crash_reports.spool.store import Dropped, Spool
 from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
 from daemon.agents.link import AgentLink
-from daemon.config.schema import Config, ConfigError, describe
+from daemon.config.parse import ConfigError
+from daemon.config.render import describe
+from daemon.config.schema import Config
 from daemon.runtime.crash_hooks import capture_exception, describe_job_error, install_crash_hooks
 from daemon.runtime.delivery import make_flusher, open_spool, spool_limits
 from daemon.runtime.lock import InstanceLock

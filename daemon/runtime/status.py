@@ -14,9 +14,9 @@ from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.storage.atomic import write_atomic
+from daemon.cli.exit_codes import ExitCode
 
 STATUS_VERSION = 1
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
 def write_snapshot(path: Path, snapshot: dict[str, Any]) -> None:
@@ -61,7 +61,7 @@ def pid_alive(pid: int) -> bool:
 class Verdict:
     """What ``status`` concludes: exit code, and whether the daemon runs."""
 
-    exit_code: int
+    exit_code: ExitCode
     running: bool
     summary: str
 
@@ -71,19 +71,19 @@ def evaluate(snapshot: dict[str, Any], lock_held: bool, alive: bool, now: float)
 
     >>> snap = {"stopped": False, "interval": 1.0, "last_tick": {"at": 99.0}, "watches": []}
     >>> evaluate(snap, lock_held=True, alive=True, now=100.0).exit_code
-    0
+    <ExitCode.OK: 0>
     >>> evaluate(snap, lock_held=False, alive=False, now=100.0).exit_code
-    3
+    <ExitCode.UNKNOWN: 3>
     """
     if snapshot.get("stopped") or not alive or not lock_held:
-        return Verdict(EXIT_UNKNOWN, False, "telemetryd is not running")
+        return Verdict(ExitCode.UNKNOWN, False, "telemetryd is not running")
     last_tick = (snapshot.get("last_tick") or {}).get("at")
     interval = float(snapshot.get("interval") or 1.0)
     if last_tick is None:
-        return Verdict(EXIT_UNKNOWN, True, "telemetryd is starting (no tick yet)")
+        return Verdict(ExitCode.UNKNOWN, True, "telemetryd is starting (no tick yet)")
     stale_after = max(3 * interval, interval + 10.0)
     if now - float(last_tick) > stale_after:
-        return Verdict(EXIT_UNKNOWN, True,
+        return Verdict(ExitCode.UNKNOWN, True,
                        f"telemetryd is stuck: last tick {now - float(last_tick):.0f}s ago")
     worst = 0
     for watch in snapshot.get("watches", []):
@@ -91,7 +91,7 @@ def evaluate(snapshot: dict[str, Any], lock_held: bool, alive: bool, now: float)
             worst = max(worst, {"ok": 0, "warning": 1, "critical": 2}.get(proc.get("state"), 0))
     summary = {0: "all watched processes ok", 1: "some watched process at warning",
                2: "some watched process at critical"}[worst]
-    return Verdict(worst, True, summary)
+    return Verdict(ExitCode(worst), True, summary)
 
 
 def _cell(key: str, value: Any, now: float) -> str:

@@ -26,7 +26,7 @@ from daemon.agents import wire
 from daemon.agents.decode import DecodeResult, decode_logs, decode_metrics
 from daemon.agents.ingest import Ingestor
 from daemon.agents.series import SeriesTracker, SeriesTxn
-from daemon.agents.settings import AgentTelemetrySettings
+from daemon.config.schema import OtlpSettings
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER_SECONDS = 2
@@ -76,7 +76,7 @@ class OtlpReceiver:
 
     def __init__(
         self,
-        settings: AgentTelemetrySettings,
+        settings: OtlpSettings,
         ingestor: Ingestor,
         *,
         clock: Callable[[], float] = time.time,
@@ -110,12 +110,12 @@ class OtlpReceiver:
 
     def start(self) -> None:
         """Bind the configured address and serve until ``stop()``."""
-        host = self.settings.listen_host
+        host = self.settings.listen.host
         server_class = _Server6 if ":" in host else _Server
         # StreamRequestHandler reads its socket timeout from the class.
         timeout = self.settings.socket_timeout_seconds
         handler = type("_BoundHandler", (_Handler,), {"timeout": timeout})
-        self._server = server_class((host, self.settings.listen_port), handler)
+        self._server = server_class((host, self.settings.listen.port), handler)
         self._server.receiver = self
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -251,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
         response = signal.response(result.rejected, result.message())
         self._send(200, wire.serialize(response, encoding), encoding)
 
-    def _read_body(self, settings: AgentTelemetrySettings) -> bytes:
+    def _read_body(self, settings: OtlpSettings) -> bytes:
         limit = settings.max_body_bytes
         deadline = time.monotonic() + 3 * settings.socket_timeout_seconds
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -11,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from daemon.config.schema import ListenSettings, OtlpSettings
 
 AGENT_SCRIPT = r"""
 import os, subprocess, sys, time
@@ -95,3 +98,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def loopback_otlp(host: str = "127.0.0.1", **overrides: Any) -> OtlpSettings:
+    """The schema's [otlp] defaults on an ephemeral loopback port, with ``overrides``."""
+    return dataclasses.replace(OtlpSettings(listen=ListenSettings(True, host, 0)), **overrides)
