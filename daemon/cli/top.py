@@ -10,6 +10,7 @@ SIGINT and on SIGTERM.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import select
@@ -27,6 +28,7 @@ from rich.console import Console
 from rich.live import Live
 
 from crash_reports.stats.history import connect, read_history
+from daemon.cli.exit_codes import ExitCode
 from daemon.cli.top_view import SPARK_WIDTH, TopState, frame, on_key
 from daemon.runtime.lock import is_locked
 from daemon.runtime.paths import StatePaths
@@ -122,14 +124,33 @@ def read_key(fd: int, timeout: float) -> str | None:
     return data.decode(errors="replace")[:1] if data else "q"
 
 
-def run_top(paths: StatePaths, console: Console, once: bool = False) -> int:
-    """Show the view until ``q``; 130 after SIGINT, 128+N after another stop signal."""
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    """Declare ``top [--once]``."""
+    parser = subparsers.add_parser(
+        "top", help="live full-screen view of the running daemon (keys: s sort, "
+        "f filter by watch, q quit)")
+    parser.add_argument("--once", action="store_true",
+                        help="print one frame and exit (also what happens without a terminal)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Show the running daemon until ``q`` (or one frame with ``--once``)."""
+    from daemon.config.load import load_config_here
+
+    config = load_config_here(args.config)
+    return run_top(StatePaths(config.daemon.state_dir), Console(), once=args.once)
+
+
+def run_top(paths: StatePaths, console: Console, once: bool = False) -> ExitCode:
+    """Show the view until ``q``; INTERRUPTED after Ctrl-C, TERMINATED after SIGTERM/SIGHUP."""
     state = TopState()
     if once or not (sys.stdin.isatty() and console.is_terminal):
         published = read_published(paths, time.time())
         console.print(frame(published.view, published.sparks, state, time.time(),
                             console.size.height, published.problem))
-        return 0 if published.problem is None else 3
+        return ExitCode.OK if published.problem is None else ExitCode.UNKNOWN
     fd = sys.stdin.fileno()
     try:
         with stop_signals(), keyboard(fd), Live(console=console, screen=True,
@@ -150,7 +171,7 @@ def run_top(paths: StatePaths, console: Console, once: bool = False) -> int:
                                           console.size.height, published.problem),
                                     refresh=True)
     except KeyboardInterrupt:
-        return 130
-    except StopSignalError as stop:
-        return 128 + stop.signum
-    return 0
+        return ExitCode.INTERRUPTED
+    except StopSignalError:
+        return ExitCode.TERMINATED
+    return ExitCode.OK
