@@ -164,16 +164,15 @@ def events_strip(view: StatusView, max_rows: int) -> Text:
     """The newest events, one per line."""
     styles = {"critical": "red", "warning": "yellow", "delivery_failed": "red",
               "report_delivered": "green"}
-    text = Text()
+    lines = []
     for event in view.events[:max_rows]:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
         line = Text(f"{stamp} {event.text}", style=styles.get(event.kind, ""))
         line.truncate(79, overflow="ellipsis")
-        text.append_text(line)
-        text.append("\n")
-    if not view.events:
-        text.append("no events yet\n", style="dim")
-    return text
+        lines.append(line)
+    if not lines:
+        return Text("no events yet", style="dim")
+    return Text("\n").join(lines)
 
 
 def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
@@ -182,8 +181,11 @@ def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
     """The whole screen for a terminal ``height`` lines tall (24 or more)."""
     agent_rows = min(len(view.agents), 3)
     event_rows = 4
-    fixed = 1 + 1 + 1 + (2 + max(agent_rows, 1)) + (1 + event_rows) + 1
-    tree_rows = max(3, height - fixed - 1)
+    # header, note, table header | blank, title, agents header + rows (or one line) |
+    # blank, title, events | footer
+    agent_lines = 1 + agent_rows if agent_rows else 1
+    fixed = 3 + (2 + agent_lines) + (2 + max(1, min(event_rows, len(view.events)))) + 1
+    tree_rows = max(3, height - fixed)
     note = Text(problem or "", style="red")
     note.truncate(80, overflow="ellipsis")
     parts: list[RenderableType] = [header(view, state, now), note]

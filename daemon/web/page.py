@@ -19,7 +19,14 @@ from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
 from daemon.web.sources import RANGES_SECONDS, PageSources, Reply, window
 from daemon.web.svg import Level, Marker, Series, line_chart
-from daemon.web.view import DaemonView, ReportRow, StatusView, TreeRow, status_view
+from daemon.web.view import (
+    DaemonView,
+    ReportRow,
+    StatusView,
+    TreeRow,
+    cost_steps,
+    status_view,
+)
 
 REFRESH_SECONDS = 10
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -133,7 +140,7 @@ def tree_charts(view: StatusView, sources: PageSources, since: float, until: flo
     costs = sources.costs(since, until)
     if not costs:
         return f'<div class="charts" id="tree-charts">{charts}</div>', ""
-    cost_svg = line_chart([Series(agent, points, f"line s{i % 5}")
+    cost_svg = line_chart([Series(agent, cost_steps(points, since, until), f"line s{i % 5}")
                            for i, (agent, points) in enumerate(sorted(costs.items()))],
                           (since, until), y_label=lambda v: f"${v:.2f}", x_label=_clock,
                           title="Cost per hour by agent")

@@ -161,6 +161,21 @@ def status_view(snapshot: StatusSnapshot | None, running: bool, now: float,
                       tuple(report_rows(reports, event_url)))
 
 
+def cost_steps(points: Sequence[tuple[float, float]], since: float, until: float,
+               hour_seconds: float = 3600.0) -> list[tuple[float, float]]:
+    """Hourly costs as a step line inside [since, until]: each hour drawn across its span.
+
+    >>> cost_steps([(0.0, 2.0), (3600.0, 1.0)], 1800.0, 5000.0)
+    [(1800.0, 2.0), (3600.0, 2.0), (3600.0, 1.0), (5000.0, 1.0)]
+    """
+    out: list[tuple[float, float]] = []
+    for start, cost in sorted(points):
+        left, right = max(start, since), min(start + hour_seconds, until)
+        if left < right:
+            out += [(left, cost), (right, cost)]
+    return out
+
+
 def history_json(histories: Sequence[TreeHistory], trees: Sequence[TreeRow],
                  reports: Sequence[ReportRow], costs: Mapping[str, list[tuple[float, float]]],
                  since: float, until: float, step_seconds: float) -> dict[str, Any]:
@@ -187,6 +202,8 @@ def history_json(histories: Sequence[TreeHistory], trees: Sequence[TreeRow],
         })
     return {
         "since": since, "until": until, "step_seconds": step_seconds, "trees": out_trees,
-        "agents": [{"agent": agent, "points": [[at, round(cost, 6)] for at, cost in points]}
+        "agents": [{"agent": agent,
+                    "points": [[at, round(cost, 6)]
+                               for at, cost in cost_steps(points, since, until)]}
                    for agent, points in sorted(costs.items())],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from rich._export_format import CONSOLE_SVG_FORMAT
 from rich.console import Console
 from rich.text import Text
 
+from tests.support.cdp import Browser
 from tests.support.daemon_proc import REPO, DaemonProcess, clean_env
 from tests.support.views import artifact_dir, keep_for_docs, watched_leak
 from tests.support.waiting import wait_for
@@ -104,20 +107,32 @@ def top_pid(term: Terminal) -> int:
     return wait_for(find, message="top started")  # type: ignore[no-any-return]
 
 
+def output_lines(screen: str) -> list[str]:
+    """The pane's lines, stripped (a command's output line, not the typed command)."""
+    return [line.strip() for line in screen.splitlines()]
+
+
 def row_of(screen: str, pid: str) -> str:
     """The line of the tree with this pid ('' if not shown)."""
     return next((line for line in screen.splitlines() if f" {pid} " in line), "")
 
 
+# rich's SVG template without its web fonts: the picture must not fetch anything.
+SVG_FORMAT = re.sub(r"@font-face \{\{.*?\}\}\s*", "", CONSOLE_SVG_FORMAT, flags=re.S)
+
+
 def save_screenshot(term: Terminal, folder: Path, name: str) -> Path:
-    """The pane with its colours, as an SVG drawn by rich from the captured ANSI text."""
+    """The pane with its colours as PNG: rich draws the captured ANSI text as SVG, Chromium
+    renders that to pixels."""
     console = Console(record=True, width=80, force_terminal=True, color_system="truecolor",
                       file=open(os.devnull, "w"))  # noqa: SIM115
     console.print(Text.from_ansi(term.screen(ansi=True).rstrip("\n")))
-    path = folder / name
-    console.save_svg(str(path), title="telemetryd top")
+    svg = folder / f"{Path(name).stem}.svg"
+    console.save_svg(str(svg), title="telemetryd top", code_format=SVG_FORMAT)
     console.file.close()
-    return path
+    with Browser(folder / "profile", width=1000, height=520) as browser:
+        browser.open(svg.as_uri())
+        return browser.screenshot(folder / name)
 
 
 def test_top_shows_the_leak_grow_and_quits_restoring_the_terminal(
@@ -126,7 +141,7 @@ def test_top_shows_the_leak_grow_and_quits_restoring_the_terminal(
     """The tree's row, its sparkline and the state change appear; `q` restores the shell."""
     with watched_leak(tmp_path, warning_mib=30, critical_mib=400) as leak:
         terminal.type("stty -a | grep -o -- '-\\?icanon' | head -1; echo before-top")
-        terminal.wait_screen(lambda s: "before-top" in s.split("echo")[-1], "shell ready")
+        terminal.wait_screen(lambda s: "before-top" in output_lines(s), "shell ready")
         terminal.type(top_command(leak.config))
         pid = str(leak.agent.pid)
         terminal.wait_screen(lambda s: any("leaky" in line and pid in line and " ok" in line
@@ -146,14 +161,13 @@ def test_top_shows_the_leak_grow_and_quits_restoring_the_terminal(
         terminal.wait_screen(lambda s: "sort (growth)" in s, "sort key")
         terminal.key("f")
         terminal.wait_screen(lambda s: "(leaky)" in s, "filter key")
-        shot = save_screenshot(terminal, artifact_dir(tmp_path), "top.svg")
+        shot = save_screenshot(terminal, artifact_dir(tmp_path), "top.png")
         keep_for_docs(shot)
         terminal.key("q")
         terminal.wait_screen(lambda s: "before-top" in s and "leaky" not in s, "shell back")
         assert not terminal.alternate_screen()
         terminal.type("stty -a | grep -o -- '-\\?icanon' | head -1; echo after-top")
-        after = terminal.wait_screen(lambda s: "after-top" in s.split("echo after")[-1],
-                                     "stty after")
+        after = terminal.wait_screen(lambda s: "after-top" in output_lines(s), "stty after")
     modes = [line.strip() for line in after.splitlines() if line.strip() in ("icanon",
                                                                              "-icanon")]
     assert modes == ["icanon", "icanon"], after  # canonical mode before and after

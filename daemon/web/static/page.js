@@ -35,7 +35,7 @@
     const ys = [];
     lines.forEach(s => s.points.forEach(p => ys.push(p[1])));
     levels.forEach(l => ys.push(l.value));
-    const top = (Math.max(1, ...ys) * 1.08) || 1, pw = W - L - R, ph = H - T - B;
+    const top = (Math.max(0, ...ys) * 1.08) || 1, pw = W - L - R, ph = H - T - B;
     if (x1 <= x0) x1 = x0 + 1;
     const sx = x => (L + (x - x0) / (x1 - x0) * pw).toFixed(1);
     const sy = y => (T + ph - (y / top) * ph).toFixed(1);
