@@ -117,7 +117,10 @@ class Suppressed:
 
 @dataclass(frozen=True, slots=True)
 class Exited:
-    """A watched process is gone; ``pressure`` is the level it was at."""
+    """A watched process is gone; ``pressure`` is the level it was at.
+
+    ``lifetime_seconds`` counts from the process's start time, not from when it was seen.
+    """
 
     process: TrackedProcess
     pressure: Level
@@ -287,8 +290,11 @@ class Monitor:
 
     def _exited(self, tracked: TrackedProcess, now: float) -> list[Action]:
         level = tracked.level
+        # From the process's own start time: a process that ran for hours before the
+        # daemon (re)started did not live only as long as the daemon watched it.
+        started = min(tracked.last.create_time, tracked.first_seen)
         actions: list[Action] = [Exited(tracked, level, tracked.last.rss_bytes,
-                                        round(now - tracked.first_seen, 1))]
+                                        round(max(0.0, now - started), 1))]
         rule = self.rules.get(tracked.watch)
         if level >= Level.WARNING and rule is not None:
             actions.extend(self._report(tracked, rule, ReportKind.EXITED_UNDER_PRESSURE, None,
