@@ -18,7 +18,7 @@ from daemon.watch.thresholds import Level
 MIB = 1024**2
 RULE = WatchRule(
     name="agent",
-    process_name="agent",
+    process_names=("agent",),
     rss_warning_bytes=100 * MIB,
     rss_critical_bytes=200 * MIB,
     cpu_warning_percent=150.0,
@@ -236,7 +236,7 @@ def test_unknown_watch_is_ignored_and_removed_watch_forgotten() -> None:
        cooldown=st.sampled_from([1.0, 5.0, 20.0, 600.0]))
 def test_reports_of_a_kind_are_at_least_a_cooldown_apart(rss: list[int], cooldown: float) -> None:
     """Whatever the RSS does, two rss_critical reports are never closer than the cooldown."""
-    rule = WatchRule(name="agent", process_name="agent", rss_warning_bytes=100 * MIB,
+    rule = WatchRule(name="agent", process_names=("agent",), rss_warning_bytes=100 * MIB,
                      rss_critical_bytes=200 * MIB, sustained=2, cooldown_seconds=cooldown)
     monitor = make_monitor(rule)
     actions = feed(monitor, [tick(t, tree(10, value)) for t, value in enumerate(rss)])
