@@ -14,6 +14,7 @@ import structlog
 
 from crash_reports.storage.atomic import write_atomic
 from daemon.agents import budgets
+from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
 from daemon.config.schema import Config
@@ -30,10 +31,12 @@ def agent_settings(config: Config) -> AgentTelemetrySettings:
     otlp = config.otlp
     budget_list: list[BudgetSettings] = []
     for rule in config.budgets:
+        # A budget may name the agent, one of its service names or its watch.
+        agent = rule.agent if rule.agent == "*" else agent_for_watch(rule.agent)
         if rule.daily_usd is not None:
-            budget_list.append(BudgetSettings(rule.agent, "daily", rule.daily_usd))
+            budget_list.append(BudgetSettings(agent, "daily", rule.daily_usd))
         if rule.monthly_usd is not None:
-            budget_list.append(BudgetSettings(rule.agent, "monthly", rule.monthly_usd))
+            budget_list.append(BudgetSettings(agent, "monthly", rule.monthly_usd))
     return AgentTelemetrySettings(
         enabled=otlp.listen.enabled,
         listen_host=otlp.listen.host,

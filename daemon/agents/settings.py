@@ -42,4 +42,5 @@ class AgentTelemetrySettings:
     max_connections: int = 32
     retention_days: float = 30.0
     retention_bytes: int = 512 * 1024 * 1024
+    store_content: bool = False
     budgets: tuple[BudgetSettings, ...] = field(default_factory=tuple)

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="persisted stats and agent telemetry")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.add_argument("--since", default="24h", help="how far back (e.g. 90m, 24h, 7d)")
-    stats.add_argument("--by", choices=("agent", "model", "tool"), default="agent",
+    stats.add_argument("--by", choices=("agent", "model", "tool", "session"), default="agent",
                        help="how to group agent telemetry")
 
     demo = sub.add_parser("demo", help="watch a synthetic leaking agent through warning, "

@@ -27,7 +27,12 @@ from prometheus_client.registry import Collector
 from daemon import __version__
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
-from daemon.agents.totals import DURATION_BUCKETS_SECONDS, TotalRow, read_totals
+from daemon.agents.totals import (
+    DURATION_BUCKETS_SECONDS,
+    TotalRow,
+    chosen_totals,
+    read_totals,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -389,7 +394,8 @@ _Key = tuple[str, ...]
 
 
 def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metric]:
-    """Agent counters and duration histograms from the store's totals."""
+    """Agent counters and duration histograms from the store's totals (one source each)."""
+    rows = chosen_totals(rows)
     caps.admit(rows)
     tokens: dict[_Key, float] = defaultdict(float)
     unpriced: dict[_Key, float] = defaultdict(float)
@@ -398,6 +404,8 @@ def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metri
     errors: dict[_Key, float] = defaultdict(float)
     tool_calls: dict[_Key, float] = defaultdict(float)
     sessions: dict[_Key, float] = defaultdict(float)
+    work: dict[_Key, float] = defaultdict(float)
+    context: dict[_Key, float] = {}
     request_hist = _Histograms()
     tool_hist = _Histograms()
     for row in rows:
@@ -424,6 +432,11 @@ def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metri
             tool_hist.add_bucket((agent, caps.tool(row.tool)), row.dim, row.count)
         elif row.measure == "sessions":
             sessions[(agent,)] += row.count
+        elif row.measure == "work":
+            work[(agent, row.dim)] += row.value
+        elif row.measure == "context_max":
+            key = (agent, caps.model(row.model))
+            context[key] = max(context.get(key, 0.0), row.value)
     return [
         _counters("telemetryd_agent_tokens", "Tokens used, by token type.",
                   ["agent", "model", "type"], tokens),
@@ -440,6 +453,12 @@ def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metri
         _counters("telemetryd_agent_tool_calls", "Tool executions, by outcome (ok, error).",
                   ["agent", "tool", "outcome"], tool_calls),
         _counters("telemetryd_agent_sessions", "Agent sessions started.", ["agent"], sessions),
+        _counters("telemetryd_agent_work",
+                  "What agents did to the code: lines_added, lines_removed, commits, "
+                  "pull_requests, compactions.", ["agent", "kind"], work),
+        _gauges("telemetryd_agent_context_tokens_max",
+                "Largest context (input and cached tokens) one request used.",
+                ["agent", "model"], context),
         request_hist.family("telemetryd_agent_request_duration_seconds",
                             "Duration of model API requests.", ["agent", "model"]),
         tool_hist.family("telemetryd_agent_tool_duration_seconds",
@@ -509,3 +528,11 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0.0
     return float(value)
+
+
+def _gauges(name: str, doc: str, labels: list[str],
+            values: Mapping[_Key, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for key in sorted(values):
+        family.add_metric(list(key), values[key])
+    return family
