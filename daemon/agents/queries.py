@@ -46,6 +46,19 @@ class StatsRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSeen:
+    """An agent session as the store knows it: where it ran and when it was active."""
+
+    agent: str
+    session_id: str
+    host: str | None
+    version: str | None
+    pid: int | None
+    first_ts: float
+    last_ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     """One raw event as stored, for replay."""
 
@@ -127,6 +140,24 @@ class StoreReader:
             return {}
         with self._connect() as db:
             return dict(db.execute("SELECT stream, last_seq FROM streams").fetchall())
+
+    def recent_session(
+        self, agent: str, host: str | None, since: float, until: float, pids: tuple[int, ...]
+    ) -> SessionSeen | None:
+        """The session of ``agent`` with the most recent activity in [since, until], on this
+        host (or sent without a host), not sent by a process outside ``pids``."""
+        if not self.exists():
+            return None
+        marks = ", ".join("?" for _ in pids) or "NULL"
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT agent, session_id, host, version, pid, first_ts, last_ts "  # noqa: S608
+                "FROM session_seen WHERE agent = ? AND last_ts >= ? AND first_ts <= ? "
+                "AND (host IS NULL OR host = ?) "
+                f"AND (pid IS NULL OR pid IN ({marks})) ORDER BY last_ts DESC LIMIT 1",
+                (agent, since, until, host, *pids),
+            ).fetchone()
+        return None if found is None else SessionSeen(*found)
 
     def agent_context(
         self,

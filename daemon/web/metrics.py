@@ -313,6 +313,9 @@ _OTLP_SINGLES: dict[str, tuple[str, str, bool]] = {
                            "Connections closed for reading too slowly.", True),
     "handler_errors": ("telemetryd_otlp_handler_errors",
                        "Requests that hit a bug in the receiver.", True),
+    "requests_not_taken.internal_error": (
+        "telemetryd_otlp_requests_not_taken",
+        "Well-formed exports a decoder bug kept out of the store (answered 200).", True),
     "events_written": ("telemetryd_agent_events_written",
                        "Agent events written to the event store.", True),
     "write_errors": ("telemetryd_agent_store_write_errors",
@@ -352,6 +355,8 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         elif head == "points_refused":
             signal, _, reason = rest.partition(".")
             points.add_metric([signal, reason], float(value))
+        elif head == "spans_dropped":
+            points.add_metric(["traces", f"dropped_{rest}"], float(value))
         elif head in ("points_dropped", "records_dropped"):
             dropped.add_metric([rest], float(value))
         # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
