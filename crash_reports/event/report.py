@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import redact_args
 
 REPORT_NAMESPACE = uuid.UUID("6f0e4a52-2b8e-4c1f-9a55-1d1a3c2e7b10")
-KINDS = ("rss_critical", "cpu_critical", "exited_under_pressure", "child_oom_killed")
+KINDS = tuple(kind.value for kind in ReportKind)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import bisect
+from crash_reports.stats.histogram import bound_label, bucket_index
 
 # Upper bounds in seconds; reaching 120 s covers long generations and slow tools.
 DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
@@ -17,7 +17,4 @@ def duration_bucket(seconds: float) -> str:
     >>> duration_bucket(0.3), duration_bucket(120.0), duration_bucket(121.0)
     ('0.5', '120.0', '+Inf')
     """
-    index = bisect.bisect_left(DURATION_BUCKETS_SECONDS, seconds)
-    if index == len(DURATION_BUCKETS_SECONDS):
-        return OVERFLOW_BUCKET
-    return repr(DURATION_BUCKETS_SECONDS[index])
+    return bound_label(DURATION_BUCKETS_SECONDS, bucket_index(DURATION_BUCKETS_SECONDS, seconds))

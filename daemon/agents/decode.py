@@ -3,8 +3,10 @@
 Metrics, log events and spans of Claude Code, Gemini CLI, Codex and the OpenTelemetry
 GenAI conventions get meaning (``metric_map``, ``events``, ``spans``); any other metric is
 kept as a generic series, any other event by name, any other span counted and dropped.
-Values that cannot be counted (NaN, infinite, negative counters) and series over the
-cardinality cap are refused and counted by reason; nothing received is ever logged.
+Values that cannot be counted (NaN, infinite, negative counters, magnitudes past
+``MAX_VALUE`` or counts past ``MAX_COUNT``) and series over the cardinality cap are refused
+per point and counted by reason, so one bad point never costs another; nothing received is
+ever logged.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from daemon.agents.spans import map_span
 _CUMULATIVE = 2  # AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _FUTURE_SLACK_SECONDS = 300.0
+# Far past any real amount (USD, tokens, milliseconds, bytes), far below float overflow:
+# sums of a few billion such points stay finite.
+MAX_VALUE = 1e15
+MAX_COUNT = 2**53
 _COUNTERS = frozenset(
     {
         "claude_code.token.usage",
@@ -74,6 +80,58 @@ def timestamp(time_unix_nano: int, now: float) -> float:
     return now if seconds > now + _FUTURE_SLACK_SECONDS else seconds
 
 
+def value_refusal(value: float, count: int, counter: bool) -> str | None:
+    """Why a point's value cannot be taken, or None.
+
+    >>> value_refusal(float("nan"), 0, False), value_refusal(-1.0, 0, True)
+    ('not_finite', 'negative')
+    >>> value_refusal(1e308, 0, True), value_refusal(1.0, 2**64 - 1, True)
+    ('overflow', 'overflow')
+    >>> value_refusal(-3.0, 0, False) is None
+    True
+    """
+    if not math.isfinite(value):
+        return "not_finite"
+    if (value < 0 and counter) or count < 0:
+        return "negative"
+    if abs(value) > MAX_VALUE or count > MAX_COUNT:
+        return "overflow"
+    return None
+
+
+def too_many_items(request: Any, limit: int) -> bool:
+    """Whether a request holds more than ``limit`` resources, scopes, metrics, points, log
+    records and spans; stops counting at the limit, so a request of millions of empty
+    messages costs no more than ``limit`` steps.
+    """
+    if hasattr(request, "resource_metrics"):
+        resources, scopes_of, items_of = request.resource_metrics, "scope_metrics", "metrics"
+    elif hasattr(request, "resource_logs"):
+        resources, scopes_of, items_of = request.resource_logs, "scope_logs", "log_records"
+    else:
+        resources, scopes_of, items_of = request.resource_spans, "scope_spans", "spans"
+    seen = len(resources)
+    for resource in resources:
+        if seen > limit:
+            return True
+        scopes = getattr(resource, scopes_of)
+        seen += len(scopes)
+        for scope in scopes:
+            if seen > limit:
+                return True
+            items = getattr(scope, items_of)
+            seen += len(items)
+            if items_of != "metrics":
+                continue
+            for metric in items:
+                if seen > limit:
+                    return True
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    seen += len(getattr(metric, kind).data_points)
+    return seen > limit
+
+
 def decode_metrics(
     request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False
 ) -> DecodeResult:
@@ -109,11 +167,9 @@ def _decode_metric(
         else:
             is_int = dp.WhichOneof("value") == "as_int"
             value, count = (float(dp.as_int) if is_int else float(dp.as_double)), 0
-        if not math.isfinite(value):
-            out.refusals["not_finite"] += 1
-            continue
-        if value < 0 and monotonic:
-            out.refusals["negative"] += 1
+        refusal = value_refusal(value, count, monotonic)
+        if refusal is not None:
+            out.refusals[refusal] += 1
             continue
         attrs = attr.to_dict(dp.attributes)
         key: SeriesKey = (agent.stream, name, tuple(sorted((k, str(v)) for k, v in attrs.items())))
@@ -189,11 +245,9 @@ def _decode_log(
     # Codex sets only the observed time on its log records.
     ts = timestamp(int(log_record.time_unix_nano or log_record.observed_time_unix_nano), now)
     present = [v for v in (attr.number(attrs, k) for k in _NUMERIC_CHECKED) if v is not None]
-    if any(not math.isfinite(v) for v in present):
-        out.refusals["not_finite"] += 1
-        return
-    if any(v < 0 for v in present):
-        out.refusals["negative"] += 1
+    refusal = next((r for r in (value_refusal(v, 0, True) for v in present) if r), None)
+    if refusal is not None:
+        out.refusals[refusal] += 1
         return
     records = map_event(name, ts, attrs, agent, store_content)
     dimension = _dimension(name, records)

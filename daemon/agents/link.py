@@ -6,19 +6,20 @@ import dataclasses
 import json
 import socket
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import sentry_sdk
 import structlog
 
+from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
 from daemon.agents import budgets
 from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
 from daemon.config.schema import Config
+from daemon.runtime.snapshot import OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 
 log = structlog.get_logger("telemetryd.agents")
@@ -139,35 +140,31 @@ class AgentLink:
         if changed:
             _save_budget_states(self.budget_state_path, self.budget_states)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> OtlpStatus:
         """Receiver state and counters for ``status``."""
         if self.error:
-            return {"up": False, "error": self.error}
+            return OtlpStatus(up=False, error=self.error)
         if not self.settings.enabled:
-            return {"up": False, "note": "disabled in [otlp]"}
+            return OtlpStatus(up=False, note="disabled in [otlp]")
         if not self.telemetry.receiver.running:
-            return {"up": False, "note": "not started"}
+            return OtlpStatus(up=False, note="not started")
         counters = self.telemetry.stats()
         dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
-        return {"up": True, "listen": f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
-                "points_accepted": sum(v for k, v in counters.items()
-                                       if k.startswith("points_accepted")),
-                "dropped_or_refused": dropped}
+        return OtlpStatus(
+            up=True, listen=f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
+            points_accepted=sum(v for k, v in counters.items()
+                                if k.startswith("points_accepted")),
+            dropped_or_refused=dropped)
 
 
 def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTelemetry:
     """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
     try:
         return AgentTelemetry(settings, db_path)
-    except sqlite3.DatabaseError as exc:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            source = db_path.with_name(db_path.name + suffix)
-            if source.exists():
-                source.replace(aside.with_name(aside.name + suffix))
-        log.error("agents.store_corrupt", path=str(db_path), moved_to=str(aside),
-                  error=str(exc))
+    except (sqlite3.DatabaseError, sqlite.CorruptDatabaseError) as exc:
+        if sqlite.is_busy(exc):
+            raise  # held by another process: its file, not a damaged one
+        sqlite.move_aside_logged(db_path, exc, event="agents.store_corrupt")
         return AgentTelemetry(settings, db_path)
 
 

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from crash_reports.storage import sqlite
 from daemon.agents.choose import Row, choose, measure_key
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
+from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
 
 StatsBy = Literal["agent", "model", "tool", "session"]
 LAST_ITEMS = 10
@@ -85,7 +87,7 @@ class StoreReader:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+        db = sqlite.connect(self.path, busy_timeout_seconds=BUSY_TIMEOUT_SECONDS, read_only=True)
         try:
             yield db
         finally:

@@ -13,12 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crash_reports.storage import sqlite
 from daemon.agents.buckets import DURATION_BUCKETS_SECONDS, OVERFLOW_BUCKET, duration_bucket
 from daemon.agents.choose import MAX_MEASURES, Row, choose
 from daemon.agents.records import Record
 from daemon.agents.rows import figures
 
 __all__ = ["DURATION_BUCKETS_SECONDS", "OVERFLOW_BUCKET", "duration_bucket"]
+# How long the store and its readers wait for a lock held by another connection.
+BUSY_TIMEOUT_SECONDS = 5.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS totals (
@@ -36,9 +39,9 @@ CREATE TABLE IF NOT EXISTS totals (
 UPSERT = """
 INSERT INTO totals (agent, model, tool, measure, dim, value, count) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (agent, model, tool, measure, dim)
-DO UPDATE SET count = count + excluded.count, value = CASE
+DO UPDATE SET count = min(count + excluded.count, 9223372036854775807), value = CASE
     WHEN totals.measure IN ('context_max', 'context_window') THEN max(totals.value, excluded.value)
-    ELSE totals.value + excluded.value END
+    ELSE min(max(totals.value + excluded.value, -1e300), 1e300) END
 """
 
 # (agent, model, tool, measure, dim)
@@ -87,7 +90,7 @@ def read_totals(path: Path) -> list[TotalRow]:
     """Every total in the store at ``path`` (read-only; empty when the store is not there)."""
     if not path.exists():
         return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    db = sqlite.connect(path, busy_timeout_seconds=BUSY_TIMEOUT_SECONDS, read_only=True)
     try:
         found: Iterable[tuple[str, str, str, str, str, float, int]] = db.execute(
             "SELECT agent, model, tool, measure, dim, value, count FROM totals"

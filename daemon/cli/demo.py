@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 
+from crash_reports.spool.store import Spool
 from daemon.cli.reports import show_report
 from daemon.config.schema import parse_config_text
 from daemon.runtime.logs import configure_logging
@@ -78,16 +79,17 @@ def run_demo(keep: bool = False, timeout_seconds: float = 60.0) -> int:
         configure_logging("console", "info")
         service = Service(config)
         service.startup()
+        assert service.running is not None
+        spool = service.running.spool
         try:
-            report_id = _wait_for_report(service, timeout_seconds)
+            report_id = _wait_for_report(spool, timeout_seconds)
         finally:
             service.shutdown()
         if report_id is None:
             _say(f"no report within {timeout_seconds:.0f}s; something is wrong")
             return 1
         _say(f"telemetryd reports show {report_id}")
-        assert service.spool is not None
-        show_report(service.spool, report_id, raw=False)
+        show_report(spool, report_id, raw=False)
         _say("that report is a Sentry envelope waiting in the spool; with [sentry] dsn set, "
              "the daemon delivers it and removes it only once Sentry confirms.")
         return 0
@@ -104,13 +106,11 @@ def run_demo(keep: bool = False, timeout_seconds: float = 60.0) -> int:
             shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _wait_for_report(service: Service, timeout_seconds: float) -> str | None:
+def _wait_for_report(spool: Spool, timeout_seconds: float) -> str | None:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        spool = service.spool
-        if spool is not None:
-            pending = spool.pending()
-            if pending:
-                return pending[0].id
+        pending = spool.pending()
+        if pending:
+            return str(pending[0].id)
         time.sleep(0.1)
     return None

@@ -175,9 +175,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     """telemetryd status."""
     from daemon.runtime.lock import is_locked
     from daemon.runtime.paths import StatePaths
+    from daemon.runtime.snapshot import StatusUnreadableError
     from daemon.runtime.status import (
         EXIT_UNKNOWN,
-        StatusUnreadableError,
         evaluate,
         pid_alive,
         read_snapshot,
@@ -195,11 +195,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             out(f"telemetryd: not running or status unreadable: {exc}")
         return EXIT_UNKNOWN
-    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(int(snapshot.get("pid", 0))),
-                       now)
+    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(snapshot.pid), now)
     if args.json:
-        out(json.dumps({**snapshot, "running": verdict.running, "exit_code": verdict.exit_code,
-                          "summary": verdict.summary}, indent=2))
+        out(json.dumps({**snapshot.to_json(), "running": verdict.running,
+                          "exit_code": verdict.exit_code, "summary": verdict.summary}, indent=2))
     else:
         out(render_table(snapshot, verdict, now))
     return verdict.exit_code

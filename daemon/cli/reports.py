@@ -10,7 +10,8 @@ from typing import Any
 
 from crash_reports.delivery.flusher import FlushResult
 from crash_reports.event.humanize import format_bytes
-from crash_reports.spool.store import Spool, SpoolEntry
+from crash_reports.spool.records import SpoolEntry
+from crash_reports.spool.store import Spool
 from daemon.cli.output import err, out, table
 from daemon.config.schema import Config
 from daemon.runtime.delivery import make_flusher, open_spool

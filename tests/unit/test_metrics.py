@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from daemon.agents.records import (
 )
 from daemon.agents.store import EventStore
 from daemon.agents.totals import read_totals
+from daemon.runtime.snapshot import FlushStatus, OtlpStatus, ReportCounts, StatusSnapshot
 from daemon.web.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
+from tests.support import snapshots as build
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -53,36 +56,24 @@ def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
 
 
-def proc(pid: int, rss: int, cpu: float, state: str = "ok", rate: float | None = None,
-         eta: float | None = None) -> dict[str, Any]:
-    """A process entry shaped like Service.status_snapshot's."""
-    return {"pid": pid, "name": "agent", "rss_bytes": rss, "cpu_percent": cpu, "state": state,
-            "rss_level": state, "cpu_level": "ok", "rate_bytes_per_min": rate,
-            "eta_seconds": eta, "note": ""}
-
-
-def snapshot(**overrides: Any) -> dict[str, Any]:
+def snapshot(**overrides: Any) -> StatusSnapshot:
     """A status snapshot with two watches, pending reports and flush totals."""
-    base: dict[str, Any] = {
-        "started_at": NOW - 100,
-        "last_tick": {"at": NOW, "duration_seconds": 0.004, "count": 42},
-        "watches": [
-            {"name": "claude", "processes": [
-                proc(10, 100 << 20, 50.0, "warning", rate=6000.0, eta=600.0),
-                proc(11, 300 << 20, 150.0, "critical", rate=60.0, eta=120.0),
-                {"pid": 12, "name": "x", "rss_bytes": 0, "cpu_percent": 0.0, "state": "ok",
-                 "note": "zombie (exited, not reaped)"},
-            ]},
-            {"name": "idle", "processes": []},
-        ],
-        "reports": {"pending": 3, "quarantined": 1, "written_since_start": 7,
-                    "held_in_memory": 0, "dropped_total": 2},
-        "flush": {"enabled": True, "delivered_total": 5, "quarantined_total": 1,
-                  "failures_total": 4, "last_result": "retrying"},
-        "otlp": {"up": True},
-    }
-    base.update(overrides)
-    return base
+    claude = build.watch(
+        "claude",
+        build.process(10, 100 << 20, 50.0, "warning", rate=6000.0, eta=600.0),
+        build.process(11, 300 << 20, 150.0, "critical", rate=60.0, eta=120.0),
+        build.zombie(12),
+    )
+    base = build.snapshot(
+        [claude, build.watch("idle")], now=NOW, last_tick_at=NOW, tick_count=42,
+        started_at=NOW - 100,
+        reports=ReportCounts(pending=3, quarantined=1, written_since_start=7,
+                             held_in_memory=0, dropped_total=2),
+        flush=FlushStatus(enabled=True, delivered_total=5, quarantined_total=1,
+                          failures_total=4, last_result="retrying"),
+        otlp=OtlpStatus(up=True),
+    )
+    return replace(base, **overrides)
 
 
 def test_watch_series_sum_trees_per_watch_never_per_pid() -> None:
@@ -130,24 +121,21 @@ def test_before_the_first_tick_only_daemon_identity_is_exposed() -> None:
     assert not any(name.startswith("telemetryd_watch_") for name in names(samples))
 
 
-def test_malformed_snapshot_fields_count_as_zero() -> None:
-    """Strings, None and booleans where numbers belong give 0, not a failed scrape."""
-    bad = snapshot(
-        watches=[{"name": "w", "processes": [
-            {"pid": 1, "rss_bytes": "lots", "cpu_percent": None, "state": "weird",
-             "rate_bytes_per_min": "fast", "eta_seconds": True}]}],
-        reports={"pending": "3", "written_since_start": None},
-        flush={},
+def test_unknown_states_and_missing_figures_count_as_zero() -> None:
+    """A state this version does not know, no rate, no ETA and no tick give 0 or no series."""
+    odd = snapshot(
+        watches=(build.watch("w", build.process(1, 0, 0.0, "weird")),),
+        reports=ReportCounts(pending=None, written_since_start=0),
+        flush=None,
         last_tick=None,
     )
-    _, samples = scrape(DaemonMetricsCollector(lambda: bad))
+    _, samples = scrape(DaemonMetricsCollector(lambda: odd))
     assert value(samples, "telemetryd_watch_rss_bytes", watch="w") == 0
     assert value(samples, "telemetryd_watch_cpu_cores", watch="w") == 0
     assert value(samples, "telemetryd_watch_level", watch="w") == 0
     assert value(samples, "telemetryd_ticks_total") == 0
     assert value(samples, "telemetryd_flush_enabled") == 0
     assert ("telemetryd_reports_pending", ()) not in samples
-
 
 def test_a_failing_source_is_counted_and_logged_and_the_rest_still_served() -> None:
     """A snapshot that raises costs only its own series; the failure is counted and logged."""
