@@ -15,11 +15,11 @@ Usage: .venv/bin/python benchmarks/bench_otlp.py [--requests 400] [--agents 50] 
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import http.client
 import multiprocessing
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import time

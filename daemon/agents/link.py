@@ -49,6 +49,7 @@ def agent_settings(config: Config) -> AgentTelemetrySettings:
         max_series_per_metric=otlp.max_series_per_metric,
         retention_days=otlp.retention_days,
         retention_bytes=otlp.retention_bytes,
+        store_content=otlp.store_content,
         budgets=tuple(budget_list),
     )
 

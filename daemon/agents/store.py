@@ -20,7 +20,6 @@ from daemon.agents.records import Record
 from daemon.agents.rows import HourlyKey, data_json, figures, hourly_increments, kind_of
 from daemon.agents.totals import BUSY_TIMEOUT_SECONDS, UPSERT, total_increments, upsert_rows
 from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
-from daemon.agents.totals import UPSERT, total_increments, upsert_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (

@@ -170,6 +170,8 @@ class OtlpSettings:
     max_series_per_metric: int = 2_000
     retention_days: float = 30.0
     retention_bytes: int = 256 * 1024**2
+    # Prompts, responses, system instructions and tool arguments/results in attributes.
+    store_content: bool = False
 
 
 @dataclass(frozen=True)
@@ -542,9 +544,11 @@ def _parse_otlp(table: _Table) -> OtlpSettings:
     max_series = table.get_int("max_series_per_metric", defaults.max_series_per_metric)
     retention_days = table.get_number("retention_days", defaults.retention_days)
     retention_bytes = table.get_size("retention_bytes", defaults.retention_bytes, 0)
+    store_content = table.get_bool("store_content", defaults.store_content)
     table.reject_unknown()
     assert max_body and queue_size and max_series and retention_days and retention_bytes
-    return OtlpSettings(listen, max_body, queue_size, max_series, retention_days, retention_bytes)
+    return OtlpSettings(listen, max_body, queue_size, max_series, retention_days, retention_bytes,
+                        bool(store_content))
 
 
 def _parse_budget(table: _Table) -> BudgetRule:
@@ -616,6 +620,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_series_per_metric": config.otlp.max_series_per_metric,
             "retention_days": config.otlp.retention_days,
             "retention_bytes": config.otlp.retention_bytes,
+            "store_content": config.otlp.store_content,
         },
         "metrics": {
             "enabled": config.metrics.enabled,

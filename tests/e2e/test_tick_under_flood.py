@@ -12,8 +12,8 @@ from pathlib import Path
 from tests.e2e.test_agent_telemetry import otlp_port
 from tests.e2e.test_watchdog import write_config
 from tests.integration.agents.conftest import post
-from tests.support.waiting import wait_for
 from tests.support.daemon_proc import DaemonProcess
+from tests.support.waiting import wait_for
 from tests.unit.agents.payloads import metrics_request, sum_metric
 
 

@@ -414,3 +414,15 @@ def test_any_decoded_toml_gives_a_config_or_a_config_error(
     assert rule.sustained >= 1 and rule.cooldown_seconds > 0
     for size in (rule.rss_warning_bytes, rule.rss_critical_bytes, config.spool.max_bytes):
         assert size is None or size > 0
+
+
+def test_store_content_is_off_by_default_and_reaches_the_receiver() -> None:
+    """[otlp] store_content defaults to false; true reaches the agent-telemetry settings;
+    anything but a boolean is an error naming the key."""
+    from daemon.agents.link import agent_settings
+
+    assert parse("").otlp.store_content is False
+    assert agent_settings(parse("")).store_content is False
+    assert agent_settings(parse("[otlp]\nstore_content = true\n")).store_content is True
+    with pytest.raises(ConfigError, match="store_content"):
+        parse('[otlp]\nstore_content = "yes"\n')
