@@ -56,12 +56,15 @@ def _chunks(body: bytes, size: int = 1024) -> Iterator[bytes]:
         yield body[start:start + size]
 
 
-def replay(port: int, folder: str) -> list[int]:
-    """POST every request of a capture to 127.0.0.1:port; the HTTP status of each."""
+def replay(port: int, folder: str, only: str | None = None) -> list[int]:
+    """POST every request of a capture (or only those to path ``only``) to 127.0.0.1:port;
+    the HTTP status of each."""
     statuses = []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         for request in requests(folder):
+            if only is not None and request.path != only:
+                continue
             if request.chunked:
                 conn.request("POST", request.path, body=_chunks(request.body),
                              headers=request.headers, encode_chunked=True)

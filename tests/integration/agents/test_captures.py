@@ -61,6 +61,19 @@ def test_claude_code_with_a_provider(make_agents: Any) -> None:
     assert session.tokens == agent.tokens and session.requests == 4
 
 
+def test_claude_code_logs_only_give_tokens_and_cost_from_events(make_agents: Any) -> None:
+    """With only its log export on, Claude Code's tokens and cost come from its api_request
+    events: the same figures as from its metrics."""
+    agents: AgentTelemetry = make_agents()
+    assert replay(agents.receiver.port, "claude-fakeapi-protobuf", only="/v1/logs") == [200]
+    assert agents.ingestor.flush(30.0)
+    (agent,) = stats(agents, "agent").values()
+    assert agent.tokens == {"input": 4800, "output": 140, "cache_read": 2000,
+                            "cache_creation": 400}
+    assert (agent.cost_usd, agent.cost_status) == (pytest.approx(0.031), "reported")
+    assert agent.requests == 4
+
+
 def test_claude_code_without_a_provider(make_agents: Any) -> None:
     """Claude Code failing to connect: one network error (retries exhausted is the same
     failure), no tokens, one session, 178 s active."""
