@@ -36,8 +36,8 @@ from daemon.agents.pricing import price_tokens
 from daemon.agents.records import TokenUsage
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.series import SeriesTracker
-from daemon.agents.settings import AgentTelemetrySettings
 from daemon.agents.store import EventStore
+from daemon.config.schema import ListenSettings, OtlpSettings
 from tests.unit.agents.payloads import claude_resource, metrics_request, sum_metric
 
 TOKEN_TYPES = ("input", "output", "cacheRead", "cacheCreation")
@@ -123,7 +123,8 @@ def bench_http(
     payloads: list[bytes], connections: int, directory: Path
 ) -> tuple[float, float, int]:
     """Wall seconds and this process's CPU seconds to ingest every payload, and 429s seen."""
-    telemetry = AgentTelemetry(AgentTelemetrySettings(listen_port=0), directory / "http.sqlite3")
+    settings = OtlpSettings(listen=ListenSettings(True, "127.0.0.1", 0))
+    telemetry = AgentTelemetry(settings, directory / "http.sqlite3")
     telemetry.start()
     try:
         result: multiprocessing.Queue = multiprocessing.Queue()

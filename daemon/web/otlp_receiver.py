@@ -34,7 +34,7 @@ from daemon.agents.decode import (
 )
 from daemon.agents.ingest import Ingestor
 from daemon.agents.series import SeriesTracker
-from daemon.agents.settings import AgentTelemetrySettings
+from daemon.config.schema import OtlpSettings
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, listener_stats, shared_host
 
@@ -91,7 +91,7 @@ _SIGNALS = {
 }
 
 
-def listener_limits(settings: AgentTelemetrySettings) -> ListenerLimits:
+def listener_limits(settings: OtlpSettings) -> ListenerLimits:
     """The wire limits of the OTLP listener."""
     return ListenerLimits(
         max_connections=settings.max_connections,
@@ -109,7 +109,7 @@ class OtlpReceiver:
 
     def __init__(
         self,
-        settings: AgentTelemetrySettings,
+        settings: OtlpSettings,
         ingestor: Ingestor,
         *,
         clock: Callable[[], float] = time.time,
@@ -157,13 +157,13 @@ class OtlpReceiver:
                                         thread_name_prefix="telemetryd-otlp-decode")
         try:
             self._listener = self.host.serve(
-                "otlp", self.settings.listen_host, self.settings.listen_port, self.routes(),
+                "otlp", self.settings.listen.host, self.settings.listen.port, self.routes(),
                 listener_limits(self.settings))
         except OSError:
             self._pool.shutdown(wait=False)
             self._pool = None
             raise
-        log.info("agents.receiver.started", host=self.settings.listen_host, port=self.port)
+        log.info("agents.receiver.started", host=self.settings.listen.host, port=self.port)
 
     def stop(self) -> None:
         """Stop serving and close the socket."""

@@ -10,20 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.config.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
+from daemon.config.load import SYSTEM_CONFIG_PATH, config_search_path, find_config_file, load_config
+from daemon.config.parse import ConfigError, parse_config, parse_config_text
 from daemon.config.quantities import parse_duration, parse_size
-from daemon.config.schema import (
-    DEFAULT_CONFIG_TOML,
-    EMBEDDED_DEFAULT,
-    SYSTEM_CONFIG_PATH,
-    Config,
-    ConfigError,
-    config_search_path,
-    describe,
-    find_config_file,
-    load_config,
-    parse_config,
-    parse_config_text,
-)
+from daemon.config.render import describe
+from daemon.config.schema import Config
 
 GIB = 1024**3
 MEMORY = 8 * GIB
@@ -417,12 +409,9 @@ def test_any_decoded_toml_gives_a_config_or_a_config_error(
 
 
 def test_store_content_is_off_by_default_and_reaches_the_receiver() -> None:
-    """[otlp] store_content defaults to false; true reaches the agent-telemetry settings;
-    anything but a boolean is an error naming the key."""
-    from daemon.agents.link import agent_settings
-
+    """[otlp] store_content defaults to false, true turns it on, and anything but a boolean
+    is an error naming the key."""
     assert parse("").otlp.store_content is False
-    assert agent_settings(parse("")).store_content is False
-    assert agent_settings(parse("[otlp]\nstore_content = true\n")).store_content is True
+    assert parse("[otlp]\nstore_content = true\n").otlp.store_content is True
     with pytest.raises(ConfigError, match="store_content"):
         parse('[otlp]\nstore_content = "yes"\n')

@@ -11,7 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.schema import Config, parse_config_text
+from daemon.config.parse import parse_config_text
+from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.tick import Ticker
