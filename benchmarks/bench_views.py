@@ -88,7 +88,8 @@ def page_load(trees: int, runs: int) -> None:
         snap = replace(build.snapshot(
             [WatchStatus("agents", tuple(build.process(1000 + t, (200 + t * 10) * MiB,
                                                        rate=4096.0, eta=3600.0)
-                                         for t in range(trees)), 400 * MiB, 800 * MiB)],
+                                         for t in range(trees)),
+                         rss_warning_bytes=400 * MiB, rss_critical_bytes=800 * MiB)],
             now=now, last_tick_at=now, interval=2.0))
         sources = PageSources(snapshot=lambda: snap, running=lambda: True,
                               history=history_from_file(db), reports=list,

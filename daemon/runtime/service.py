@@ -234,6 +234,8 @@ class Service:
             last_tick=self.ticker.last,
             watches=watch_statuses([rule.name for rule in self.config.watches],
                                    self.ticker.monitor.tracked.values(), zombies,
+                                   self.ticker.monitor.orphans.values(),
+                                   sample.at if sample is not None else time.time(),
                                    {rule.name: (rule.rss_warning_bytes, rule.rss_critical_bytes)
                                     for rule in self.config.watches}),
             reports=ReportCounts(

@@ -66,7 +66,7 @@ class StatsRecorder:
                                             tree.rss_bytes, tree.cpu_percent)
         for action in actions:
             counter = _counter_for(action)
-            if counter is not None:
+            if counter is not None and isinstance(action, Seen | Exited | Crossed):
                 self.store.incr(action.process.watch, counter, now)
 
     def report_written(self, request: ReportRequest) -> None:

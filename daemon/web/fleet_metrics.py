@@ -1,4 +1,4 @@
-"""Series the fleet views need (monitoring/): levels, orphans, the oldest pending report, budgets.
+"""Series the fleet views need (monitoring/): levels, the oldest pending report, budgets.
 
 Built from the same status snapshot as the other watch series, at scrape time. The Grafana
 dashboard draws the levels next to RSS; the alert rules compare against them.
@@ -10,28 +10,21 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from daemon.runtime.snapshot import StatusSnapshot
 
-ORPHANED = "orphaned"
-
 
 def fleet_families(snapshot: StatusSnapshot) -> list[Metric]:
-    """Per-watch levels and orphans, the oldest pending report, and budget use."""
+    """Per-watch levels, the oldest pending report, and budget use (orphans: metrics.py)."""
     warning = GaugeMetricFamily("telemetryd_watch_rss_warning_bytes",
                                 "Configured RSS warning level of the watch's trees.",
                                 labels=["watch"])
     critical = GaugeMetricFamily("telemetryd_watch_rss_critical_bytes",
                                  "Configured RSS critical level of the watch's trees.",
                                  labels=["watch"])
-    orphans = GaugeMetricFamily("telemetryd_orphans",
-                                "Processes of the watch left running after their agent ended.",
-                                labels=["watch"])
     for watch in snapshot.watches:
         if watch.rss_warning_bytes is not None:
             warning.add_metric([watch.name], float(watch.rss_warning_bytes))
         if watch.rss_critical_bytes is not None:
             critical.add_metric([watch.name], float(watch.rss_critical_bytes))
-        count = sum(1 for p in watch.live if p.state == ORPHANED)
-        orphans.add_metric([watch.name], float(count))
-    out: list[Metric] = [warning, critical, orphans]
+    out: list[Metric] = [warning, critical]
     oldest = snapshot.reports.oldest_pending_at
     if oldest is not None:
         out.append(GaugeMetricFamily(

@@ -91,7 +91,7 @@ def tree_rows(snapshot: StatusSnapshot) -> tuple[list[TreeRow], list[str]]:
     idle: list[str] = []
     for watch in snapshot.watches:
         live = watch.live
-        if not live:
+        if not live and not watch.orphans:
             idle.append(watch.name)
         for proc in live:
             rows.append(TreeRow(
@@ -100,6 +100,14 @@ def tree_rows(snapshot: StatusSnapshot) -> tuple[list[TreeRow], list[str]]:
                 rate_bytes_per_min=proc.rate_bytes_per_min, eta_seconds=proc.eta_seconds,
                 rss_warning_bytes=watch.rss_warning_bytes,
                 rss_critical_bytes=watch.rss_critical_bytes, note=proc.note,
+            ))
+        for orphan in watch.orphans:
+            rows.append(TreeRow(
+                watch=watch.name, pid=orphan.pid, name=orphan.name,
+                started_at=orphan.create_time, rss_bytes=orphan.rss_bytes,
+                cpu_percent=orphan.cpu_percent, state="orphaned", rate_bytes_per_min=None,
+                eta_seconds=None, rss_warning_bytes=None, rss_critical_bytes=None,
+                note=f"left by pid {orphan.agent_pid}",
             ))
     return rows, idle
 

@@ -15,10 +15,9 @@ def values(snap: StatusSnapshot) -> dict[tuple[str, tuple[tuple[str, str], ...]]
             for family in fleet_families(snap) for s in family.samples}
 
 
-def test_levels_orphans_oldest_pending_and_budget_ratio() -> None:
-    """Levels per watch, orphans counted by state (0 when none), budget spent over limit."""
-    claude = WatchStatus("claude", (process(1, state="orphaned"), process(2, state="orphaned"),
-                                    process(3)), rss_warning_bytes=100, rss_critical_bytes=200)
+def test_levels_oldest_pending_and_budget_ratio() -> None:
+    """Levels per watch, the oldest pending report, budget spent over limit."""
+    claude = WatchStatus("claude", (process(3),), rss_warning_bytes=100, rss_critical_bytes=200)
     snap = replace(snapshot([claude, watch("aider")]),
                    reports=ReportCounts(pending=1, oldest_pending_at=1234.5),
                    budgets=(BudgetUse("claude-code", "daily", 20.0, 19.0),
@@ -26,8 +25,6 @@ def test_levels_orphans_oldest_pending_and_budget_ratio() -> None:
     got = values(snap)
     assert got[("telemetryd_watch_rss_critical_bytes", (("watch", "claude"),))] == 200
     assert ("telemetryd_watch_rss_critical_bytes", (("watch", "aider"),)) not in got
-    assert got[("telemetryd_orphans", (("watch", "claude"),))] == 2
-    assert got[("telemetryd_orphans", (("watch", "aider"),))] == 0
     assert got[("telemetryd_reports_oldest_pending_timestamp_seconds", ())] == 1234.5
     ratio = ("telemetryd_budget_used_ratio", (("agent", "claude-code"), ("period", "daily")))
     assert got[ratio] == 0.95
@@ -47,7 +44,7 @@ def test_new_snapshot_fields_round_trip_through_status_json() -> None:
     from daemon.runtime.recent_events import EventKind, RecentEvent
 
     snap = replace(
-        snapshot([WatchStatus("w", (process(1),), 10, 20)]),
+        snapshot([WatchStatus("w", (process(1),), rss_warning_bytes=10, rss_critical_bytes=20)]),
         reports=ReportCounts(pending=1, oldest_pending_at=5.0),
         budgets=(BudgetUse("a", "daily", 2.0, 1.0),),
         agents=(AgentToday("a", 10, 1.0, 0.5, 1, 50.0),),

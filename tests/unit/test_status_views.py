@@ -26,7 +26,8 @@ def snapshot() -> StatusSnapshot:
     leaking = process(42, rss_bytes=150 << 20, cpu_percent=12.5, state="warning",
                       rate=float(1 << 20), eta=3000.0, name="node", create_time=NOW - 500)
     return replace(
-        base([WatchStatus("claude", (leaking, zombie(43)), 100 << 20, 200 << 20),
+        base([WatchStatus("claude", (leaking, zombie(43)), rss_warning_bytes=100 << 20,
+                          rss_critical_bytes=200 << 20),
               watch("<idle>")], now=NOW, interval=2.0,
              reports=ReportCounts(pending=1), flush=FlushStatus(True, last_result="ok")),
         agents=(AgentToday("claude-code", 1200, 1.5, 0.5, 2, 7.5),),

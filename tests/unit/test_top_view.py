@@ -28,7 +28,8 @@ def busy_view():  # type: ignore[no-untyped-def]
                            tuple(process(w * 100 + p, (p + 1) << 28, 10.0 * p,
                                          state=("ok", "warning", "critical", "orphaned")[p % 4],
                                          rate=float(p << 20), eta=600.0 * (p + 1))
-                                 for p in range(10)), 1 << 30, 2 << 30) for w in range(3)]
+                                 for p in range(10)), rss_warning_bytes=1 << 30,
+                           rss_critical_bytes=2 << 30) for w in range(3)]
     snap = replace(snapshot([*watches, watch("idle")], now=NOW),
                    agents=tuple(AgentToday(f"agent-{a}", 10**6 * a, 12.5 * a, 1.5, a, 95.0)
                                 for a in range(3)),
