@@ -30,11 +30,19 @@ def leak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatchedLeak]:
     tmp = tmp_path_factory.mktemp("page")
     with watched_leak(tmp) as running:
         send_claude_code_telemetry(otlp_port(running.config), running.agent.pid)
+        def points() -> int:
+            trees = api(running, "/api/history?range=15m")["trees"]
+            return len(trees[0]["points"]) if trees else 0
+
+        def rss() -> int:
+            return sum(t["rss_bytes"] for t in api(running, "/api/status")["trees"])
+
+        # A baseline of a few seconds first, then a leak in steps each seen by a tick.
+        wait_for(lambda: points() >= 3, timeout=60, message="baseline history")
         for _ in range(4):
+            before = rss()
             running.agent.command("grow 20")
-            wait_for(lambda: len(api(running, "/api/history?range=15m")["trees"][0]["points"])
-                     if api(running, "/api/history?range=15m")["trees"] else None,
-                     message="history points")
+            wait_for(lambda before=before: rss() > before, timeout=60, message="RSS grew")
         running.daemon.wait_event("report.written", pid=running.agent.pid)
         wait_for(lambda: api(running, "/api/status")["agents"] or None, timeout=60,
                  message="agent figures published")
