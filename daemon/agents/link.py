@@ -13,6 +13,7 @@ import structlog
 
 from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import read_regular
 from daemon.agents import budgets
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
@@ -151,7 +152,7 @@ def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTele
 
 def _load_budget_states(path: Path) -> dict[str, budgets.BudgetState]:
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_regular(path, 4 * 1024 * 1024))
         return {key: budgets.BudgetState(value["period_key"], frozenset(value["fired"]))
                 for key, value in raw.items()}
     except FileNotFoundError:

@@ -29,6 +29,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: cannot start (lock held, state dir unusable)
+EXIT_CANTCREAT = 73  # EX_CANTCREAT: the state dir could be hijacked (not ours, or shared)
 
 
 
@@ -146,7 +147,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from daemon.runtime.lock import AlreadyRunningError
     from daemon.runtime.logs import configure_logging
     from daemon.runtime.notify import Notifier
-    from daemon.runtime.service import Service, StartupError, environ_for_notify
+    from daemon.runtime.service import (
+        Service,
+        StartupError,
+        UnsafeStateDirError,
+        environ_for_notify,
+    )
 
     try:
         config = _load(args)
@@ -164,6 +170,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     try:
         service.run()
+    except UnsafeStateDirError as exc:
+        structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
+        err(f"telemetryd: {exc}")
+        return EXIT_CANTCREAT
     except (AlreadyRunningError, StartupError) as exc:
         structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
         err(f"telemetryd: {exc}")

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from crash_reports.event.system_facts import SystemFacts
+from crash_reports.storage.files import UnsafeFileError
 from daemon import __version__
 from daemon.config.schema import Config, ConfigError, describe
 from daemon.runtime.crash_hooks import capture_exception, describe_job_error
@@ -40,6 +41,10 @@ ConfigLoader = Callable[[], Config]
 
 class StartupError(Exception):
     """The daemon cannot start; the message says why and what to do."""
+
+
+class UnsafeStateDirError(StartupError):
+    """The state dir (or a file in it) could be hijacked by another user; refused."""
 
 
 class Service:
@@ -87,12 +92,20 @@ class Service:
         """Check the state dir, take the lock, open what the daemon holds, start ticking."""
         try:
             self.paths.ensure()
+        except UnsafeFileError as exc:
+            raise UnsafeStateDirError(
+                f"refusing state dir {self.paths.root}: {exc}; give it to this user "
+                "with mode 0700 (or set [daemon] state_dir to a directory that is)"
+            ) from None
         except OSError as exc:
             raise StartupError(
                 f"state dir {self.paths.root} is not usable: {exc.strerror or exc}; "
                 "set [daemon] state_dir to a writable directory"
             ) from None
-        self.lock.acquire()
+        try:
+            self.lock.acquire()
+        except UnsafeFileError as exc:
+            raise UnsafeStateDirError(f"refusing state dir {self.paths.root}: {exc}") from None
         running = open_running(self.config, self.paths, self.ticker.system, self.clock(),
                                lambda: self.last_snapshot)
         self.running = running

@@ -14,9 +14,11 @@ from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import read_regular
 from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+_MAX_STATUS_BYTES = 64 * 1024 * 1024
 _STATE_CODES = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
 
 
@@ -29,7 +31,7 @@ def write_snapshot(path: Path, snapshot: StatusSnapshot) -> None:
 def read_snapshot(path: Path) -> StatusSnapshot:
     """Read the snapshot or raise StatusUnreadableError with the reason."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_regular(path, max_bytes=_MAX_STATUS_BYTES))
     except FileNotFoundError:
         raise StatusUnreadableError(
             f"no status file at {path} (has the daemon ever run here?)"
