@@ -188,6 +188,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from daemon.runtime.snapshot import StatusUnreadableError
     from daemon.runtime.status import (
         EXIT_UNKNOWN,
+        disk_full,
         evaluate,
         pid_alive,
         read_snapshot,
@@ -205,7 +206,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             out(f"telemetryd: not running or status unreadable: {exc}")
         return EXIT_UNKNOWN
-    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(snapshot.pid), now)
+    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(snapshot.pid), now,
+                       disk_full=disk_full(paths.root))
     if args.json:
         out(json.dumps({**snapshot.to_json(), "running": verdict.running,
                           "exit_code": verdict.exit_code, "summary": verdict.summary}, indent=2))

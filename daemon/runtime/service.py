@@ -252,6 +252,7 @@ class Service:
             flush=running.delivery.status(),
             otlp=None if stopped else running.agents.status(),
             metrics_listen=f"{self.config.metrics.host}:{server.port}" if server else None,
+            degraded="disk full" if running.transport.disk_full else None,
         )
 
     def _described_config(self) -> dict[str, Any]:

@@ -66,8 +66,13 @@ class Verdict:
     summary: str
 
 
-def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float) -> Verdict:
+def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float,
+             disk_full: bool = False) -> Verdict:
     """Decide the exit code from a snapshot (pure).
+
+    A daemon that runs but cannot write (``disk_full``: the state dir's filesystem has
+    no room, or the daemon said so itself) is degraded, exit 1: its snapshot may be old
+    because status.json cannot be replaced, which is not the same as a stuck tick.
 
     >>> from daemon.runtime.snapshot import TickInfo
     >>> snap = StatusSnapshot(pid=1, telemetryd_version="0", started_at=0.0, config_source="",
@@ -84,7 +89,11 @@ def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float)
     last_tick = snapshot.last_tick.at
     interval = snapshot.interval
     stale_after = max(3 * interval, interval + 10.0)
+    degraded = "disk full" if disk_full else snapshot.degraded
     if now - last_tick > stale_after:
+        if degraded is not None:
+            return Verdict(EXIT_WARNING, True, f"degraded: {degraded} (status last written "
+                           f"{now - last_tick:.0f}s ago)")
         return Verdict(EXIT_UNKNOWN, True,
                        f"telemetryd is stuck: last tick {now - last_tick:.0f}s ago")
     worst = EXIT_OK
@@ -93,7 +102,18 @@ def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float)
             worst = max(worst, _STATE_CODES.get(proc.state, EXIT_OK))
     summary = {0: "all watched processes ok", 1: "some watched process at warning",
                2: "some watched process at critical"}[worst]
+    if degraded is not None:
+        return Verdict(max(worst, EXIT_WARNING), True, f"degraded: {degraded}; {summary}")
     return Verdict(worst, True, summary)
+
+
+def disk_full(directory: Path, min_free_bytes: int = 64 * 1024) -> bool:
+    """Whether the filesystem holding ``directory`` has less than ``min_free_bytes`` free."""
+    try:
+        info = os.statvfs(directory)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < min_free_bytes
 
 
 def _cell(key: str, value: Any, now: float) -> str:
