@@ -9,7 +9,7 @@ from typing import Any
 
 import psutil
 
-from crash_reports.event.redact import redact_args
+from crash_reports.event.redact import redact_command_line
 
 
 def parse_pressure(text: str) -> dict[str, dict[str, float]]:
@@ -101,7 +101,7 @@ def process_details(pid: int) -> dict[str, Any] | None:
                 "ppid": proc.ppid,
                 "name": proc.name,
                 "exe": proc.exe,
-                "cmdline": lambda: redact_args(proc.cmdline()),
+                "cmdline": lambda: redact_command_line(proc.cmdline()),
                 "cwd": proc.cwd,
                 "user": proc.username,
                 "create_time": proc.create_time,
