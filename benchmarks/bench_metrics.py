@@ -40,6 +40,7 @@ from daemon.agents.queries import StoreReader
 from daemon.agents.records import Agent, ApiRequest, Record, TokenUsage, ToolCall
 from daemon.agents.store import EventStore
 from daemon.agents.totals import DURATION_BUCKETS_SECONDS, read_totals
+from daemon.runtime.paths import StatePaths
 from daemon.runtime.snapshot import OtlpStatus, StatusSnapshot
 from daemon.web.metrics import DaemonMetricsCollector, LabelLimits
 from daemon.web.metrics_server import make_registry, serve_metrics
@@ -144,7 +145,7 @@ def main() -> None:
     limits = LabelLimits(agents=max(50, args.agents), models=max(50, args.models),
                          tools=max(50, args.tools))
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "agents.sqlite3"
+        path = StatePaths(Path(tmp)).events_db
         store = EventStore(path, 30.0, 1 << 34)
         start = time.perf_counter()
         events = fill(store, args.agents, args.models, args.tools)

@@ -40,7 +40,8 @@ import psutil  # noqa: E402
 from _procs import ProcessGroup, leak_jump, spawn_leaker, spawn_trees  # noqa: E402
 
 from crash_reports.spool.envelope import parse_envelope  # noqa: E402
-from daemon.config.schema import Config, parse_config_text  # noqa: E402
+from daemon.config.parse import parse_config_text  # noqa: E402
+from daemon.config.schema import Config  # noqa: E402
 from daemon.runtime.logs import configure_logging  # noqa: E402
 from daemon.runtime.service import Service  # noqa: E402
 from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError  # noqa: E402

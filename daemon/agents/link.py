@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -16,8 +15,8 @@ from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 from daemon.agents import budgets
 from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
-from daemon.config.schema import Config
+from daemon.agents.settings import budgets_from
+from daemon.config.schema import Config, OtlpSettings
 from daemon.runtime.snapshot import OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 
@@ -27,34 +26,13 @@ BUDGET_CHECK_SECONDS = 60.0
 MAX_CONTEXT_PIDS = 32
 
 
-def agent_settings(config: Config) -> AgentTelemetrySettings:
-    """Map the [otlp] and [[budget]] tables onto the agent-telemetry settings."""
-    otlp = config.otlp
-    budget_list: list[BudgetSettings] = []
-    for rule in config.budgets:
-        if rule.daily_usd is not None:
-            budget_list.append(BudgetSettings(rule.agent, "daily", rule.daily_usd))
-        if rule.monthly_usd is not None:
-            budget_list.append(BudgetSettings(rule.agent, "monthly", rule.monthly_usd))
-    return AgentTelemetrySettings(
-        enabled=otlp.listen.enabled,
-        listen_host=otlp.listen.host,
-        listen_port=otlp.listen.port,
-        max_body_bytes=otlp.max_body_bytes,
-        queue_size=otlp.queue_size,
-        max_series_per_metric=otlp.max_series_per_metric,
-        retention_days=otlp.retention_days,
-        retention_bytes=otlp.retention_bytes,
-        budgets=tuple(budget_list),
-    )
-
-
 class AgentLink:
     """Runs the OTLP receiver and answers the daemon's questions about agents."""
 
     def __init__(self, config: Config, db_path: Path, budget_state_path: Path) -> None:
-        self.settings = agent_settings(config)
-        self.telemetry = open_telemetry(self.settings, db_path)
+        self.otlp = config.otlp
+        self.budgets = budgets_from(config.budgets)
+        self.telemetry = open_telemetry(self.otlp, db_path)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
@@ -62,8 +40,7 @@ class AgentLink:
 
     def set_budgets(self, config: Config) -> None:
         """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
-        budgets_now = agent_settings(config).budgets
-        self.settings = dataclasses.replace(self.settings, budgets=budgets_now)
+        self.budgets = budgets_from(config.budgets)
         self._next_budget_check = 0.0
 
     def start(self) -> None:
@@ -71,8 +48,8 @@ class AgentLink:
         try:
             self.telemetry.start()
         except OSError as exc:
-            self.error = f"cannot listen on {self.settings.listen_host}:" \
-                         f"{self.settings.listen_port}: {exc.strerror or exc}"
+            listen = self.otlp.listen
+            self.error = f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}"
             log.error("otlp.listen_failed", error=self.error)
             return
 
@@ -100,11 +77,11 @@ class AgentLink:
 
     def check_budgets(self, client: sentry_sdk.Client | None, now: float) -> None:
         """Log each budget threshold crossed once per period; spool an event at 100 %."""
-        if not self.settings.budgets or now < self._next_budget_check:
+        if not self.budgets or now < self._next_budget_check:
             return
         self._next_budget_check = now + BUDGET_CHECK_SECONDS
         changed = False
-        for budget in self.settings.budgets:
+        for budget in self.budgets:
             key = f"{budget.agent}|{budget.period}"
             since = budgets.period_start(budget.period, now)
             spent = self.telemetry.reader.spend_usd(budget.agent, since, now)
@@ -126,20 +103,20 @@ class AgentLink:
         """Receiver state and counters for ``status``."""
         if self.error:
             return OtlpStatus(up=False, error=self.error)
-        if not self.settings.enabled:
+        if not self.otlp.listen.enabled:
             return OtlpStatus(up=False, note="disabled in [otlp]")
         if not self.telemetry.receiver.running:
             return OtlpStatus(up=False, note="not started")
         counters = self.telemetry.stats()
         dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
         return OtlpStatus(
-            up=True, listen=f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
+            up=True, listen=f"{self.otlp.listen.host}:{self.telemetry.receiver.port}",
             points_accepted=sum(v for k, v in counters.items()
                                 if k.startswith("points_accepted")),
             dropped_or_refused=dropped)
 
 
-def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTelemetry:
+def open_telemetry(settings: OtlpSettings, db_path: Path) -> AgentTelemetry:
     """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
     try:
         return AgentTelemetry(settings, db_path)

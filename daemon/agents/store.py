@@ -65,7 +65,8 @@ _UPSERT_HOURLY = """
 INSERT INTO hourly (hour, agent, model, tool, measure, dim, value, count)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (hour, agent, model, tool, measure, dim)
-DO UPDATE SET value = value + excluded.value, count = count + excluded.count
+DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
+              count = min(count + excluded.count, 9223372036854775807)
 """
 _MAX_TRIM_ROUNDS = 20
 

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS totals (
 UPSERT = """
 INSERT INTO totals (agent, model, tool, measure, dim, value, count) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (agent, model, tool, measure, dim)
-DO UPDATE SET value = value + excluded.value, count = count + excluded.count
+DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
+              count = min(count + excluded.count, 9223372036854775807)
 """
 REPORTED_COST_PAIRS = "SELECT agent, model FROM totals WHERE measure = 'cost_reported'"
 

@@ -41,6 +41,11 @@ class StatePaths:
         return self.root / "events.db"
 
     @property
+    def events_series(self) -> Path:
+        """The receiver's cumulative-series state, kept beside the event store."""
+        return series_sidecar(self.events_db)
+
+    @property
     def budgets(self) -> Path:
         """Which budget thresholds already fired this period."""
         return self.root / "budgets.json"
@@ -59,3 +64,8 @@ class StatePaths:
         probe = self.root / f".write-probe.{os.getpid()}"
         os.close(open_regular(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         probe.unlink()
+
+
+def series_sidecar(events_db: Path) -> Path:
+    """Where the cumulative-series state of the event store at ``events_db`` is kept."""
+    return events_db.with_name(events_db.name + ".series.json")

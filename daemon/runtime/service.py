@@ -19,7 +19,9 @@ import structlog
 from crash_reports.event.system_facts import SystemFacts
 from crash_reports.storage.files import UnsafeFileError
 from daemon import __version__
-from daemon.config.schema import Config, ConfigError, describe
+from daemon.config.parse import ConfigError
+from daemon.config.render import describe
+from daemon.config.schema import Config
 from daemon.runtime.crash_hooks import capture_exception, describe_job_error
 from daemon.runtime.delivery import spool_limits
 from daemon.runtime.lock import InstanceLock

@@ -15,11 +15,11 @@ from typing import Any
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
+from daemon.cli.exit_codes import ExitCode
 from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError
 
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
 _MAX_STATUS_BYTES = 64 * 1024 * 1024
-_STATE_CODES = {"ok": EXIT_OK, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
+_STATE_CODES = {"ok": ExitCode.OK, "warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}
 
 
 def write_snapshot(path: Path, snapshot: StatusSnapshot) -> None:
@@ -61,7 +61,7 @@ def pid_alive(pid: int) -> bool:
 class Verdict:
     """What ``status`` concludes: exit code, and whether the daemon runs."""
 
-    exit_code: int
+    exit_code: ExitCode
     running: bool
     summary: str
 
@@ -78,33 +78,34 @@ def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float,
     >>> snap = StatusSnapshot(pid=1, telemetryd_version="0", started_at=0.0, config_source="",
     ...                       state_dir="", interval=1.0, last_tick=TickInfo(99.0, 0.0, 0, 1))
     >>> evaluate(snap, lock_held=True, alive=True, now=100.0).exit_code
-    0
+    <ExitCode.OK: 0>
     >>> evaluate(snap, lock_held=False, alive=False, now=100.0).exit_code
-    3
+    <ExitCode.UNKNOWN: 3>
     """
     if snapshot.stopped or not alive or not lock_held:
-        return Verdict(EXIT_UNKNOWN, False, "telemetryd is not running")
+        return Verdict(ExitCode.UNKNOWN, False, "telemetryd is not running")
     if snapshot.last_tick is None:
-        return Verdict(EXIT_UNKNOWN, True, "telemetryd is starting (no tick yet)")
+        return Verdict(ExitCode.UNKNOWN, True, "telemetryd is starting (no tick yet)")
     last_tick = snapshot.last_tick.at
     interval = snapshot.interval
     stale_after = max(3 * interval, interval + 10.0)
     degraded = "disk full" if disk_full else snapshot.degraded
     if now - last_tick > stale_after:
         if degraded is not None:
-            return Verdict(EXIT_WARNING, True, f"degraded: {degraded} (status last written "
-                           f"{now - last_tick:.0f}s ago)")
-        return Verdict(EXIT_UNKNOWN, True,
+            return Verdict(ExitCode.WARNING, True, f"degraded: {degraded} (status last "
+                           f"written {now - last_tick:.0f}s ago)")
+        return Verdict(ExitCode.UNKNOWN, True,
                        f"telemetryd is stuck: last tick {now - last_tick:.0f}s ago")
-    worst = EXIT_OK
+    worst = ExitCode.OK
     for watch in snapshot.watches:
         for proc in watch.processes:
-            worst = max(worst, _STATE_CODES.get(proc.state, EXIT_OK))
+            worst = max(worst, _STATE_CODES.get(proc.state, ExitCode.OK))
     summary = {0: "all watched processes ok", 1: "some watched process at warning",
                2: "some watched process at critical"}[worst]
     if degraded is not None:
-        return Verdict(max(worst, EXIT_WARNING), True, f"degraded: {degraded}; {summary}")
-    return Verdict(worst, True, summary)
+        return Verdict(ExitCode(max(worst, ExitCode.WARNING)), True,
+                       f"degraded: {degraded}; {summary}")
+    return Verdict(ExitCode(worst), True, summary)
 
 
 def disk_full(directory: Path, min_free_bytes: int = 64 * 1024) -> bool:

@@ -10,7 +10,7 @@ import psutil
 from sentry_sdk.envelope import Envelope
 
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
 from tests.support.agents import Agent
 from tests.support.waiting import wait_for

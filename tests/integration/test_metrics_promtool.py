@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.settings import AgentTelemetrySettings
+from daemon.runtime.paths import StatePaths
 from daemon.runtime.snapshot import (
     FlushStatus,
     OtlpStatus,
@@ -28,6 +28,7 @@ from daemon.web.metrics import DaemonMetricsCollector
 from daemon.web.metrics_server import MetricsServer, serve_metrics
 from tests.integration.agents.conftest import post
 from tests.support import snapshots as build
+from tests.support.agents import loopback_otlp
 from tests.unit.agents.payloads import (
     SECOND_NS,
     claude_code_events,
@@ -77,8 +78,8 @@ def snapshot() -> StatusSnapshot:
 @pytest.fixture
 def telemetry(tmp_path: Path) -> Iterator[AgentTelemetry]:
     """A real receiver on loopback with a real store, fed with several agents' telemetry."""
-    settings = AgentTelemetrySettings(listen_port=0, socket_timeout_seconds=2.0)
-    agents = AgentTelemetry(settings, tmp_path / "agents.sqlite3")
+    agents = AgentTelemetry(loopback_otlp(socket_timeout_seconds=2.0),
+                            StatePaths(tmp_path).events_db)
     agents.start()
     try:
         feed(agents)

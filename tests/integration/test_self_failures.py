@@ -9,7 +9,7 @@ import psutil
 import pytest
 from sentry_sdk.envelope import Envelope
 
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
 from daemon.watch.proctable import LinuxProcTable, ProcStat
 from tests.support.waiting import wait_for

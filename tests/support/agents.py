@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from daemon.config.schema import ListenSettings, OtlpSettings
 
 AGENT_SCRIPT = r"""
 import os, subprocess, sys, time
@@ -79,3 +83,8 @@ class Agent:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+def loopback_otlp(host: str = "127.0.0.1", **overrides: Any) -> OtlpSettings:
+    """The schema's [otlp] defaults on an ephemeral loopback port, with ``overrides``."""
+    return dataclasses.replace(OtlpSettings(listen=ListenSettings(True, host, 0)), **overrides)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.watch.log_lines import log_line
 from daemon.watch.monitor import ChildrenGone, Monitor, ReportRequest
 from daemon.watch.proctable import ProcStat

@@ -25,6 +25,7 @@ from daemon.agents.records import (
 )
 from daemon.agents.store import EventStore
 from daemon.agents.totals import read_totals
+from daemon.runtime.paths import StatePaths
 from daemon.runtime.snapshot import FlushStatus, OtlpStatus, ReportCounts, StatusSnapshot
 from daemon.web.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
 from tests.support import snapshots as build
@@ -226,7 +227,7 @@ def store_collector(path: Path, **kwargs: Any) -> DaemonMetricsCollector:
 
 def test_agent_counters_and_cost_rule_from_the_store(tmp_path: Path) -> None:
     """Tokens, cost (reported wins, unknown prices excluded and flagged), requests and errors."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([
         tokens(BOT, "gpt-4o", "input", 1000, 0.01),
@@ -261,7 +262,7 @@ def test_agent_counters_and_cost_rule_from_the_store(tmp_path: Path) -> None:
 
 def test_duration_histograms_reach_120_seconds_with_right_buckets(tmp_path: Path) -> None:
     """Request and tool durations land in their buckets; +Inf equals the count; sum in seconds."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([
         ApiRequest(NOW, BOT, None, "m", 1, 300.0),
@@ -292,7 +293,7 @@ def test_duration_histograms_reach_120_seconds_with_right_buckets(tmp_path: Path
 
 def test_counters_survive_retention_of_the_hourly_rows(tmp_path: Path) -> None:
     """Deleting old events and hourly rows by age leaves the all-time counters where they were."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([tokens(BOT, "m", "input", 100, 0.5, ts=NOW - 40 * DAY),
                   ToolCall(NOW - 40 * DAY, BOT, None, "Read", True, 1, 5.0)])
@@ -312,7 +313,7 @@ def test_counters_survive_retention_of_the_hourly_rows(tmp_path: Path) -> None:
 
 def test_reported_cost_marks_persist_across_reopen(tmp_path: Path) -> None:
     """Computed cost before the first report is kept; after a report (even after a restart) not."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([tokens(CLAUDE, "sonnet", "input", 10, 0.25)])
     store.append([CostUsage(NOW, CLAUDE, None, "sonnet", 1.0)])
@@ -329,7 +330,7 @@ def test_reported_cost_marks_persist_across_reopen(tmp_path: Path) -> None:
 
 def test_label_caps_are_sticky_and_keep_other_monotonic(tmp_path: Path) -> None:
     """Past the cap values go to 'other'; a later busier newcomer never evicts an admitted one."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     agents = [Agent(f"a{i}", None, None, i) for i in range(3)]
     store.append([tokens(agent, "m", "input", 100 * (i + 1), 0.1)
@@ -357,7 +358,7 @@ def test_label_caps_are_sticky_and_keep_other_monotonic(tmp_path: Path) -> None:
 
 def test_agent_series_are_cached_for_the_configured_time(tmp_path: Path) -> None:
     """Scrapes inside the cache window reuse one read; after it new rows appear."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([ToolCall(NOW, BOT, None, "Read", True, 1, 5.0)])
     clock = [100.0]

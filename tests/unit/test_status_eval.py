@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from daemon.cli.exit_codes import ExitCode
 from daemon.runtime.snapshot import (
     FlushStatus,
     OtlpStatus,
@@ -20,10 +21,6 @@ from daemon.runtime.snapshot import (
     StatusUnreadableError,
 )
 from daemon.runtime.status import (
-    EXIT_CRITICAL,
-    EXIT_OK,
-    EXIT_UNKNOWN,
-    EXIT_WARNING,
     evaluate,
     pid_alive,
     read_snapshot,
@@ -48,11 +45,11 @@ def snapshot(*states: str, interval: float = 1.0, last_tick: float | None = NOW 
 @pytest.mark.parametrize(
     ("states", "code"),
     [
-        ((), EXIT_OK),
-        (("ok", "ok"), EXIT_OK),
-        (("ok", "warning"), EXIT_WARNING),
-        (("warning", "critical", "ok"), EXIT_CRITICAL),
-        (("critical",), EXIT_CRITICAL),
+        ((), ExitCode.OK),
+        (("ok", "ok"), ExitCode.OK),
+        (("ok", "warning"), ExitCode.WARNING),
+        (("warning", "critical", "ok"), ExitCode.CRITICAL),
+        (("critical",), ExitCode.CRITICAL),
     ],
 )
 def test_exit_code_is_the_worst_state(states: tuple[str, ...], code: int) -> None:
@@ -72,13 +69,13 @@ def test_exit_code_is_the_worst_state(states: tuple[str, ...], code: int) -> Non
 def test_not_running_is_unknown(snap: dict[str, Any], lock_held: bool, alive: bool) -> None:
     """A daemon that is gone is exit 3, whatever its last snapshot said."""
     verdict = evaluate(snap, lock_held=lock_held, alive=alive, now=NOW)
-    assert verdict.exit_code == EXIT_UNKNOWN and not verdict.running
+    assert verdict.exit_code == ExitCode.UNKNOWN and not verdict.running
 
 
 def test_no_tick_yet_is_unknown() -> None:
     """A daemon that has not ticked yet is exit 3, running."""
     verdict = evaluate(snapshot(last_tick=None), lock_held=True, alive=True, now=NOW)
-    assert verdict.exit_code == EXIT_UNKNOWN and verdict.running
+    assert verdict.exit_code == ExitCode.UNKNOWN and verdict.running
     assert "starting" in verdict.summary
 
 
@@ -90,14 +87,14 @@ def test_stale_tick_is_unknown(interval: float, age: float, stale: bool) -> None
     """A last tick older than max(3 intervals, interval + 10 s) means the daemon is stuck."""
     verdict = evaluate(snapshot("critical", interval=interval, last_tick=NOW - age),
                        lock_held=True, alive=True, now=NOW)
-    assert (verdict.exit_code == EXIT_UNKNOWN) == stale
+    assert (verdict.exit_code == ExitCode.UNKNOWN) == stale
     if stale:
         assert "stuck" in verdict.summary
 
 
 def test_unknown_process_state_does_not_raise_the_code() -> None:
     """A state the CLI does not know (e.g. from a newer daemon) counts as ok."""
-    assert evaluate(snapshot("access_denied"), True, True, NOW).exit_code == EXIT_OK
+    assert evaluate(snapshot("access_denied"), True, True, NOW).exit_code == ExitCode.OK
 
 
 def test_snapshot_round_trip_is_private(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.schema import Config, parse_config_text
+from daemon.config.parse import parse_config_text
+from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.tick import Ticker
@@ -122,3 +123,29 @@ def test_a_failing_report_never_stops_the_tick(tmp_path: Path, agent: Agent) -> 
     errors = [e for e in logs if e["event"] == "report.error"]
     assert len(errors) == 1 and "disk gone" in errors[0]["error"]
     assert ticker.count == 2 and ticker.reports_written == 0
+
+
+def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent) -> None:
+    """Service.tick refuses to run before startup; after it, each tick rewrites status.json."""
+    from daemon.runtime.service import Service
+    from daemon.runtime.status import read_snapshot
+
+    config = config_for(agent.pid, tmp_path / "state")
+    service = Service(config)
+    with pytest.raises(RuntimeError, match="before startup"):
+        service.tick()
+    service.startup()
+    try:
+        assert service.running is not None and service.running.scheduler is not None
+        service.running.scheduler.pause()  # the test drives the ticks from here on
+        before = service.tick_count
+        service.tick()
+        snapshot = read_snapshot(service.paths.status)
+        count = service.tick_count
+    finally:
+        service.shutdown()
+    # A scheduled tick already under way when the pause came may also have finished.
+    assert snapshot.last_tick is not None and snapshot.last_tick.count == count > before
+    [watch] = snapshot.watches
+    assert [p.pid for p in watch.processes] == [agent.pid]
+    assert read_snapshot(service.paths.status).stopped

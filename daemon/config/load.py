@@ -1,0 +1,73 @@
+"""The shell around the parser: where the config file is, reading it, the environment it honours."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import platformdirs
+import psutil
+
+from daemon.config.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
+from daemon.config.parse import ConfigError, parse_config_text
+from daemon.config.schema import APP_NAME, Config
+
+SYSTEM_CONFIG_PATH = Path("/etc/telemetryd/telemetryd.toml")
+CONFIG_ENVIRON_KEYS = ("TELEMETRYD_CONFIG", "SENTRY_DSN", "STATE_DIRECTORY")
+
+
+def config_search_path(explicit: Path | None, environ: Mapping[str, str]) -> list[Path]:
+    """The places a config file is looked for, in order."""
+    if explicit is not None:
+        return [explicit]
+    if environ.get("TELEMETRYD_CONFIG"):
+        return [Path(environ["TELEMETRYD_CONFIG"])]
+    return [Path(platformdirs.user_config_dir(APP_NAME)) / "telemetryd.toml", SYSTEM_CONFIG_PATH]
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The first config file that exists, or None for the embedded default.
+
+    A path given explicitly (flag or $TELEMETRYD_CONFIG) must exist.
+    """
+    candidates = config_search_path(explicit, environ)
+    explicit_given = explicit is not None or bool(environ.get("TELEMETRYD_CONFIG"))
+    if explicit_given:
+        return candidates[0]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    explicit: Path | None, environ: Mapping[str, str], total_memory_bytes: int
+) -> Config:
+    """Find, read and parse the config (the shell around ``parse_config``)."""
+    path = find_config_file(explicit, environ)
+    if path is None:
+        return parse_config_text(DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT, environ, total_memory_bytes)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "file not found") from None
+    except PermissionError:
+        raise ConfigError(str(path), None, "permission denied reading the file") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), None, "is a directory, expected a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), None, f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    return parse_config_text(text, str(path), environ, total_memory_bytes)
+
+
+def load_config_here(explicit: Path | None) -> Config:
+    """``load_config`` with this process's environment and this machine's RAM."""
+    return load_config(explicit, environ_snapshot(), psutil.virtual_memory().total)
+
+
+def environ_snapshot() -> dict[str, str]:
+    """The few environment variables config reads (never the whole environment)."""
+    return {key: os.environ[key] for key in CONFIG_ENVIRON_KEYS if key in os.environ}
