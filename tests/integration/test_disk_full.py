@@ -14,7 +14,7 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
 from daemon.runtime.snapshot import StatusSnapshot, TickInfo
 from daemon.runtime.status import evaluate

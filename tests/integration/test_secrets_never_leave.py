@@ -10,7 +10,7 @@ import sys
 import psutil
 from structlog.testing import capture_logs
 
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
 from tests.support.waiting import wait_for
 from tests.unit.test_redact_corpus import CORPUS, fill
