@@ -48,6 +48,7 @@ class ReportInput:
     agent: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
     environment: str = "production"
+    title: str | None = None  # set for an aggregated (storm) report
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ def report_title(data: ReportInput) -> str:
     >>> report_title(_example())
     'claude-code pid 4242: RSS 3.2 GiB crossed critical 3.0 GiB'
     """
+    if data.title is not None:
+        return data.title
     who = f"{data.watch} pid {data.pid}"
     if data.kind == "rss_critical":
         return (f"{who}: RSS {format_bytes(data.value or 0)} crossed critical "

@@ -172,3 +172,27 @@ def test_reports_list_survives_directory_named_like_envelope(tmp_path):
     done = cli("--config", str(config), "reports", "list", "--json")
     assert done.returncode == 0, done.stderr
     assert "a" * 32 in done.stdout
+
+
+def test_pidfile_fifo_or_device_never_stalls_a_tick(tmp_path):
+    """A watch whose pidfile is a FIFO, or /dev/zero, matches nothing and ticks go on."""
+    from daemon.runtime.service import Service
+    from tests.support.waiting import wait_for
+
+    fifo = tmp_path / "agent.pid"
+    os.mkfifo(fifo)
+    config_text = (f'[daemon]\ninterval = 0.2\nstate_dir = "{tmp_path / "state"}"\n'
+                   '[metrics]\nenabled = false\n[otlp]\nenabled = false\n'
+                   f'[[watch]]\nname = "fifo"\npidfile = "{fifo}"\n'
+                   '[[watch]]\nname = "zero"\npidfile = "/dev/zero"\n')
+    import psutil
+
+    from daemon.config.parse import parse_config_text
+
+    service = Service(parse_config_text(config_text, "<t>", {},
+                                        psutil.virtual_memory().total))
+    service.startup()
+    try:
+        wait_for(lambda: service.tick_count >= 3, timeout=30, message="ticks go on")
+    finally:
+        service.shutdown()
