@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.event.humanize import format_bytes, format_duration, printable
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 from daemon.cli.exit_codes import ExitCode
@@ -127,8 +127,8 @@ def _cell(key: str, value: Any, now: float) -> str:
         delta = value - now
         return f"in {format_duration(delta)}" if delta > 0 else f"{format_duration(-delta)} ago"
     if isinstance(value, dict):
-        return ",".join(f"{k}:{v}" for k, v in value.items()) or "-"
-    return str(value)
+        return printable(",".join(f"{k}:{v}" for k, v in value.items())) or "-"
+    return printable(str(value))
 
 
 def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
@@ -140,8 +140,8 @@ def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
         lines.append(f"  uptime      {format_duration(now - snapshot.started_at)}")
     else:
         lines.append(f"telemetryd {version}: not running (last pid {snapshot.pid})")
-    lines.append(f"  config      {snapshot.config_source}")
-    lines.append(f"  state dir   {snapshot.state_dir}")
+    lines.append(f"  config      {printable(snapshot.config_source)}")
+    lines.append(f"  state dir   {printable(snapshot.state_dir)}")
     tick = snapshot.last_tick
     if tick is not None:
         lines.append(
@@ -174,6 +174,7 @@ def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
                 "-" if rate is None else format_bytes(rate),
                 "-" if eta is None else format_duration(eta), proc.note,
             ))
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
