@@ -44,17 +44,20 @@ class FileTooLargeError(OSError):
         super().__init__(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
 
 
-def open_regular(path: Path | str, flags: int, mode: int = 0o600) -> int:
+def open_regular(path: Path | str, flags: int, mode: int = 0o600,
+                 follow_symlinks: bool = False) -> int:
     """Open a regular file without following a symlink and without blocking on a FIFO.
 
     Returns a descriptor in blocking mode again (regular files never block).  A symlink
     raises UnsafeFileError; so does anything that is not a regular file.  When the call
     creates the file (``O_CREAT``) its mode is set on the descriptor, never by path.
+    ``follow_symlinks`` is for files the user names (a config file may be a link).
     """
+    nofollow = 0 if follow_symlinks else _NOFOLLOW
     try:
-        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
+        fd = os.open(path, flags | nofollow | _CLOEXEC | _NONBLOCK, mode)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
             raise UnsafeFileError(path, "is a symlink; refusing to follow it") from None
         raise
     try:
@@ -70,9 +73,9 @@ def open_regular(path: Path | str, flags: int, mode: int = 0o600) -> int:
     return fd
 
 
-def read_regular(path: Path | str, max_bytes: int) -> bytes:
+def read_regular(path: Path | str, max_bytes: int, follow_symlinks: bool = False) -> bytes:
     """The bytes of a regular file of at most ``max_bytes`` (no symlink, no FIFO, bounded)."""
-    fd = open_regular(path, os.O_RDONLY)
+    fd = open_regular(path, os.O_RDONLY, follow_symlinks=follow_symlinks)
     try:
         chunks: list[bytes] = []
         total = 0

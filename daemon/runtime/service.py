@@ -159,15 +159,18 @@ class Service:
         old = self.config
         running = self.running
         with self._tick_lock:
-            self.config = replace(new, daemon=replace(new.daemon,
-                                                      state_dir=old.daemon.state_dir))
-            self.ticker.set_config(new)
-            if running is not None:
-                if running.scheduler is not None:
-                    reschedule(running.scheduler, new.daemon.interval_seconds)
-                running.spool.limits = spool_limits(new)
-                running.reports.environment = new.sentry.environment
-                running.agents.set_budgets(new)
+            try:
+                self._apply(new, old)
+            except Exception as exc:
+                # All or nothing: a reload that fails half-way puts the old config back.
+                try:
+                    self._apply(old, old)
+                except Exception as again:
+                    log.error("config.restore_failed", error=repr(again))
+                log.error("config.reload_failed", error=repr(exc),
+                          action="kept the previous config")
+                self.notifier.ready()
+                return False
         if running is not None and new.sentry != old.sentry:
             running.delivery.restart(self.config, str(self.paths.spool))
         from daemon.runtime.logs import configure_logging
@@ -177,6 +180,19 @@ class Service:
                  interval=new.daemon.interval_seconds, reload=True)
         self.notifier.ready()
         return True
+
+    def _apply(self, new: Config, old: Config) -> None:
+        """Put ``new`` in force (under the tick lock); the state dir never changes."""
+        running = self.running
+        self.config = new if new is old else replace(
+            new, daemon=replace(new.daemon, state_dir=old.daemon.state_dir))
+        self.ticker.set_config(new)
+        if running is not None:
+            if running.scheduler is not None:
+                reschedule(running.scheduler, new.daemon.interval_seconds)
+            running.spool.limits = spool_limits(new)
+            running.reports.environment = new.sentry.environment
+            running.agents.set_budgets(new)
 
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status, close."""

@@ -126,7 +126,7 @@ def rule_matches_static(
     if rule.user is not None and (identity is None or identity.username != rule.user):
         return False
     return rule.cmdline is None or (
-        identity is not None and rule.cmdline.search(identity.cmdline_text) is not None
+        identity is not None and rule.cmdline.search(identity.cmdline_text)
     )
 
 
