@@ -152,6 +152,11 @@ def build_report(data: ReportInput) -> BuiltReport:
     }
     if data.agent:
         contexts["agent"] = dict(data.agent)
+        names = data.agent.get("agents") or []
+        if names:
+            tags["agent"] = str(names[0])
+        if data.agent.get("match"):
+            tags["agent.match"] = str(data.agent["match"])
     if data.stats:
         contexts["watch_stats"] = dict(data.stats)
     event: dict[str, Any] = {

@@ -369,10 +369,11 @@ def _parse_otlp(table: _Table) -> OtlpSettings:
     max_series = table.get_int("max_series_per_metric", OtlpSettings.max_series_per_metric)
     retention_days = table.get_number("retention_days", OtlpSettings.retention_days)
     retention_bytes = table.get_size("retention_bytes", OtlpSettings.retention_bytes, 0)
+    store_content = table.get_bool("store_content", OtlpSettings.store_content)
     table.reject_unknown()
     return OtlpSettings(listen=listen, max_body_bytes=max_body, queue_size=queue_size,
                         max_series_per_metric=max_series, retention_days=retention_days,
-                        retention_bytes=retention_bytes)
+                        retention_bytes=retention_bytes, store_content=store_content)
 
 
 def _parse_budget(table: _Table) -> BudgetRule:

@@ -65,6 +65,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_series_per_metric": config.otlp.max_series_per_metric,
             "retention_days": config.otlp.retention_days,
             "retention_bytes": config.otlp.retention_bytes,
+            "store_content": config.otlp.store_content,
         },
         "metrics": {
             "enabled": config.metrics.enabled,

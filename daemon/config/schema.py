@@ -119,6 +119,9 @@ class OtlpSettings:
     max_series_per_metric: int = 2_000
     retention_days: float = 30.0
     retention_bytes: int = 256 * 1024**2
+    # Keep prompts, responses, system instructions and tool arguments/results that agents
+    # put into attributes (daemon/agents/privacy.py); off, they are never stored.
+    store_content: bool = False
     # Fixed limits, not read from the file: they guard the receiver against bad clients.
     max_decompressed_bytes: int = 8 * 1024**2
     max_inflight_bytes: int = 32 * 1024**2

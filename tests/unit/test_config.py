@@ -406,3 +406,12 @@ def test_any_decoded_toml_gives_a_config_or_a_config_error(
     assert rule.sustained >= 1 and rule.cooldown_seconds > 0
     for size in (rule.rss_warning_bytes, rule.rss_critical_bytes, config.spool.max_bytes):
         assert size is None or size > 0
+
+
+def test_store_content_is_off_by_default_and_reaches_the_receiver() -> None:
+    """[otlp] store_content defaults to false, true turns it on, and anything but a boolean
+    is an error naming the key."""
+    assert parse("").otlp.store_content is False
+    assert parse("[otlp]\nstore_content = true\n").otlp.store_content is True
+    with pytest.raises(ConfigError, match="store_content"):
+        parse('[otlp]\nstore_content = "yes"\n')
