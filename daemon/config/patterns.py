@@ -1,62 +1,112 @@
-"""Command-line patterns matched in linear time (RE2), so no watch can stall a tick.
+"""Regular expressions from the config file, refused when they could take more than linear time.
 
-Python's ``re`` backtracks: ``(a+)+$`` against 34 ``a``s and a ``!`` takes longer than the
-age of the universe, on the tick thread.  RE2 (google-re2, a well-kept binding of Google's
-engine) guarantees time linear in the text and refuses the constructs that need
-backtracking (backreferences, lookarounds), so such a pattern is a config error instead.
+Python's ``re`` backtracks: a quantifier inside a quantified group (``(a+)+``), a
+quantified alternation (``(a|ab)*``) or a back-reference can take exponential time on
+a crafted command line, once per process. The selectors need none of them (install
+paths and argv words are matched with literals, classes and single quantifiers), so a
+pattern that has one is refused at load with the key that holds it; the text a
+pattern is matched against is bounded too (``MAX_SUBJECT_CHARS``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
+try:  # Python 3.11+
+    import re._parser as sre_parse  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # pragma: no cover
+    import sre_parse  # type: ignore[no-redef, unused-ignore]
 
-MAX_PATTERN_CHARS = 4096
-_MAX_PROGRAM_BYTES = 8 << 20
+MAX_PATTERN_CHARS = 1024
+MAX_SUBJECT_CHARS = 4096
+
+_REPEATS = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT}
+if hasattr(sre_parse, "POSSESSIVE_REPEAT"):
+    _REPEATS.add(sre_parse.POSSESSIVE_REPEAT)
 
 
-def _options() -> Any:
-    options = re2.Options()
-    options.log_errors = False  # errors become config errors, not lines on stderr
-    options.max_mem = _MAX_PROGRAM_BYTES
-    return options
+def _has(items: Any, wanted: set[Any]) -> bool:
+    """Whether a parsed pattern holds one of the ``wanted`` opcodes at any depth."""
+    for op, av in items:
+        if op in wanted:
+            return True
+        if op in _REPEATS and _has(av[2], wanted):
+            return True
+        if op == sre_parse.SUBPATTERN and _has(av[-1], wanted):
+            return True
+        if op == sre_parse.BRANCH and any(_has(branch, wanted) for branch in av[1]):
+            return True
+        if op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT) and _has(av[1], wanted):
+            return True
+    return False
 
 
-class LinearPattern:
-    """A compiled RE2 pattern with the one method selection needs.
+def _has_many(items: Any) -> bool:
+    """Whether a parsed pattern holds a quantifier that matches more than once."""
+    for op, av in items:
+        if _repeats_many(op, av):
+            return True
+        if op in _REPEATS and _has_many(av[2]):
+            return True
+        if op == sre_parse.SUBPATTERN and _has_many(av[-1]):
+            return True
+        if op == sre_parse.BRANCH and any(_has_many(branch) for branch in av[1]):
+            return True
+    return False
 
-    >>> LinearPattern(r"(^|/)claude( |$)").search("/usr/bin/claude --resume")
-    True
-    >>> LinearPattern("(a+)+$").search("a" * 34 + "!")
-    False
+
+def _repeats_many(op: Any, av: Any) -> bool:
+    # "?" and "{0,1}" match at most once: nothing inside them can be retried.
+    return op in _REPEATS and av[1] > 1
+
+
+def _problem(items: Any) -> str | None:
+    for op, av in items:
+        if op in _REPEATS:
+            if _repeats_many(op, av) and _has_many(av[2]):
+                return "a quantifier inside a quantified group"
+            if _repeats_many(op, av) and _has(av[2], {sre_parse.BRANCH}):
+                return "an alternation inside a quantified group"
+            inner = _problem(av[2])
+            if inner:
+                return inner
+        elif op == sre_parse.SUBPATTERN:
+            inner = _problem(av[-1])
+            if inner:
+                return inner
+        elif op == sre_parse.BRANCH:
+            for branch in av[1]:
+                inner = _problem(branch)
+                if inner:
+                    return inner
+        elif op in (sre_parse.GROUPREF, sre_parse.GROUPREF_EXISTS):
+            return "a back-reference"
+        elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+            inner = _problem(av[1])
+            if inner:
+                return inner
+    return None
+
+
+def compile_bounded(text: str) -> re.Pattern[str]:
+    """Compile a selector pattern, or raise ValueError saying why it is refused.
+
+    >>> compile_bounded(r"/claude/versions/[^/]+$").pattern
+    '/claude/versions/[^/]+$'
+    >>> compile_bounded(r"(a+)+$")
+    Traceback (most recent call last):
+    ...
+    ValueError: refused: a quantifier inside a quantified group can take exponential time
     """
-
-    __slots__ = ("_compiled", "pattern")
-
-    def __init__(self, pattern: str) -> None:
-        """Compile ``pattern``; ValueError with a reason if RE2 cannot take it."""
-        if len(pattern) > MAX_PATTERN_CHARS:
-            raise ValueError(f"longer than {MAX_PATTERN_CHARS} characters")
-        try:
-            self._compiled = re2.compile(pattern, _options())
-        except re2.error as exc:
-            reason = exc.args[0] if exc.args else exc
-            if isinstance(reason, bytes):
-                reason = reason.decode("utf-8", "replace")
-            raise ValueError(f"{reason} (patterns use RE2 syntax: no backreferences or "
-                             "lookarounds, so matching time stays linear)") from None
-        self.pattern = pattern
-
-    def search(self, text: str) -> bool:
-        """Whether the pattern matches anywhere in ``text`` (linear in its length)."""
-        return self._compiled.search(text) is not None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LinearPattern) and other.pattern == self.pattern
-
-    def __hash__(self) -> int:
-        return hash(self.pattern)
-
-    def __repr__(self) -> str:
-        return f"LinearPattern({self.pattern!r})"
+    if len(text) > MAX_PATTERN_CHARS:
+        raise ValueError(f"pattern longer than {MAX_PATTERN_CHARS} characters")
+    try:
+        parsed = sre_parse.parse(text)
+        compiled = re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    problem = _problem(parsed)
+    if problem:
+        raise ValueError(f"refused: {problem} can take exponential time")
+    return compiled

@@ -9,14 +9,13 @@ side effects.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import platformdirs
-
-from daemon.config.patterns import LinearPattern
 
 APP_NAME = "telemetryd"
 SYSTEM_STATE_DIR = Path("/var/lib/telemetryd")
@@ -47,15 +46,23 @@ class WatchRule:
     """One [[watch]] table: which processes to watch and at which levels.
 
     The RSS levels have no field default: theirs depend on RAM (``RSS_WARNING_DEFAULT``,
-    ``RSS_CRITICAL_DEFAULT``). A missing ``cpu_sustained`` takes the watch's ``sustained``.
+    ``RSS_CRITICAL_DEFAULT``, ``ORPHANS_RSS_DEFAULT``). A missing ``cpu_sustained`` takes
+    the watch's ``sustained``. ``process_names``, ``exe`` and ``interpreter_cmdline``
+    identify a process (any one of them); ``cmdline``, ``pid``, ``pidfile`` and ``user``
+    narrow what they found; ``exclude_exe`` and ``exclude_cmdline`` take look-alikes out.
     """
 
     RSS_WARNING_DEFAULT: ClassVar[ShareOfRam] = ShareOfRam(15.0)
     RSS_CRITICAL_DEFAULT: ClassVar[ShareOfRam] = ShareOfRam(30.0)
+    ORPHANS_RSS_DEFAULT: ClassVar[ShareOfRam] = ShareOfRam(5.0)
 
     name: str
-    process_name: str | None = None
-    cmdline: LinearPattern | None = None
+    process_names: tuple[str, ...] = ()
+    exe: re.Pattern[str] | None = None
+    interpreter_cmdline: re.Pattern[str] | None = None
+    cmdline: re.Pattern[str] | None = None
+    exclude_exe: re.Pattern[str] | None = None
+    exclude_cmdline: re.Pattern[str] | None = None
     pid: int | None = None
     pidfile: Path | None = None
     user: str | None = None
@@ -67,6 +74,10 @@ class WatchRule:
     sustained: int = 3
     cpu_sustained: int = 3
     cooldown_seconds: float = 600.0
+    orphans_warning: int = 3
+    orphans_rss_bytes: int | None = None
+    reap_orphans: bool = False
+    reap_grace_seconds: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)

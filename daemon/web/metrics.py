@@ -228,6 +228,12 @@ def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
     eta = GaugeMetricFamily("telemetryd_watch_seconds_to_critical",
                             "Soonest projected time until a process reaches critical RSS.",
                             labels=["watch"])
+    orphans = GaugeMetricFamily("telemetryd_orphans",
+                                "Processes the watch's trees left behind that still run.",
+                                labels=["watch"])
+    orphans_rss = GaugeMetricFamily("telemetryd_orphans_rss_bytes",
+                                    "Resident memory of what the watch's trees left behind.",
+                                    labels=["watch"])
     for watch in snapshot.watches:
         name = watch.name
         live = watch.live
@@ -244,7 +250,9 @@ def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
         etas = [p.eta_seconds for p in live if p.eta_seconds is not None]
         if etas:
             eta.add_metric([name], min(etas))
-    return [processes, rss, cpu, level, at_level, growth, eta]
+        orphans.add_metric([name], float(sum(o.members for o in watch.orphans)))
+        orphans_rss.add_metric([name], float(sum(o.rss_bytes for o in watch.orphans)))
+    return [processes, rss, cpu, level, at_level, growth, eta, orphans, orphans_rss]
 
 
 # --- the OTLP receiver ----------------------------------------------------------------

@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from daemon.config.load import load_config
@@ -65,37 +63,14 @@ def test_empty_string_is_an_error_not_a_default(tmp_path):
                         "daemon.state_dir", "empty string")
 
 
-def test_catastrophic_regex_cannot_stall_matching():
-    """``(a+)+$`` is matched in linear time against a long run of ``a`` and a ``!``."""
-    config = parse_config_text('[[watch]]\nname = "w"\ncmdline = "(a+)+$"\n', "<t>", {},
-                               psutil.virtual_memory().total)
-    pattern = config.watches[0].cmdline
-    assert pattern is not None
-    started = time.perf_counter()
-    assert not pattern.search("a" * 100_000 + "!")
-    assert time.perf_counter() - started < 1.0
-
-
-def test_catastrophic_regex_watch_keeps_ticking_with_a_matching_process(tmp_path):
-    """A real process whose command line holds 34 ``a`` and a ``!``: ticks go on."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)",
-                              "a" * 34 + "!"])
-    config = parse_config_text(
-        f'[daemon]\ninterval = 0.2\nstate_dir = "{tmp_path}"\n[metrics]\nenabled = false\n'
-        '[otlp]\nenabled = false\n[[watch]]\nname = "w"\ncmdline = "(a+)+$"\n', "<t>", {},
-        psutil.virtual_memory().total)
-    service = Service(config)
-    service.startup()
-    try:
-        wait_for(lambda: service.tick_count >= 3, timeout=30, message="ticks")
-    finally:
-        service.shutdown()
-        child.kill()
-        child.wait()
+def test_catastrophic_regex_is_refused_with_the_key(tmp_path):
+    """``(a+)+$`` (exponential backtracking on 34 ``a`` and a ``!``) is a config error."""
+    assert_config_error(check(tmp_path, '[[watch]]\nname = "w"\ncmdline = "(a+)+$"\n'),
+                        "watch[0].cmdline")
 
 
 def test_backreference_is_refused_with_the_key(tmp_path):
-    """A pattern RE2 cannot match in linear time is a config error naming the key."""
+    """A back-reference (no linear-time bound) is a config error naming the key."""
     assert_config_error(check(tmp_path, '[[watch]]\nname = "w"\ncmdline = "(a)\\\\1"\n'),
                         "watch[0].cmdline")
 
