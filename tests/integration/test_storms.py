@@ -55,8 +55,8 @@ def test_storm_of_processes_writes_one_report_and_keeps_the_agents_own(tmp_path)
                'rss_warning = "64KB"\nrss_critical = "128KB"\nsustained = 1\n')
     service = service_for(tmp_path, watches)
     try:
-        wait_for(lambda: all(psutil.Process(p.pid).cmdline()[0].startswith(("storm", "agent"))
-                             for p in [*storm, agent]), message="exec -a done")
+        wait_for(lambda: all((psutil.Process(p.pid).cmdline() or [""])[0].startswith(
+            ("storm", "agent")) for p in [*storm, agent]), message="exec -a done")
         service.startup()
         running = service.running
         assert running is not None
