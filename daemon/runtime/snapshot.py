@@ -254,6 +254,7 @@ class StatusSnapshot:
     flush: FlushStatus | None = None
     otlp: OtlpStatus | None = None
     metrics_listen: str | None = None
+    degraded: str | None = None  # e.g. "disk full": running, but not doing all of its job
     budgets: tuple[BudgetUse, ...] = ()
     agents: tuple[AgentToday, ...] = ()
     events: tuple[RecentEvent, ...] = ()
@@ -268,6 +269,7 @@ class StatusSnapshot:
             "pid": self.pid,
             "started_at": self.started_at,
             "stopped": self.stopped,
+            "degraded": self.degraded,
             "config_source": self.config_source,
             "config": dict(self.config),
             "state_dir": self.state_dir,
@@ -350,6 +352,7 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
             bool(otlp.get("up")), otlp.get("listen"), otlp.get("points_accepted"),
             otlp.get("dropped_or_refused"), otlp.get("error"), otlp.get("note")),
         metrics_listen=metrics.get("listen"),
+        degraded=data["degraded"] if isinstance(data.get("degraded"), str) else None,
         budgets=tuple(BudgetUse(str(b["agent"]), str(b["period"]), float(b["limit_usd"]),
                                 _opt_float(b.get("spent_usd")))
                       for b in data.get("budgets") or ()),

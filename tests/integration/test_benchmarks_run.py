@@ -18,6 +18,7 @@ SMALL_RUNS = [
      "median"),
     ("bench_tick.py", ["--quick"], "report latency"),
     ("bench_views.py", ["--quick"], "first load"),
+    ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3"], "CPU ratio"),
 ]
 
 
