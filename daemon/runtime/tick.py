@@ -187,6 +187,8 @@ class Ticker:
         if report_id is not None:
             self.reports_written += 1
             running.stats.report_written(request)
+            running.report_written(report_id, storm.watch, request.process.pid,
+                                   f"{storm.kind.value} storm", request.at)
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence) -> None:
         try:
