@@ -10,21 +10,32 @@ One ``EventStore`` belongs to one writer thread (the ingest writer); readers use
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from crash_reports.storage import sqlite
-from daemon.agents.records import Record
+from daemon.agents.cardinality import Evicted, IdentityCaps, IdentityLimits, LruDict
+from daemon.agents.counters import Counters
+from daemon.agents.records import CostUsage, Record, TokenUsage
 from daemon.agents.rows import HourlyKey, data_json, hourly_increments, kind_of
 from daemon.agents.totals import (
     BUSY_TIMEOUT_SECONDS,
-    REPORTED_COST_PAIRS,
+    IDENTITIES,
+    IS_REPORTED_COST,
     UPSERT,
+    CostPair,
     total_increments,
     upsert_rows,
 )
 from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
+from daemon.config.schema import OtlpSettings
+
+log = structlog.get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -71,6 +82,21 @@ DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
 _MAX_TRIM_ROUNDS = 20
 
 
+def _incremental_vacuum_mode(db: sqlite3.Connection, path: Path) -> None:
+    """Make the file give deleted space back: ``auto_vacuum = INCREMENTAL`` is set before a
+    new file's first table; a file made without it is rewritten once with VACUUM (logged)."""
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+        return
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+        return  # a new file: the pragma alone is enough
+    started = time.monotonic()
+    size = path.stat().st_size
+    db.execute("VACUUM")
+    log.info("agents.store.vacuumed", path=str(path), bytes_before=size,
+             bytes_after=path.stat().st_size, seconds=round(time.monotonic() - started, 3))
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionResult:
     """What one retention pass removed."""
@@ -81,27 +107,44 @@ class RetentionResult:
 
 
 class EventStore:
-    """Append records, keep hourly aggregates, and enforce retention by age and size."""
+    """Append records, keep hourly aggregates, and enforce retention by age and size.
 
-    def __init__(self, path: Path, retention_days: float, retention_bytes: int) -> None:
+    Memory does not grow with what clients send: stream sequence numbers are cached for at
+    most ``limits.sessions`` streams (the rest are read back from the ``streams`` table), and
+    the all-time totals keep at most ``limits.agents`` agents and ``limits.models`` /
+    ``limits.tools`` pairs, least recently used evicted first (``evicted.*`` counters).
+    """
+
+    def __init__(self, path: Path, retention_days: float, retention_bytes: int, *,
+                 limits: IdentityLimits | None = None, counters: Counters | None = None
+                 ) -> None:
         self.path = path
         self.retention_days = retention_days
         self.retention_bytes = retention_bytes
+        self.counters = counters or Counters()
+        limits = limits or IdentityLimits.of(OtlpSettings())
+        self._caps = IdentityCaps(limits)
+        self._last_seq: LruDict[str, int] = LruDict(limits.sessions)
         path.parent.mkdir(parents=True, exist_ok=True)
         # The connection moves to the writer thread after construction; one thread at a time.
         self._db = sqlite.connect(path, busy_timeout_seconds=BUSY_TIMEOUT_SECONDS)
         try:
             # No quick_check: it reads every page, and this file may hold hundreds of MiB.
             sqlite.check(self._db, (0,), integrity=False)
-            self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
+            _incremental_vacuum_mode(self._db, path)
             sqlite.use_wal(self._db)
             self._db.executescript(SCHEMA + TOTALS_SCHEMA)
-            self._reported_cost: set[tuple[str, str]] = set(
-                self._db.execute(REPORTED_COST_PAIRS).fetchall()
-            )
-            self._last_seq: dict[str, int] = dict(
-                self._db.execute("SELECT stream, last_seq FROM streams").fetchall()
-            )
+            found = self._db.execute(IDENTITIES).fetchall()
+            evicted = self._caps.load(
+                (agent for kind, agent, _ in found if kind == "agent"),
+                ((agent, name) for kind, agent, name in found if kind == "model"),
+                ((agent, name) for kind, agent, name in found if kind == "tool"))
+            if evicted.agents or evicted.models or evicted.tools:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._forget(evicted)
+                self._db.execute("COMMIT")
+                for name, count in evicted.counts().items():
+                    self.counters.add(name, count)
         except BaseException:
             self._db.close()
             raise
@@ -117,11 +160,13 @@ class EventStore:
         event_rows = []
         touched: dict[str, str] = {}
         hourly: dict[HourlyKey, list[float]] = {}
-        last_seq = dict(self._last_seq)
+        last_seq: dict[str, int] = {}
         for record in records:
             agent = record.agent
             stream = agent.stream
-            seq = last_seq.get(stream, 0) + 1
+            if stream not in last_seq:
+                last_seq[stream] = self._stream_seq(stream)
+            seq = last_seq[stream] + 1
             last_seq[stream] = seq
             touched[stream] = agent.name
             event_rows.append(
@@ -141,10 +186,13 @@ class EventStore:
                 slot = hourly.setdefault(key, [0.0, 0])
                 slot[0] += value
                 slot[1] += count
-        totals, marked = total_increments(records, self._reported_cost)
+        evicted = self._caps.touch(records)
+        kept = [r for r in records if self._caps.kept(r)]
+        totals, _ = total_increments(kept, self._reported_pairs(kept))
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._forget(evicted)
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             db.executemany(
                 "INSERT INTO streams (stream, agent, last_seq) VALUES (?, ?, ?) "
@@ -160,9 +208,37 @@ class EventStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._last_seq = last_seq
-        self._reported_cost |= marked
+        evicted_streams = 0
+        for stream, seq in last_seq.items():
+            evicted_streams += len(self._last_seq.put(stream, seq))
+        self.counters.add("evicted.sessions", evicted_streams)
+        for name, count in evicted.counts().items():
+            self.counters.add(name, count)
         return len(event_rows)
+
+    def _stream_seq(self, stream: str) -> int:
+        """The last sequence number of a stream: cached, else from the ``streams`` table."""
+        cached = self._last_seq.get(stream)
+        if cached is not None:
+            return cached
+        row = self._db.execute("SELECT last_seq FROM streams WHERE stream = ?",
+                               (stream,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _reported_pairs(self, records: Sequence[Record]) -> set[CostPair]:
+        """The (agent, model) pairs of a batch that have reported their own cost before
+        (read from the totals, so nothing about them is held in memory between batches)."""
+        pairs = {(r.agent.name, r.model) for r in records if isinstance(r, TokenUsage)}
+        pairs -= {(r.agent.name, r.model) for r in records if isinstance(r, CostUsage)}
+        return {pair for pair in pairs
+                if self._db.execute(IS_REPORTED_COST, pair).fetchone() is not None}
+
+    def _forget(self, evicted: Evicted) -> None:
+        """Delete the totals of evicted identities (inside the caller's transaction)."""
+        db = self._db
+        db.executemany("DELETE FROM totals WHERE agent = ?", [(a,) for a in evicted.agents])
+        db.executemany("DELETE FROM totals WHERE agent = ? AND model = ?", evicted.models)
+        db.executemany("DELETE FROM totals WHERE agent = ? AND tool = ?", evicted.tools)
 
     def used_bytes(self) -> int:
         """Bytes of the database in use (free pages not counted)."""
@@ -171,14 +247,18 @@ class EventStore:
         size = self._db.execute("PRAGMA page_size").fetchone()[0]
         return int((pages - free) * size)
 
-    def enforce_retention(self, now: float) -> RetentionResult:
-        """Drop events and hourly rows older than the retention age, then oldest-first to size."""
+    def enforce_retention(self, now: float, *, by_age: bool = True) -> RetentionResult:
+        """Drop events and hourly rows older than the retention age (unless ``by_age`` is
+        False), then oldest first down to ``retention_bytes``, and give the freed pages back
+        to the filesystem so the file on disk shrinks with them."""
         db = self._db
-        horizon = now - self.retention_days * 86400.0
-        deleted_events = db.execute("DELETE FROM events WHERE ts < ?", (horizon,)).rowcount
-        deleted_hours = db.execute(
-            "DELETE FROM hourly WHERE hour < ?", (int(horizon // 3600),)
-        ).rowcount
+        deleted_events = deleted_hours = 0
+        if by_age:
+            horizon = now - self.retention_days * 86400.0
+            deleted_events = db.execute("DELETE FROM events WHERE ts < ?", (horizon,)).rowcount
+            deleted_hours = db.execute(
+                "DELETE FROM hourly WHERE hour < ?", (int(horizon // 3600),)
+            ).rowcount
         for _ in range(_MAX_TRIM_ROUNDS):
             used = self.used_bytes()
             if used <= self.retention_bytes:
@@ -199,7 +279,20 @@ class EventStore:
                 deleted_hours += db.execute(
                     "DELETE FROM hourly WHERE hour <= ?", (oldest,)
                 ).rowcount
-        if deleted_events or deleted_hours:
-            db.execute("PRAGMA incremental_vacuum")
+        if by_age and deleted_events:
+            # Streams with no event left (a session flood leaves many): a returning stream's
+            # sequence starts again at 1, or after the number still cached in memory.
+            db.execute("DELETE FROM streams WHERE stream NOT IN (SELECT stream FROM events)")
+        if deleted_events or deleted_hours or db.execute("PRAGMA freelist_count").fetchone()[0]:
+            # Freed pages back to the filesystem. The pragma frees one page per step and
+            # execute() steps it once; executescript runs it to the end (no transaction is
+            # open: the connection is in autocommit mode).
+            db.executescript("PRAGMA incremental_vacuum;")
+        if deleted_events or deleted_hours or by_age:
+            # The WAL folded into the file and truncated: on disk, the store is what it uses.
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return RetentionResult(deleted_events, deleted_hours, self.used_bytes())
+
+    def over_size(self) -> bool:
+        """Whether the data in use has passed ``retention_bytes`` (cheap: three pragmas)."""
+        return self.used_bytes() > self.retention_bytes

@@ -128,7 +128,9 @@ class OtlpSettings:
     max_series: int = 50_000
     max_agents: int = 1_000
     max_models: int = 1_000
+    max_tools: int = 1_000
     max_sessions: int = 10_000
+    retention_check_seconds: float = 60.0
     series_idle_seconds: float = 3600.0
     socket_timeout_seconds: float = 10.0
     keepalive_timeout_seconds: float = 15.0
