@@ -14,7 +14,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from daemon.agents.records import ApiRequest, CostUsage, Record, TokenUsage, ToolCall
+from daemon.agents.records import Record
 from daemon.config.schema import OtlpSettings
 
 K = TypeVar("K", bound=Hashable)
@@ -105,15 +105,20 @@ class Evicted:
 
 
 def model_of(record: Record) -> str | None:
-    """The model a record is about, if any.
+    """The model a record is about, if any (every record kind with a ``model`` field).
 
     >>> from daemon.agents.records import Agent, SessionStart
     >>> model_of(SessionStart(0.0, Agent("a", None, None, None), None, 1)) is None
     True
     """
-    if isinstance(record, TokenUsage | CostUsage | ApiRequest):
-        return record.model
-    return None
+    model = getattr(record, "model", None)
+    return model if isinstance(model, str) else None
+
+
+def tool_of(record: Record) -> str | None:
+    """The tool a record is about, if any."""
+    tool = getattr(record, "tool", None)
+    return tool if isinstance(tool, str) else None
 
 
 class IdentityCaps:
@@ -149,11 +154,11 @@ class IdentityCaps:
         for record in records:
             agent = record.agent.name
             evicted.agents += self.agents.put(agent, True)
-            model = model_of(record)
+            model, tool = model_of(record), tool_of(record)
             if model is not None:
                 evicted.models += self.models.put((agent, model), True)
-            elif isinstance(record, ToolCall):
-                evicted.tools += self.tools.put((agent, record.tool), True)
+            if tool is not None:
+                evicted.tools += self.tools.put((agent, tool), True)
         # An identity evicted and then seen again later in the same batch is kept.
         evicted.agents = [a for a in dict.fromkeys(evicted.agents) if a not in self.agents]
         evicted.models = [p for p in dict.fromkeys(evicted.models) if p not in self.models]
@@ -165,9 +170,7 @@ class IdentityCaps:
         agent = record.agent.name
         if agent not in self.agents:
             return False
-        model = model_of(record)
-        if model is not None:
-            return (agent, model) in self.models
-        if isinstance(record, ToolCall):
-            return (agent, record.tool) in self.tools
-        return True
+        model, tool = model_of(record), tool_of(record)
+        if model is not None and (agent, model) not in self.models:
+            return False
+        return tool is None or (agent, tool) in self.tools

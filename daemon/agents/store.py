@@ -20,15 +20,14 @@ import structlog
 
 from crash_reports.storage import sqlite
 from daemon.agents.cardinality import Evicted, IdentityCaps, IdentityLimits, LruDict
+from daemon.agents.choose import MAX_MEASURES
 from daemon.agents.counters import Counters
-from daemon.agents.records import CostUsage, Record, TokenUsage
-from daemon.agents.rows import HourlyKey, data_json, hourly_increments, kind_of
+from daemon.agents.records import Record
+from daemon.agents.rows import HourlyKey, data_json, figures, hourly_increments, kind_of
 from daemon.agents.totals import (
     BUSY_TIMEOUT_SECONDS,
     IDENTITIES,
-    IS_REPORTED_COST,
     UPSERT,
-    CostPair,
     total_increments,
     upsert_rows,
 )
@@ -71,20 +70,72 @@ CREATE TABLE IF NOT EXISTS hourly (
     count INTEGER NOT NULL,
     PRIMARY KEY (hour, agent, model, tool, measure, dim)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_totals (
+    agent TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    measure TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    value REAL NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (agent, session_id, model, tool, measure, dim)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_seen (
+    agent TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    host TEXT,
+    service TEXT,
+    version TEXT,
+    pid INTEGER,
+    first_ts REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    PRIMARY KEY (agent, session_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_seen_last ON session_seen (agent, last_ts);
 """
 _UPSERT_HOURLY = """
 INSERT INTO hourly (hour, agent, model, tool, measure, dim, value, count)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (hour, agent, model, tool, measure, dim)
-DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
-              count = min(count + excluded.count, 9223372036854775807)
+DO UPDATE SET count = min(count + excluded.count, 9223372036854775807), value = CASE
+    WHEN hourly.measure IN ('context_max', 'context_window') THEN max(hourly.value, excluded.value)
+    ELSE min(max(hourly.value + excluded.value, -1e300), 1e300) END
 """
+_UPSERT_SESSION = """
+INSERT INTO session_totals (agent, session_id, model, tool, measure, dim, value, count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (agent, session_id, model, tool, measure, dim)
+DO UPDATE SET count = min(count + excluded.count, 9223372036854775807), value = CASE
+    WHEN session_totals.measure IN ('context_max', 'context_window')
+    THEN max(session_totals.value, excluded.value)
+    ELSE min(max(session_totals.value + excluded.value, -1e300), 1e300) END
+"""
+_UPSERT_SEEN = """
+INSERT INTO session_seen (agent, session_id, host, service, version, pid, first_ts, last_ts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (agent, session_id) DO UPDATE SET
+    host = coalesce(excluded.host, host), service = coalesce(excluded.service, service),
+    version = coalesce(excluded.version, version), pid = coalesce(excluded.pid, pid),
+    first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)
+"""
+
+
+def _accumulate(
+    into: dict[tuple[str, ...], list[float]], key: tuple[str, ...], measure: str, value: float,
+    count: int,
+) -> None:
+    slot = into.setdefault(key, [0.0, 0])
+    slot[0] = max(slot[0], value) if measure in MAX_MEASURES else slot[0] + value
+    slot[1] += count
+
+
 _MAX_TRIM_ROUNDS = 20
 
 
 def _incremental_vacuum_mode(db: sqlite3.Connection, path: Path) -> None:
     """Make the file give deleted space back: ``auto_vacuum = INCREMENTAL`` is set before a
-    new file's first table; a file made without it is rewritten once with VACUUM (logged)."""
+    new file's first page; a file made without it is rewritten once with VACUUM (logged)."""
     if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
         return
     db.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -93,8 +144,9 @@ def _incremental_vacuum_mode(db: sqlite3.Connection, path: Path) -> None:
     started = time.monotonic()
     size = path.stat().st_size
     db.execute("VACUUM")
-    log.info("agents.store.vacuumed", path=str(path), bytes_before=size,
-             bytes_after=path.stat().st_size, seconds=round(time.monotonic() - started, 3))
+    if size > 4096:  # a real conversion, not an empty file a pragma already wrote a page to
+        log.info("agents.store.vacuumed", path=str(path), bytes_before=size,
+                 bytes_after=path.stat().st_size, seconds=round(time.monotonic() - started, 3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +212,8 @@ class EventStore:
         event_rows = []
         touched: dict[str, str] = {}
         hourly: dict[HourlyKey, list[float]] = {}
+        sessions: dict[tuple[str, ...], list[float]] = {}
+        seen: dict[tuple[str, str], list[object]] = {}
         last_seq: dict[str, int] = {}
         for record in records:
             agent = record.agent
@@ -183,12 +237,11 @@ class EventStore:
                 )
             )
             for key, value, count in hourly_increments(record):
-                slot = hourly.setdefault(key, [0.0, 0])
-                slot[0] += value
-                slot[1] += count
+                _accumulate(hourly, key, key[4], value, count)  # type: ignore[arg-type]
+            if record.session_id:
+                self._note_session(record, sessions, seen)
         evicted = self._caps.touch(records)
-        kept = [r for r in records if self._caps.kept(r)]
-        totals, _ = total_increments(kept, self._reported_pairs(kept))
+        totals = total_increments([r for r in records if self._caps.kept(r)])
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -204,6 +257,11 @@ class EventStore:
                 [(*key, value, int(count)) for key, (value, count) in hourly.items()],
             )
             db.executemany(UPSERT, upsert_rows(totals))
+            db.executemany(
+                _UPSERT_SESSION,
+                [(*key, value, int(count)) for key, (value, count) in sessions.items()],
+            )
+            db.executemany(_UPSERT_SEEN, [(*key, *facts) for key, facts in seen.items()])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -225,20 +283,30 @@ class EventStore:
                                (stream,)).fetchone()
         return int(row[0]) if row else 0
 
-    def _reported_pairs(self, records: Sequence[Record]) -> set[CostPair]:
-        """The (agent, model) pairs of a batch that have reported their own cost before
-        (read from the totals, so nothing about them is held in memory between batches)."""
-        pairs = {(r.agent.name, r.model) for r in records if isinstance(r, TokenUsage)}
-        pairs -= {(r.agent.name, r.model) for r in records if isinstance(r, CostUsage)}
-        return {pair for pair in pairs
-                if self._db.execute(IS_REPORTED_COST, pair).fetchone() is not None}
-
     def _forget(self, evicted: Evicted) -> None:
         """Delete the totals of evicted identities (inside the caller's transaction)."""
         db = self._db
         db.executemany("DELETE FROM totals WHERE agent = ?", [(a,) for a in evicted.agents])
         db.executemany("DELETE FROM totals WHERE agent = ? AND model = ?", evicted.models)
         db.executemany("DELETE FROM totals WHERE agent = ? AND tool = ?", evicted.tools)
+
+    @staticmethod
+    def _note_session(
+        record: Record, sessions: dict[tuple[str, ...], list[float]],
+        seen: dict[tuple[str, str], list[object]],
+    ) -> None:
+        agent, session = record.agent, str(record.session_id)
+        for model, tool, measure, dim, value, count in figures(record):
+            if measure not in ("series", "events"):
+                key = (agent.name, session, model, tool, measure, dim)
+                _accumulate(sessions, key, measure, value, count)
+        facts = seen.get((agent.name, session))
+        if facts is None:
+            seen[(agent.name, session)] = [agent.host, agent.service, agent.version, agent.pid,
+                                           record.ts, record.ts]
+        else:
+            facts[4] = min(float(facts[4]), record.ts)  # type: ignore[arg-type]
+            facts[5] = max(float(facts[5]), record.ts)  # type: ignore[arg-type]
 
     def used_bytes(self) -> int:
         """Bytes of the database in use (free pages not counted)."""
@@ -248,9 +316,9 @@ class EventStore:
         return int((pages - free) * size)
 
     def enforce_retention(self, now: float, *, by_age: bool = True) -> RetentionResult:
-        """Drop events and hourly rows older than the retention age (unless ``by_age`` is
-        False), then oldest first down to ``retention_bytes``, and give the freed pages back
-        to the filesystem so the file on disk shrinks with them."""
+        """Drop events, hourly rows and sessions older than the retention age (unless
+        ``by_age`` is False), then oldest first down to ``retention_bytes``, and give the
+        freed pages back to the filesystem so the file on disk shrinks with them."""
         db = self._db
         deleted_events = deleted_hours = 0
         if by_age:
@@ -259,6 +327,11 @@ class EventStore:
             deleted_hours = db.execute(
                 "DELETE FROM hourly WHERE hour < ?", (int(horizon // 3600),)
             ).rowcount
+            db.execute(
+                "DELETE FROM session_totals WHERE (agent, session_id) IN "
+                "(SELECT agent, session_id FROM session_seen WHERE last_ts < ?)", (horizon,)
+            )
+            db.execute("DELETE FROM session_seen WHERE last_ts < ?", (horizon,))
         for _ in range(_MAX_TRIM_ROUNDS):
             used = self.used_bytes()
             if used <= self.retention_bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 from daemon.agents.cardinality import IdentityLimits
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
-from daemon.agents.records import Agent, ApiRequest, CostUsage, SessionStart, TokenUsage, ToolCall
+from daemon.agents.records import Agent, ApiRequest, SessionStart, ToolCall
 from daemon.agents.store import EventStore
 from daemon.agents.totals import read_totals
 
@@ -59,17 +59,6 @@ def test_session_streams_are_forgotten_in_memory_but_sequences_continue(tmp_path
     store.append([SessionStart(NOW, first, None, 1)])
     assert [e.seq for e in StoreReader(store.path).events("bot/session-s-0")] == [1, 2, 3]
     assert counters.snapshot()["evicted.sessions"] == 16  # 21 stream uses, 5 kept
-
-
-def test_reported_cost_rule_survives_without_a_memory_set(tmp_path: Path) -> None:
-    """Once a pair reported its cost, later computed cost is not added (read from the store)."""
-    store = store_at(tmp_path / "s.sqlite3", Counters())
-    bot = Agent("bot", None, None, None)
-    store.append([CostUsage(NOW, bot, None, "m", 1.5)])
-    store.append([TokenUsage(NOW, bot, None, "m", "input", 10, "x", cost_usd=9.0,
-                             cost_status="computed")])
-    cost = [r.value for r in read_totals(store.path) if r.measure == "cost"]
-    assert cost == [1.5]
 
 
 def test_a_lower_cap_at_reopen_trims_what_the_store_holds(tmp_path: Path) -> None:
