@@ -26,8 +26,9 @@ class LruDict(Generic[K, V]):
     """A mapping of at most ``limit`` entries; setting a new key past it evicts the least
     recently set or read one.
 
-    >>> d: LruDict[str, int] = LruDict(2); d.put("a", 1); d.put("b", 2); d.get("a")
-    1
+    >>> d: LruDict[str, int] = LruDict(2)
+    >>> d.put("a", 1), d.put("b", 2), d.get("a")
+    ([], [], 1)
     >>> d.put("c", 3)
     ['b']
     >>> sorted(d.keys())
