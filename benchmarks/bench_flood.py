@@ -44,7 +44,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.unit.agents.payloads import metrics_request, sum_metric  # noqa: E402
+from tests.unit.agents.payloads import metrics_request, sum_metric
 
 REPO = Path(__file__).resolve().parent.parent
 MB = 1_000_000

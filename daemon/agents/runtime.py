@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import read_regular
 from daemon.agents.cardinality import IdentityLimits
 from daemon.agents.counters import Counters
 from daemon.agents.ingest import Ingestor
@@ -61,7 +62,7 @@ class AgentTelemetry:
 
     def _restore_series(self) -> None:
         try:
-            items = json.loads(self.series_path.read_bytes())
+            items = json.loads(read_regular(self.series_path, 64 * 1024 * 1024))
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:

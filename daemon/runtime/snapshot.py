@@ -230,6 +230,7 @@ class StatusSnapshot:
     flush: FlushStatus | None = None
     otlp: OtlpStatus | None = None
     metrics_listen: str | None = None
+    degraded: str | None = None  # e.g. "disk full": running, but not doing all of its job
     version: int = STATUS_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -241,6 +242,7 @@ class StatusSnapshot:
             "pid": self.pid,
             "started_at": self.started_at,
             "stopped": self.stopped,
+            "degraded": self.degraded,
             "config_source": self.config_source,
             "config": dict(self.config),
             "state_dir": self.state_dir,
@@ -314,6 +316,7 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
             otlp.get("dropped_or_refused"), otlp.get("error"), otlp.get("note"),
             {str(k): int(v) for k, v in (otlp.get("evicted") or {}).items()} or None),
         metrics_listen=metrics.get("listen"),
+        degraded=data["degraded"] if isinstance(data.get("degraded"), str) else None,
     )
 
 
