@@ -124,13 +124,14 @@ def _start_metrics(running: Running, config: Config, snapshot: Callable[[], Any]
     if not config.metrics.enabled:
         return
     from daemon.web.metrics import DaemonMetricsCollector
-    from daemon.web.metrics_server import serve_metrics
+    from daemon.web.metrics_server import metrics_limits, serve_metrics
 
     telemetry = running.agents.telemetry
     running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader)
     try:
         running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
-                                               running.metrics)
+                                               running.metrics,
+                                               limits=metrics_limits(config.metrics))
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))

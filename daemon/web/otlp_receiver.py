@@ -97,7 +97,7 @@ def listener_limits(settings: OtlpSettings) -> ListenerLimits:
     """The wire limits of the OTLP listener."""
     return ListenerLimits(
         max_connections=settings.max_connections,
-        read_timeout_seconds=settings.socket_timeout_seconds,
+        read_timeout_seconds=settings.read_timeout_seconds,
         keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
         max_body_bytes=settings.max_body_bytes,
