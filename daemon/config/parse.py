@@ -17,7 +17,6 @@ validators anyway, so the library would save little code for a quarter of the he
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.listeners import parse_metrics, parse_otlp
-from daemon.config.patterns import compile_bounded
+from daemon.config.patterns import SelectorPattern, compile_bounded
 from daemon.config.quantities import parse_duration, parse_size
 from daemon.config.schema import (
     LOG_FORMATS,
@@ -325,7 +324,7 @@ def _names(table: _Table, key: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _pattern(table: _Table, key: str) -> re.Pattern[str] | None:
+def _pattern(table: _Table, key: str) -> SelectorPattern | None:
     """A selector's regular expression (or an array of them: any may match), refused when
     it could take more than linear time."""
     value = table.raw(key)

@@ -9,13 +9,14 @@ side effects.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import platformdirs
+
+from daemon.config.patterns import SelectorPattern
 
 APP_NAME = "telemetryd"
 SYSTEM_STATE_DIR = Path("/var/lib/telemetryd")
@@ -58,11 +59,11 @@ class WatchRule:
 
     name: str
     process_names: tuple[str, ...] = ()
-    exe: re.Pattern[str] | None = None
-    interpreter_cmdline: re.Pattern[str] | None = None
-    cmdline: re.Pattern[str] | None = None
-    exclude_exe: re.Pattern[str] | None = None
-    exclude_cmdline: re.Pattern[str] | None = None
+    exe: SelectorPattern | None = None
+    interpreter_cmdline: SelectorPattern | None = None
+    cmdline: SelectorPattern | None = None
+    exclude_exe: SelectorPattern | None = None
+    exclude_cmdline: SelectorPattern | None = None
     pid: int | None = None
     pidfile: Path | None = None
     user: str | None = None
