@@ -6,7 +6,7 @@ import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sentry_sdk
 import structlog
@@ -20,14 +20,14 @@ from daemon.agents.link import AgentLink
 from daemon.config.schema import Config
 from daemon.runtime.crash_hooks import install_crash_hooks
 from daemon.runtime.delivery import Delivery, is_flush_failure, open_spool
-from daemon.runtime.page_sources import daemon_page_sources
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.recent_events import EventKind, RecentEvent, RecentEvents
 from daemon.runtime.reporting import ReportWriter
 from daemon.runtime.stats_recorder import StatsRecorder
-from daemon.web.metrics import DaemonMetricsCollector
-from daemon.web.metrics_server import MetricsServer, serve_metrics
-from daemon.web.status_routes import page_routes
+
+if TYPE_CHECKING:  # the HTTP stack and prometheus-client load only when /metrics starts
+    from daemon.web.metrics import DaemonMetricsCollector
+    from daemon.web.metrics_server import MetricsServer
 
 log = structlog.get_logger("telemetryd")
 MAX_REMEMBERED_REPORTS = 200
@@ -153,13 +153,19 @@ def _start_metrics(running: Running, config: Config, paths: StatePaths,
                    snapshot: Callable[[], Any]) -> None:
     if not config.metrics.enabled:
         return
+    from daemon.runtime.page_sources import daemon_page_sources
+    from daemon.web.metrics import DaemonMetricsCollector
+    from daemon.web.metrics_server import metrics_limits, serve_metrics
+    from daemon.web.status_routes import page_routes
+
     telemetry = running.agents.telemetry
     running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader)
     pages = daemon_page_sources(snapshot, paths.stats_db, lambda: running.spool,
                                 telemetry.reader, lambda: running.dsn)
     try:
         running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
-                                               running.metrics, routes=page_routes(pages))
+                                               running.metrics, routes=page_routes(pages),
+                                               limits=metrics_limits(config.metrics))
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))
