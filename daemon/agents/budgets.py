@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.agents.settings import BudgetPeriod, BudgetSettings
+if TYPE_CHECKING:  # types only: `budget check` imports this module on every tool call
+    from daemon.agents.settings import BudgetPeriod, BudgetSettings
 
 THRESHOLDS_PERCENT: tuple[int, ...] = (50, 75, 90, 100)
 
@@ -65,6 +66,7 @@ def check(
 ) -> tuple[BudgetState, list[Crossing]]:
     """New state and the thresholds newly crossed; a new period starts with none fired.
 
+    >>> from daemon.agents.settings import BudgetSettings
     >>> b = BudgetSettings("bot", "daily", 10.0)
     >>> state, crossed = check(b, 7.6, None, 0.0)
     >>> [c.threshold_percent for c in crossed], sorted(state.fired)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from daemon.agents import spend
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
 
@@ -67,7 +68,7 @@ class StoreReader:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+        db = spend.connect_read_only(self.path)
         try:
             yield db
         finally:
@@ -112,8 +113,17 @@ class StoreReader:
 
     def spend_usd(self, agent: str | None, since: float, until: float) -> float:
         """Cost of one agent (``None`` or ``"*"``: all agents) over the hours in [since, until]."""
-        rows = self.stats(since, until, "agent")
-        return sum(r.cost_usd or 0.0 for r in rows if agent in (None, "*", r.key))
+        if not self.exists():
+            return 0.0
+        with self._connect() as db:
+            return spend.period_spend(db, agent, since, until)
+
+    def session_spend(self, session_id: str) -> dict[str, float]:
+        """Cost of one agent session per agent name (see ``daemon.agents.spend``)."""
+        if not self.exists():
+            return {}
+        with self._connect() as db:
+            return spend.session_spend(db, session_id)
 
     def events(self, stream: str, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Raw events of one stream after a sequence number, in order (replay)."""

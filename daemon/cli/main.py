@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from daemon import __version__
 from daemon.cli.output import err, out
 from daemon.config.schema import (
@@ -102,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     kind = unit.add_mutually_exclusive_group()
     kind.add_argument("--user", action="store_true", help="systemd user unit")
     kind.add_argument("--launchd", action="store_true", help="launchd agent plist (macOS)")
+
+    from daemon.cli import budget
+
+    budget.add_parser(sub)
     return parser
 
 
@@ -111,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Everything telemetryd writes (reports, databases, status) is for its owner only.
     os.umask(0o077)
+    if args.command == "budget":
+        # Before logging is set up: structlog alone would cost more than its whole budget.
+        from daemon.cli.budget import run as run_budget
+
+        return run_budget(args)
     if args.command not in ("run", "demo"):
         # Commands print their results on stdout; their log lines (a corrupt spool file
         # moved aside, a flush outage) go to stderr so `--json` output stays parseable.
@@ -136,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace, path: Path | None = None) -> Config:
+    import psutil  # here, not at the top: `budget check` must start fast
+
     return load_config(path or args.config, environ_snapshot(), psutil.virtual_memory().total)
 
 

@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import platformdirs
-
-from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.quantities import parse_duration, parse_size
 
 APP_NAME = "telemetryd"
@@ -174,11 +171,12 @@ class OtlpSettings:
 
 @dataclass(frozen=True)
 class BudgetRule:
-    """One [[budget]] table: cost limits per agent, in USD."""
+    """One [[budget]] table: cost limits per agent, in USD (``session_usd``: per agent session)."""
 
     agent: str
     daily_usd: float | None = None
     monthly_usd: float | None = None
+    session_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +203,8 @@ def default_state_dir(environ: Mapping[str, str]) -> Path:
         # The system unit's StateDirectory: so `telemetryd status` run as root finds
         # the daemon systemd started.
         return SYSTEM_STATE_DIR
+    import platformdirs  # here: `budget check` with a config naming its state dir skips it
+
     return Path(platformdirs.user_state_dir(APP_NAME))
 
 
@@ -215,6 +215,8 @@ def config_search_path(explicit: Path | None, environ: Mapping[str, str]) -> lis
     paths: list[Path] = []
     if environ.get("TELEMETRYD_CONFIG"):
         return [Path(environ["TELEMETRYD_CONFIG"])]
+    import platformdirs
+
     paths.append(Path(platformdirs.user_config_dir(APP_NAME)) / "telemetryd.toml")
     paths.append(SYSTEM_CONFIG_PATH)
     return paths
@@ -266,6 +268,40 @@ def parse_config_text(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, None, f"invalid TOML: {exc}") from None
     return parse_config(data, source, environ, total_memory_bytes)
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """What ``budget check`` needs from the config: where the state is and the budgets."""
+
+    source: str
+    state_dir: Path
+    budgets: tuple[BudgetRule, ...]
+
+
+def load_budget_view(explicit: Path | None, environ: Mapping[str, str]) -> BudgetView:
+    """Read only [daemon] and [[budget]] of the config, with the same rules as ``load_config``.
+
+    ``budget check`` runs before every tool call of an agent: it must not pay for validating
+    (and importing what validates) the rest; ``check-config`` validates the whole file.
+    """
+    path = find_config_file(explicit, environ)
+    if path is None:
+        text, source = DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
+    else:
+        source = str(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(source, None, f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, None, f"invalid TOML: {exc}") from None
+    root = _Table(data, "", source)
+    daemon = _parse_daemon(_subtable(root, "daemon"), environ)
+    budgets = tuple(_parse_budget(table) for table in _table_list(root, "budget"))
+    return BudgetView(source, daemon.state_dir, budgets)
 
 
 class _Table:
@@ -482,6 +518,9 @@ def _parse_sentry(table: _Table, environ: Mapping[str, str]) -> SentrySettings:
     from_file = table.get_str("dsn")
     dsn = from_file or environ.get("SENTRY_DSN") or None
     if dsn is not None:
+        # Imported here: sentry-sdk costs 50 ms, too much for `budget check` on every tool call.
+        from crash_reports.delivery.dsn import parse_dsn
+
         try:
             parse_dsn(dsn)
         except ValueError as exc:
@@ -553,10 +592,11 @@ def _parse_budget(table: _Table) -> BudgetRule:
         raise table.error("agent", "every budget needs the agent it applies to")
     daily = table.get_number("daily_usd", None)
     monthly = table.get_number("monthly_usd", None)
-    if daily is None and monthly is None:
-        raise table.error(None, "a budget needs daily_usd, monthly_usd or both")
+    session = table.get_number("session_usd", None)
+    if daily is None and monthly is None and session is None:
+        raise table.error(None, "a budget needs daily_usd, monthly_usd, session_usd or several")
     table.reject_unknown()
-    return BudgetRule(agent, daily, monthly)
+    return BudgetRule(agent, daily, monthly, session)
 
 
 def describe(config: Config) -> dict[str, Any]:
@@ -622,7 +662,8 @@ def describe(config: Config) -> dict[str, Any]:
             "listen": _listen_text(config.metrics),
         },
         "budget": [
-            {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd}
+            {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd,
+             "session_usd": b.session_usd}
             for b in config.budgets
         ],
     }
