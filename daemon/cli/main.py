@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--user", action="store_true", help="systemd user unit")
     kind.add_argument("--launchd", action="store_true", help="launchd agent plist (macOS)")
 
-    from daemon.cli import budget
+    from daemon.cli import budget, wrap
 
     budget.add_parser(sub)
+    wrap.add_parser(sub)
     return parser
 
 
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats": cmd_stats,
         "demo": cmd_demo,
         "install-unit": cmd_install_unit,
+        "wrap": cmd_wrap,
     }
     try:
         return handlers[args.command](args)
@@ -268,6 +270,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     config = _load(args)
     return run_stats(args, config)
+
+
+def cmd_wrap(args: argparse.Namespace) -> int:
+    """telemetryd wrap."""
+    from daemon.cli.wrap import run as run_wrap
+
+    return run_wrap(args, _load(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -43,6 +43,16 @@ class StatePaths:
         """Which budget thresholds already fired this period."""
         return self.root / "budgets.json"
 
+    @property
+    def wrapped(self) -> Path:
+        """One small JSON file per child ``telemetryd wrap`` runs, read by the daemon each tick."""
+        return self.root / "wrapped"
+
+    @property
+    def heap_snapshots(self) -> Path:
+        """Node heap snapshots taken as evidence (0700: they hold the agent's secrets)."""
+        return self.root / "heap-snapshots"
+
     def ensure(self) -> None:
         """Create the state dir (0700) and check it is writable; raise OSError with a reason."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -22,7 +22,7 @@ from crash_reports.spool.store import Dropped, Spool
 from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
 from daemon.agents.link import AgentLink
-from daemon.config.schema import Config, ConfigError, describe
+from daemon.config.schema import Config, ConfigError, WatchRule, describe
 from daemon.runtime.crash_hooks import capture_exception, describe_job_error, install_crash_hooks
 from daemon.runtime.delivery import make_flusher, open_spool, spool_limits
 from daemon.runtime.lock import InstanceLock
@@ -32,6 +32,7 @@ from daemon.runtime.reporting import ReportWriter
 from daemon.runtime.scheduler import make_scheduler, reschedule
 from daemon.runtime.stats_recorder import StatsRecorder
 from daemon.runtime.status import STATUS_VERSION, write_snapshot
+from daemon.runtime.wrapped import pids_by_watch, read_announced, with_wrapped_watch
 from daemon.watch.monitor import LogEvent, Monitor, ReportRequest, TrackedProcess
 from daemon.watch.proctable import ProcessTable, default_process_table
 from daemon.watch.sampler import Sampler, TickSample
@@ -61,6 +62,11 @@ def make_sentry_client(transport: SpoolTransport, config: Config) -> sentry_sdk.
     )
 
 
+def _watches(config: Config) -> tuple[WatchRule, ...]:
+    """The configured watches plus the one ``telemetryd wrap`` children join by default."""
+    return with_wrapped_watch(config.watches, psutil.virtual_memory().total)
+
+
 class Service:
     """Owns everything the running daemon holds and the order it is set up and torn down in."""
 
@@ -83,8 +89,9 @@ class Service:
         self.paths = StatePaths(config.daemon.state_dir)
         self.process_table = process_table or default_process_table()
         self.system = system_facts or SystemFacts()
-        self.sampler = Sampler(self.process_table, config.watches)
-        self.monitor = Monitor(config.watches, config.daemon.history_samples,
+        watches = _watches(config)
+        self.sampler = Sampler(self.process_table, watches)
+        self.monitor = Monitor(watches, config.daemon.history_samples,
                                config.daemon.trend_window_seconds)
         self.lock = InstanceLock(self.paths.lock)
         self.stop_requested = threading.Event()
@@ -164,7 +171,8 @@ class Service:
         with self._tick_lock:
             started = self.monotonic()
             now = self.clock()
-            sample = self.sampler.sample(started, now)
+            announced = pids_by_watch(read_announced(self.paths.wrapped))
+            sample = self.sampler.sample(started, now, announced)
             evidence = self._oom_evidence()
             actions = self.monitor.observe(sample, evidence.get("oom_kill_delta"))
             if self.stats is not None:
@@ -219,8 +227,8 @@ class Service:
         old = self.config
         with self._tick_lock:
             self.config = _keep_state_dir(new, old)
-            self.sampler.set_rules(new.watches)
-            self.monitor.set_rules(new.watches)
+            self.sampler.set_rules(_watches(new))
+            self.monitor.set_rules(_watches(new))
             self.monitor.history_samples = new.daemon.history_samples
             self.monitor.trend_window_seconds = new.daemon.trend_window_seconds
             if self.scheduler is not None:
@@ -454,7 +462,11 @@ class Service:
         for (watch, _key), tracked in sorted(self.monitor.tracked.items()):
             by_watch.setdefault(watch, []).append(tracked)
         watches = []
-        for rule in self.config.watches:
+        rules = list(self.config.watches)
+        # The default watch of `telemetryd wrap` shows while it has children.
+        rules += [rule for name, rule in self.monitor.rules.items()
+                  if name in by_watch and rule not in rules]
+        for rule in rules:
             processes = []
             for tracked in by_watch.get(rule.name, ()):
                 sample_now = tracked.last
