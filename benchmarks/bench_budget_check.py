@@ -78,10 +78,12 @@ def main() -> None:
         fill_store(state / "events.db", args.sessions, args.events)
         fill_seconds = time.perf_counter() - started
         config = Path(tmp) / "telemetryd.toml"
+        # Half of what one session spent (its cost reports, 0.01 USD each): s-1 is over.
+        session_usd = max(0.001, args.events // 2 * 0.01 / 2)
         config.write_text(f'[daemon]\nstate_dir = "{state}"\n[sentry]\n'
                           'dsn = "https://key@o1.ingest.sentry.io/1"\n'
-                          '[[budget]]\nagent = "claude-code"\nsession_usd = 0.2\n'
-                          'daily_usd = 1000.0\nmonthly_usd = 10000.0\n')
+                          f'[[budget]]\nagent = "claude-code"\nsession_usd = {session_usd}\n'
+                          'daily_usd = 100000.0\nmonthly_usd = 1000000.0\n')
         hook_argv = [*command, "--config", str(config), "budget", "check", "--hook"]
         over = json.dumps({"session_id": "s-1", "tool_name": "Bash"}).encode()
         within = json.dumps({"session_id": "new-session", "tool_name": "Bash"}).encode()
