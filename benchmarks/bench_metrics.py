@@ -23,7 +23,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,24 +40,23 @@ from daemon.agents.queries import StoreReader
 from daemon.agents.records import Agent, ApiRequest, Record, TokenUsage, ToolCall
 from daemon.agents.store import EventStore
 from daemon.agents.totals import DURATION_BUCKETS_SECONDS, read_totals
+from daemon.runtime.paths import StatePaths
+from daemon.runtime.snapshot import OtlpStatus, StatusSnapshot
 from daemon.web.metrics import DaemonMetricsCollector, LabelLimits
 from daemon.web.metrics_server import make_registry, serve_metrics
+from tests.support import snapshots as build
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation")
 NOW = time.time()
 
 
-def snapshot() -> dict[str, Any]:
+def snapshot() -> StatusSnapshot:
     """A status snapshot with 10 watches of 5 processes each."""
-    process = {"rss_bytes": 1 << 28, "cpu_percent": 12.5, "state": "ok",
-               "rate_bytes_per_min": 600.0, "eta_seconds": None, "note": ""}
-    return {
-        "started_at": NOW, "last_tick": {"at": NOW, "count": 10},
-        "watches": [{"name": f"watch-{w}", "processes": [dict(process, pid=p) for p in range(5)]}
-                    for w in range(10)],
-        "reports": {"pending": 0, "quarantined": 0, "written_since_start": 0},
-        "flush": {"enabled": False}, "otlp": {"up": True},
-    }
+    return build.snapshot(
+        [build.watch(f"watch-{w}", *(build.process(p, 1 << 28, 12.5, rate=600.0)
+                                     for p in range(5)))
+         for w in range(10)],
+        now=NOW, last_tick_at=NOW, tick_count=10, otlp=OtlpStatus(up=True))
 
 
 def fill(store: EventStore, agents: int, models: int, tools: int) -> int:
@@ -147,7 +145,7 @@ def main() -> None:
     limits = LabelLimits(agents=max(50, args.agents), models=max(50, args.models),
                          tools=max(50, args.tools))
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "agents.sqlite3"
+        path = StatePaths(Path(tmp)).events_db
         store = EventStore(path, 30.0, 1 << 34)
         start = time.perf_counter()
         events = fill(store, args.agents, args.models, args.tools)

@@ -4,7 +4,12 @@ The load generator runs in a child process so this process's CPU time is the rec
 decoder, pricing and store alone. Baselines measured in the same run: decode only (parse
 + normalize, no HTTP, no store) and store only (append of the decoded records).
 
+The old HTTP server is measured in the same run: ``--baseline-rev REV`` (default: the commit
+before the receiver moved to uvicorn) is checked out with ``git worktree`` into a temporary
+folder and this same benchmark's HTTP figure is taken there, with the same payloads.
+
 Usage: .venv/bin/python benchmarks/bench_otlp.py [--requests 400] [--agents 50] [--models 20]
+       [--baseline-rev 8c5f603 | --baseline-rev none]
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import argparse
 import http.client
 import multiprocessing
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +36,8 @@ from daemon.agents.pricing import price_tokens
 from daemon.agents.records import TokenUsage
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.series import SeriesTracker
-from daemon.agents.settings import AgentTelemetrySettings
 from daemon.agents.store import EventStore
+from daemon.config.schema import ListenSettings, OtlpSettings
 from tests.unit.agents.payloads import claude_resource, metrics_request, sum_metric
 
 TOKEN_TYPES = ("input", "output", "cacheRead", "cacheCreation")
@@ -116,7 +123,8 @@ def bench_http(
     payloads: list[bytes], connections: int, directory: Path
 ) -> tuple[float, float, int]:
     """Wall seconds and this process's CPU seconds to ingest every payload, and 429s seen."""
-    telemetry = AgentTelemetry(AgentTelemetrySettings(listen_port=0), directory / "http.sqlite3")
+    settings = OtlpSettings(listen=ListenSettings(True, "127.0.0.1", 0))
+    telemetry = AgentTelemetry(settings, directory / "http.sqlite3")
     telemetry.start()
     try:
         result: multiprocessing.Queue = multiprocessing.Queue()
@@ -160,6 +168,30 @@ def bench_store_only(batches: list, directory: Path) -> float:
     return elapsed
 
 
+def baseline_http(rev: str, args: argparse.Namespace) -> str:
+    """The HTTP -> store line of this benchmark run in a worktree of ``rev``."""
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "-q", str(tree),
+                        rev], check=True)
+        script = tree / "benchmarks" / "bench_otlp.py"
+        # A baseline that has this option must not measure its own baseline in turn.
+        recurse = ["--baseline-rev", "none"] if "baseline-rev" in script.read_text() else []
+        try:
+            out = subprocess.run(
+                [sys.executable, str(script), "--requests",
+                 str(args.requests), "--agents", str(args.agents), "--models", str(args.models),
+                 "--connections", str(args.connections), *recurse],
+                cwd=tree, capture_output=True, text=True, check=True,
+            ).stdout
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                           check=False)
+    found = re.search(r"HTTP -> store:\s+([\d,]+) points/s wall", out)
+    return found.group(1) if found else "?"
+
+
 def main() -> None:
     """Run the three measurements and print figures and ratios."""
     parser = argparse.ArgumentParser()
@@ -167,6 +199,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--baseline-rev", default="8c5f603")
     args = parser.parse_args()
     payloads = build_payloads(args.requests, args.agents, args.models)
     points = sum(points_in(p) for p in payloads)
@@ -187,6 +220,11 @@ def main() -> None:
         f"{cpu / wall * 100:.0f}% of a core, {throttled} x 429 retried"
     )
     print(f"ratio end-to-end / decode-only: {(points / wall) / (points / decode_s):.2f}")
+    if args.baseline_rev != "none":
+        old = baseline_http(args.baseline_rev, args)
+        ratio = (points / wall) / float(old.replace(",", "")) if old != "?" else float("nan")
+        print(f"old server ({args.baseline_rev}), same payloads: {old:>12} points/s wall; "
+              f"new / old = {ratio:.2f}")
 
 
 if __name__ == "__main__":

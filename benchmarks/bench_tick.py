@@ -39,11 +39,13 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 from _procs import ProcessGroup, leak_jump, spawn_leaker, spawn_trees  # noqa: E402
 
-from crash_reports.spool.store import parse_envelope  # noqa: E402
-from daemon.config.schema import Config, parse_config_text  # noqa: E402
+from crash_reports.spool.envelope import parse_envelope  # noqa: E402
+from daemon.config.parse import parse_config_text  # noqa: E402
+from daemon.config.schema import Config  # noqa: E402
 from daemon.runtime.logs import configure_logging  # noqa: E402
 from daemon.runtime.service import Service  # noqa: E402
-from daemon.runtime.status import StatusUnreadableError, read_snapshot  # noqa: E402
+from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError  # noqa: E402
+from daemon.runtime.status import read_snapshot  # noqa: E402
 
 MiB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -229,9 +231,9 @@ def driven_service(config: Config) -> Iterator[Service]:
     service.startup()
     try:
         wait_for(lambda: service.tick_count >= 1, 30, "the scheduler's first tick")
-        assert service.scheduler is not None
-        service.scheduler.shutdown(wait=True)
-        service.scheduler = None
+        assert service.running is not None and service.running.scheduler is not None
+        service.running.scheduler.shutdown(wait=True)
+        service.running.scheduler = None
         yield service
     finally:
         service.shutdown()
@@ -249,7 +251,7 @@ def run_in_process(config: Config, roots: Sequence[int], pairs: int, ticks: int,
         per_pair = (time.perf_counter() - warm_start) / 20
         # At 1,000 trees a pair takes ~0.1 s: keep this phase to a third of the budget.
         pairs = min(pairs, max(100, int(max_seconds / 3 / per_pair)))
-        tracked = [t for (w, _), t in service.monitor.tracked.items() if w == "bench-trees"]
+        tracked = [t for (w, _), t in service.ticker.monitor.tracked.items() if w == "bench-trees"]
         members = sum(t.last.members for t in tracked)
         pair_daemon, pair_raw = Timings([], []), Timings([], [])
         for index in range(pairs):
@@ -301,7 +303,7 @@ def daemon_env() -> dict[str, str]:
     return env
 
 
-def status_of(state_dir: Path) -> dict[str, Any] | None:
+def status_of(state_dir: Path) -> StatusSnapshot | None:
     """The daemon's status snapshot, or None while there is none."""
     try:
         return read_snapshot(state_dir / "status.json")
@@ -312,8 +314,9 @@ def status_of(state_dir: Path) -> dict[str, Any] | None:
 def tick_count(state_dir: Path) -> int:
     """How many ticks the daemon has done, per its status snapshot."""
     snapshot = status_of(state_dir)
-    last = (snapshot or {}).get("last_tick") or {}
-    return int(last.get("count") or 0)
+    if snapshot is None or snapshot.last_tick is None:
+        return 0
+    return snapshot.last_tick.count
 
 
 @contextlib.contextmanager
@@ -351,11 +354,12 @@ def run_daemon_cpu(group: ProcessGroup, work: Path, marker: str, seconds: float)
         cpu_after, wall_after = times.user + times.system, time.monotonic()
         ticks_after = tick_count(state_dir)
         rss = proc.memory_info().rss
-        last = (status_of(state_dir) or {}).get("last_tick") or {}
+        snapshot = status_of(state_dir)
+        last = snapshot.last_tick if snapshot else None
     window = wall_after - wall_before
     return DaemonRun((cpu_after - cpu_before) / window * 100.0, window, ticks_after - ticks_before,
-                     rss, float(last.get("duration_seconds") or 0.0) * 1000,
-                     int(last.get("processes_scanned") or 0))
+                     rss, (last.duration_seconds if last else 0.0) * 1000,
+                     last.processes_scanned if last else 0)
 
 
 # --- report latency ----------------------------------------------------------------------
@@ -377,10 +381,11 @@ class LatencyTrial:
 
 def leaker_state(state_dir: Path, pid: int) -> str | None:
     """The daemon's RSS level for the leaker's pid, or None while it is not listed."""
-    for watch in (status_of(state_dir) or {}).get("watches", []):
-        for proc in watch.get("processes", []):
-            if proc.get("pid") == pid:
-                return str(proc.get("rss_level"))
+    snapshot = status_of(state_dir)
+    for watch in snapshot.watches if snapshot else ():
+        for proc in watch.processes:
+            if proc.pid == pid:
+                return proc.rss_level
     return None
 
 

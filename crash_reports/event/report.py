@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import redact_args
 
 REPORT_NAMESPACE = uuid.UUID("6f0e4a52-2b8e-4c1f-9a55-1d1a3c2e7b10")
-KINDS = ("rss_critical", "cpu_critical", "exited_under_pressure", "child_oom_killed", "killed")
+KINDS = tuple(kind.value for kind in ReportKind)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def report_title(data: ReportInput) -> str:
         return (f"{who}: child {gone} killed by the kernel OOM killer"
                 f"{detail} ({data.evidence.get('level', 'warning')})")
     oom = " (kernel OOM killer fired)" if data.evidence.get("oom_kill_delta") else ""
-    if data.kind == "killed":
+    if data.kind == ReportKind.KILLED:
         how = data.evidence.get("signal_name") or f"exit status {data.evidence.get('exit_status')}"
         return f"{who}: killed by {how}{detail}{oom}"
     level = data.evidence.get("level", "warning")

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from crash_reports.stats.store import Period, PeriodKey
+from crash_reports.stats.figures import Period, PeriodKey
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event
@@ -40,7 +40,7 @@ def _utc(epoch: int, fmt: str) -> str:
 def stats_event(period: Period, host: str) -> Event:
     """The Sentry event for one closed period: level info, grouped per host by fingerprint.
 
-    >>> from crash_reports.stats.store import Period, PeriodKey
+    >>> from crash_reports.stats.figures import Period, PeriodKey
     >>> e = stats_event(Period(PeriodKey("agent", 1795525200), {"samples": 3}), "box")
     >>> e["message"]
     'telemetryd stats for box, watch agent, 2026-11-24 13:00 UTC'

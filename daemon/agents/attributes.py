@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,6 +10,8 @@ from daemon.agents.records import Agent
 
 Scalar = str | int | float | bool
 MAX_VALUE_CHARS = 200
+MAX_ATTRIBUTES = 128  # per list: a million empty attributes cost no more than 128
+PID_MAX = 1 << 22  # Linux's PID_MAX_LIMIT
 UNKNOWN_SERVICE = "unknown_service"
 
 
@@ -29,7 +32,7 @@ def scalar(value: Any) -> Scalar | None:
 def to_dict(key_values: Iterable[Any]) -> dict[str, Scalar]:
     """Attributes as a dict of scalars (keys cut to a sane length)."""
     out: dict[str, Scalar] = {}
-    for kv in key_values:
+    for kv in itertools.islice(key_values, MAX_ATTRIBUTES):
         found = scalar(kv.value)
         if found is not None:
             out[str(kv.key)[:MAX_VALUE_CHARS]] = found
@@ -84,9 +87,15 @@ def agent_of(resource_attrs: dict[str, Scalar]) -> Agent:
 
     >>> agent_of({"service.name": "claude-code", "process.pid": "42"})
     Agent(name='claude-code', instance_id=None, session_id=None, pid=42)
+    >>> agent_of({"process.pid": 1e300}).pid is None
+    True
     """
     pid_value = number(resource_attrs, "process.pid")
-    pid = int(pid_value) if pid_value is not None and pid_value.is_integer() else None
+    pid = (
+        int(pid_value)
+        if pid_value is not None and 0 < pid_value <= PID_MAX and pid_value.is_integer()
+        else None
+    )
     return Agent(
         name=text(resource_attrs, "service.name") or UNKNOWN_SERVICE,
         instance_id=text(resource_attrs, "service.instance.id"),

@@ -7,8 +7,7 @@ decides which limits apply and whether any is spent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 Scope = Literal["session", "daily", "monthly"]
 
@@ -26,17 +25,18 @@ class BudgetLimits(Protocol):
     def session_usd(self) -> float | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """One limit that applies; ``agent`` is the rule's (``"*"``: all agents together)."""
+class Limit(NamedTuple):
+    """One limit that applies; ``agent`` is the rule's (``"*"``: all agents together).
+
+    NamedTuples here, not dataclasses: this runs on every tool call (see ``cli.budget``).
+    """
 
     scope: Scope
     agent: str
     limit_usd: float
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """The answer: ``over`` with the reason naming the most spent limit."""
 
     over: bool

@@ -6,10 +6,11 @@ Periods are calendar days and months in UTC, matching the store's UTC hour bucke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # types only: `budget check` imports this module on every tool call
+from daemon.agents.periods import period_key, utc
+
+if TYPE_CHECKING:
     from daemon.agents.settings import BudgetPeriod, BudgetSettings
 
 THRESHOLDS_PERCENT: tuple[int, ...] = (50, 75, 90, 100)
@@ -33,32 +34,6 @@ class Crossing:
     threshold_percent: int
     spent_usd: float
     limit_usd: float
-
-
-def _utc(now: float) -> datetime:
-    return datetime.fromtimestamp(now, UTC)
-
-
-def period_key(period: BudgetPeriod, now: float) -> str:
-    """Name of the period ``now`` falls in.
-
-    >>> period_key("daily", 86400 * 3.5), period_key("monthly", 86400 * 40)
-    ('1970-01-04', '1970-02')
-    """
-    moment = _utc(now)
-    return moment.strftime("%Y-%m-%d") if period == "daily" else moment.strftime("%Y-%m")
-
-
-def period_start(period: BudgetPeriod, now: float) -> float:
-    """Epoch seconds at which the period ``now`` falls in began.
-
-    >>> period_start("daily", 86400 * 3.5), period_start("monthly", 86400 * 40)
-    (259200.0, 2678400.0)
-    """
-    moment = _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "monthly":
-        moment = moment.replace(day=1)
-    return moment.timestamp()
 
 
 def check(
@@ -105,7 +80,7 @@ def sentry_event(crossing: Crossing, now: float) -> dict[str, Any]:
             f"{crossing.threshold_percent}% of its {crossing.period} budget "
             f"of {crossing.limit_usd:.2f} USD ({crossing.period_key})"
         ),
-        "timestamp": _utc(now).isoformat(),
+        "timestamp": utc(now).isoformat(),
         "fingerprint": ["telemetryd-budget", crossing.agent, crossing.period],
         "tags": {
             "agent": crossing.agent,

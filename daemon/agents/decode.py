@@ -2,8 +2,10 @@
 
 Claude Code names (``claude_code.*`` metrics and events) and the OpenTelemetry GenAI
 conventions (``gen_ai.*``) get meaning; any other metric is kept as a generic series.
-Values that cannot be counted (NaN, infinite, negative counters) and series over the
-cardinality cap are refused and counted by reason; nothing received is ever logged.
+Values that cannot be counted (NaN, infinite, negative counters, magnitudes past
+``MAX_VALUE`` or counts past ``MAX_COUNT``) and series over the cardinality cap are refused
+per point and counted by reason, so one bad point never costs another; nothing received is
+ever logged.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from daemon.agents.series import SeriesKey, SeriesTxn
 _CUMULATIVE = 2  # AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _FUTURE_SLACK_SECONDS = 300.0
+# Far past any real amount (USD, tokens, milliseconds, bytes), far below float overflow:
+# sums of a few billion such points stay finite.
+MAX_VALUE = 1e15
+MAX_COUNT = 2**53
 _TOKEN_TYPES: dict[str, TokenType] = {
     "input": "input",
     "output": "output",
@@ -99,6 +105,54 @@ def timestamp(time_unix_nano: int, now: float) -> float:
     return now if seconds > now + _FUTURE_SLACK_SECONDS else seconds
 
 
+def value_refusal(value: float, count: int, counter: bool) -> str | None:
+    """Why a point's value cannot be taken, or None.
+
+    >>> value_refusal(float("nan"), 0, False), value_refusal(-1.0, 0, True)
+    ('not_finite', 'negative')
+    >>> value_refusal(1e308, 0, True), value_refusal(1.0, 2**64 - 1, True)
+    ('overflow', 'overflow')
+    >>> value_refusal(-3.0, 0, False) is None
+    True
+    """
+    if not math.isfinite(value):
+        return "not_finite"
+    if (value < 0 and counter) or count < 0:
+        return "negative"
+    if abs(value) > MAX_VALUE or count > MAX_COUNT:
+        return "overflow"
+    return None
+
+
+def too_many_items(request: Any, limit: int) -> bool:
+    """Whether a request holds more than ``limit`` resources, scopes, metrics, points and log
+    records; stops counting at the limit, so a request of millions of empty messages costs
+    no more than ``limit`` steps.
+    """
+    metrics = hasattr(request, "resource_metrics")
+    resources = request.resource_metrics if metrics else request.resource_logs
+    seen = len(resources)
+    for resource in resources:
+        if seen > limit:
+            return True
+        scopes = resource.scope_metrics if metrics else resource.scope_logs
+        seen += len(scopes)
+        for scope in scopes:
+            if seen > limit:
+                return True
+            if not metrics:
+                seen += len(scope.log_records)
+                continue
+            seen += len(scope.metrics)
+            for metric in scope.metrics:
+                if seen > limit:
+                    return True
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    seen += len(getattr(metric, kind).data_points)
+    return seen > limit
+
+
 def decode_metrics(request: Any, txn: SeriesTxn, now: float) -> DecodeResult:
     """Every data point of an ``ExportMetricsServiceRequest`` into records."""
     result = DecodeResult()
@@ -129,11 +183,9 @@ def _decode_metric(
         else:
             is_int = dp.WhichOneof("value") == "as_int"
             value, count = (float(dp.as_int) if is_int else float(dp.as_double)), 0
-        if not math.isfinite(value):
-            out.refusals["not_finite"] += 1
-            continue
-        if value < 0 and monotonic:
-            out.refusals["negative"] += 1
+        refusal = value_refusal(value, count, monotonic)
+        if refusal is not None:
+            out.refusals[refusal] += 1
             continue
         attrs = attr.to_dict(dp.attributes)
         key: SeriesKey = (agent.stream, name, tuple(sorted((k, str(v)) for k, v in attrs.items())))
@@ -243,12 +295,10 @@ def _decode_log(
             "cache_creation_tokens",
         )
     }
-    present = [v for v in numbers.values() if v is not None]
-    if any(not math.isfinite(v) for v in present):
-        out.refusals["not_finite"] += 1
-        return
-    if any(v < 0 for v in present):
-        out.refusals["negative"] += 1
+    refusals = [value_refusal(v, 0, True) for v in numbers.values() if v is not None]
+    refusal = next((r for r in refusals if r is not None), None)
+    if refusal is not None:
+        out.refusals[refusal] += 1
         return
     record: Record
     if name in ("api_request", "api_error"):
@@ -287,7 +337,7 @@ def _api_record(
 
     if name == "api_error":
         code = attr.number(attrs, "status_code")
-        status = int(code) if code is not None and code.is_integer() else None
+        status = int(code) if code is not None and 0 < code < 1000 and code.is_integer() else None
         error_class = classify_error(status, attr.text(attrs, "error"))
     else:
         status, error_class = None, None

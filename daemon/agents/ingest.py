@@ -127,9 +127,14 @@ class Ingestor:
             written = self.store.append(priced)
         except Exception as exc:  # the writer must outlive a full disk or a locked file
             self.counters.add("write_errors")
-            self.counters.add("records_dropped.write_error", len(records))
             log.error("agents.store.write_failed", error=type(exc).__name__, records=len(records))
-            return
+            # One record the store cannot take must not cost the others: write them one by one.
+            written = 0
+            for record in priced:
+                try:
+                    written += self.store.append([record])
+                except Exception:  # counted below; the batch's error is already logged
+                    self.counters.add("records_dropped.write_error")
         self.counters.add("events_written", written)
 
     def _retain(self, now: float) -> None:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import sentry_sdk
 import structlog
 
+from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
-from daemon.agents import budgets
+from daemon.agents import budgets, periods
 from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.settings import AgentTelemetrySettings, BudgetSettings
-from daemon.config.schema import Config
+from daemon.agents.settings import budgets_from
+from daemon.config.schema import Config, OtlpSettings
+from daemon.runtime.snapshot import OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 
 log = structlog.get_logger("telemetryd.agents")
@@ -25,34 +25,13 @@ BUDGET_CHECK_SECONDS = 60.0
 MAX_CONTEXT_PIDS = 32
 
 
-def agent_settings(config: Config) -> AgentTelemetrySettings:
-    """Map the [otlp] and [[budget]] tables onto the agent-telemetry settings."""
-    otlp = config.otlp
-    budget_list: list[BudgetSettings] = []
-    for rule in config.budgets:
-        if rule.daily_usd is not None:
-            budget_list.append(BudgetSettings(rule.agent, "daily", rule.daily_usd))
-        if rule.monthly_usd is not None:
-            budget_list.append(BudgetSettings(rule.agent, "monthly", rule.monthly_usd))
-    return AgentTelemetrySettings(
-        enabled=otlp.listen.enabled,
-        listen_host=otlp.listen.host,
-        listen_port=otlp.listen.port,
-        max_body_bytes=otlp.max_body_bytes,
-        queue_size=otlp.queue_size,
-        max_series_per_metric=otlp.max_series_per_metric,
-        retention_days=otlp.retention_days,
-        retention_bytes=otlp.retention_bytes,
-        budgets=tuple(budget_list),
-    )
-
-
 class AgentLink:
     """Runs the OTLP receiver and answers the daemon's questions about agents."""
 
     def __init__(self, config: Config, db_path: Path, budget_state_path: Path) -> None:
-        self.settings = agent_settings(config)
-        self.telemetry = open_telemetry(self.settings, db_path)
+        self.otlp = config.otlp
+        self.budgets = budgets_from(config.budgets)
+        self.telemetry = open_telemetry(self.otlp, db_path)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
@@ -60,8 +39,7 @@ class AgentLink:
 
     def set_budgets(self, config: Config) -> None:
         """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
-        budgets_now = agent_settings(config).budgets
-        self.settings = dataclasses.replace(self.settings, budgets=budgets_now)
+        self.budgets = budgets_from(config.budgets)
         self._next_budget_check = 0.0
 
     def start(self) -> None:
@@ -69,8 +47,8 @@ class AgentLink:
         try:
             self.telemetry.start()
         except OSError as exc:
-            self.error = f"cannot listen on {self.settings.listen_host}:" \
-                         f"{self.settings.listen_port}: {exc.strerror or exc}"
+            listen = self.otlp.listen
+            self.error = f"cannot listen on {listen.host}:{listen.port}: {exc.strerror or exc}"
             log.error("otlp.listen_failed", error=self.error)
             return
 
@@ -98,13 +76,13 @@ class AgentLink:
 
     def check_budgets(self, client: sentry_sdk.Client | None, now: float) -> None:
         """Log each budget threshold crossed once per period; spool an event at 100 %."""
-        if not self.settings.budgets or now < self._next_budget_check:
+        if not self.budgets or now < self._next_budget_check:
             return
         self._next_budget_check = now + BUDGET_CHECK_SECONDS
         changed = False
-        for budget in self.settings.budgets:
+        for budget in self.budgets:
             key = f"{budget.agent}|{budget.period}"
-            since = budgets.period_start(budget.period, now)
+            since = periods.period_start(budget.period, now)
             spent = self.telemetry.reader.spend_usd(budget.agent, since, now)
             state, crossings = budgets.check(budget, spent, self.budget_states.get(key), now)
             if state != self.budget_states.get(key):
@@ -120,35 +98,31 @@ class AgentLink:
         if changed:
             _save_budget_states(self.budget_state_path, self.budget_states)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> OtlpStatus:
         """Receiver state and counters for ``status``."""
         if self.error:
-            return {"up": False, "error": self.error}
-        if not self.settings.enabled:
-            return {"up": False, "note": "disabled in [otlp]"}
+            return OtlpStatus(up=False, error=self.error)
+        if not self.otlp.listen.enabled:
+            return OtlpStatus(up=False, note="disabled in [otlp]")
         if not self.telemetry.receiver.running:
-            return {"up": False, "note": "not started"}
+            return OtlpStatus(up=False, note="not started")
         counters = self.telemetry.stats()
         dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
-        return {"up": True, "listen": f"{self.settings.listen_host}:{self.telemetry.receiver.port}",
-                "points_accepted": sum(v for k, v in counters.items()
-                                       if k.startswith("points_accepted")),
-                "dropped_or_refused": dropped}
+        return OtlpStatus(
+            up=True, listen=f"{self.otlp.listen.host}:{self.telemetry.receiver.port}",
+            points_accepted=sum(v for k, v in counters.items()
+                                if k.startswith("points_accepted")),
+            dropped_or_refused=dropped)
 
 
-def open_telemetry(settings: AgentTelemetrySettings, db_path: Path) -> AgentTelemetry:
+def open_telemetry(settings: OtlpSettings, db_path: Path) -> AgentTelemetry:
     """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
     try:
         return AgentTelemetry(settings, db_path)
-    except sqlite3.DatabaseError as exc:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            source = db_path.with_name(db_path.name + suffix)
-            if source.exists():
-                source.replace(aside.with_name(aside.name + suffix))
-        log.error("agents.store_corrupt", path=str(db_path), moved_to=str(aside),
-                  error=str(exc))
+    except (sqlite3.DatabaseError, sqlite.CorruptDatabaseError) as exc:
+        if sqlite.is_busy(exc):
+            raise  # held by another process: its file, not a damaged one
+        sqlite.move_aside_logged(db_path, exc, event="agents.store_corrupt")
         return AgentTelemetry(settings, db_path)
 
 

@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from crash_reports.storage import sqlite
 from daemon.agents import spend
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
+from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
 
 StatsBy = Literal["agent", "model", "tool"]
 LAST_ITEMS = 10
@@ -68,7 +70,7 @@ class StoreReader:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = spend.connect_read_only(self.path)
+        db = sqlite.connect(self.path, busy_timeout_seconds=BUSY_TIMEOUT_SECONDS, read_only=True)
         try:
             yield db
         finally:

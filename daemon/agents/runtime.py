@@ -12,30 +12,30 @@ import structlog
 from crash_reports.storage.atomic import write_atomic
 from daemon.agents.ingest import Ingestor
 from daemon.agents.queries import StoreReader
-from daemon.agents.settings import AgentTelemetrySettings
 from daemon.agents.store import EventStore
+from daemon.config.schema import OtlpSettings
+from daemon.runtime.paths import series_sidecar
 from daemon.web.otlp_receiver import OtlpReceiver
 
-DB_FILENAME = "agents.sqlite3"
 log = structlog.get_logger(__name__)
 
 
 class AgentTelemetry:
-    """The agent-telemetry part of the daemon; ``db_path`` is usually state_dir / DB_FILENAME."""
+    """The agent-telemetry part of the daemon; ``db_path`` is ``StatePaths.events_db``."""
 
-    def __init__(self, settings: AgentTelemetrySettings, db_path: Path) -> None:
+    def __init__(self, settings: OtlpSettings, db_path: Path) -> None:
         self.settings = settings
         self.store = EventStore(db_path, settings.retention_days, settings.retention_bytes)
         self.reader = StoreReader(db_path)
         self.ingestor = Ingestor(self.store, settings.queue_size)
         self.receiver = OtlpReceiver(settings, self.ingestor)
-        self.series_path = db_path.with_name(db_path.name + ".series.json")
+        self.series_path = series_sidecar(db_path)
 
     def start(self) -> None:
         """Start the writer, then the receiver (when enabled)."""
         self._restore_series()
         self.ingestor.start()
-        if self.settings.enabled:
+        if self.settings.listen.enabled:
             self.receiver.start()
 
     def stop(self) -> None:

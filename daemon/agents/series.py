@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from daemon.agents.counters import Counters
 
 Attributes = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, str, Attributes]
@@ -20,17 +23,25 @@ class _Series:
 
 
 class SeriesTracker:
-    """Known series per metric, bounded; idle series are forgotten so their slots free up.
+    """Known series, bounded: per metric (refused past it), and globally by ``max_series``
+    with least-recently-used eviction (counted in ``series_evicted``); idle series are
+    forgotten so their slots free up.
 
     Not thread-safe: the receiver holds one lock around begin → submit → commit, so a
-    refused (429) request leaves no trace and its retry is counted in full.
+    refused (429) request leaves no trace and its retry is counted in full. ``size`` is a
+    plain int that other threads may read without the lock.
     """
 
-    def __init__(self, max_series_per_metric: int, max_metrics: int, idle_seconds: float) -> None:
+    def __init__(self, max_series_per_metric: int, max_metrics: int, idle_seconds: float,
+                 *, max_series: int = 100_000, counters: Counters | None = None) -> None:
         self.max_series_per_metric = max_series_per_metric
         self.max_metrics = max_metrics
+        self.max_series = max_series
         self.idle_seconds = idle_seconds
+        self.counters = counters or Counters()
         self._metrics: dict[str, dict[SeriesKey, _Series]] = {}
+        self._order: OrderedDict[tuple[str, SeriesKey], None] = OrderedDict()
+        self.size = 0
         self._last_sweep = 0.0
 
     def begin(self, now: float) -> SeriesTxn:
@@ -46,6 +57,22 @@ class SeriesTracker:
             for key, series in staged.items():
                 series.seen = now
                 known[key] = series
+                self._order[(metric, key)] = None
+                self._order.move_to_end((metric, key))
+        evicted = 0
+        while len(self._order) > self.max_series:
+            metric, key = self._order.popitem(last=False)[0]
+            self._forget(metric, key)
+            evicted += 1
+        self.counters.add("series_evicted", evicted)
+        self.size = len(self._order)
+
+    def _forget(self, metric: str, key: SeriesKey) -> None:
+        known = self._metrics.get(metric)
+        if known is not None:
+            known.pop(key, None)
+            if not known:
+                del self._metrics[metric]
 
     def export_cumulative(self) -> list[dict[str, Any]]:
         """The last value of every cumulative series, to carry across a restart."""
@@ -71,14 +98,16 @@ class SeriesTracker:
             except (KeyError, TypeError, ValueError):
                 continue
             known = self._metrics.setdefault(metric, {})
-            if len(known) < self.max_series_per_metric:
+            if len(known) < self.max_series_per_metric and len(self._order) < self.max_series:
                 known[key] = series
+                self._order[(metric, key)] = None
                 restored += 1
+        self.size = len(self._order)
         return restored
 
     def active_series(self) -> int:
         """How many series are remembered now."""
-        return sum(len(known) for known in self._metrics.values())
+        return self.size
 
     def _sweep(self, now: float) -> None:
         self._last_sweep = now
@@ -87,8 +116,10 @@ class SeriesTracker:
             known = self._metrics[metric]
             for key in [k for k, s in known.items() if s.seen < horizon]:
                 del known[key]
+                self._order.pop((metric, key), None)
             if not known:
                 del self._metrics[metric]
+        self.size = len(self._order)
 
 
 class SeriesTxn:

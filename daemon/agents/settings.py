@@ -1,9 +1,14 @@
-"""Settings for the OTLP receiver, the agent event store and cost budgets (parsed elsewhere)."""
+"""The agents' view of the config: the [otlp] table is ``OtlpSettings`` from the schema as is;
+budgets are split per period here. No defaults of its own: those live in ``config/schema.py``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
+
+from daemon.config.schema import BudgetRule
 
 BudgetPeriod = Literal["daily", "monthly"]
 
@@ -21,25 +26,16 @@ class BudgetSettings:
     limit_usd: float
 
 
-@dataclass(frozen=True, slots=True)
-class AgentTelemetrySettings:
-    """Everything the ``[otlp]`` table and the ``[[budget]]`` list configure.
+def budgets_from(rules: Iterable[BudgetRule]) -> tuple[BudgetSettings, ...]:
+    """One budget per [[budget]] table and period it limits.
 
-    >>> AgentTelemetrySettings().listen_port
-    4318
+    >>> budgets_from([BudgetRule("a", daily_usd=5.0, monthly_usd=90.0)])[1].period
+    'monthly'
     """
-
-    enabled: bool = True
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 4318
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_decompressed_bytes: int = 16 * 1024 * 1024
-    queue_size: int = 1024
-    max_series_per_metric: int = 10_000
-    max_metrics: int = 1_000
-    series_idle_seconds: float = 3600.0
-    socket_timeout_seconds: float = 10.0
-    max_connections: int = 32
-    retention_days: float = 30.0
-    retention_bytes: int = 512 * 1024 * 1024
-    budgets: tuple[BudgetSettings, ...] = field(default_factory=tuple)
+    found: list[BudgetSettings] = []
+    for rule in rules:
+        if rule.daily_usd is not None:
+            found.append(BudgetSettings(rule.agent, "daily", rule.daily_usd))
+        if rule.monthly_usd is not None:
+            found.append(BudgetSettings(rule.agent, "monthly", rule.monthly_usd))
+    return tuple(found)

@@ -1,4 +1,4 @@
-"""What an agent or a session spent, read from the event store with plain sqlite3 (read-only).
+"""What an agent or a session spent, read from an open event store connection.
 
 Kept free of heavy imports: ``budget check`` calls it before every tool call of an agent.
 Both readers apply the one cost rule of ``daemon.agents.costs`` (reported cost wins).
@@ -7,9 +7,12 @@ Both readers apply the one cost rule of ``daemon.agents.costs`` (reported cost w
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from daemon.agents.costs import CostGroup, combine
+
+# How long `budget check` waits for the daemon's writer before failing open: it runs before
+# every tool call, so it waits less than the daemon's own readers.
+HOOK_BUSY_TIMEOUT_SECONDS = 2.0
 
 # Uses the events_session index; the sums skip tokens without a price (cost_usd null).
 _SESSION_SPEND = """
@@ -24,11 +27,6 @@ SELECT hour, agent, model, measure, sum(value) FROM hourly
 WHERE hour BETWEEN ? AND ? AND measure IN ('cost_reported', 'cost_computed', 'tokens_unpriced')
 GROUP BY hour, agent, model, measure
 """
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection that waits for the writer instead of failing at once."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
 
 
 def session_spend(db: sqlite3.Connection, session_id: str) -> dict[str, float]:

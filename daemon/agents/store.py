@@ -1,19 +1,29 @@
 """The agent event store: SQLite in WAL mode, raw events per stream plus hourly aggregates.
 
+Opened through ``crash_reports.storage.sqlite``; a file that is not a usable database raises
+there (``CorruptDatabaseError`` or ``sqlite3.DatabaseError``) and ``daemon.agents.link``
+moves it aside.
+
 One ``EventStore`` belongs to one writer thread (the ingest writer); readers use
 ``daemon.agents.queries.StoreReader``, which opens its own connections.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crash_reports.storage import sqlite
 from daemon.agents.records import Record
 from daemon.agents.rows import HourlyKey, data_json, hourly_increments, kind_of
-from daemon.agents.totals import REPORTED_COST_PAIRS, UPSERT, total_increments, upsert_rows
+from daemon.agents.totals import (
+    BUSY_TIMEOUT_SECONDS,
+    REPORTED_COST_PAIRS,
+    UPSERT,
+    total_increments,
+    upsert_rows,
+)
 from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
 
 SCHEMA = """
@@ -55,7 +65,8 @@ _UPSERT_HOURLY = """
 INSERT INTO hourly (hour, agent, model, tool, measure, dim, value, count)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (hour, agent, model, tool, measure, dim)
-DO UPDATE SET value = value + excluded.value, count = count + excluded.count
+DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
+              count = min(count + excluded.count, 9223372036854775807)
 """
 _MAX_TRIM_ROUNDS = 20
 
@@ -78,18 +89,22 @@ class EventStore:
         self.retention_bytes = retention_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         # The connection moves to the writer thread after construction; one thread at a time.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.executescript(SCHEMA + TOTALS_SCHEMA)
-        self._reported_cost: set[tuple[str, str]] = set(
-            self._db.execute(REPORTED_COST_PAIRS).fetchall()
-        )
-        self._last_seq: dict[str, int] = dict(
-            self._db.execute("SELECT stream, last_seq FROM streams").fetchall()
-        )
+        self._db = sqlite.connect(path, busy_timeout_seconds=BUSY_TIMEOUT_SECONDS)
+        try:
+            # No quick_check: it reads every page, and this file may hold hundreds of MiB.
+            sqlite.check(self._db, (0,), integrity=False)
+            self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
+            sqlite.use_wal(self._db)
+            self._db.executescript(SCHEMA + TOTALS_SCHEMA)
+            self._reported_cost: set[tuple[str, str]] = set(
+                self._db.execute(REPORTED_COST_PAIRS).fetchall()
+            )
+            self._last_seq: dict[str, int] = dict(
+                self._db.execute("SELECT stream, last_seq FROM streams").fetchall()
+            )
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         """Close the connection."""

@@ -8,19 +8,21 @@ It also holds duration bucket counts, which the hourly rows do not keep.
 
 from __future__ import annotations
 
-import bisect
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crash_reports.stats.histogram import bound_label, bucket_index
+from crash_reports.storage import sqlite
 from daemon.agents.records import ApiRequest, CostUsage, Record, SessionStart, TokenUsage, ToolCall
 
 # Upper bounds in seconds; reaching 120 s covers long generations and slow tools.
 DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
 )
-OVERFLOW_BUCKET = "+Inf"
+# How long the store and its readers wait for a lock held by another connection.
+BUSY_TIMEOUT_SECONDS = 5.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS totals (
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS totals (
 UPSERT = """
 INSERT INTO totals (agent, model, tool, measure, dim, value, count) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (agent, model, tool, measure, dim)
-DO UPDATE SET value = value + excluded.value, count = count + excluded.count
+DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
+              count = min(count + excluded.count, 9223372036854775807)
 """
 REPORTED_COST_PAIRS = "SELECT agent, model FROM totals WHERE measure = 'cost_reported'"
 
@@ -65,10 +68,7 @@ def duration_bucket(seconds: float) -> str:
     >>> duration_bucket(0.3), duration_bucket(120.0), duration_bucket(121.0)
     ('0.5', '120.0', '+Inf')
     """
-    index = bisect.bisect_left(DURATION_BUCKETS_SECONDS, seconds)
-    if index == len(DURATION_BUCKETS_SECONDS):
-        return OVERFLOW_BUCKET
-    return repr(DURATION_BUCKETS_SECONDS[index])
+    return bound_label(DURATION_BUCKETS_SECONDS, bucket_index(DURATION_BUCKETS_SECONDS, seconds))
 
 
 def total_increments(
@@ -140,7 +140,7 @@ def read_totals(path: Path) -> list[TotalRow]:
     """Every total in the store at ``path`` (read-only; empty when the store is not there)."""
     if not path.exists():
         return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    db = sqlite.connect(path, busy_timeout_seconds=BUSY_TIMEOUT_SECONDS, read_only=True)
     try:
         found: Iterable[tuple[str, str, str, str, str, float, int]] = db.execute(
             "SELECT agent, model, tool, measure, dim, value, count FROM totals"

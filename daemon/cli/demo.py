@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
+from crash_reports.spool.store import Spool
+from daemon.cli.exit_codes import ExitCode
 from daemon.cli.reports import show_report
-from daemon.config.schema import parse_config_text
-from daemon.runtime.logs import configure_logging
-from daemon.runtime.service import Service
+from daemon.config.parse import parse_config_text
+
+if TYPE_CHECKING:
+    pass
 
 # The synthetic agent: grows by 8 MiB every half second (touching every page so it
 # is resident), up to a cap, then idles until it is stopped.
@@ -54,13 +59,30 @@ cooldown = 600
 """
 
 
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    """Declare ``demo [--keep]``."""
+    parser = subparsers.add_parser("demo", help="watch a synthetic leaking agent through "
+                                   "warning, critical and a report (about 10 s)")
+    parser.add_argument("--keep", action="store_true", help="keep the demo's state dir")
+    return parser
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Run the demo with the command line's options."""
+    return run_demo(keep=args.keep)
+
+
 def _say(text: str) -> None:
     sys.stdout.write(f"\n>>> {text}\n")
     sys.stdout.flush()
 
 
-def run_demo(keep: bool = False, timeout_seconds: float = 60.0) -> int:
-    """Run the demo; returns 0 when a report was written and shown."""
+def run_demo(keep: bool = False, timeout_seconds: float = 60.0) -> ExitCode:
+    """Run the demo; OK when a report was written and shown."""
+    from daemon.runtime.logs import configure_logging
+    from daemon.runtime.service import Service
+
     state_dir = Path(tempfile.mkdtemp(prefix="telemetryd-demo-"))
     agent = subprocess.Popen([sys.executable, "-c", LEAKER])
     try:
@@ -78,19 +100,20 @@ def run_demo(keep: bool = False, timeout_seconds: float = 60.0) -> int:
         configure_logging("console", "info")
         service = Service(config)
         service.startup()
+        assert service.running is not None
+        spool = service.running.spool
         try:
-            report_id = _wait_for_report(service, timeout_seconds)
+            report_id = _wait_for_report(spool, timeout_seconds)
         finally:
             service.shutdown()
         if report_id is None:
             _say(f"no report within {timeout_seconds:.0f}s; something is wrong")
-            return 1
+            return ExitCode.FAILURE
         _say(f"telemetryd reports show {report_id}")
-        assert service.spool is not None
-        show_report(service.spool, report_id, raw=False)
+        show_report(spool, report_id, raw=False)
         _say("that report is a Sentry envelope waiting in the spool; with [sentry] dsn set, "
              "the daemon delivers it and removes it only once Sentry confirms.")
-        return 0
+        return ExitCode.OK
     finally:
         agent.terminate()
         try:
@@ -104,13 +127,11 @@ def run_demo(keep: bool = False, timeout_seconds: float = 60.0) -> int:
             shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _wait_for_report(service: Service, timeout_seconds: float) -> str | None:
+def _wait_for_report(spool: Spool, timeout_seconds: float) -> str | None:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        spool = service.spool
-        if spool is not None:
-            pending = spool.pending()
-            if pending:
-                return pending[0].id
+        pending = spool.pending()
+        if pending:
+            return str(pending[0].id)
         time.sleep(0.1)
     return None

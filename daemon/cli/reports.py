@@ -1,4 +1,4 @@
-"""``telemetryd reports list|show|flush|purge``: reads and drives the spool, never samples."""
+"""``telemetryd reports list|show|flush|requeue|purge``: reads and drives the spool."""
 
 from __future__ import annotations
 
@@ -6,33 +6,64 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crash_reports.delivery.flusher import FlushResult
 from crash_reports.event.humanize import format_bytes
-from crash_reports.spool.store import Spool, SpoolEntry
+from crash_reports.spool.records import SpoolEntry
+from crash_reports.spool.store import Spool
+from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err, out, table
+from daemon.config.load import load_config_here
 from daemon.config.schema import Config
-from daemon.runtime.delivery import make_flusher, open_spool
 
-EXIT_OK, EXIT_FAILURE, EXIT_NOT_FOUND = 0, 1, 66
+if TYPE_CHECKING:
+    from crash_reports.delivery.flusher import FlushResult
+    from crash_reports.spool.store import Spool
 
 
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    """Declare ``reports`` and its actions."""
+    parser = subparsers.add_parser("reports", help="crash reports in the spool")
+    actions = parser.add_subparsers(dest="reports_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="pending, quarantined and recently delivered "
+                                 "reports")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    show = actions.add_parser("show", help="one report, decoded")
+    show.add_argument("id", help="report id (event id) or a unique prefix of it")
+    show.add_argument("--raw", action="store_true", help="print the envelope bytes as stored")
+    actions.add_parser("flush", help="send pending reports now; exit 1 if any remain")
+    requeue = actions.add_parser("requeue", help="move quarantined reports back to pending "
+                                 "(e.g. after fixing a wrong DSN key)")
+    requeue.add_argument("ids", nargs="*", metavar="ID",
+                         help="report ids or unique prefixes (default: every quarantined one)")
+    purge = actions.add_parser("purge", help="delete reports")
+    group = purge.add_mutually_exclusive_group()
+    group.add_argument("--quarantined", action="store_true",
+                       help="delete quarantined reports (default)")
+    group.add_argument("--all", action="store_true", help="delete every report, pending too")
+    return parser
 
-def run(args: argparse.Namespace, config: Config) -> int:
-    """Dispatch a reports subcommand."""
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Dispatch a reports action."""
+    from daemon.runtime.delivery import open_spool
+
+    config = load_config_here(args.config)
     if not config.daemon.state_dir.exists():
         if getattr(args, "json", False):
             out("[]")
         else:
             out(f"no reports: state dir {config.daemon.state_dir} does not exist yet "
                 "(the daemon creates it)")
-        return EXIT_OK if args.reports_command in ("list", "purge", "flush") else EXIT_NOT_FOUND
+        if args.reports_command in ("list", "purge", "flush"):
+            return ExitCode.OK
+        return ExitCode.NO_INPUT
     try:
         spool = open_spool(config)
     except OSError as exc:
         err(f"telemetryd: cannot open the spool in {config.daemon.state_dir}: {exc}")
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
     action = args.reports_command
     if action == "list":
         return list_reports(spool, args.json)
@@ -45,7 +76,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     if action == "purge":
         removed = spool.purge("all" if args.all else "quarantined")
         out(f"purged {removed} {'report(s)' if args.all else 'quarantined report(s)'}")
-        return EXIT_OK
+        return ExitCode.OK
     raise AssertionError(action)
 
 
@@ -55,15 +86,15 @@ def _when(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def list_reports(spool: Spool, as_json: bool) -> int:
+def list_reports(spool: Spool, as_json: bool) -> ExitCode:
     """Print every report the spool knows, newest last."""
     entries = spool.list_all()
     if as_json:
         out(json.dumps([entry.to_json() for entry in entries], indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     if not entries:
         out(f"no reports in {spool.root}")
-        return EXIT_OK
+        return ExitCode.OK
     rows = [("ID", "TIME (UTC)", "STATE", "WATCH", "KIND", "ATTEMPTS", "TITLE / LAST ERROR")]
     for entry in entries:
         detail = entry.title
@@ -76,7 +107,7 @@ def list_reports(spool: Spool, as_json: bool) -> int:
         rows.append((entry.id[:12], _when(entry.created_at), entry.state, entry.watch or "-",
                      entry.kind or "-", str(entry.attempts), detail))
     table(rows, last_column_free=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def find_entry(spool: Spool, wanted: str) -> SpoolEntry | str | None:
@@ -90,23 +121,23 @@ def find_entry(spool: Spool, wanted: str) -> SpoolEntry | str | None:
     return matches[0] if matches else None
 
 
-def show_report(spool: Spool, wanted: str, raw: bool) -> int:
+def show_report(spool: Spool, wanted: str, raw: bool) -> ExitCode:
     """Print one report: its listing fields, the event, and its attachments."""
     found = find_entry(spool, wanted)
     if isinstance(found, str):
         err(f"telemetryd: {found}")
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
     if found is None:
         err(f"telemetryd: no report {wanted!r} in {spool.root} (see `telemetryd reports list`)")
-        return EXIT_NOT_FOUND
+        return ExitCode.NO_INPUT
     if found.state == "delivered":
         out(json.dumps(found.to_json(), indent=2))
         out("(delivered: the envelope itself is no longer kept)")
-        return EXIT_OK
+        return ExitCode.OK
     data = spool.read(found.id)
     if raw:
         sys.stdout.buffer.write(data)
-        return EXIT_OK
+        return ExitCode.OK
     out(json.dumps(found.to_json(), indent=2))
     for header, payload in _items(data):
         kind = header.get("type")
@@ -121,7 +152,7 @@ def show_report(spool: Spool, wanted: str, raw: bool) -> int:
                     out(json.dumps(json.loads(payload), indent=2))
                 except ValueError:
                     out(payload.decode("utf-8", "replace"))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _items(data: bytes) -> list[tuple[dict[str, Any], bytes]]:
@@ -149,8 +180,10 @@ def _count_in_stats(config: Config, spool: Spool, result: FlushResult) -> None:
         recorder.store.close()
 
 
-def requeue_reports(spool: Spool, wanted: list[str]) -> int:
+def requeue_reports(spool: Spool, wanted: list[str]) -> ExitCode:
     """Move quarantined reports (all, or the given ids) back to pending."""
+
+
     if not wanted:
         ids = [entry.id for entry in spool.quarantined()]
     else:
@@ -160,23 +193,26 @@ def requeue_reports(spool: Spool, wanted: list[str]) -> int:
             if not isinstance(found, SpoolEntry) or found.state != "quarantined":
                 err(f"telemetryd: {item!r} is not a quarantined report "
                      "(see `telemetryd reports list`)")
-                return EXIT_FAILURE
+                return ExitCode.FAILURE
             ids.append(found.id)
     moved = sum(1 for report_id in ids if spool.requeue(report_id))
     out(f"requeued {moved} report(s); they go out with the next flush")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def flush_reports(config: Config, spool: Spool) -> int:
+def flush_reports(config: Config, spool: Spool) -> ExitCode:
     """Send pending reports now; exit 1 while anything is still pending."""
+    from daemon.runtime.delivery import make_flusher
+
     if not config.sentry.dsn:
         pending = spool.pending_count()
         out(f"no Sentry DSN configured: {pending} report(s) stay local in {spool.root}")
-        return EXIT_OK if pending == 0 else EXIT_FAILURE
+        return ExitCode.OK if pending == 0 else ExitCode.FAILURE
     flusher = make_flusher(config, spool)
     result = flusher.flush(force=True, lock_timeout_seconds=config.sentry.timeout_seconds + 5)
     _count_in_stats(config, spool, result)
     out(f"flush: {result.status}: delivered {result.delivered}, quarantined "
          f"{result.quarantined}, still pending {result.still_pending}"
          + (f" (last error: {result.last_error})" if result.last_error else ""))
-    return EXIT_OK if result.still_pending == 0 and result.status != "busy" else EXIT_FAILURE
+    done = result.still_pending == 0 and result.status != "busy"
+    return ExitCode.OK if done else ExitCode.FAILURE

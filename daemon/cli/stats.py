@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import time
 from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
-from crash_reports.stats.store import StatsStore, StatsUnavailableError
+from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err, out, table
+from daemon.config.load import load_config_here
 from daemon.config.quantities import parse_duration
-from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 64
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    """Declare ``stats [--json] [--since D] [--by agent|model|tool]``."""
+    parser = subparsers.add_parser("stats", help="persisted stats and agent telemetry")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--since", default="24h", help="how far back (e.g. 90m, 24h, 7d)")
+    parser.add_argument("--by", choices=("agent", "model", "tool"), default="agent",
+                        help="how to group agent telemetry")
+    return parser
 
 
-
-def run(args: argparse.Namespace, config: Config) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     """Print stats since ``--since``; watches and the daemon first, then agent telemetry."""
+    from crash_reports.stats.store import StatsStore, StatsUnavailableError
+
+    config = load_config_here(args.config)
     try:
         since_seconds = parse_duration(args.since)
         if since_seconds <= 0:
             raise ValueError(f"expected a positive duration like 90m or 24h, got {args.since!r}")
     except ValueError as exc:
         err(f"telemetryd: --since: {exc}")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     now = time.time()
     paths = StatePaths(config.daemon.state_dir)
     result: dict[str, Any] = {"since_seconds": since_seconds}
@@ -45,7 +55,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     result["agents"] = agents
     if args.json:
         out(json.dumps(result, indent=2, default=str))
-        return EXIT_OK
+        return ExitCode.OK
     out(f"telemetryd stats for the last {format_duration(since_seconds)} "
          f"(state dir {paths.root})")
     if watch_error:
@@ -53,7 +63,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     else:
         _print_watchdog(result["watchdog"])
     _print_agents(agents, args.by)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _print_watchdog(summary: dict[str, Any]) -> None:
@@ -81,6 +91,8 @@ def _print_watchdog(summary: dict[str, Any]) -> None:
 
 def agent_summary(paths: StatePaths, now: float, since_seconds: float, by: str) -> dict[str, Any]:
     """Agent telemetry grouped by agent, model or tool (empty when nothing was received)."""
+    import sqlite3
+
     from daemon.agents.queries import StoreReader
 
     reader = StoreReader(paths.events_db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -50,7 +51,8 @@ def parse_size(value: object, total_memory_bytes: int) -> int:
         raise ValueError(f"{expected}; got {value!r}")
     percent = _PERCENT_RE.match(value)
     if percent:
-        fraction = float(percent.group(1)) / 100
+        # Exact arithmetic: 41% of 1,205,800 bytes is 494,378, not 494,377.99...
+        fraction = Fraction(percent.group(1)) / 100
         if not 0 < fraction <= 1:
             raise ValueError(f"a percent of RAM must be in (0, 100]; got {value!r}")
         size = int(total_memory_bytes * fraction)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class StatePaths:
-    """Files and folders under the state dir."""
+class StatePaths(NamedTuple):
+    """Files and folders under the state dir.
+
+    A NamedTuple rather than a dataclass: ``budget check`` reads it on every tool call of an
+    agent, and importing ``dataclasses`` would cost it about 5 ms.
+    """
 
     root: Path
 
@@ -39,6 +42,11 @@ class StatePaths:
         return self.root / "events.db"
 
     @property
+    def events_series(self) -> Path:
+        """The receiver's cumulative-series state, kept beside the event store."""
+        return series_sidecar(self.events_db)
+
+    @property
     def budgets(self) -> Path:
         """Which budget thresholds already fired this period."""
         return self.root / "budgets.json"
@@ -61,3 +69,8 @@ class StatePaths:
         probe = self.root / f".write-probe.{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
+
+
+def series_sidecar(events_db: Path) -> Path:
+    """Where the cumulative-series state of the event store at ``events_db`` is kept."""
+    return events_db.with_name(events_db.name + ".series.json")

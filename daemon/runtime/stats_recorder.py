@@ -15,18 +15,15 @@ import structlog
 from crash_reports.delivery.flusher import FlushResult
 from crash_reports.spool.store import Dropped, Spool
 from crash_reports.stats.events import stats_event
-from crash_reports.stats.store import Counter, StatsStore
-from daemon.watch.monitor import Action, LogEvent, ReportRequest
+from crash_reports.stats.figures import Counter
+from crash_reports.stats.store import StatsStore
+from daemon.watch.monitor import Action, Crossed, Exited, ReportRequest, Seen
 from daemon.watch.sampler import TickSample
+from daemon.watch.thresholds import Level
 
 log = structlog.get_logger("telemetryd.stats")
 
-_EVENT_COUNTERS = {
-    "threshold.warning": Counter.WARNINGS,
-    "threshold.critical": Counter.CRITICALS,
-    "process.seen": Counter.PROCESSES_SEEN,
-    "process.exited": Counter.PROCESSES_EXITED,
-}
+_LEVEL_COUNTERS = {Level.WARNING: Counter.WARNINGS, Level.CRITICAL: Counter.CRITICALS}
 SHIP_EVERY_SECONDS = 60.0
 KEEP_SECONDS = 90 * 86400
 
@@ -59,10 +56,9 @@ class StatsRecorder:
                 if not tree.zombie:
                     self.store.record_sample(watch, now, tree.rss_bytes, tree.cpu_percent)
         for action in actions:
-            if isinstance(action, LogEvent):
-                counter = _EVENT_COUNTERS.get(action.event)
-                if counter is not None:
-                    self.store.incr(action.fields["watch"], counter, now)
+            counter = _counter_for(action)
+            if counter is not None:
+                self.store.incr(action.process.watch, counter, now)
 
     def report_written(self, request: ReportRequest) -> None:
         """Count a crash report put into the spool."""
@@ -120,3 +116,14 @@ class StatsRecorder:
         if queued:
             log.info("stats.queued", periods=queued)
         return queued
+
+
+def _counter_for(action: Action) -> Counter | None:
+    """The stats counter an action adds one to, if any."""
+    if isinstance(action, Seen):
+        return Counter.PROCESSES_SEEN
+    if isinstance(action, Exited):
+        return Counter.PROCESSES_EXITED
+    if isinstance(action, Crossed) and action.transition.to_level > action.transition.from_level:
+        return _LEVEL_COUNTERS.get(action.transition.to_level)
+    return None

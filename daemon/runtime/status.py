@@ -14,22 +14,19 @@ from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.storage.atomic import write_atomic
+from daemon.cli.exit_codes import ExitCode
+from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError
 
-STATUS_VERSION = 1
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+_STATE_CODES = {"ok": ExitCode.OK, "warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}
 
 
-def write_snapshot(path: Path, snapshot: dict[str, Any]) -> None:
+def write_snapshot(path: Path, snapshot: StatusSnapshot) -> None:
     """Replace the status file atomically (readable by the owner only)."""
-    data = json.dumps(snapshot, separators=(",", ":")).encode()
+    data = json.dumps(snapshot.to_json(), separators=(",", ":")).encode()
     write_atomic(path, data, mode=0o600, durable=False)
 
 
-class StatusUnreadableError(Exception):
-    """The status file is missing or not a snapshot."""
-
-
-def read_snapshot(path: Path) -> dict[str, Any]:
+def read_snapshot(path: Path) -> StatusSnapshot:
     """Read the snapshot or raise StatusUnreadableError with the reason."""
     try:
         data = json.loads(path.read_bytes())
@@ -41,9 +38,10 @@ def read_snapshot(path: Path) -> dict[str, Any]:
         raise StatusUnreadableError(f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise StatusUnreadableError(f"{path} is not a status snapshot: {exc}") from None
-    if not isinstance(data, dict) or data.get("version") != STATUS_VERSION:
-        raise StatusUnreadableError(f"{path} is not a status snapshot this version understands")
-    return data
+    try:
+        return StatusSnapshot.from_json(data)
+    except StatusUnreadableError as exc:
+        raise StatusUnreadableError(f"{path}: {exc}") from None
 
 
 def pid_alive(pid: int) -> bool:
@@ -61,37 +59,39 @@ def pid_alive(pid: int) -> bool:
 class Verdict:
     """What ``status`` concludes: exit code, and whether the daemon runs."""
 
-    exit_code: int
+    exit_code: ExitCode
     running: bool
     summary: str
 
 
-def evaluate(snapshot: dict[str, Any], lock_held: bool, alive: bool, now: float) -> Verdict:
+def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float) -> Verdict:
     """Decide the exit code from a snapshot (pure).
 
-    >>> snap = {"stopped": False, "interval": 1.0, "last_tick": {"at": 99.0}, "watches": []}
+    >>> from daemon.runtime.snapshot import TickInfo
+    >>> snap = StatusSnapshot(pid=1, telemetryd_version="0", started_at=0.0, config_source="",
+    ...                       state_dir="", interval=1.0, last_tick=TickInfo(99.0, 0.0, 0, 1))
     >>> evaluate(snap, lock_held=True, alive=True, now=100.0).exit_code
-    0
+    <ExitCode.OK: 0>
     >>> evaluate(snap, lock_held=False, alive=False, now=100.0).exit_code
-    3
+    <ExitCode.UNKNOWN: 3>
     """
-    if snapshot.get("stopped") or not alive or not lock_held:
-        return Verdict(EXIT_UNKNOWN, False, "telemetryd is not running")
-    last_tick = (snapshot.get("last_tick") or {}).get("at")
-    interval = float(snapshot.get("interval") or 1.0)
-    if last_tick is None:
-        return Verdict(EXIT_UNKNOWN, True, "telemetryd is starting (no tick yet)")
+    if snapshot.stopped or not alive or not lock_held:
+        return Verdict(ExitCode.UNKNOWN, False, "telemetryd is not running")
+    if snapshot.last_tick is None:
+        return Verdict(ExitCode.UNKNOWN, True, "telemetryd is starting (no tick yet)")
+    last_tick = snapshot.last_tick.at
+    interval = snapshot.interval
     stale_after = max(3 * interval, interval + 10.0)
-    if now - float(last_tick) > stale_after:
-        return Verdict(EXIT_UNKNOWN, True,
-                       f"telemetryd is stuck: last tick {now - float(last_tick):.0f}s ago")
-    worst = 0
-    for watch in snapshot.get("watches", []):
-        for proc in watch.get("processes", []):
-            worst = max(worst, {"ok": 0, "warning": 1, "critical": 2}.get(proc.get("state"), 0))
+    if now - last_tick > stale_after:
+        return Verdict(ExitCode.UNKNOWN, True,
+                       f"telemetryd is stuck: last tick {now - last_tick:.0f}s ago")
+    worst = ExitCode.OK
+    for watch in snapshot.watches:
+        for proc in watch.processes:
+            worst = max(worst, _STATE_CODES.get(proc.state, ExitCode.OK))
     summary = {0: "all watched processes ok", 1: "some watched process at warning",
                2: "some watched process at critical"}[worst]
-    return Verdict(worst, True, summary)
+    return Verdict(ExitCode(worst), True, summary)
 
 
 def _cell(key: str, value: Any, now: float) -> str:
@@ -108,31 +108,28 @@ def _cell(key: str, value: Any, now: float) -> str:
     return str(value)
 
 
-def render_table(snapshot: dict[str, Any], verdict: Verdict, now: float) -> str:
+def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
     """The human view of a snapshot."""
     lines: list[str] = []
+    version = snapshot.telemetryd_version
     if verdict.running:
-        lines.append(f"telemetryd {snapshot.get('telemetryd_version', '?')}: running "
-                     f"(pid {snapshot.get('pid')}) - {verdict.summary}")
+        lines.append(f"telemetryd {version}: running (pid {snapshot.pid}) - {verdict.summary}")
+        lines.append(f"  uptime      {format_duration(now - snapshot.started_at)}")
     else:
-        lines.append(f"telemetryd {snapshot.get('telemetryd_version', '?')}: not running "
-                     f"(last pid {snapshot.get('pid')})")
-    started = snapshot.get("started_at")
-    if verdict.running and isinstance(started, int | float):
-        lines.append(f"  uptime      {format_duration(now - started)}")
-    lines.append(f"  config      {snapshot.get('config_source')}")
-    lines.append(f"  state dir   {snapshot.get('state_dir')}")
-    last_tick = snapshot.get("last_tick") or {}
-    if last_tick.get("at") is not None:
+        lines.append(f"telemetryd {version}: not running (last pid {snapshot.pid})")
+    lines.append(f"  config      {snapshot.config_source}")
+    lines.append(f"  state dir   {snapshot.state_dir}")
+    tick = snapshot.last_tick
+    if tick is not None:
         lines.append(
-            f"  last tick   {now - last_tick['at']:.1f}s ago, took "
-            f"{last_tick.get('duration_seconds', 0) * 1000:.1f} ms, "
-            f"interval {snapshot.get('interval')}s, {last_tick.get('processes_scanned')} processes"
+            f"  last tick   {now - tick.at:.1f}s ago, took {tick.duration_seconds * 1000:.1f} ms, "
+            f"interval {snapshot.interval}s, {tick.processes_scanned} processes"
         )
+    document = snapshot.to_json()
     sections = (("reports", "reports"), ("flush", "delivery"), ("otlp", "otlp"),
                 ("metrics", "metrics"))
     for key, title in sections:
-        section = snapshot.get(key)
+        section = document.get(key)
         if section:
             text = ", ".join(f"{k}={_cell(k, v, now)}" for k, v in section.items())
             lines.append(f"  {title:<11} {text}")
@@ -141,19 +138,18 @@ def render_table(snapshot: dict[str, Any], verdict: Verdict, now: float) -> str:
         lines.append("last known state, as the daemon last wrote it:")
     header = ("WATCH", "PID", "NAME", "RSS", "CPU%", "STATE", "OVER", "GROWTH/MIN", "ETA", "NOTE")
     rows: list[tuple[str, ...]] = [header]
-    for watch in snapshot.get("watches", []):
-        processes = watch.get("processes", [])
-        if not processes:
-            rows.append((watch["name"], "-", "-", "-", "-", "-", "-", "-", "-", "no match"))
-        for proc in processes:
-            rate = proc.get("rate_bytes_per_min")
-            eta = proc.get("eta_seconds")
+    for watch in snapshot.watches:
+        if not watch.processes:
+            rows.append((watch.name, "-", "-", "-", "-", "-", "-", "-", "-", "no match"))
+        for proc in watch.processes:
+            rate = proc.rate_bytes_per_min
+            eta = proc.eta_seconds
             rows.append((
-                watch["name"], str(proc["pid"]), proc.get("name") or "-",
-                format_bytes(proc["rss_bytes"]), f"{proc.get('cpu_percent', 0):.0f}",
-                proc.get("state", "?"), str(proc.get("samples_over", 0)),
+                watch.name, str(proc.pid), proc.name or "-",
+                format_bytes(proc.rss_bytes), f"{proc.cpu_percent:.0f}",
+                proc.state, str(proc.samples_over),
                 "-" if rate is None else format_bytes(rate),
-                "-" if eta is None else format_duration(eta), proc.get("note") or "",
+                "-" if eta is None else format_duration(eta), proc.note,
             ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from crash_reports.event.capture import capture_report
+from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import redact_args
 from crash_reports.event.report import ReportInput, build_report
 from crash_reports.event.system_facts import SystemFacts
@@ -50,7 +51,7 @@ def killed_input(config: Config, watch: str, wrap_id: str, argv: list[str], outc
     }
     members = sorted(outcome.members, key=lambda m: -int(m["rss_bytes"]))
     return ReportInput(
-        kind="killed",
+        kind=ReportKind.KILLED.value,
         watch=watch,
         host=host,
         version=__version__,
@@ -76,7 +77,7 @@ def killed_input(config: Config, watch: str, wrap_id: str, argv: list[str], outc
 def write_killed_report(config: Config, watch: str, wrap_id: str, argv: list[str],
                         outcome: Outcome) -> str | None:
     """Spool the report; return its id (None when the spool refused it)."""
-    from daemon.runtime.service import make_sentry_client
+    from daemon.runtime.running import make_sentry_client
 
     paths = StatePaths(config.daemon.state_dir)
     paths.ensure()
@@ -93,5 +94,6 @@ def write_killed_report(config: Config, watch: str, wrap_id: str, argv: list[str
     client.flush()
     stored = spool.get(report.event_id) is not None
     log.warning("report.written" if stored else "report.write_failed", watch=watch,
-                pid=outcome.pid, kind="killed", id=report.event_id, title=report.title)
+                pid=outcome.pid, kind=ReportKind.KILLED.value, id=report.event_id,
+                title=report.title)
     return report.event_id if stored else None

@@ -3,7 +3,9 @@
 ``wrap`` writes ``wrapped/<wrap id>.json`` (atomically, 0600) before its child runs and
 removes it when the child is gone; the daemon reads the folder each tick and watches each
 live child under the watch it names, whatever the watches' selectors say. A watch named
-``wrapped`` (the default of ``wrap --watch``) exists even when the config has none.
+``wrapped`` (the default of ``wrap --watch``) exists even when the config has none. A file
+whose child and ``wrap`` process are both gone (``wrap`` was SIGKILLed) is removed by the
+daemon (``stale``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from crash_reports.storage.atomic import write_atomic
-from daemon.config.schema import WatchRule, parse_config
+from daemon.config.parse import parse_config
+from daemon.config.schema import WatchRule
 
 DEFAULT_WATCH = "wrapped"
 MAX_ENTRIES = 256  # a folder flooded by a runaway script costs one bounded listdir a tick
@@ -34,6 +37,9 @@ class WrappedChild:
     pid: int
     watch: str
     started_at: float
+    wrap_pid: int = 0  # the `telemetryd wrap` process; 0 in files that do not say
+    last_rss_bytes: int | None = None  # wrap's latest sample of the tree, rewritten as it runs
+    last_sample_at: float | None = None
 
     def to_json(self) -> bytes:
         """The file's content."""
@@ -65,10 +71,40 @@ def read_announced(folder: Path) -> list[WrappedChild]:
             with open(folder / name, "rb") as handle:
                 data = json.loads(handle.read(MAX_FILE_BYTES))
             found.append(WrappedChild(str(data["wrap_id"]), int(data["pid"]),
-                                      str(data["watch"]), float(data["started_at"])))
+                                      str(data["watch"]), float(data["started_at"]),
+                                      int(data.get("wrap_pid", 0))))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found
+
+
+def stale(children: Sequence[WrappedChild], alive: Callable[[int], bool]) -> list[WrappedChild]:
+    """Announcements whose child and whose ``wrap`` process are both gone (pure).
+
+    >>> kids = [WrappedChild("a", 5, "w", 0.0, 4), WrappedChild("b", 7, "w", 0.0, 6)]
+    >>> [c.wrap_id for c in stale(kids, alive=lambda pid: pid == 6)]
+    ['a']
+    """
+    return [child for child in children
+            if not alive(child.pid) and (child.wrap_pid <= 0 or not alive(child.wrap_pid))]
+
+
+def remove_stale(folder: Path, children: Sequence[WrappedChild],
+                 alive: Callable[[int], bool]) -> list[WrappedChild]:
+    """Delete the files of ``stale`` announcements; return those removed."""
+    removed = []
+    for child in stale(children, alive):
+        try:
+            (folder / f"{child.wrap_id}.json").unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("wrapped.stale_unremovable", wrap_id=child.wrap_id, error=str(exc))
+            continue
+        log.info("wrapped.stale_removed", wrap_id=child.wrap_id, pid=child.pid,
+                 wrap_pid=child.wrap_pid)
+        removed.append(child)
+    return removed
 
 
 def pids_by_watch(children: Sequence[WrappedChild]) -> dict[str, list[int]]:

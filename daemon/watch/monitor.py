@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
+from crash_reports.event.kinds import ReportKind
 from daemon.config.schema import WatchRule
 from daemon.watch.sampler import TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
 from daemon.watch.trend import growth_rate_per_minute, seconds_until
 
-ReportKind = Literal["rss_critical", "cpu_critical", "exited_under_pressure", "child_oom_killed"]
 TREND_POINTS = 12
 
 
@@ -53,7 +54,7 @@ class TrackedProcess:
     )
     rate_bytes_per_min: float | None = None
     eta_seconds: float | None = None
-    last_report_at: dict[str, float] = field(default_factory=dict)
+    last_report_at: dict[ReportKind, float] = field(default_factory=dict)
 
     @property
     def level(self) -> Level:
@@ -66,13 +67,62 @@ class TrackedProcess:
         return self.key[0]
 
 
-@dataclass(frozen=True)
-class LogEvent:
-    """A structured log line to emit."""
+class Metric(StrEnum):
+    """Which figure of a tree crossed a level."""
 
-    event: str
-    level: Literal["debug", "info", "warning", "error"]
-    fields: dict[str, Any]
+    RSS = "rss"
+    CPU = "cpu"
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A process matched a watch for the first time."""
+
+    process: TrackedProcess
+    sample: TreeSample
+
+
+@dataclass(frozen=True, slots=True)
+class Crossed:
+    """A tree's RSS or CPU moved from one level to another (up or back down)."""
+
+    process: TrackedProcess
+    metric: Metric
+    transition: Transition
+    sample: TreeSample
+    rate_bytes_per_min: float | None
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildrenGone:
+    """Members of a tree under pressure vanished in a tick where the OOM killer struck."""
+
+    process: TrackedProcess
+    gone_pids: tuple[int, ...]
+    oom_kill_delta: int
+    pressure: Level
+    rss_bytes_before: int
+    rss_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A report was due but its cooldown has not passed."""
+
+    process: TrackedProcess
+    kind: ReportKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """A watched process is gone; ``pressure`` is the level it was at."""
+
+    process: TrackedProcess
+    pressure: Level
+    last_rss_bytes: int
+    lifetime_seconds: float
 
 
 @dataclass(frozen=True)
@@ -88,7 +138,7 @@ class ReportRequest:
     gone_pids: tuple[int, ...] = ()
 
 
-Action = LogEvent | ReportRequest
+Action = Seen | Crossed | ChildrenGone | Suppressed | Exited | ReportRequest
 
 
 def rss_rule(rule: WatchRule) -> LevelRule:
@@ -101,13 +151,13 @@ def cpu_rule(rule: WatchRule) -> LevelRule:
     return LevelRule(rule.cpu_warning_percent, rule.cpu_critical_percent, rule.cpu_sustained)
 
 
-def cooldown_allows(last_report_at: Mapping[str, float], kind: str, now: float,
+def cooldown_allows(last_report_at: Mapping[ReportKind, float], kind: ReportKind, now: float,
                     cooldown_seconds: float) -> bool:
     """Whether a report of this kind may be written now for this process.
 
-    >>> cooldown_allows({}, "rss_critical", 100.0, 600.0)
+    >>> cooldown_allows({}, ReportKind.RSS_CRITICAL, 100.0, 600.0)
     True
-    >>> cooldown_allows({"rss_critical": 0.0}, "rss_critical", 100.0, 600.0)
+    >>> cooldown_allows({ReportKind.RSS_CRITICAL: 0.0}, ReportKind.RSS_CRITICAL, 100.0, 600.0)
     False
     """
     last = last_report_at.get(kind)
@@ -156,9 +206,7 @@ class Monitor:
                         watch, sample.key, now, sample, deque(maxlen=self.history_samples)
                     )
                     self.tracked[tracked_key] = tracked
-                    actions.append(LogEvent("process.seen", "info", {
-                        "watch": watch, "pid": sample.pid, "name": sample.name,
-                        "rss_bytes": sample.rss_bytes, "members": sample.members}))
+                    actions.append(Seen(tracked, sample))
                 actions.extend(self._children_killed(tracked, sample, rule, now, oom_kill_delta))
                 actions.extend(self._advance(tracked, sample, rule, now))
         for tracked_key in [k for k in self.tracked if k not in present]:
@@ -174,11 +222,9 @@ class Monitor:
         gone = tuple(sorted(set(tracked.last.member_pids) - set(sample.member_pids)))
         if not gone:
             return []
-        actions: list[Action] = [LogEvent("process.child_killed", "error", {
-            "watch": tracked.watch, "pid": tracked.pid, "gone_pids": list(gone),
-            "oom_kill_delta": oom_kill_delta, "pressure": tracked.level.label,
-            "rss_bytes_before": tracked.last.rss_bytes, "rss_bytes": sample.rss_bytes})]
-        for action in self._report(tracked, rule, "child_oom_killed", None, now):
+        actions: list[Action] = [ChildrenGone(tracked, gone, oom_kill_delta, tracked.level,
+                                              tracked.last.rss_bytes, sample.rss_bytes)]
+        for action in self._report(tracked, rule, ReportKind.CHILD_OOM_KILLED, None, now):
             if isinstance(action, ReportRequest):
                 action = ReportRequest(action.kind, action.rule, action.process, None, now,
                                        action.samples, gone)
@@ -196,11 +242,13 @@ class Monitor:
         rss_levels, cpu_levels = self._levels_of(rule)
         tracked.rss, rss_transitions = step(tracked.rss, sample.rss_bytes, rss_levels, now)
         tracked.cpu, cpu_transitions = step(tracked.cpu, sample.cpu_percent, cpu_levels, now)
-        for metric, transitions in (("rss", rss_transitions), ("cpu", cpu_transitions)):
+        for metric, transitions in ((Metric.RSS, rss_transitions), (Metric.CPU, cpu_transitions)):
             for transition in transitions:
-                actions.append(self._log_transition(tracked, metric, transition))
+                actions.append(Crossed(tracked, metric, transition, sample,
+                                       tracked.rate_bytes_per_min, tracked.eta_seconds))
                 if transition.to_level == Level.CRITICAL and transition.from_level < Level.CRITICAL:
-                    kind: ReportKind = "rss_critical" if metric == "rss" else "cpu_critical"
+                    kind = (ReportKind.RSS_CRITICAL if metric is Metric.RSS
+                            else ReportKind.CPU_CRITICAL)
                     actions.extend(self._report(tracked, rule, kind, transition, now))
         return actions
 
@@ -230,55 +278,19 @@ class Monitor:
             tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
         )
 
-    def _log_transition(self, tracked: TrackedProcess, metric: str,
-                        transition: Transition) -> LogEvent:
-        sample = tracked.last
-        fields: dict[str, Any] = {
-            "watch": tracked.watch,
-            "pid": tracked.pid,
-            "metric": metric,
-            "from_level": transition.from_level.label,
-            "to_level": transition.to_level.label,
-            "rss_bytes": sample.rss_bytes,
-            "cpu_percent": sample.cpu_percent,
-            "members": sample.members,
-            "rate_bytes_per_min": _rounded(tracked.rate_bytes_per_min),
-            "eta_seconds": _rounded(tracked.eta_seconds),
-        }
-        if metric == "rss":
-            fields["level_bytes"] = _int_or_none(transition.level_value)
-        else:
-            fields["level_percent"] = transition.level_value
-        severity: Literal["info", "warning", "error"] = (
-            "info" if transition.event == "threshold.cleared"
-            else "error" if transition.to_level == Level.CRITICAL else "warning"
-        )
-        return LogEvent(transition.event, severity, fields)
-
     def _report(self, tracked: TrackedProcess, rule: WatchRule, kind: ReportKind,
                 transition: Transition | None, now: float) -> list[Action]:
         if not cooldown_allows(tracked.last_report_at, kind, now, rule.cooldown_seconds):
-            return [LogEvent("report.suppressed", "info", {
-                "watch": tracked.watch, "pid": tracked.pid, "kind": kind,
-                "reason": "cooldown"})]
+            return [Suppressed(tracked, kind, "cooldown")]
         tracked.last_report_at[kind] = now
         return [ReportRequest(kind, rule, tracked, transition, now, tuple(tracked.history))]
 
     def _exited(self, tracked: TrackedProcess, now: float) -> list[Action]:
         level = tracked.level
-        actions: list[Action] = [LogEvent("process.exited", "info", {
-            "watch": tracked.watch, "pid": tracked.pid, "pressure": level.label,
-            "last_rss_bytes": tracked.last.rss_bytes,
-            "lifetime_seconds": round(now - tracked.first_seen, 1)})]
+        actions: list[Action] = [Exited(tracked, level, tracked.last.rss_bytes,
+                                        round(now - tracked.first_seen, 1))]
         rule = self.rules.get(tracked.watch)
         if level >= Level.WARNING and rule is not None:
-            actions.extend(self._report(tracked, rule, "exited_under_pressure", None, now))
+            actions.extend(self._report(tracked, rule, ReportKind.EXITED_UNDER_PRESSURE, None,
+                                        now))
         return actions
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def _int_or_none(value: float | None) -> int | None:
-    return None if value is None else int(value)

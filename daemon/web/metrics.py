@@ -24,29 +24,20 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from crash_reports.stats.histogram import BucketCounts
 from daemon import __version__
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
 from daemon.agents.totals import DURATION_BUCKETS_SECONDS, TotalRow, read_totals
+from daemon.runtime.snapshot import FlushStatus, StatusSnapshot
 
 log = structlog.get_logger(__name__)
 
-Snapshot = Mapping[str, Any]
 OTHER = "other"
 TICK_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 _LEVELS = {"ok": 0, "warning": 1, "critical": 2}
-FLUSH_FAILURE_STATUSES = frozenset({"retrying", "rate_limited", "error"})
-
-
-def is_flush_failure(status: str) -> bool:
-    """Whether a flush that ended with this status counts in ``telemetryd_flush_failures_total``.
-
-    >>> is_flush_failure("retrying"), is_flush_failure("ok"), is_flush_failure("waiting")
-    (True, False, False)
-    """
-    return status in FLUSH_FAILURE_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,31 +87,27 @@ class TickDurations:
     def __init__(self, buckets: Sequence[float] = TICK_BUCKETS_SECONDS) -> None:
         self.buckets = tuple(buckets)
         self._lock = threading.Lock()
-        self._counts = [0] * (len(self.buckets) + 1)
-        self._sum = 0.0
+        self._hist = BucketCounts(self.buckets)
 
     @property
     def count(self) -> int:
         """Ticks observed."""
         with self._lock:
-            return sum(self._counts)
+            return self._hist.count
 
     def observe(self, seconds: float) -> None:
         """Count one tick that took ``seconds``."""
-        index = next((i for i, bound in enumerate(self.buckets) if seconds <= bound),
-                     len(self.buckets))
         with self._lock:
-            self._counts[index] += 1
-            self._sum += seconds
+            self._hist.observe(seconds)
 
     def family(self) -> HistogramMetricFamily:
         """The histogram as a metric family."""
         with self._lock:
-            counts, total = list(self._counts), self._sum
+            buckets, total = self._hist.cumulative(), self._hist.sum
         family = HistogramMetricFamily(
             "telemetryd_tick_duration_seconds", "Time one sampling tick took.", labels=[]
         )
-        family.add_metric([], _cumulative(self.buckets, counts), total)
+        family.add_metric([], buckets, total)
         return family
 
 
@@ -135,7 +122,7 @@ class DaemonMetricsCollector(Collector):
 
     def __init__(
         self,
-        snapshot: Callable[[], Snapshot | None],
+        snapshot: Callable[[], StatusSnapshot | None],
         agent_counters: Callable[[], Mapping[str, int]] | None = None,
         agent_reader: StoreReader | None = None,
         *,
@@ -211,53 +198,51 @@ class DaemonMetricsCollector(Collector):
 # --- the daemon and its watches ---------------------------------------------------------
 
 
-def daemon_families(snapshot: Snapshot) -> list[Metric]:
+def daemon_families(snapshot: StatusSnapshot) -> list[Metric]:
     """Ticks, reports and delivery from one status snapshot."""
-    out: list[Metric] = []
-    started = snapshot.get("started_at")
-    if isinstance(started, int | float):
-        out.append(_gauge("telemetryd_start_time_seconds",
-                          "Unix time the daemon started.", started))
-    last = snapshot.get("last_tick") or {}
+    out: list[Metric] = [
+        _gauge("telemetryd_start_time_seconds", "Unix time the daemon started.",
+               snapshot.started_at),
+    ]
+    tick = snapshot.last_tick
     out.append(_counter("telemetryd_ticks", "Sampling ticks run since the daemon started.",
-                        last.get("count", 0)))
-    if isinstance(last.get("at"), int | float):
+                        tick.count if tick else 0))
+    if tick is not None:
         out.append(_gauge("telemetryd_last_tick_timestamp_seconds",
-                          "Unix time of the last completed tick.", last["at"]))
-    reports = snapshot.get("reports") or {}
-    for key, name, doc in (
-        ("pending", "telemetryd_reports_pending", "Crash reports waiting in the spool."),
-        ("quarantined", "telemetryd_reports_quarantined",
+                          "Unix time of the last completed tick.", tick.at))
+    reports = snapshot.reports
+    for value, name, doc in (
+        (reports.pending, "telemetryd_reports_pending", "Crash reports waiting in the spool."),
+        (reports.quarantined, "telemetryd_reports_quarantined",
          "Crash reports set aside after a permanent rejection."),
-        ("held_in_memory", "telemetryd_reports_held_in_memory",
+        (reports.held_in_memory, "telemetryd_reports_held_in_memory",
          "Reports the spool could not write yet, held in memory."),
     ):
-        if isinstance(reports.get(key), int):
-            out.append(_gauge(name, doc, reports[key]))
+        if value is not None:
+            out.append(_gauge(name, doc, value))
     out.append(_counter("telemetryd_reports_written", "Crash reports written since start.",
-                        reports.get("written_since_start", 0)))
+                        reports.written_since_start))
     out.append(_counter("telemetryd_reports_dropped",
                         "Crash reports the spool dropped to stay within its bounds.",
-                        reports.get("dropped_total", 0)))
-    flush = snapshot.get("flush") or {}
+                        reports.dropped_total))
+    flush = snapshot.flush or FlushStatus(enabled=False)
     out.append(_gauge("telemetryd_flush_enabled", "1 when a Sentry DSN is configured.",
-                      1.0 if flush.get("enabled") else 0.0))
+                      1.0 if flush.enabled else 0.0))
     out.append(_counter("telemetryd_reports_delivered", "Reports Sentry confirmed receiving.",
-                        flush.get("delivered_total", 0)))
+                        flush.delivered_total))
     out.append(_counter("telemetryd_reports_rejected",
                         "Reports quarantined after Sentry rejected them.",
-                        flush.get("quarantined_total", 0)))
+                        flush.quarantined_total))
     out.append(_counter("telemetryd_flush_failures",
                         "Flushes that ended retrying, rate limited or in error.",
-                        flush.get("failures_total", 0)))
-    otlp = snapshot.get("otlp")
-    if isinstance(otlp, Mapping) and otlp:
+                        flush.failures_total))
+    if snapshot.otlp is not None:
         out.append(_gauge("telemetryd_otlp_up", "1 when the OTLP receiver is listening.",
-                          1.0 if otlp.get("up") else 0.0))
+                          1.0 if snapshot.otlp.up else 0.0))
     return out
 
 
-def watch_families(snapshot: Snapshot) -> list[Metric]:
+def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
     """Per-watch totals over the watch's matched process trees (label ``watch``, never pid)."""
     processes = GaugeMetricFamily("telemetryd_watch_processes",
                                   "Processes the watch matches now.", labels=["watch"])
@@ -278,23 +263,20 @@ def watch_families(snapshot: Snapshot) -> list[Metric]:
     eta = GaugeMetricFamily("telemetryd_watch_seconds_to_critical",
                             "Soonest projected time until a process reaches critical RSS.",
                             labels=["watch"])
-    for watch in snapshot.get("watches") or []:
-        name = str(watch.get("name", ""))
-        live = [p for p in watch.get("processes") or []
-                if not str(p.get("note", "")).startswith("zombie")]
-        levels = [_LEVELS.get(str(p.get("state", "ok")), 0) for p in live]
+    for watch in snapshot.watches:
+        name = watch.name
+        live = watch.live
+        levels = [_LEVELS.get(p.state, 0) for p in live]
         processes.add_metric([name], float(len(live)))
-        rss.add_metric([name], float(sum(_number(p.get("rss_bytes")) for p in live)))
-        cpu.add_metric([name], sum(_number(p.get("cpu_percent")) for p in live) / 100.0)
+        rss.add_metric([name], float(sum(_number(p.rss_bytes) for p in live)))
+        cpu.add_metric([name], sum(_number(p.cpu_percent) for p in live) / 100.0)
         level.add_metric([name], float(max(levels, default=0)))
         for label, value in _LEVELS.items():
             at_level.add_metric([name, label], float(levels.count(value)))
-        rates = [float(p["rate_bytes_per_min"]) / 60.0 for p in live
-                 if isinstance(p.get("rate_bytes_per_min"), int | float)]
+        rates = [p.rate_bytes_per_min / 60.0 for p in live if p.rate_bytes_per_min is not None]
         if rates:
             growth.add_metric([name], max(rates))
-        etas = [float(p["eta_seconds"]) for p in live
-                if isinstance(p.get("eta_seconds"), int | float)]
+        etas = [p.eta_seconds for p in live if p.eta_seconds is not None]
         if etas:
             eta.add_metric([name], min(etas))
     return [processes, rss, cpu, level, at_level, growth, eta]
@@ -451,41 +433,26 @@ class _Histograms:
     """Bucket counts and sums per label set, merged from totals rows."""
 
     def __init__(self) -> None:
-        self.counts: dict[_Key, list[int]] = {}
+        self.hists: dict[_Key, BucketCounts] = {}
         self.sums: dict[_Key, float] = defaultdict(float)
 
     def add_bucket(self, key: _Key, bound: str, count: int) -> None:
-        counts = self.counts.setdefault(key, [0] * (len(DURATION_BUCKETS_SECONDS) + 1))
-        try:
-            upper = float(bound)
-        except ValueError:
-            upper = float("inf")
-        # A bound from an older bucket layout lands in the first current bucket that holds it.
-        index = next((i for i, b in enumerate(DURATION_BUCKETS_SECONDS) if upper <= b),
-                     len(DURATION_BUCKETS_SECONDS))
-        counts[index] += count
+        hist = self.hists.get(key)
+        if hist is None:
+            hist = self.hists[key] = BucketCounts(DURATION_BUCKETS_SECONDS)
+        hist.add_bound(bound, count)
 
     def add_sum(self, key: _Key, seconds: float) -> None:
         self.sums[key] += seconds
 
     def family(self, name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
         family = HistogramMetricFamily(name, doc, labels=labels)
-        for key in sorted(self.counts):
-            family.add_metric(list(key), _cumulative(DURATION_BUCKETS_SECONDS, self.counts[key]),
-                              self.sums.get(key, 0.0))
+        for key in sorted(self.hists):
+            family.add_metric(list(key), self.hists[key].cumulative(), self.sums.get(key, 0.0))
         return family
 
 
 # --- small builders -------------------------------------------------------------------
-
-
-def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    running = 0
-    for bound, count in zip((*(repr(b) for b in bounds), "+Inf"), counts, strict=True):
-        running += count
-        out.append((bound, float(running)))
-    return out
 
 
 def _counters(name: str, doc: str, labels: list[str],

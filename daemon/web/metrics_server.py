@@ -1,33 +1,49 @@
-"""The ``/metrics`` HTTP endpoint: prometheus-client's server on a private registry."""
+"""The metrics listener: ``/metrics`` from a private registry, plus whatever pages are added.
+
+It runs on the shared HTTP host (``daemon.web.server``) with its own wire limits; a scrape is
+rendered on one thread of its own, so the event loop and the tick never wait for it. More
+pages (the status page, its JSON API) are added with ``add_route`` or ``routes=``.
+"""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
-from wsgiref.simple_server import WSGIServer
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import structlog
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
+from daemon.web.server import HttpHost, Listener, shared_host
+
 log = structlog.get_logger(__name__)
+DEFAULT_LIMITS = ListenerLimits(max_connections=16, max_body_bytes=64 * 1024,
+                                max_decompressed_bytes=64 * 1024,
+                                max_inflight_bytes=1024 * 1024)
 
 
 @dataclass
 class MetricsServer:
-    """A running ``/metrics`` server; ``port`` is the bound port (useful when asked for 0)."""
+    """A running metrics listener; ``port`` is the bound port (useful when asked for 0)."""
 
     host: str
     port: int
     registry: CollectorRegistry
-    _server: WSGIServer
-    _thread: threading.Thread
+    routes: RouteTable
+    _listener: Listener
+    _pool: ThreadPoolExecutor = field(repr=False)
+
+    def add_route(self, path: str, route: Route) -> None:
+        """Serve another page on this listener (takes effect for the next request)."""
+        self.routes.add(path, route)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving, close the socket and wait for the serving thread."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout)
+        """Stop serving, close the socket and wait for scrapes in flight."""
+        self._listener.stop(timeout)
+        self._pool.shutdown(wait=True)
         log.info("metrics.stopped", host=self.host, port=self.port)
 
 
@@ -44,12 +60,37 @@ def make_registry(collector: Collector, *, process_metrics: bool = True) -> Coll
     return registry
 
 
+def scrape_route(registry: CollectorRegistry, pool: ThreadPoolExecutor) -> Route:
+    """``GET /metrics``: the registry in the Prometheus text format, rendered on ``pool``."""
+
+    async def scrape(request: Request) -> Response:
+        body = await asyncio.get_running_loop().run_in_executor(pool, generate_latest, registry)
+        return Response(200, body, CONTENT_TYPE_PLAIN_0_0_4)
+
+    return Route(scrape)
+
+
 def serve_metrics(
-    host: str, port: int, collector: Collector, *, process_metrics: bool = True
+    host: str,
+    port: int,
+    collector: Collector,
+    *,
+    process_metrics: bool = True,
+    routes: dict[str, Route] | None = None,
+    limits: ListenerLimits = DEFAULT_LIMITS,
+    http: HttpHost | None = None,
 ) -> MetricsServer:
     """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken."""
     registry = make_registry(collector, process_metrics=process_metrics)
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    bound = int(server.server_address[1])
-    log.info("metrics.listening", host=host, port=bound)
-    return MetricsServer(host, bound, registry, server, thread)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="telemetryd-scrape")
+    table = RouteTable()
+    table.add("/metrics", scrape_route(registry, pool))
+    for path, route in (routes or {}).items():
+        table.add(path, route)
+    try:
+        listener = (http or shared_host()).serve("metrics", host, port, table, limits)
+    except OSError:
+        pool.shutdown(wait=False)
+        raise
+    log.info("metrics.listening", host=host, port=listener.port)
+    return MetricsServer(host, listener.port, registry, table, listener, pool)

@@ -17,8 +17,9 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_watchdog import memory_watch, pending_envelopes, write_config
-from tests.support.agents import Agent, wait_for
+from tests.support.agents import Agent
 from tests.support.daemon_proc import DaemonProcess, cli
+from tests.support.waiting import wait_for
 
 
 def otlp_port(config: Path) -> int:

@@ -12,8 +12,8 @@ from opentelemetry.sdk.resources import Resource
 
 from tests.e2e.test_agent_telemetry import otlp_port
 from tests.e2e.test_watchdog import write_config
-from tests.support.agents import wait_for
 from tests.support.daemon_proc import DaemonProcess, cli
+from tests.support.waiting import wait_for
 
 MODEL = "claude-sonnet-4-5"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.agents import wait_for
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

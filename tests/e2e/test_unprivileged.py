@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.agents import Agent, wait_for
+from tests.support.agents import Agent
 from tests.support.daemon_proc import REPO, clean_env
+from tests.support.waiting import wait_for
 
 NOBODY = 65534
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from sentry_sdk.envelope import Envelope
 
-from tests.support.agents import Agent, wait_for
+from tests.support.agents import Agent
 from tests.support.daemon_proc import DaemonProcess, clean_env, cli
+from tests.support.waiting import wait_for
 
 MiB = 1024 * 1024
 

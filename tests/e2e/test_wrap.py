@@ -9,15 +9,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_agent_telemetry import otlp_port
 from tests.e2e.test_watchdog import pending_envelopes, write_config
-from tests.support.agents import wait_for
 from tests.support.daemon_proc import REPO, DaemonProcess, clean_env
+from tests.support.waiting import wait_for
 
 ALLOCATE = textwrap.dedent("""
     import os, sys, time
@@ -57,11 +56,15 @@ def test_sigkilled_allocating_child_leaves_a_killed_report(tmp_path: Path) -> No
     pid_file = tmp_path / "pid"
     proc = wrap(quiet_config(tmp_path), sys.executable, "-c", ALLOCATE, str(pid_file))
     pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), message="child up"))
-    announced = json.loads(next((tmp_path / "state" / "wrapped").glob("*.json")).read_text())
-    assert announced["pid"] == pid and announced["watch"] == "wrapped"
-    # wrap samples the tree every 0.5 s; give it several periods to see the full allocation
-    # (the report's last RSS is asserted below), generous for a loaded machine.
-    time.sleep(2.0)
+    announcement = next((tmp_path / "state" / "wrapped").glob("*.json"))
+
+    def sampled_rss() -> int:
+        announced = json.loads(announcement.read_text())
+        assert announced["pid"] == pid and announced["watch"] == "wrapped"
+        return int(announced["last_rss_bytes"] or 0)
+
+    # wrap publishes its last sample of the tree: kill once it has seen the full allocation.
+    wait_for(lambda: sampled_rss() > 70 * 1024 * 1024, message="allocation sampled")
     os.kill(pid, signal.SIGKILL)
     assert proc.wait(timeout=60) == 128 + signal.SIGKILL
     [envelope] = pending_envelopes(tmp_path / "state")
@@ -80,7 +83,7 @@ def test_wrapped_sdk_client_matched_to_its_process_by_pid(tmp_path: Path) -> Non
     config = write_config(tmp_path, 'name = "init"\npid = 1')
     daemon = DaemonProcess(config, tmp_path / "log.jsonl")
     client = textwrap.dedent("""
-        import os, time
+        import os, sys
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -91,16 +94,18 @@ def test_wrapped_sdk_client_matched_to_its_process_by_pid(tmp_path: Path) -> Non
         meters.get_meter("t").create_counter("work.done").add(5)
         assert meters.force_flush(10_000)
         meters.shutdown()
-        time.sleep(1.5)
         print(os.getpid(), flush=True)
+        sys.stdin.read()  # held until the test saw the daemon watch this process
     """)
     try:
         otlp_port(config)
-        proc = wrap(config, sys.executable, "-c", client, stdout=subprocess.PIPE)
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0
-        child = int(out.decode().split()[0])
+        proc = wrap(config, sys.executable, "-c", client, stdout=subprocess.PIPE,
+                    stdin=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdin is not None
+        child = int(proc.stdout.readline().decode())
         daemon.wait_event("process.seen", pid=child, watch="wrapped")
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0
         db = tmp_path / "state" / "events.db"
 
         def pids() -> set[int]:

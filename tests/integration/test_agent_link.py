@@ -13,7 +13,8 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from daemon.agents.link import AgentLink
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
+from daemon.runtime.paths import StatePaths
 from daemon.watch.monitor import TrackedProcess
 from daemon.watch.sampler import TreeSample
 
@@ -28,7 +29,7 @@ def test_context_found_through_a_child_pid(tmp_path: Path) -> None:
     """Telemetry whose process.pid is a child of the watched root is still correlated."""
     config = parse_config_text('[otlp]\nlisten = "127.0.0.1:0"\n', "<t>", {},
                                psutil.virtual_memory().total)
-    link = AgentLink(config, tmp_path / "events.db", tmp_path / "budgets.json")
+    link = AgentLink(config, StatePaths(tmp_path).events_db, StatePaths(tmp_path).budgets)
     link.start()
     try:
         port = link.telemetry.receiver.port
@@ -51,4 +52,4 @@ def test_context_found_through_a_child_pid(tmp_path: Path) -> None:
     assert context is not None
     assert context["matched_pid"] == 5001
     assert context["tokens"]["input"] == 321
-    assert status["up"] is True and status["points_accepted"] >= 1
+    assert status.up is True and (status.points_accepted or 0) >= 1

@@ -10,9 +10,10 @@ import psutil
 from sentry_sdk.envelope import Envelope
 
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
-from tests.support.agents import Agent, wait_for
+from tests.support.agents import Agent
+from tests.support.waiting import wait_for
 
 
 class OomCounter(SystemFacts):
@@ -43,7 +44,7 @@ def test_child_killed_while_oom_counter_moves_is_reported(tmp_path: Path) -> Non
         service.startup()
         try:
             def tracked_at_warning():
-                for tracked in service.monitor.tracked.values():
+                for tracked in service.ticker.monitor.tracked.values():
                     if tracked.level.label == "warning" and tracked.last.member_pids:
                         return tracked
                 return None
@@ -52,10 +53,10 @@ def test_child_killed_while_oom_counter_moves_is_reported(tmp_path: Path) -> Non
             wait_for(lambda: service.tick_count >= 3, message="the OOM baseline read")
             facts.kills += 1
             os.kill(child, signal.SIGKILL)
-            entry = wait_for(lambda: [e for e in service.spool.pending()
+            entry = wait_for(lambda: [e for e in service.running.spool.pending()
                                       if e.kind == "child_oom_killed"],
                              message="child_oom_killed report")[0]
-            event = Envelope.deserialize(service.spool.read(entry.id)).get_event()
+            event = Envelope.deserialize(service.running.spool.read(entry.id)).get_event()
         finally:
             service.shutdown()
     assert event is not None

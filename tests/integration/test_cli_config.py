@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from daemon.config.schema import EMBEDDED_DEFAULT, SYSTEM_CONFIG_PATH, SYSTEM_STATE_DIR
+from daemon.config.embedded import EMBEDDED_DEFAULT
+from daemon.config.locations import SYSTEM_CONFIG_PATH, SYSTEM_STATE_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 60
@@ -116,6 +117,20 @@ def test_every_subcommand_refuses_a_bad_config(tmp_path: Path) -> None:
     for args in (("check-config",), ("status",), ("reports", "list"), ("run",)):
         result = telemetryd(tmp_path, "--config", str(path), *args)
         assert_config_error(result, str(path), "watch[0].rss_critical", "expected bytes")
+    assert not (tmp_path / "xdg-state").exists()
+
+
+@pytest.mark.parametrize("command", [("check-config",), ("status",), ("stats",),
+                                     ("reports", "list"), ("reports", "show", "abc"),
+                                     ("reports", "purge", "--all")])
+def test_config_flag_is_read_after_a_subcommand_and_a_sub_subcommand(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    """`telemetryd reports list --config X` reads X, as does --config right after the command."""
+    path = write(tmp_path, GOOD_WATCH + 'rss_critical = "lots"\n')
+    placements = [(*command[:1], "--config", str(path), *command[1:]),
+                  (*command, "--config", str(path))]
+    for args in placements:
+        assert_config_error(telemetryd(tmp_path, *args), str(path), "watch[0].rss_critical")
     assert not (tmp_path / "xdg-state").exists()
 
 

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from crash_reports.spool.store import Spool
+from daemon.runtime.paths import StatePaths
 from tests.e2e.test_watchdog import memory_watch, write_config
 from tests.support.agents import Agent
 from tests.support.daemon_proc import DaemonProcess, cli
@@ -24,11 +25,11 @@ def config_for(tmp_path: Path) -> tuple[Path, Path]:
 def test_reports_list_show_requeue_purge_from_the_command_line(tmp_path: Path) -> None:
     """Listing stays valid JSON with a corrupt file present; show, requeue, purge work by id."""
     config, state = config_for(tmp_path)
-    spool = Spool(state / "spool")
+    spool = Spool(StatePaths(state).spool)
     kept = spool.put(make_envelope(title="agent pid 1: RSS 3.0 GiB crossed critical 2.0 GiB"))
     refused = spool.put(make_envelope())
     spool.quarantine(refused, 400, "HTTP 400: bad envelope")
-    (state / "spool" / "pending" / "00000000000000000001-abcd.env").write_bytes(b"\x00junk")
+    (StatePaths(state).spool / "pending" / "00000000000000000001-abcd.env").write_bytes(b"\x00junk")
 
     listing = cli("--config", str(config), "reports", "list", "--json")
     assert listing.returncode == 0, listing.stderr
@@ -47,7 +48,7 @@ def test_reports_list_show_requeue_purge_from_the_command_line(tmp_path: Path) -
 
     requeued = cli("--config", str(config), "reports", "requeue")
     assert requeued.returncode == 0 and "requeued 1" in requeued.stdout
-    assert {e.id for e in Spool(state / "spool").pending()} == {kept, refused}
+    assert {e.id for e in Spool(StatePaths(state).spool).pending()} == {kept, refused}
 
     purged = cli("--config", str(config), "reports", "purge", "--all")
     assert purged.returncode == 0
@@ -68,7 +69,7 @@ def test_corrupt_event_store_is_moved_aside_and_the_daemon_runs(tmp_path: Path) 
         config = write_config(tmp_path, memory_watch(agent, 100, 200))
         state = tmp_path / "state"
         state.mkdir(mode=0o700)
-        (state / "events.db").write_bytes(b"this is not a database" * 100)
+        StatePaths(state).events_db.write_bytes(b"this is not a database" * 100)
         stats = cli("--config", str(config), "stats", "--json")
         assert stats.returncode == 0, stats.stderr
         assert "unreadable" in json.loads(stats.stdout)["agents"]["note"]
@@ -80,4 +81,4 @@ def test_corrupt_event_store_is_moved_aside_and_the_daemon_runs(tmp_path: Path) 
             assert daemon.stop() == 0
     aside = Path(corrupt["moved_to"])
     assert aside.read_bytes().startswith(b"this is not a database")  # kept, byte for byte
-    sqlite3.connect(state / "events.db").execute("PRAGMA integrity_check").fetchone()
+    sqlite3.connect(StatePaths(state).events_db).execute("PRAGMA integrity_check").fetchone()

@@ -16,10 +16,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.settings import AgentTelemetrySettings
+from daemon.runtime.paths import StatePaths
+from daemon.runtime.snapshot import (
+    FlushStatus,
+    OtlpStatus,
+    ProcessStatus,
+    ReportCounts,
+    StatusSnapshot,
+)
 from daemon.web.metrics import DaemonMetricsCollector
 from daemon.web.metrics_server import MetricsServer, serve_metrics
 from tests.integration.agents.conftest import post
+from tests.support import snapshots as build
+from tests.support.agents import loopback_otlp
 from tests.unit.agents.payloads import (
     SECOND_NS,
     claude_code_events,
@@ -48,34 +57,29 @@ def promtool() -> str | None:
     )
 
 
-def snapshot() -> dict[str, Any]:
+def snapshot() -> StatusSnapshot:
     """A status snapshot with several watches at different levels."""
-    def proc(pid: int, rss: int, cpu: float, state: str) -> dict[str, Any]:
-        return {"pid": pid, "rss_bytes": rss, "cpu_percent": cpu, "state": state,
-                "rate_bytes_per_min": 1200.0, "eta_seconds": 900.0, "note": ""}
+    def proc(pid: int, rss: int, cpu: float, state: str) -> ProcessStatus:
+        return build.process(pid, rss, cpu, state, rate=1200.0, eta=900.0)
 
-    return {
-        "started_at": time.time() - 60,
-        "last_tick": {"at": time.time(), "duration_seconds": 0.01, "count": 12},
-        "watches": [
-            {"name": "claude", "processes": [proc(100, 1 << 30, 80.0, "critical"),
-                                             proc(101, 1 << 28, 5.0, "ok")]},
-            {"name": "aider", "processes": [proc(200, 1 << 29, 120.0, "warning")]},
-            {"name": "builds", "processes": []},
-        ],
-        "reports": {"pending": 2, "quarantined": 0, "written_since_start": 3,
-                    "held_in_memory": 0, "dropped_total": 0},
-        "flush": {"enabled": True, "delivered_total": 1, "quarantined_total": 0,
-                  "failures_total": 1},
-        "otlp": {"up": True},
-    }
+    now = time.time()
+    return build.snapshot(
+        [build.watch("claude", proc(100, 1 << 30, 80.0, "critical"),
+                     proc(101, 1 << 28, 5.0, "ok")),
+         build.watch("aider", proc(200, 1 << 29, 120.0, "warning")),
+         build.watch("builds")],
+        now=now, last_tick_at=now, tick_count=12, started_at=now - 60,
+        reports=ReportCounts(pending=2, quarantined=0, written_since_start=3),
+        flush=FlushStatus(enabled=True, delivered_total=1, failures_total=1),
+        otlp=OtlpStatus(up=True),
+    )
 
 
 @pytest.fixture
 def telemetry(tmp_path: Path) -> Iterator[AgentTelemetry]:
     """A real receiver on loopback with a real store, fed with several agents' telemetry."""
-    settings = AgentTelemetrySettings(listen_port=0, socket_timeout_seconds=2.0)
-    agents = AgentTelemetry(settings, tmp_path / "agents.sqlite3")
+    agents = AgentTelemetry(loopback_otlp(socket_timeout_seconds=2.0),
+                            StatePaths(tmp_path).events_db)
     agents.start()
     try:
         feed(agents)

@@ -9,10 +9,10 @@ import psutil
 import pytest
 from sentry_sdk.envelope import Envelope
 
-from daemon.config.schema import parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
 from daemon.watch.proctable import LinuxProcTable, ProcStat
-from tests.support.agents import wait_for
+from tests.support.waiting import wait_for
 
 
 class FailingOnceTable(LinuxProcTable):
@@ -38,10 +38,10 @@ def make_service(tmp_path: Path, table: LinuxProcTable) -> Service:
 
 
 def spooled_events(service: Service) -> list[dict]:
-    assert service.spool is not None
+    assert service.running is not None
     events = []
-    for entry in service.spool.pending():
-        event = Envelope.deserialize(service.spool.read(entry.id)).get_event()
+    for entry in service.running.spool.pending():
+        event = Envelope.deserialize(service.running.spool.read(entry.id)).get_event()
         if event is not None:
             events.append(event)
     return events

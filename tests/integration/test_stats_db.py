@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.stats.store import HOUR_SECONDS, Counter, StatsStore, StatsUnavailableError
+from crash_reports.stats.figures import HOUR_SECONDS, Counter
+from crash_reports.stats.store import StatsStore, StatsUnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_795_525_200.0
@@ -60,7 +61,8 @@ while True:
 INCREMENTER = r"""
 import sys
 from pathlib import Path
-from crash_reports.stats.store import Counter, StatsStore
+from crash_reports.stats.figures import Counter
+from crash_reports.stats.store import StatsStore
 store = StatsStore.open(Path(sys.argv[1]), busy_timeout_seconds=10)
 for _ in range(int(sys.argv[2])):
     store.incr("shared", Counter.REPORTS_DELIVERED, float(sys.argv[3]))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from daemon.config.schema import ListenSettings, OtlpSettings
 
 AGENT_SCRIPT = r"""
 import os, subprocess, sys, time
@@ -84,14 +85,6 @@ class Agent:
         self.kill()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-             message: str = "condition") -> Any:
-    """Poll until ``predicate()`` is truthy; fail with ``message`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+def loopback_otlp(host: str = "127.0.0.1", **overrides: Any) -> OtlpSettings:
+    """The schema's [otlp] defaults on an ephemeral loopback port, with ``overrides``."""
+    return dataclasses.replace(OtlpSettings(listen=ListenSettings(True, host, 0)), **overrides)

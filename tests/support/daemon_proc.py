@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.support.agents import wait_for
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config.schema import parse_config_text
-from daemon.watch.monitor import LogEvent, Monitor, ReportRequest
+from daemon.config.parse import parse_config_text
+from daemon.watch.log_lines import log_line
+from daemon.watch.monitor import ChildrenGone, Monitor, ReportRequest
 from daemon.watch.proctable import ProcStat
 from daemon.watch.sampler import Sampler
 
@@ -52,7 +53,7 @@ def test_killed_process_seen_with_no_memory_gets_an_exit_report(tmp_path: Path):
     actions = []
     for tick in range(3):
         actions += monitor.observe(sampler.sample(float(tick), 100.0 + tick))
-    events = [a.event for a in actions if isinstance(a, LogEvent)]
+    events = [line.event for line in map(log_line, actions) if line is not None]
     assert "threshold.cleared" not in events
     assert events.count("threshold.warning") == 1 and "process.exited" in events
     [report] = [a for a in actions if isinstance(a, ReportRequest)]
@@ -82,6 +83,6 @@ def test_child_gone_under_pressure_is_a_report_only_when_the_oom_killer_struck()
     [report] = [a for a in struck if isinstance(a, ReportRequest)]
     assert (report.kind, report.gone_pids) == ("child_oom_killed", (43,))
     assert report.samples[-1].rss_bytes == 140 * MiB  # the tree before the kill
-    assert any(isinstance(a, LogEvent) and a.event == "process.child_killed" for a in struck)
+    assert any(isinstance(a, ChildrenGone) for a in struck)
     quiet = run([None, 0, 0])  # a child that simply finished: no report
     assert not [a for a in quiet if isinstance(a, ReportRequest)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ from daemon.agents.records import (
 )
 from daemon.agents.store import EventStore
 from daemon.agents.totals import read_totals
+from daemon.runtime.paths import StatePaths
+from daemon.runtime.snapshot import FlushStatus, OtlpStatus, ReportCounts, StatusSnapshot
 from daemon.web.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
+from tests.support import snapshots as build
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -53,36 +57,24 @@ def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
 
 
-def proc(pid: int, rss: int, cpu: float, state: str = "ok", rate: float | None = None,
-         eta: float | None = None) -> dict[str, Any]:
-    """A process entry shaped like Service.status_snapshot's."""
-    return {"pid": pid, "name": "agent", "rss_bytes": rss, "cpu_percent": cpu, "state": state,
-            "rss_level": state, "cpu_level": "ok", "rate_bytes_per_min": rate,
-            "eta_seconds": eta, "note": ""}
-
-
-def snapshot(**overrides: Any) -> dict[str, Any]:
+def snapshot(**overrides: Any) -> StatusSnapshot:
     """A status snapshot with two watches, pending reports and flush totals."""
-    base: dict[str, Any] = {
-        "started_at": NOW - 100,
-        "last_tick": {"at": NOW, "duration_seconds": 0.004, "count": 42},
-        "watches": [
-            {"name": "claude", "processes": [
-                proc(10, 100 << 20, 50.0, "warning", rate=6000.0, eta=600.0),
-                proc(11, 300 << 20, 150.0, "critical", rate=60.0, eta=120.0),
-                {"pid": 12, "name": "x", "rss_bytes": 0, "cpu_percent": 0.0, "state": "ok",
-                 "note": "zombie (exited, not reaped)"},
-            ]},
-            {"name": "idle", "processes": []},
-        ],
-        "reports": {"pending": 3, "quarantined": 1, "written_since_start": 7,
-                    "held_in_memory": 0, "dropped_total": 2},
-        "flush": {"enabled": True, "delivered_total": 5, "quarantined_total": 1,
-                  "failures_total": 4, "last_result": "retrying"},
-        "otlp": {"up": True},
-    }
-    base.update(overrides)
-    return base
+    claude = build.watch(
+        "claude",
+        build.process(10, 100 << 20, 50.0, "warning", rate=6000.0, eta=600.0),
+        build.process(11, 300 << 20, 150.0, "critical", rate=60.0, eta=120.0),
+        build.zombie(12),
+    )
+    base = build.snapshot(
+        [claude, build.watch("idle")], now=NOW, last_tick_at=NOW, tick_count=42,
+        started_at=NOW - 100,
+        reports=ReportCounts(pending=3, quarantined=1, written_since_start=7,
+                             held_in_memory=0, dropped_total=2),
+        flush=FlushStatus(enabled=True, delivered_total=5, quarantined_total=1,
+                          failures_total=4, last_result="retrying"),
+        otlp=OtlpStatus(up=True),
+    )
+    return replace(base, **overrides)
 
 
 def test_watch_series_sum_trees_per_watch_never_per_pid() -> None:
@@ -130,24 +122,21 @@ def test_before_the_first_tick_only_daemon_identity_is_exposed() -> None:
     assert not any(name.startswith("telemetryd_watch_") for name in names(samples))
 
 
-def test_malformed_snapshot_fields_count_as_zero() -> None:
-    """Strings, None and booleans where numbers belong give 0, not a failed scrape."""
-    bad = snapshot(
-        watches=[{"name": "w", "processes": [
-            {"pid": 1, "rss_bytes": "lots", "cpu_percent": None, "state": "weird",
-             "rate_bytes_per_min": "fast", "eta_seconds": True}]}],
-        reports={"pending": "3", "written_since_start": None},
-        flush={},
+def test_unknown_states_and_missing_figures_count_as_zero() -> None:
+    """A state this version does not know, no rate, no ETA and no tick give 0 or no series."""
+    odd = snapshot(
+        watches=(build.watch("w", build.process(1, 0, 0.0, "weird")),),
+        reports=ReportCounts(pending=None, written_since_start=0),
+        flush=None,
         last_tick=None,
     )
-    _, samples = scrape(DaemonMetricsCollector(lambda: bad))
+    _, samples = scrape(DaemonMetricsCollector(lambda: odd))
     assert value(samples, "telemetryd_watch_rss_bytes", watch="w") == 0
     assert value(samples, "telemetryd_watch_cpu_cores", watch="w") == 0
     assert value(samples, "telemetryd_watch_level", watch="w") == 0
     assert value(samples, "telemetryd_ticks_total") == 0
     assert value(samples, "telemetryd_flush_enabled") == 0
     assert ("telemetryd_reports_pending", ()) not in samples
-
 
 def test_a_failing_source_is_counted_and_logged_and_the_rest_still_served() -> None:
     """A snapshot that raises costs only its own series; the failure is counted and logged."""
@@ -238,7 +227,7 @@ def store_collector(path: Path, **kwargs: Any) -> DaemonMetricsCollector:
 
 def test_agent_counters_and_cost_rule_from_the_store(tmp_path: Path) -> None:
     """Tokens, cost (reported wins, unknown prices excluded and flagged), requests and errors."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([
         tokens(BOT, "gpt-4o", "input", 1000, 0.01),
@@ -273,7 +262,7 @@ def test_agent_counters_and_cost_rule_from_the_store(tmp_path: Path) -> None:
 
 def test_duration_histograms_reach_120_seconds_with_right_buckets(tmp_path: Path) -> None:
     """Request and tool durations land in their buckets; +Inf equals the count; sum in seconds."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([
         ApiRequest(NOW, BOT, None, "m", 1, 300.0),
@@ -304,7 +293,7 @@ def test_duration_histograms_reach_120_seconds_with_right_buckets(tmp_path: Path
 
 def test_counters_survive_retention_of_the_hourly_rows(tmp_path: Path) -> None:
     """Deleting old events and hourly rows by age leaves the all-time counters where they were."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([tokens(BOT, "m", "input", 100, 0.5, ts=NOW - 40 * DAY),
                   ToolCall(NOW - 40 * DAY, BOT, None, "Read", True, 1, 5.0)])
@@ -324,7 +313,7 @@ def test_counters_survive_retention_of_the_hourly_rows(tmp_path: Path) -> None:
 
 def test_reported_cost_marks_persist_across_reopen(tmp_path: Path) -> None:
     """Computed cost before the first report is kept; after a report (even after a restart) not."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([tokens(CLAUDE, "sonnet", "input", 10, 0.25)])
     store.append([CostUsage(NOW, CLAUDE, None, "sonnet", 1.0)])
@@ -341,7 +330,7 @@ def test_reported_cost_marks_persist_across_reopen(tmp_path: Path) -> None:
 
 def test_label_caps_are_sticky_and_keep_other_monotonic(tmp_path: Path) -> None:
     """Past the cap values go to 'other'; a later busier newcomer never evicts an admitted one."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     agents = [Agent(f"a{i}", None, None, i) for i in range(3)]
     store.append([tokens(agent, "m", "input", 100 * (i + 1), 0.1)
@@ -369,7 +358,7 @@ def test_label_caps_are_sticky_and_keep_other_monotonic(tmp_path: Path) -> None:
 
 def test_agent_series_are_cached_for_the_configured_time(tmp_path: Path) -> None:
     """Scrapes inside the cache window reuse one read; after it new rows appear."""
-    path = tmp_path / "agents.sqlite3"
+    path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([ToolCall(NOW, BOT, None, "Read", True, 1, 5.0)])
     clock = [100.0]

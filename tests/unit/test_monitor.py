@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.config.schema import WatchRule
-from daemon.watch.monitor import Action, LogEvent, Monitor, ReportRequest
+from daemon.watch.log_lines import LogLine, log_line
+from daemon.watch.monitor import Action, Monitor, ReportRequest
 from daemon.watch.sampler import TickSample, TreeSample
 from daemon.watch.thresholds import Level
 
@@ -55,9 +56,14 @@ def feed(monitor: Monitor, ticks: Sequence[TickSample]) -> list[Action]:
     return actions
 
 
-def events(actions: Sequence[Action], name: str) -> list[LogEvent]:
+def lines(actions: Sequence[Action]) -> list[LogLine]:
+    """The log lines the actions turn into."""
+    return [line for line in map(log_line, actions) if line is not None]
+
+
+def events(actions: Sequence[Action], name: str) -> list[LogLine]:
     """The log events of one name."""
-    return [a for a in actions if isinstance(a, LogEvent) and a.event == name]
+    return [line for line in lines(actions) if line.event == name]
 
 
 def reports(actions: Sequence[Action], kind: str | None = None) -> list[ReportRequest]:
@@ -149,7 +155,7 @@ def test_process_vanishing_at_ok_is_only_logged() -> None:
     monitor = make_monitor()
     feed(monitor, [tick(0, tree(10, 50))])
     actions = monitor.observe(tick(1))
-    assert [a.event for a in actions if isinstance(a, LogEvent)] == ["process.exited"]
+    assert [line.event for line in lines(actions)] == ["process.exited"]
     assert reports(actions) == []
 
 

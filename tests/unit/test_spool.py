@@ -14,7 +14,8 @@ import sentry_sdk
 from structlog.testing import capture_logs
 
 from crash_reports.delivery.dsn import parse_dsn, redacted
-from crash_reports.spool.store import Dropped, Spool, SpoolLimits, parse_envelope
+from crash_reports.spool.envelope import parse_envelope
+from crash_reports.spool.store import Dropped, Spool, SpoolLimits
 from crash_reports.spool.transport import SpoolTransport
 from tests.support.fault_server import make_envelope
 

@@ -15,16 +15,9 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from crash_reports.stats.events import stats_event, stats_event_id
-from crash_reports.stats.store import (
-    HOUR_SECONDS,
-    Counter,
-    Period,
-    PeriodKey,
-    StatsStore,
-    histogram_quantile,
-    hour_start,
-    tick_bucket,
-)
+from crash_reports.stats.figures import HOUR_SECONDS, Counter, Period, PeriodKey, hour_start
+from crash_reports.stats.histogram import histogram_quantile, tick_bucket
+from crash_reports.stats.store import StatsStore
 
 T0 = 1_795_525_200.0  # 2026-11-24 13:00:00 UTC, an hour boundary
 WATCH_FIELDS = {

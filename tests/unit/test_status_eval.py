@@ -7,59 +7,49 @@ import os
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from daemon.runtime.status import (
-    EXIT_CRITICAL,
-    EXIT_OK,
-    EXIT_UNKNOWN,
-    EXIT_WARNING,
-    STATUS_VERSION,
+from daemon.cli.exit_codes import ExitCode
+from daemon.runtime.snapshot import (
+    FlushStatus,
+    OtlpStatus,
+    StatusSnapshot,
     StatusUnreadableError,
+)
+from daemon.runtime.status import (
     evaluate,
     pid_alive,
     read_snapshot,
     render_table,
     write_snapshot,
 )
+from tests.support import snapshots as build
 
 NOW = 10_000.0
 
 
 def snapshot(*states: str, interval: float = 1.0, last_tick: float | None = NOW - 0.5,
-             stopped: bool = False) -> dict[str, Any]:
+             stopped: bool = False) -> StatusSnapshot:
     """A snapshot with one watch holding processes in the given states."""
-    processes = [
-        {"pid": 100 + i, "name": "agent", "rss_bytes": 1024**3, "cpu_percent": 12.5,
-         "state": state, "samples_over": 0, "rate_bytes_per_min": None, "eta_seconds": None}
-        for i, state in enumerate(states)
-    ]
-    return {
-        "version": STATUS_VERSION,
-        "telemetryd_version": "0.1.0",
-        "pid": 4242,
-        "started_at": NOW - 3600,
-        "stopped": stopped,
-        "config_source": "/etc/telemetryd/telemetryd.toml",
-        "state_dir": "/var/lib/telemetryd",
-        "interval": interval,
-        "last_tick": {"at": last_tick, "duration_seconds": 0.002, "processes_scanned": 250},
-        "watches": [{"name": "claude-code", "processes": processes},
-                    {"name": "codex", "processes": []}],
-    }
+    trees = [build.process(100 + i, state=state) for i, state in enumerate(states)]
+    if last_tick is None:
+        return replace(build.starting(NOW), interval=interval, stopped=stopped)
+    return build.snapshot([build.watch("claude-code", *trees), build.watch("codex")],
+                          now=NOW, last_tick_at=last_tick, interval=interval, stopped=stopped)
 
 
 @pytest.mark.parametrize(
     ("states", "code"),
     [
-        ((), EXIT_OK),
-        (("ok", "ok"), EXIT_OK),
-        (("ok", "warning"), EXIT_WARNING),
-        (("warning", "critical", "ok"), EXIT_CRITICAL),
-        (("critical",), EXIT_CRITICAL),
+        ((), ExitCode.OK),
+        (("ok", "ok"), ExitCode.OK),
+        (("ok", "warning"), ExitCode.WARNING),
+        (("warning", "critical", "ok"), ExitCode.CRITICAL),
+        (("critical",), ExitCode.CRITICAL),
     ],
 )
 def test_exit_code_is_the_worst_state(states: tuple[str, ...], code: int) -> None:
@@ -79,13 +69,13 @@ def test_exit_code_is_the_worst_state(states: tuple[str, ...], code: int) -> Non
 def test_not_running_is_unknown(snap: dict[str, Any], lock_held: bool, alive: bool) -> None:
     """A daemon that is gone is exit 3, whatever its last snapshot said."""
     verdict = evaluate(snap, lock_held=lock_held, alive=alive, now=NOW)
-    assert verdict.exit_code == EXIT_UNKNOWN and not verdict.running
+    assert verdict.exit_code == ExitCode.UNKNOWN and not verdict.running
 
 
 def test_no_tick_yet_is_unknown() -> None:
     """A daemon that has not ticked yet is exit 3, running."""
     verdict = evaluate(snapshot(last_tick=None), lock_held=True, alive=True, now=NOW)
-    assert verdict.exit_code == EXIT_UNKNOWN and verdict.running
+    assert verdict.exit_code == ExitCode.UNKNOWN and verdict.running
     assert "starting" in verdict.summary
 
 
@@ -97,20 +87,23 @@ def test_stale_tick_is_unknown(interval: float, age: float, stale: bool) -> None
     """A last tick older than max(3 intervals, interval + 10 s) means the daemon is stuck."""
     verdict = evaluate(snapshot("critical", interval=interval, last_tick=NOW - age),
                        lock_held=True, alive=True, now=NOW)
-    assert (verdict.exit_code == EXIT_UNKNOWN) == stale
+    assert (verdict.exit_code == ExitCode.UNKNOWN) == stale
     if stale:
         assert "stuck" in verdict.summary
 
 
 def test_unknown_process_state_does_not_raise_the_code() -> None:
     """A state the CLI does not know (e.g. from a newer daemon) counts as ok."""
-    assert evaluate(snapshot("access_denied"), True, True, NOW).exit_code == EXIT_OK
+    assert evaluate(snapshot("access_denied"), True, True, NOW).exit_code == ExitCode.OK
 
 
 def test_snapshot_round_trip_is_private(tmp_path: Path) -> None:
     """A written snapshot reads back equal, owner-only, with no temp files left."""
     path = tmp_path / "status.json"
-    data = snapshot("warning")
+    data = build.snapshot([build.watch("w", build.process(1, state="warning"),
+                                       build.zombie(2))],
+                          flush=FlushStatus(enabled=True, delivered_total=3),
+                          otlp=OtlpStatus(up=True, listen="127.0.0.1:4318"))
     write_snapshot(path, data)
     assert read_snapshot(path) == data
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -152,8 +145,8 @@ def test_pid_alive() -> None:
 
 def test_render_table_shows_each_watch() -> None:
     """The human view has a header, a row per process and 'no match' for empty watches."""
-    snap = snapshot("warning")
-    snap["watches"][0]["processes"][0].update(rate_bytes_per_min=10 * 1024**2, eta_seconds=90)
+    tree = build.process(100, state="warning", rate=10 * 1024**2, eta=90)
+    snap = build.snapshot([build.watch("claude-code", tree), build.watch("codex")], now=NOW)
     verdict = evaluate(snap, True, True, NOW)
     text = render_table(snap, verdict, NOW)
     lines = text.splitlines()

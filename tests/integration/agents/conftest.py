@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.settings import AgentTelemetrySettings
+from tests.support.agents import loopback_otlp
 
-BASE_SETTINGS = AgentTelemetrySettings(listen_port=0, socket_timeout_seconds=2.0)
+BASE_SETTINGS = loopback_otlp(socket_timeout_seconds=2.0)
 
 
 @dataclasses.dataclass
@@ -49,8 +49,8 @@ def make_agents(tmp_path: Path) -> Iterator[object]:
     """Start AgentTelemetry with settings overrides; everything is stopped at teardown."""
     started: list[AgentTelemetry] = []
 
-    def make(**overrides: object) -> AgentTelemetry:
-        settings = dataclasses.replace(BASE_SETTINGS, **overrides)  # type: ignore[arg-type]
+    def make(host: str = "127.0.0.1", **overrides: object) -> AgentTelemetry:
+        settings = loopback_otlp(host, **{"socket_timeout_seconds": 2.0, **overrides})
         telemetry = AgentTelemetry(settings, tmp_path / f"agents-{len(started)}.sqlite3")
         telemetry.start()
         started.append(telemetry)

@@ -320,11 +320,11 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
 
 
 def test_ipv6_loopback_is_served(make_agents: object) -> None:
-    """listen_host ::1 binds an IPv6 socket and answers on it."""
+    """listen on ::1 binds an IPv6 socket and answers on it."""
     if not socket.has_ipv6:
         pytest.skip("no IPv6 here")
     try:
-        agents = make_agents(listen_host="::1")  # type: ignore[operator]
+        agents = make_agents(host="::1")  # type: ignore[operator]
     except OSError:
         pytest.skip("::1 cannot be bound here")
     with socket.create_connection(("::1", agents.receiver.port), timeout=10) as sock:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.paths import StatePaths
 from tests.integration.agents.conftest import BASE_SETTINGS, post
 from tests.unit.agents.payloads import CUMULATIVE, claude_resource, metrics_request, sum_metric
 
 
 def start(db: Path) -> AgentTelemetry:
-    telemetry = AgentTelemetry(dataclasses.replace(BASE_SETTINGS, listen_port=0), db)
+    telemetry = AgentTelemetry(BASE_SETTINGS, db)
     telemetry.start()
     return telemetry
 
@@ -35,7 +35,7 @@ def input_tokens(telemetry: AgentTelemetry) -> dict[str, int]:
 
 def test_cumulative_counter_continues_after_a_clean_restart(tmp_path: Path) -> None:
     """1000 tokens, clean restart, cumulative 1500: the store holds 1500, not 2500."""
-    db = tmp_path / "events.db"
+    db = StatePaths(tmp_path).events_db
     start_ns = time.time_ns() - 10**9
     first = start(db)
     assert post(first.receiver.port, "/v1/metrics", cumulative_tokens(1000, start_ns)).status == 200
@@ -51,12 +51,12 @@ def test_cumulative_counter_continues_after_a_clean_restart(tmp_path: Path) -> N
 
 def test_series_state_is_used_once(tmp_path: Path) -> None:
     """After a start has read the saved state, a crash cannot make a later start reuse it."""
-    db = tmp_path / "events.db"
+    db = StatePaths(tmp_path).events_db
     start_ns = time.time_ns() - 10**9
     first = start(db)
     post(first.receiver.port, "/v1/metrics", cumulative_tokens(1000, start_ns))
     first.stop()
-    saved = db.with_name(db.name + ".series.json")
+    saved = StatePaths(tmp_path).events_series
     assert saved.exists()
     second = start(db)
     assert not saved.exists()  # read and removed: a kill -9 now leaves no stale state

@@ -1,0 +1,185 @@
+"""The spool's files: names, sidecars and delivered records, and the entries a listing shows.
+
+A report's file name is ``<created_ns>-<event_id>.env`` (20 digits, 32 hex); its sidecar
+adds ``.meta.json``; a delivered record is ``<delivered_ns>-<event_id>.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from crash_reports.spool.envelope import EnvelopeSummary
+
+EntryState = Literal["pending", "quarantined", "delivered"]
+
+ENVELOPE_NAME = re.compile(r"^(\d{20})-([0-9a-f]{32})\.env$")
+META_SUFFIX = ".meta.json"
+RECORD_NAME = re.compile(r"^(\d{20})-([0-9a-f]{32})\.json$")
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    """One report as ``reports list`` shows it."""
+
+    id: str
+    state: EntryState
+    created_at: float
+    title: str
+    watch: str | None = None
+    kind: str | None = None
+    categories: tuple[str, ...] = ()
+    size_bytes: int = 0
+    attempts: int = 0
+    last_error: str | None = None
+    last_attempt_at: float | None = None
+    http_status: int | None = None
+    reason: str | None = None
+    quarantined_at: float | None = None
+    delivered_at: float | None = None
+    name: str = field(default="", repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``reports list --json``)."""
+        data = asdict(self)
+        data.pop("name")
+        data["categories"] = list(self.categories)
+        return data
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """A sidecar's content ({} if it holds no object); OSError or ValueError if unreadable."""
+    meta = json.loads(path.read_bytes())
+    return meta if isinstance(meta, dict) else {}
+
+
+def read_records(folder: Path) -> list[SpoolEntry]:
+    """The delivered records in ``folder``, oldest first; unreadable ones are skipped."""
+    entries: list[SpoolEntry] = []
+    for name in file_names(folder):
+        if not RECORD_NAME.match(name):
+            continue
+        try:
+            record = json.loads((folder / name).read_bytes())
+            entries.append(entry_from_record(record))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return entries
+
+
+def keep_newest_records(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest delivered records in ``folder``."""
+    records = sorted(n for n in file_names(folder) if RECORD_NAME.match(n))
+    for old in records[: max(0, len(records) - keep)]:
+        unlink(folder / old)
+
+
+def remove_stale_temp(folder: Path, older_than: float) -> None:
+    """Remove temp (dot) files last changed before ``older_than`` (a killed writer's)."""
+    for name in file_names(folder, hidden=True):
+        if not (name.startswith(".") and name.endswith(".tmp")):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if (folder / name).stat().st_mtime < older_than:
+                unlink(folder / name)
+
+
+def file_names(folder: Path, hidden: bool = False) -> list[str]:
+    """Sorted file names in ``folder``; temp (dot) files only when asked."""
+    try:
+        with os.scandir(folder) as scan:
+            names = [entry.name for entry in scan]
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if hidden or not n.startswith("."))
+
+
+def unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def dump(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, sort_keys=True).encode()
+
+
+def id_of(name: str) -> str:
+    return name.split("-", 1)[1].split(".", 1)[0]
+
+
+def created_at_of(name: str) -> float:
+    return int(name.split("-", 1)[0]) / 1e9
+
+
+def record_fields(entry: SpoolEntry) -> dict[str, Any]:
+    """What a delivered record keeps of the report it was."""
+    return {
+        "created_at": entry.created_at,
+        "title": entry.title,
+        "watch": entry.watch,
+        "kind": entry.kind,
+        "categories": list(entry.categories),
+        "size_bytes": entry.size_bytes,
+        "attempts": entry.attempts,
+        "last_error": entry.last_error,
+    }
+
+
+def entry_from_file(
+    name: str, state: EntryState, summary: EnvelopeSummary, size_bytes: int, meta: dict[str, Any]
+) -> SpoolEntry:
+    """The entry of a pending or quarantined envelope file, from its summary and sidecar."""
+    return SpoolEntry(
+        id=id_of(name),
+        state=state,
+        created_at=created_at_of(name),
+        title=summary.title,
+        watch=summary.watch,
+        kind=summary.kind,
+        categories=summary.categories,
+        size_bytes=size_bytes,
+        attempts=_int(meta.get("attempts")) or 0,
+        last_error=_str(meta.get("last_error")),
+        last_attempt_at=_float(meta.get("last_attempt_at")),
+        http_status=_int(meta.get("http_status")),
+        reason=_str(meta.get("reason")),
+        quarantined_at=_float(meta.get("quarantined_at")),
+        name=name,
+    )
+
+
+def entry_from_record(record: dict[str, Any]) -> SpoolEntry:
+    delivered_at = float(record["delivered_at"])
+    return SpoolEntry(
+        id=str(record["id"]),
+        state="delivered",
+        created_at=_float(record.get("created_at")) or delivered_at,
+        title=_str(record.get("title")) or "(unknown)",
+        watch=_str(record.get("watch")),
+        kind=_str(record.get("kind")),
+        categories=tuple(str(c) for c in record.get("categories") or ()),
+        size_bytes=_int(record.get("size_bytes")) or 0,
+        attempts=_int(record.get("attempts")) or 0,
+        last_error=_str(record.get("last_error")),
+        http_status=_int(record.get("http_status")),
+        delivered_at=delivered_at,
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

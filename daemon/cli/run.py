@@ -1,0 +1,49 @@
+"""``telemetryd run``: the daemon in the foreground (what the service manager runs)."""
+
+from __future__ import annotations
+
+import argparse
+
+from daemon.cli.exit_codes import ExitCode
+from daemon.cli.output import err
+from daemon.config.errors import ConfigError
+from daemon.config.load import load_config_here
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    """Declare ``run``."""
+    return subparsers.add_parser(
+        "run", help="run the daemon in the foreground (what the service runs)")
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Load the config, start the service and run until stopped."""
+    import structlog
+
+    from daemon.runtime.lock import AlreadyRunningError
+    from daemon.runtime.logs import configure_logging
+    from daemon.runtime.notify import Notifier
+    from daemon.runtime.service import Service, StartupError, environ_for_notify
+
+    try:
+        config = load_config_here(args.config)
+    except ConfigError as exc:
+        configure_logging("auto", "info")
+        structlog.get_logger("telemetryd").error(
+            "config.error", source=exc.source, key=exc.key, error=exc.message)
+        err(f"telemetryd: config error: {exc}")
+        return ExitCode.CONFIG
+    configure_logging(config.daemon.log_format, config.daemon.log_level)
+    service = Service(
+        config,
+        notifier=Notifier.from_environ(environ_for_notify()),
+        config_loader=lambda: load_config_here(args.config),
+    )
+    try:
+        service.run()
+    except (AlreadyRunningError, StartupError) as exc:
+        structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
+        err(f"telemetryd: {exc}")
+        return ExitCode.UNAVAILABLE
+    return ExitCode.OK

@@ -1,0 +1,41 @@
+"""The shell around the parser: where the config file is, reading it, the environment it honours."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import psutil
+
+from daemon.config.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
+from daemon.config.errors import ConfigError
+from daemon.config.locations import environ_snapshot, find_config_file
+from daemon.config.parse import parse_config_text
+from daemon.config.schema import Config
+
+
+def load_config(
+    explicit: Path | None, environ: Mapping[str, str], total_memory_bytes: int
+) -> Config:
+    """Find, read and parse the config (the shell around ``parse_config``)."""
+    path = find_config_file(explicit, environ)
+    if path is None:
+        return parse_config_text(DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT, environ, total_memory_bytes)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), None, "file not found") from None
+    except PermissionError:
+        raise ConfigError(str(path), None, "permission denied reading the file") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), None, "is a directory, expected a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), None, f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    return parse_config_text(text, str(path), environ, total_memory_bytes)
+
+
+def load_config_here(explicit: Path | None) -> Config:
+    """``load_config`` with this process's environment and this machine's RAM."""
+    return load_config(explicit, environ_snapshot(), psutil.virtual_memory().total)

@@ -1,0 +1,116 @@
+"""The effective config for people and scripts: what ``check-config`` prints (never a DSN key)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from daemon.config.schema import Config, ListenSettings
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """The effective config as plain data, under the TOML keys (sizes in bytes, no DSN key).
+
+    ``check-config`` prints it as TOML that parses back to the same config.
+    """
+    from crash_reports.delivery.dsn import redacted
+
+    daemon = config.daemon
+    return {
+        "source": config.source,
+        "daemon": {
+            "interval": daemon.interval_seconds,
+            "state_dir": str(daemon.state_dir),
+            "log_format": daemon.log_format,
+            "log_level": daemon.log_level,
+            "history_samples": daemon.history_samples,
+            "trend_window": daemon.trend_window_seconds,
+        },
+        "watch": [
+            {
+                "name": w.name,
+                "process_name": w.process_name,
+                "cmdline": w.cmdline.pattern if w.cmdline else None,
+                "pid": w.pid,
+                "pidfile": str(w.pidfile) if w.pidfile else None,
+                "user": w.user,
+                "include_children": w.include_children,
+                "rss_warning": w.rss_warning_bytes,
+                "rss_critical": w.rss_critical_bytes,
+                "cpu_warning": w.cpu_warning_percent,
+                "cpu_critical": w.cpu_critical_percent,
+                "sustained": w.sustained,
+                "cpu_sustained": w.cpu_sustained,
+                "cooldown": w.cooldown_seconds,
+            }
+            for w in config.watches
+        ],
+        "sentry": {
+            # Shown without its key, so it cannot be pasted back as is.
+            "dsn_redacted": redacted(config.sentry.dsn) if config.sentry.dsn else None,
+            "environment": config.sentry.environment,
+            "flush_interval": config.sentry.flush_interval_seconds,
+            "timeout": config.sentry.timeout_seconds,
+        },
+        "spool": {
+            "max_reports": config.spool.max_reports,
+            "max_bytes": config.spool.max_bytes,
+            "max_age_days": config.spool.max_age_days,
+        },
+        "otlp": {
+            "enabled": config.otlp.listen.enabled,
+            "listen": listen_text(config.otlp.listen),
+            "max_body_bytes": config.otlp.max_body_bytes,
+            "queue_size": config.otlp.queue_size,
+            "max_series_per_metric": config.otlp.max_series_per_metric,
+            "retention_days": config.otlp.retention_days,
+            "retention_bytes": config.otlp.retention_bytes,
+        },
+        "metrics": {
+            "enabled": config.metrics.enabled,
+            "listen": listen_text(config.metrics),
+        },
+        "budget": [
+            {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd,
+             "session_usd": b.session_usd}
+            for b in config.budgets
+        ],
+    }
+
+
+def listen_text(listen: ListenSettings) -> str:
+    """"host:port", with an IPv6 host in brackets.
+
+    >>> listen_text(ListenSettings(True, "::1", 4318))
+    '[::1]:4318'
+    """
+    host = f"[{listen.host}]" if ":" in listen.host else listen.host
+    return f"{host}:{listen.port}"
+
+
+def as_toml(described: dict[str, Any]) -> str:
+    """``describe``'s output as TOML people can paste from (the DSN as a comment, keyless)."""
+    lines: list[str] = []
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        return str(v)
+
+    for section, content in described.items():
+        if section == "source":
+            continue
+        tables = content if isinstance(content, list) else [content]
+        for table in tables:
+            header = f"[[{section}]]" if isinstance(content, list) else f"[{section}]"
+            lines.append(header)
+            for key, item in table.items():
+                if key == "dsn_redacted":
+                    if item is not None:
+                        lines.append(f"# dsn = {value(item)}  (key hidden)")
+                elif item is not None:
+                    lines.append(f"{key} = {value(item)}")
+            lines.append("")
+    return "\n".join(lines)

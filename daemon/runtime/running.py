@@ -1,0 +1,143 @@
+"""What a started daemon holds: opened by ``open_running`` in order, closed in reverse."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sentry_sdk
+import structlog
+
+from crash_reports.delivery.flusher import FlushResult
+from crash_reports.event.system_facts import SystemFacts
+from crash_reports.spool.store import Dropped, Spool
+from crash_reports.spool.transport import SpoolTransport
+from daemon import __version__
+from daemon.agents.link import AgentLink
+from daemon.config.schema import Config
+from daemon.runtime.crash_hooks import install_crash_hooks
+from daemon.runtime.delivery import Delivery, open_spool
+from daemon.runtime.paths import StatePaths
+from daemon.runtime.reporting import ReportWriter
+from daemon.runtime.stats_recorder import StatsRecorder
+from daemon.web.metrics import DaemonMetricsCollector
+from daemon.web.metrics_server import MetricsServer, serve_metrics
+
+log = structlog.get_logger("telemetryd")
+
+
+def make_sentry_client(transport: SpoolTransport, config: Config) -> sentry_sdk.Client:
+    """A sentry-sdk client whose only transport is the spool (it never sends by itself)."""
+    return sentry_sdk.Client(
+        transport=transport,
+        default_integrations=False,
+        auto_enabling_integrations=False,
+        include_local_variables=False,
+        server_name=None,
+        release=f"telemetryd@{__version__}",
+        environment=config.sentry.environment,
+        max_breadcrumbs=0,
+    )
+
+
+@dataclass
+class Running:
+    """The parts of a started daemon; every field is there for as long as it runs."""
+
+    stats: StatsRecorder
+    spool: Spool
+    transport: SpoolTransport
+    client: sentry_sdk.Client
+    agents: AgentLink
+    reports: ReportWriter
+    delivery: Delivery
+    restore_hooks: Callable[[], None]
+    metrics: DaemonMetricsCollector | None = None
+    metrics_server: MetricsServer | None = None
+    scheduler: Any = None
+    reports_dropped: int = 0
+
+    def close(self, now: float) -> None:
+        """Stop listeners and threads, then close the stores (the scheduler is stopped first)."""
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
+        self.agents.stop()
+        self.delivery.stop()
+        self.stats.stop(now)
+        self.restore_hooks()
+        self.client.close(timeout=1.0)
+
+
+def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: float,
+                 snapshot: Callable[[], Any]) -> Running:
+    """Open the stores, the spool, sentry-sdk and the listeners (not yet the scheduler)."""
+    stats = StatsRecorder(paths.stats_db)
+    stats.start(now)
+    holder: list[Running] = []
+
+    def on_drop(item: Dropped) -> None:
+        if holder:
+            holder[0].reports_dropped += 1
+        stats.dropped(item)
+
+    def on_put(report_id: str) -> None:
+        if holder:
+            holder[0].delivery.trigger()
+
+    spool = open_spool(config, on_drop=on_drop)
+    transport = SpoolTransport(spool, on_put=on_put)
+    client = make_sentry_client(transport, config)
+    agents = AgentLink(config, paths.events_db, paths.budgets)
+
+    def on_flush(result: FlushResult) -> None:
+        # On the flush thread: count deliveries, mark stats periods shipped.
+        stats.flush_result(spool, result)
+
+    reports = ReportWriter(client, spool, system, config.sentry.environment,
+                           agent_context=agents.context_for, stats_context=stats.recent)
+    running = Running(stats=stats, spool=spool, transport=transport, client=client,
+                      agents=agents, reports=reports, delivery=Delivery(spool, on_flush),
+                      restore_hooks=install_crash_hooks(client))
+    holder.append(running)
+    log.info("config.loaded", source=config.source, watches=len(config.watches),
+             interval=config.daemon.interval_seconds, state_dir=str(paths.root))
+    log.info("daemon.starting", pid=os.getpid(), version=__version__,
+             pending_reports=spool.pending_count())
+    for what, host in (("otlp", config.otlp.listen.host), ("metrics", config.metrics.host)):
+        if not is_loopback(host):
+            log.warning("listen.not_loopback", listener=what, host=host,
+                        reason="reachable from other machines; nothing authenticates it")
+    agents.start()
+    _start_metrics(running, config, snapshot)
+    return running
+
+
+def _start_metrics(running: Running, config: Config, snapshot: Callable[[], Any]) -> None:
+    if not config.metrics.enabled:
+        return
+    telemetry = running.agents.telemetry
+    running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader)
+    try:
+        running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
+                                               running.metrics)
+    except OSError as exc:
+        log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
+                  error=exc.strerror or str(exc))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is reachable from this machine only.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,305 @@
+"""The status snapshot as typed values: built by one pure function, read by everyone.
+
+The daemon builds a ``StatusSnapshot`` each tick and writes ``to_json()`` to status.json;
+``telemetryd status``, ``/metrics`` and the tests read the same type back through
+``from_json``. The JSON keys are the documented ``status --json`` format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.watch.monitor import TrackedProcess
+from daemon.watch.sampler import TreeSample
+
+STATUS_VERSION = 1
+ZOMBIE_NOTE = "zombie (exited, not reaped)"
+ACCESS_DENIED_NOTE = "access denied (totals from /proc/PID/stat only)"
+
+
+class StatusUnreadableError(Exception):
+    """The status file is missing or not a snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessStatus:
+    """One watched process tree as status shows it."""
+
+    pid: int
+    name: str
+    rss_bytes: int
+    cpu_percent: float
+    state: str = "ok"
+    create_time: float | None = None
+    members: int = 1
+    rss_level: str = "ok"
+    cpu_level: str = "ok"
+    samples_over: int = 0
+    rate_bytes_per_min: float | None = None
+    eta_seconds: float | None = None
+    access_denied: bool = False
+    zombie: bool = False
+
+    @property
+    def note(self) -> str:
+        """What a person should know about this row."""
+        if self.zombie:
+            return ZOMBIE_NOTE
+        return ACCESS_DENIED_NOTE if self.access_denied else ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as ``status --json`` prints it."""
+        if self.zombie:
+            return {"pid": self.pid, "name": self.name, "rss_bytes": 0, "cpu_percent": 0.0,
+                    "state": "ok", "note": self.note}
+        return {
+            "pid": self.pid, "name": self.name, "create_time": self.create_time,
+            "rss_bytes": self.rss_bytes, "cpu_percent": self.cpu_percent,
+            "members": self.members, "state": self.state, "rss_level": self.rss_level,
+            "cpu_level": self.cpu_level, "samples_over": self.samples_over,
+            "rate_bytes_per_min": self.rate_bytes_per_min, "eta_seconds": self.eta_seconds,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessStatus:
+        """Read a row back (missing optional fields take their defaults)."""
+        note = str(data.get("note") or "")
+        return cls(
+            pid=int(data["pid"]), name=str(data.get("name") or ""),
+            rss_bytes=int(data.get("rss_bytes") or 0),
+            cpu_percent=float(data.get("cpu_percent") or 0.0),
+            state=str(data.get("state") or "ok"),
+            create_time=_opt_float(data.get("create_time")),
+            members=int(data.get("members") or 1),
+            rss_level=str(data.get("rss_level") or "ok"),
+            cpu_level=str(data.get("cpu_level") or "ok"),
+            samples_over=int(data.get("samples_over") or 0),
+            rate_bytes_per_min=_opt_float(data.get("rate_bytes_per_min")),
+            eta_seconds=_opt_float(data.get("eta_seconds")),
+            access_denied=note == ACCESS_DENIED_NOTE,
+            zombie=note == ZOMBIE_NOTE,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WatchStatus:
+    """One [[watch]] and the process trees it matches now."""
+
+    name: str
+    processes: tuple[ProcessStatus, ...] = ()
+
+    @property
+    def live(self) -> tuple[ProcessStatus, ...]:
+        """The matched trees that are running (zombies left out)."""
+        return tuple(p for p in self.processes if not p.zombie)
+
+
+@dataclass(frozen=True, slots=True)
+class TickInfo:
+    """The last completed tick."""
+
+    at: float
+    duration_seconds: float
+    processes_scanned: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCounts:
+    """The spool and what the daemon wrote into it."""
+
+    pending: int | None = None
+    quarantined: int | None = None
+    written_since_start: int = 0
+    held_in_memory: int = 0
+    dropped_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlushStatus:
+    """Delivery to Sentry; ``enabled`` is False when no DSN is configured."""
+
+    enabled: bool
+    failures_total: int = 0
+    target: str | None = None
+    last_flush_at: float | None = None
+    last_result: str | None = None
+    backoff_until: float | None = None
+    rate_limits: Mapping[str, float] | None = None
+    last_error: str | None = None
+    delivered_total: int = 0
+    quarantined_total: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The delivery section of ``status --json``."""
+        if not self.enabled:
+            return {"enabled": False, "note": "no Sentry DSN: nothing leaves this machine"}
+        return {
+            "enabled": True, "failures_total": self.failures_total, "target": self.target,
+            "last_flush_at": self.last_flush_at, "last_result": self.last_result,
+            "backoff_until": self.backoff_until,
+            "rate_limits": dict(self.rate_limits) if self.rate_limits else None,
+            "last_error": self.last_error, "delivered_total": self.delivered_total,
+            "quarantined_total": self.quarantined_total,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpStatus:
+    """The agent telemetry receiver."""
+
+    up: bool
+    listen: str | None = None
+    points_accepted: int | None = None
+    dropped_or_refused: int | None = None
+    error: str | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The receiver section of ``status --json`` (absent fields left out)."""
+        fields = {"up": self.up, "listen": self.listen, "points_accepted": self.points_accepted,
+                  "dropped_or_refused": self.dropped_or_refused, "error": self.error,
+                  "note": self.note}
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSnapshot:
+    """Everything ``telemetryd status`` shows, as the daemon last published it."""
+
+    pid: int
+    telemetryd_version: str
+    started_at: float
+    config_source: str
+    state_dir: str
+    interval: float
+    watches: tuple[WatchStatus, ...] = ()
+    last_tick: TickInfo | None = None
+    stopped: bool = False
+    config: Mapping[str, Any] = field(default_factory=dict)
+    reports: ReportCounts = ReportCounts()
+    flush: FlushStatus | None = None
+    otlp: OtlpStatus | None = None
+    metrics_listen: str | None = None
+    version: int = STATUS_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """The document written to status.json and printed by ``status --json``."""
+        tick = self.last_tick
+        return {
+            "version": self.version,
+            "telemetryd_version": self.telemetryd_version,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "stopped": self.stopped,
+            "config_source": self.config_source,
+            "config": dict(self.config),
+            "state_dir": self.state_dir,
+            "interval": self.interval,
+            "last_tick": None if tick is None else {
+                "at": tick.at, "duration_seconds": tick.duration_seconds,
+                "processes_scanned": tick.processes_scanned, "count": tick.count},
+            "watches": [{"name": w.name, "processes": [p.to_json() for p in w.processes]}
+                        for w in self.watches],
+            "reports": {
+                "pending": self.reports.pending, "quarantined": self.reports.quarantined,
+                "written_since_start": self.reports.written_since_start,
+                "held_in_memory": self.reports.held_in_memory,
+                "dropped_total": self.reports.dropped_total,
+            },
+            "flush": self.flush.to_json() if self.flush else {},
+            "otlp": self.otlp.to_json() if self.otlp else {},
+            "metrics": {"listen": self.metrics_listen} if self.metrics_listen else {},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> StatusSnapshot:
+        """Read a document written by ``to_json``; raise StatusUnreadableError if it is not one."""
+        if not isinstance(data, dict) or data.get("version") != STATUS_VERSION:
+            raise StatusUnreadableError("not a status snapshot this version understands")
+        try:
+            return _from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StatusUnreadableError(f"not a status snapshot: {exc!r}") from None
+
+
+def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
+    tick = data.get("last_tick")
+    reports = data.get("reports") or {}
+    flush = data.get("flush") or {}
+    otlp = data.get("otlp") or {}
+    metrics = data.get("metrics") or {}
+    return StatusSnapshot(
+        pid=int(data.get("pid") or 0),
+        telemetryd_version=str(data.get("telemetryd_version") or "?"),
+        started_at=float(data.get("started_at") or 0.0),
+        config_source=str(data.get("config_source") or ""),
+        state_dir=str(data.get("state_dir") or ""),
+        interval=float(data.get("interval") or 1.0),
+        watches=tuple(
+            WatchStatus(str(w["name"]),
+                        tuple(ProcessStatus.from_json(p) for p in w.get("processes") or ()))
+            for w in data.get("watches") or ()),
+        last_tick=None if not tick else TickInfo(
+            float(tick["at"]), float(tick.get("duration_seconds") or 0.0),
+            int(tick.get("processes_scanned") or 0), int(tick.get("count") or 0)),
+        stopped=bool(data.get("stopped")),
+        config=dict(data.get("config") or {}),
+        reports=ReportCounts(
+            reports.get("pending"), reports.get("quarantined"),
+            int(reports.get("written_since_start") or 0),
+            int(reports.get("held_in_memory") or 0), int(reports.get("dropped_total") or 0)),
+        flush=None if not flush else FlushStatus(
+            enabled=bool(flush.get("enabled")),
+            failures_total=int(flush.get("failures_total") or 0),
+            target=flush.get("target"), last_flush_at=_opt_float(flush.get("last_flush_at")),
+            last_result=flush.get("last_result"),
+            backoff_until=_opt_float(flush.get("backoff_until")),
+            rate_limits=flush.get("rate_limits"), last_error=flush.get("last_error"),
+            delivered_total=int(flush.get("delivered_total") or 0),
+            quarantined_total=int(flush.get("quarantined_total") or 0)),
+        otlp=None if not otlp else OtlpStatus(
+            bool(otlp.get("up")), otlp.get("listen"), otlp.get("points_accepted"),
+            otlp.get("dropped_or_refused"), otlp.get("error"), otlp.get("note")),
+        metrics_listen=metrics.get("listen"),
+    )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def process_status(tracked: TrackedProcess) -> ProcessStatus:
+    """A tracked process tree as a status row (pure)."""
+    sample = tracked.last
+    return ProcessStatus(
+        pid=tracked.pid, name=sample.name, create_time=sample.create_time,
+        rss_bytes=sample.rss_bytes, cpu_percent=sample.cpu_percent, members=sample.members,
+        state=tracked.level.label, rss_level=tracked.rss.level.label,
+        cpu_level=tracked.cpu.level.label,
+        samples_over=max(tracked.rss.over_warning, tracked.cpu.over_warning),
+        rate_bytes_per_min=tracked.rate_bytes_per_min, eta_seconds=tracked.eta_seconds,
+        access_denied=sample.access_denied,
+    )
+
+
+def watch_statuses(
+    watch_names: Sequence[str],
+    tracked: Iterable[TrackedProcess],
+    zombies: Mapping[str, Sequence[TreeSample]],
+) -> tuple[WatchStatus, ...]:
+    """Group tracked trees (and zombies seen this tick) under their watches, in config order."""
+    # Grouped in one pass: this runs every tick, over every tracked process.
+    by_watch: dict[str, list[ProcessStatus]] = {}
+    for process in sorted(tracked, key=lambda t: (t.watch, t.key)):
+        by_watch.setdefault(process.watch, []).append(process_status(process))
+    for watch, trees in zombies.items():
+        for tree in trees:
+            if tree.zombie:
+                by_watch.setdefault(watch, []).append(
+                    ProcessStatus(pid=tree.pid, name=tree.name, rss_bytes=0, cpu_percent=0.0,
+                                  zombie=True))
+    return tuple(WatchStatus(name, tuple(by_watch.get(name, ()))) for name in watch_names)

@@ -1,0 +1,159 @@
+"""One tick: sample, evaluate, carry out what the monitor asks for.
+
+``Ticker`` owns the sampler, the monitor and the tick's own counters; the service calls
+``Ticker.tick`` under its tick lock with the parts startup opened (``Running``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import structlog
+
+from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
+from crash_reports.event.system_facts import SystemFacts
+from daemon.config.schema import Config, WatchRule
+from daemon.runtime.paths import StatePaths
+from daemon.runtime.running import Running
+from daemon.runtime.snapshot import TickInfo
+from daemon.runtime.status import pid_alive
+from daemon.runtime.wrapped import pids_by_watch, read_announced, remove_stale, with_wrapped_watch
+from daemon.watch.log_lines import log_line
+from daemon.watch.monitor import Action, Crossed, Monitor, ReportRequest
+from daemon.watch.proctable import ProcessTable
+from daemon.watch.sampler import Sampler, TickSample
+
+log = structlog.get_logger("telemetryd")
+
+
+@dataclass(frozen=True, slots=True)
+class OomEvidence:
+    """The kernel's OOM-kill counter now and how much it rose since the previous tick."""
+
+    total: int | None = None
+    delta: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Fields for a report's evidence (empty when unknown)."""
+        if self.total is None or self.delta is None:
+            return {}
+        return {"oom_kill_total": self.total, "oom_kill_delta": self.delta}
+
+
+def emit(action: Action) -> None:
+    """Write the log line an action calls for."""
+    line = log_line(action)
+    if line is not None:
+        getattr(log, line.level)(line.event, **line.fields)
+
+
+def report_evidence(request: ReportRequest, oom: OomEvidence) -> dict[str, Any]:
+    """What a report carries beyond the tree: OOM evidence for trees under pressure (pure).
+
+    >>> from types import SimpleNamespace
+    >>> req = SimpleNamespace(kind=ReportKind.RSS_CRITICAL, gone_pids=(), samples=())
+    >>> report_evidence(req, OomEvidence(3, 1))  # type: ignore[arg-type]
+    {}
+    """
+    extra: dict[str, Any] = {}
+    if request.kind in PRESSURE_KINDS:
+        extra = oom.as_dict()
+        extra["level"] = request.process.level.label
+    if request.gone_pids:
+        extra["gone_pids"] = list(request.gone_pids)
+        if request.samples:
+            extra["rss_bytes_before"] = request.samples[-1].rss_bytes
+    return extra
+
+
+def watches_of(config: Config) -> tuple[WatchRule, ...]:
+    """The configured watches plus the one ``telemetryd wrap`` children join by default."""
+    return with_wrapped_watch(config.watches, psutil.virtual_memory().total)
+
+
+class Ticker:
+    """Runs ticks: the sampler and monitor, the OOM baseline, and the tick counters."""
+
+    def __init__(self, config: Config, process_table: ProcessTable, system: SystemFacts,
+                 monotonic: Callable[[], float]) -> None:
+        watches = watches_of(config)
+        self.sampler = Sampler(process_table, watches)
+        self.monitor = Monitor(watches, config.daemon.history_samples,
+                               config.daemon.trend_window_seconds)
+        self.wrapped_dir = StatePaths(config.daemon.state_dir).wrapped
+        self.system = system
+        self.monotonic = monotonic
+        self.count = 0
+        self.reports_written = 0
+        self.last: TickInfo | None = None
+        self._oom_kills: int | None = None
+
+    def set_config(self, config: Config) -> None:
+        """Use the watches and trend settings of a reloaded config."""
+        watches = watches_of(config)
+        self.sampler.set_rules(watches)
+        self.monitor.set_rules(watches)
+        self.monitor.history_samples = config.daemon.history_samples
+        self.monitor.trend_window_seconds = config.daemon.trend_window_seconds
+
+    def tick(self, running: Running, now: float) -> TickSample:
+        """Sample, evaluate, log, write reports, feed stats; return the sample."""
+        started = self.monotonic()
+        sample = self.sampler.sample(started, now, self._announced())
+        oom = self._oom_evidence()
+        actions = self.monitor.observe(sample, oom.delta)
+        running.stats.observe(sample, actions)
+        for action in actions:
+            if isinstance(action, ReportRequest):
+                self._write_report(running, action, oom)
+                continue
+            emit(action)
+            if isinstance(action, Crossed) and \
+                    action.transition.to_level > action.transition.from_level:
+                # Remember who the process is while it exists, for a report after it is gone.
+                key = (action.process.watch, action.process.key)
+                if key not in running.reports.details:
+                    running.reports.remember(action.process)
+        if running.transport.held_count:
+            running.transport.retry_failed_writes()
+        running.stats.ship_due(running.client, now)
+        running.agents.check_budgets(running.client, now)
+        duration = self.monotonic() - started
+        if running.metrics is not None:
+            running.metrics.observe_tick(duration)
+        self.count += 1
+        self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count)
+        return sample
+
+    def _announced(self) -> dict[str, list[int]]:
+        # Children of `telemetryd wrap` join their watch from the first tick they exist.
+        children = read_announced(self.wrapped_dir)
+        gone = remove_stale(self.wrapped_dir, children, pid_alive)
+        return pids_by_watch([child for child in children if child not in gone])
+
+    def _oom_evidence(self) -> OomEvidence:
+        # Read every tick (one small /proc read): the OOM killer may strike in the same
+        # interval a process first crosses warning, and the delta needs a baseline.
+        current = self.system.oom_kill_count()
+        before = self._oom_kills
+        self._oom_kills = current
+        if current is None or before is None:
+            return OomEvidence()
+        return OomEvidence(current, current - before)
+
+    def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence) -> None:
+        try:
+            report_id = running.reports.write(request, report_evidence(request, oom))
+        except Exception as exc:  # a report must never stop sampling
+            log.error("report.error", watch=request.process.watch, pid=request.process.pid,
+                      kind=request.kind.value, error=repr(exc))
+            return
+        finally:
+            if request.kind is ReportKind.EXITED_UNDER_PRESSURE:
+                running.reports.forget(request.process)
+        if report_id is not None:
+            self.reports_written += 1
+            running.stats.report_written(request)

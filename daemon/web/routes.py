@@ -1,0 +1,189 @@
+"""The ASGI app behind every listener: a route table, and request bodies read within limits.
+
+Handlers are ``async (Request) -> Response`` and see a body already read, bounded and
+inflated; a listener's ``refuse`` hook shapes refusals (OTLP answers with google.rpc.Status).
+Add a page with ``table.add("/path", Route(handler))``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from daemon.agents.wire import Inflater, PayloadError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerLimits:
+    """What one listener allows on the wire (see config/schema.py for the configured values)."""
+
+    max_connections: int = 32
+    read_timeout_seconds: float = 10.0
+    keepalive_timeout_seconds: float = 5.0
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_decompressed_bytes: int = 8 * 1024 * 1024
+    max_inflight_bytes: int = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request: lower-case header names, the body read and inflated (empty for GET)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a handler answers."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+Refuser = Callable[[int, str, Mapping[str, str]], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A handler and the methods it takes; ``body`` routes get their body read within limits."""
+
+    handler: Handler
+    methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    body: bool = False
+
+
+def plain_refusal(status: int, reason: str, headers: Mapping[str, str]) -> Response:
+    """The default refusal: the reason as text (never any input)."""
+    return Response(status, reason.encode() + b"\n")
+
+
+@dataclass
+class RouteTable:
+    """Exact paths to routes, plus how this listener words a refusal."""
+
+    routes: dict[str, Route] = field(default_factory=dict)
+    refuse: Refuser = plain_refusal
+
+    def add(self, path: str, route: Route) -> None:
+        """Serve ``route`` at ``path`` (replacing any route there)."""
+        self.routes[path] = route
+
+
+class _Budget:
+    """Bytes of request bodies held in memory across the listener (loop thread only)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, amount: int) -> None:
+        self.used += amount
+        if self.used > self.limit:
+            raise PayloadError(503, "busy")
+
+
+def make_app(table: RouteTable, limits: ListenerLimits) -> Callable[..., Awaitable[None]]:
+    """The ASGI application serving ``table`` under ``limits``."""
+    budget = _Budget(limits.max_inflight_bytes)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        route = table.routes.get(scope["path"])
+        method = scope["method"]
+        held = 0
+        try:
+            if route is None:
+                raise PayloadError(404, "unknown_path")
+            if method not in route.methods:
+                raise PayloadError(405, "method_not_allowed")
+            body = b""
+            if route.body:
+                body, held = await _read_body(receive, headers, limits, budget)
+            request = Request(method, scope["path"], scope["query_string"].decode("latin-1"),
+                              headers, body)
+            try:
+                response = await route.handler(request)
+            except PayloadError:
+                raise
+            except Exception as exc:  # a handler bug costs one request, not the listener
+                log.error("http.handler_failed", path=scope["path"], error=type(exc).__name__)
+                response = Response(500, b"internal error\n")
+            await _send(send, response, close=False)
+        except PayloadError as exc:
+            response = table.refuse(exc.status, exc.reason, headers)
+            extra = response.headers
+            if exc.status == 405 and route is not None:
+                extra += (("Allow", ", ".join(sorted(route.methods - {"HEAD"}))),)
+            if exc.status == 503:
+                extra += (("Retry-After", "2"),)
+            # An unread or half-read body leaves the connection unusable: close it.
+            await _send(send, Response(response.status, response.body, response.content_type,
+                                       extra), close=route is not None and route.body)
+        finally:
+            budget.used -= held
+
+    return app
+
+
+async def _read_body(
+    receive: Any, headers: Mapping[str, str], limits: ListenerLimits, budget: _Budget
+) -> tuple[bytes, int]:
+    """The whole body, inflated; PayloadError as soon as a limit is passed."""
+    if "content-length" not in headers and "transfer-encoding" not in headers:
+        raise PayloadError(411, "length_required")
+    declared = headers.get("content-length")
+    if declared is not None and int(declared) > limits.max_body_bytes:  # h11 checked digits
+        raise PayloadError(413, "body_too_large")
+    inflater = Inflater(headers.get("content-encoding"), limits.max_decompressed_bytes)
+    held = 0
+    try:
+        async with asyncio.timeout(limits.read_timeout_seconds):
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise PayloadError(400, "client_gone")
+                chunk: bytes = message.get("body", b"")
+                more = bool(message.get("more_body"))
+                if inflater.received + len(chunk) > limits.max_body_bytes:
+                    raise PayloadError(413, "body_too_large")
+                before = inflater.size
+                inflater.feed(chunk)
+                grown = inflater.size - before
+                held += grown
+                budget.take(grown)
+        body = inflater.finish()
+    except TimeoutError:
+        budget.used -= held
+        raise PayloadError(408, "body_too_slow") from None
+    except PayloadError:
+        budget.used -= held
+        raise
+    return body, held
+
+
+async def _send(send: Any, response: Response, *, close: bool) -> None:
+    # h11 keeps the casing given here; clients match names in any case anyway.
+    headers = [(b"Content-Type", response.content_type.encode()),
+               (b"Content-Length", str(len(response.body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in response.headers]
+    if close:
+        headers.append((b"Connection", b"close"))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
