@@ -148,3 +148,29 @@ def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Ag
     assert not stale.exists() and live.exists()
     assert [e["wrap_id"] for e in logs if e["event"] == "wrapped.stale_removed"] == ["stale"]
     assert ("wrapped", agent.pid) in {(w, t.pid) for (w, _k), t in ticker.monitor.tracked.items()}
+
+
+def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent) -> None:
+    """Service.tick refuses to run before startup; after it, each tick rewrites status.json."""
+    from daemon.runtime.service import Service
+    from daemon.runtime.status import read_snapshot
+
+    config = config_for(agent.pid, tmp_path / "state")
+    service = Service(config)
+    with pytest.raises(RuntimeError, match="before startup"):
+        service.tick()
+    service.startup()
+    try:
+        assert service.running is not None and service.running.scheduler is not None
+        service.running.scheduler.pause()  # the test drives the ticks from here on
+        before = service.tick_count
+        service.tick()
+        snapshot = read_snapshot(service.paths.status)
+        count = service.tick_count
+    finally:
+        service.shutdown()
+    # A scheduled tick already under way when the pause came may also have finished.
+    assert snapshot.last_tick is not None and snapshot.last_tick.count == count > before
+    [watch] = snapshot.watches
+    assert [p.pid for p in watch.processes] == [agent.pid]
+    assert read_snapshot(service.paths.status).stopped
