@@ -96,8 +96,8 @@ def merge_matches(rules: Sequence[WatchRule], matches: list[list[int]],
                   ) -> list[list[int]]:
     """Selector matches plus the live announced pids of each watch, without duplicates.
 
-    >>> from daemon.config.schema import WatchRule
-    >>> r = [WatchRule("a"), WatchRule("b")]
+    >>> from types import SimpleNamespace as Rule
+    >>> r = [Rule(name="a"), Rule(name="b")]
     >>> merge_matches(r, [[1], []], {"a": [1, 2], "b": [9]}, {1: 0, 2: 0})
     [[1, 2], []]
     """
