@@ -16,6 +16,7 @@ class ReportKind(StrEnum):
     CPU_CRITICAL = "cpu_critical"
     EXITED_UNDER_PRESSURE = "exited_under_pressure"
     CHILD_OOM_KILLED = "child_oom_killed"
+    ORPHANS_LEFT = "orphans_left"
     KILLED = "killed"  # a child of ``telemetryd wrap`` ended by a signal or the OOM killer
 
 

@@ -100,6 +100,11 @@ def report_title(data: ReportInput) -> str:
             detail = f" at tree RSS {format_bytes(before)}"
         return (f"{who}: child {gone} killed by the kernel OOM killer"
                 f"{detail} ({data.evidence.get('level', 'warning')})")
+    if data.kind == "orphans_left":
+        count = data.evidence.get("orphans_count", 0)
+        orphans_rss = data.evidence.get("orphans_rss_bytes", 0)
+        return (f"{who} exited and left {count} process{'es' if count != 1 else ''} "
+                f"behind (RSS {format_bytes(orphans_rss)})")
     oom = " (kernel OOM killer fired)" if data.evidence.get("oom_kill_delta") else ""
     if data.kind == ReportKind.KILLED:
         how = data.evidence.get("signal_name") or f"exit status {data.evidence.get('exit_status')}"
@@ -152,6 +157,11 @@ def build_report(data: ReportInput) -> BuiltReport:
     }
     if data.agent:
         contexts["agent"] = dict(data.agent)
+        names = data.agent.get("agents") or []
+        if names:
+            tags["agent"] = str(names[0])
+        if data.agent.get("match"):
+            tags["agent.match"] = str(data.agent["match"])
     if data.stats:
         contexts["watch_stats"] = dict(data.stats)
     event: dict[str, Any] = {

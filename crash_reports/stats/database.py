@@ -23,6 +23,7 @@ from crash_reports.stats.figures import (
     WATCH_SUMS,
     Acc,
     PeriodKey,
+    hour_start,
 )
 from crash_reports.storage import sqlite
 
@@ -151,6 +152,9 @@ class StatsDb:
         self._daemon: dict[int, Acc] = {}
         self._ship: dict[str, ShipRow] = {}
         self._meta: dict[str, str] = {}
+        # When this run started, if it has: figures of its first (partial) hour are kept
+        # apart from the previous run's, so those can ship at once (see period_start).
+        self._run_start: int | None = None
         self._failed_commits = 0
 
     def close(self) -> None:
@@ -159,6 +163,21 @@ class StatsDb:
             if not self._read_only:
                 self.commit()
             self._conn.close()
+
+    def period_start(self, now: float) -> int:
+        """The period figures recorded at ``now`` belong to: the clock hour, except in the
+        hour this run started, whose period starts with the run. So the previous run's last
+        partial hour is a closed period as soon as this run starts (it ships at once), and
+        this run's part of that hour is another period, shipped when the hour closes: the
+        same figures never ship twice.
+
+        >>> db = StatsDb.__new__(StatsDb); db._run_start = 7300
+        >>> db.period_start(7400), db.period_start(11000), db.period_start(3700)
+        (7300, 10800, 3600)
+        """
+        hour = hour_start(now)
+        run = self._run_start
+        return run if run is not None and hour_start(run) == hour and run <= now else hour
 
     @property
     def pending(self) -> int:

@@ -133,13 +133,13 @@ class Period:
 
     @property
     def start(self) -> int:
-        """Start of the hour, epoch seconds."""
+        """Start of the period (the hour, or a run's start within it), epoch seconds."""
         return self.key.hour_start
 
     @property
     def end(self) -> int:
-        """End of the hour (exclusive), epoch seconds."""
-        return self.key.hour_start + HOUR_SECONDS
+        """End of the period's clock hour (exclusive), epoch seconds."""
+        return hour_start(self.key.hour_start) + HOUR_SECONDS
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,16 @@ class ShippingLedger(StatsDb):
     def closed_unshipped_periods(
         self, now: float, *, max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS, limit: int = 200
     ) -> list[Period]:
-        """Closed hours (oldest first) never queued for shipping, with their figures.
+        """Closed periods (oldest first) never queued for shipping, with their figures: every
+        hour before the current period, including the previous run's last partial hour once
+        this run has started (``period_start``).
 
         Hours that still have figures only in memory (a commit failed) are left for a
         later call, so a period is never shipped without its last seconds. Hours older
         than ``max_age_seconds`` are not offered: they stay in the database but turning
         on a DSN after months must not flood Sentry.
         """
-        closed_before = hour_start(now)
+        closed_before = self.period_start(now)
         oldest = hour_start(now - max_age_seconds)
         with self._lock:
             self.commit()

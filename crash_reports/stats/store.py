@@ -161,7 +161,8 @@ class StatsStore(ShippingLedger):
         """Record a daemon start; a start after one without ``record_stop`` counts unclean."""
         with self._lock:
             self._started_at = now
-            acc = self._daemon.setdefault(hour_start(now), Acc())
+            self._run_start = int(now)
+            acc = self._daemon.setdefault(self.period_start(now), Acc())
             acc.add("starts", 1)
             if self._meta_value("running") == "1":
                 acc.add("unclean_starts", 1)
@@ -177,9 +178,10 @@ class StatsStore(ShippingLedger):
     def record_sample(self, watch: str, now: float, rss_bytes: int, cpu_percent: float) -> None:
         """Add one sample of a watch (its tree's RSS and CPU) to the current hour."""
         with self._lock:
-            acc = self._watch.get((watch, hour_start(now)))
+            period = self.period_start(now)
+            acc = self._watch.get((watch, period))
             if acc is None:
-                acc = self._watch[(watch, hour_start(now))] = Acc()
+                acc = self._watch[(watch, period)] = Acc()
             acc.add("samples", 1)
             acc.add("rss_sum_bytes", rss_bytes)
             acc.add("cpu_sum_percent", cpu_percent)
@@ -190,7 +192,7 @@ class StatsStore(ShippingLedger):
         """Add ``n`` to one of a watch's counters for the current hour."""
         name = Counter(counter).value  # a stray string fails here, not at commit time
         with self._lock:
-            self._watch.setdefault((watch, hour_start(now)), Acc()).add(name, n)
+            self._watch.setdefault((watch, self.period_start(now)), Acc()).add(name, n)
 
     def record_tick(
         self, now: float, duration_seconds: float, own_rss_bytes: int, own_cpu_percent: float
@@ -199,7 +201,7 @@ class StatsStore(ShippingLedger):
         if not math.isfinite(duration_seconds) or duration_seconds < 0:
             duration_seconds = 0.0  # a clock quirk must not poison an hour's sums with NaN
         with self._lock:
-            acc = self._daemon.setdefault(hour_start(now), Acc())
+            acc = self._daemon.setdefault(self.period_start(now), Acc())
             acc.add("ticks", 1)
             acc.add("tick_sum_seconds", duration_seconds)
             acc.add("own_cpu_sum_percent", own_cpu_percent)

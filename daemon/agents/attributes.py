@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
+from daemon.agents.identity import agent_name
 from daemon.agents.records import Agent
 
 Scalar = str | int | float | bool
@@ -83,10 +84,11 @@ def flag(attrs: dict[str, Scalar], key: str) -> bool | None:
 
 
 def agent_of(resource_attrs: dict[str, Scalar]) -> Agent:
-    """Agent identity from the resource: service name, instance id, session id and pid.
+    """Agent identity from the resource: agent name, instance id, session id, pid, host.
 
-    >>> agent_of({"service.name": "claude-code", "process.pid": "42"})
-    Agent(name='claude-code', instance_id=None, session_id=None, pid=42)
+    >>> agent_of({"service.name": "codex_exec", "process.pid": "42", "service.version": "0.1"})
+    Agent(name='codex', instance_id=None, session_id=None, pid=42, service='codex_exec', \
+host=None, version='0.1')
     >>> agent_of({"process.pid": 1e300}).pid is None
     True
     """
@@ -96,9 +98,17 @@ def agent_of(resource_attrs: dict[str, Scalar]) -> Agent:
         if pid_value is not None and 0 < pid_value <= PID_MAX and pid_value.is_integer()
         else None
     )
+    service = text(resource_attrs, "service.name") or UNKNOWN_SERVICE
+    version = text(resource_attrs, "service.version")
+    runtime = text(resource_attrs, "process.runtime.version")
+    if version and runtime and version.lstrip("v") == runtime.lstrip("v"):
+        version = None  # Gemini CLI sends the Node.js version as its service.version
     return Agent(
-        name=text(resource_attrs, "service.name") or UNKNOWN_SERVICE,
+        name=agent_name(service),
         instance_id=text(resource_attrs, "service.instance.id"),
         session_id=text(resource_attrs, "session.id"),
         pid=pid,
+        service=service,
+        host=text(resource_attrs, "host.name"),
+        version=version[:64] if version else None,
     )

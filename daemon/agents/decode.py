@@ -1,7 +1,8 @@
 """OTLP export requests to normalized records (pure but for the series state passed in).
 
-Claude Code names (``claude_code.*`` metrics and events) and the OpenTelemetry GenAI
-conventions (``gen_ai.*``) get meaning; any other metric is kept as a generic series.
+Metrics, log events and spans of Claude Code, Gemini CLI, Codex and the OpenTelemetry
+GenAI conventions get meaning (``metric_map``, ``events``, ``spans``); any other metric is
+kept as a generic series, any other event by name, any other span counted and dropped.
 Values that cannot be counted (NaN, infinite, negative counters, magnitudes past
 ``MAX_VALUE`` or counts past ``MAX_COUNT``) and series over the cardinality cap are refused
 per point and counted by reason, so one bad point never costs another; nothing received is
@@ -16,20 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.agents import attributes as attr
-from daemon.agents.classify import classify_error
-from daemon.agents.records import (
-    Agent,
-    ApiRequest,
-    CostUsage,
-    GenericEvent,
-    GenericPoint,
-    Record,
-    SessionStart,
-    TokenType,
-    TokenUsage,
-    ToolCall,
-)
+from daemon.agents.events import map_event
+from daemon.agents.metric_map import TokenBundles, map_metric
+from daemon.agents.records import Agent, ApiRequest, Record, ToolCall
 from daemon.agents.series import SeriesKey, SeriesTxn
+from daemon.agents.spans import map_span
 
 _CUMULATIVE = 2  # AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
@@ -38,14 +30,6 @@ _FUTURE_SLACK_SECONDS = 300.0
 # sums of a few billion such points stay finite.
 MAX_VALUE = 1e15
 MAX_COUNT = 2**53
-_TOKEN_TYPES: dict[str, TokenType] = {
-    "input": "input",
-    "output": "output",
-    "cacheRead": "cache_read",
-    "cache_read": "cache_read",
-    "cacheCreation": "cache_creation",
-    "cache_creation": "cache_creation",
-}
 _COUNTERS = frozenset(
     {
         "claude_code.token.usage",
@@ -60,11 +44,12 @@ _COUNTERS = frozenset(
 
 @dataclass(slots=True)
 class DecodeResult:
-    """Records from one request, how many points or log records were taken and refused."""
+    """Records from one request, how many points, log records or spans were taken and refused."""
 
     records: list[Record] = field(default_factory=list)
     accepted: int = 0
     refusals: Counter[str] = field(default_factory=Counter)
+    dropped_spans: int = 0
 
     @property
     def rejected(self) -> int:
@@ -81,16 +66,6 @@ class DecodeResult:
             return ""
         parts = ", ".join(f"{reason}={n}" for reason, n in sorted(self.refusals.items()))
         return f"refused {self.rejected}: {parts}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Point:
-    """One data point reduced to what records need, after temporality is resolved."""
-
-    ts: float
-    attrs: dict[str, attr.Scalar]
-    value: float
-    count: int
 
 
 def timestamp(time_unix_nano: int, now: float) -> float:
@@ -125,26 +100,30 @@ def value_refusal(value: float, count: int, counter: bool) -> str | None:
 
 
 def too_many_items(request: Any, limit: int) -> bool:
-    """Whether a request holds more than ``limit`` resources, scopes, metrics, points and log
-    records; stops counting at the limit, so a request of millions of empty messages costs
-    no more than ``limit`` steps.
+    """Whether a request holds more than ``limit`` resources, scopes, metrics, points, log
+    records and spans; stops counting at the limit, so a request of millions of empty
+    messages costs no more than ``limit`` steps.
     """
-    metrics = hasattr(request, "resource_metrics")
-    resources = request.resource_metrics if metrics else request.resource_logs
+    if hasattr(request, "resource_metrics"):
+        resources, scopes_of, items_of = request.resource_metrics, "scope_metrics", "metrics"
+    elif hasattr(request, "resource_logs"):
+        resources, scopes_of, items_of = request.resource_logs, "scope_logs", "log_records"
+    else:
+        resources, scopes_of, items_of = request.resource_spans, "scope_spans", "spans"
     seen = len(resources)
     for resource in resources:
         if seen > limit:
             return True
-        scopes = resource.scope_metrics if metrics else resource.scope_logs
+        scopes = getattr(resource, scopes_of)
         seen += len(scopes)
         for scope in scopes:
             if seen > limit:
                 return True
-            if not metrics:
-                seen += len(scope.log_records)
+            items = getattr(scope, items_of)
+            seen += len(items)
+            if items_of != "metrics":
                 continue
-            seen += len(scope.metrics)
-            for metric in scope.metrics:
+            for metric in items:
                 if seen > limit:
                     return True
                 kind = metric.WhichOneof("data")
@@ -153,19 +132,24 @@ def too_many_items(request: Any, limit: int) -> bool:
     return seen > limit
 
 
-def decode_metrics(request: Any, txn: SeriesTxn, now: float) -> DecodeResult:
+def decode_metrics(
+    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False
+) -> DecodeResult:
     """Every data point of an ``ExportMetricsServiceRequest`` into records."""
     result = DecodeResult()
+    bundles = TokenBundles()
     for resource_metrics in request.resource_metrics:
         agent = attr.agent_of(attr.to_dict(resource_metrics.resource.attributes))
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                _decode_metric(metric, agent, txn, now, result)
+                _decode_metric(metric, agent, txn, now, result, bundles, store_content)
+    result.records.extend(bundles.records())
     return result
 
 
 def _decode_metric(
-    metric: Any, agent: Agent, txn: SeriesTxn, now: float, out: DecodeResult
+    metric: Any, agent: Agent, txn: SeriesTxn, now: float, out: DecodeResult,
+    bundles: TokenBundles, store_content: bool,
 ) -> None:
     name = str(metric.name)[: attr.MAX_VALUE_CHARS]
     kind = metric.WhichOneof("data")
@@ -194,76 +178,45 @@ def _decode_metric(
             continue
         out.accepted += 1
         if cumulative and (monotonic or kind in ("histogram", "exponential_histogram")):
+            # Per series: a cumulative point counts by its increase since the last one.
             value, count = txn.delta(name, key, int(dp.start_time_unix_nano), value, count)
             if value == 0 and count == 0:
                 continue
-        point = _Point(timestamp(int(dp.time_unix_nano), now), attrs, value, count)
-        out.records.append(_metric_record(name, kind, str(metric.unit), point, agent))
-
-
-def _metric_record(name: str, kind: str, unit: str, p: _Point, agent: Agent) -> Record:
-    session = attr.text(p.attrs, "session.id") or agent.session_id
-    if name == "claude_code.token.usage" or name == "gen_ai.client.token.usage":
-        raw_type = attr.text(p.attrs, "type", "gen_ai.token.type") or ""
-        token_type = _TOKEN_TYPES.get(raw_type)
-        if token_type is not None:
-            return TokenUsage(
-                p.ts,
-                agent,
-                session,
-                _model(p.attrs),
-                token_type,
-                round(p.value),
-                source=name.split(".", 1)[0],
-                requests=p.count,
-            )
-    elif name == "claude_code.cost.usage":
-        return CostUsage(p.ts, agent, session, _model(p.attrs), p.value)
-    elif name == "claude_code.session.count":
-        return SessionStart(p.ts, agent, session, round(p.value))
-    elif name == "gen_ai.client.operation.duration":
-        error_type = attr.text(p.attrs, "error.type")
-        status = int(error_type) if error_type and error_type.isdigit() else None
-        return ApiRequest(
-            p.ts,
-            agent,
-            session,
-            _model(p.attrs),
-            p.count,
-            _millis(p.value, unit),
-            error_class=classify_error(status, error_type) if error_type else None,
-            status_code=status,
+        ts = timestamp(int(dp.time_unix_nano), now)
+        out.records.extend(
+            map_metric(name, kind, str(metric.unit), ts, attrs, value, count, agent, bundles,
+                       store_content)
         )
-    elif name == "gen_ai.execute_tool.duration":
-        tool = attr.text(p.attrs, "gen_ai.tool.name") or "unknown"
-        failed = attr.text(p.attrs, "error.type") is not None
-        return ToolCall(p.ts, agent, session, tool, not failed, p.count, _millis(p.value, unit))
-    attributes = tuple(sorted((k, str(v)) for k, v in p.attrs.items()))
-    return GenericPoint(p.ts, agent, session, name, kind, p.value, p.count, attributes)
 
 
-def _model(attrs: dict[str, attr.Scalar]) -> str:
-    return attr.text(attrs, "model", "gen_ai.response.model", "gen_ai.request.model") or "unknown"
-
-
-def _millis(value: float, unit: str) -> float:
-    return value if unit == "ms" else value * 1000.0
-
-
-def decode_logs(request: Any, txn: SeriesTxn, now: float) -> DecodeResult:
+def decode_logs(
+    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False
+) -> DecodeResult:
     """Every log record of an ``ExportLogsServiceRequest``: known events become records."""
     result = DecodeResult()
     for resource_logs in request.resource_logs:
         agent = attr.agent_of(attr.to_dict(resource_logs.resource.attributes))
         for scope_logs in resource_logs.scope_logs:
             for log_record in scope_logs.log_records:
-                _decode_log(log_record, agent, txn, now, result)
+                _decode_log(log_record, agent, txn, now, result, store_content)
     return result
 
 
+def _is_source_location(name: str) -> bool:
+    """Codex puts ``event otel/src/events/session_telemetry.rs:837`` into ``event_name``.
+
+    >>> _is_source_location("event otel/src/tool_result.rs:54"), _is_source_location("a.b")
+    (True, False)
+    """
+    return "/" in name or " " in name or ".rs:" in name
+
+
 def event_name(log_record: Any, attrs: dict[str, attr.Scalar]) -> str | None:
-    """The event a log record is: ``event_name``, ``event.name``, or a Claude Code body."""
-    name = str(log_record.event_name) or attr.text(attrs, "event.name")
+    """The event a log record is: ``event_name`` unless empty or a source location, else the
+    ``event.name`` attribute, else a Claude Code body (``claude_code.<name>``)."""
+    name = str(log_record.event_name)
+    if not name or _is_source_location(name):
+        name = attr.text(attrs, "event.name") or ""
     if not name and log_record.body.WhichOneof("value") == "string_value":
         body = str(log_record.body.string_value)
         if body.startswith("claude_code.") and len(body) <= 64:
@@ -273,8 +226,15 @@ def event_name(log_record: Any, attrs: dict[str, attr.Scalar]) -> str | None:
     return name.removeprefix("claude_code.")[: attr.MAX_VALUE_CHARS]
 
 
+_NUMERIC_CHECKED = (
+    "cost_usd", "duration_ms", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_creation_tokens", "input_token_count", "output_token_count",
+)
+
+
 def _decode_log(
-    log_record: Any, agent: Agent, txn: SeriesTxn, now: float, out: DecodeResult
+    log_record: Any, agent: Agent, txn: SeriesTxn, now: float, out: DecodeResult,
+    store_content: bool,
 ) -> None:
     attrs = attr.to_dict(log_record.attributes)
     name = event_name(log_record, attrs)
@@ -282,77 +242,54 @@ def _decode_log(
         # Plain application logs are not agent events; taking them is enough.
         out.accepted += 1
         return
+    # Codex sets only the observed time on its log records.
     ts = timestamp(int(log_record.time_unix_nano or log_record.observed_time_unix_nano), now)
-    session = attr.text(attrs, "session.id") or agent.session_id
-    numbers = {
-        key: attr.number(attrs, key)
-        for key in (
-            "cost_usd",
-            "duration_ms",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-        )
-    }
-    refusals = [value_refusal(v, 0, True) for v in numbers.values() if v is not None]
-    refusal = next((r for r in refusals if r is not None), None)
+    present = [v for v in (attr.number(attrs, k) for k in _NUMERIC_CHECKED) if v is not None]
+    refusal = next((r for r in (value_refusal(v, 0, True) for v in present) if r), None)
     if refusal is not None:
         out.refusals[refusal] += 1
         return
-    record: Record
-    if name in ("api_request", "api_error"):
-        model = _model(attrs)
-        dimension = (("model", model),)
-        record = _api_record(name, ts, agent, session, model, attrs, numbers)
-    elif name == "tool_result":
-        tool = attr.text(attrs, "tool_name", "gen_ai.tool.name") or "unknown"
-        dimension = (("tool", tool),)
-        success = attr.flag(attrs, "success")
-        record = ToolCall(
-            ts, agent, session, tool, success is not False, 1, numbers["duration_ms"] or 0.0
-        )
-    else:
-        dimension = (("event", name),)
-        record = GenericEvent(ts, agent, session, name)
+    records = map_event(name, ts, attrs, agent, store_content)
+    dimension = _dimension(name, records)
     if not txn.admit("event." + name, (agent.stream, "event." + name, dimension)):
         out.refusals["cardinality"] += 1
         return
     out.accepted += 1
-    out.records.append(record)
+    out.records.extend(records)
 
 
-def _api_record(
-    name: str,
-    ts: float,
-    agent: Agent,
-    session: str | None,
-    model: str,
-    attrs: dict[str, attr.Scalar],
-    numbers: dict[str, float | None],
-) -> ApiRequest:
-    def whole(key: str) -> int | None:
-        value = numbers[key]
-        return None if value is None else round(value)
+def _dimension(name: str, records: list[Record]) -> tuple[tuple[str, str], ...]:
+    for record in records:
+        if isinstance(record, ApiRequest):
+            return (("model", record.model),)
+        if isinstance(record, ToolCall):
+            return (("tool", record.tool),)
+    return (("event", name),)
 
-    if name == "api_error":
-        code = attr.number(attrs, "status_code")
-        status = int(code) if code is not None and 0 < code < 1000 and code.is_integer() else None
-        error_class = classify_error(status, attr.text(attrs, "error"))
-    else:
-        status, error_class = None, None
-    return ApiRequest(
-        ts,
-        agent,
-        session,
-        model,
-        1,
-        numbers["duration_ms"] or 0.0,
-        error_class=error_class,
-        status_code=status,
-        input_tokens=whole("input_tokens"),
-        output_tokens=whole("output_tokens"),
-        cache_read_tokens=whole("cache_read_tokens"),
-        cache_creation_tokens=whole("cache_creation_tokens"),
-        cost_usd=numbers["cost_usd"],
-    )
+
+def decode_traces(
+    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False
+) -> DecodeResult:
+    """Spans of an ``ExportTraceServiceRequest``: model and tool timings become records,
+    the rest are counted (``dropped_spans``) and dropped."""
+    result = DecodeResult()
+    for resource_spans in request.resource_spans:
+        agent = attr.agent_of(attr.to_dict(resource_spans.resource.attributes))
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                attrs = attr.to_dict(span.attributes)
+                ts = timestamp(int(span.end_time_unix_nano), now)
+                duration_ms = max(0, int(span.end_time_unix_nano) - int(span.start_time_unix_nano))
+                records = map_span(str(span.name), ts, duration_ms / 1e6, attrs,
+                                   int(span.status.code), agent)
+                if not records:
+                    result.dropped_spans += 1
+                    result.accepted += 1
+                    continue
+                dimension = _dimension("span", records)
+                if not txn.admit("span", (agent.stream, "span", dimension)):
+                    result.refusals["cardinality"] += 1
+                    continue
+                result.accepted += 1
+                result.records.extend(records)
+    return result

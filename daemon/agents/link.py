@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import structlog
 from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
 from daemon.agents import budgets, periods
+from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
 from daemon.config.schema import Config, OtlpSettings
@@ -23,6 +25,7 @@ log = structlog.get_logger("telemetryd.agents")
 
 BUDGET_CHECK_SECONDS = 60.0
 MAX_CONTEXT_PIDS = 32
+MAX_SESSION_WINDOW_SECONDS = 86400.0
 
 
 class AgentLink:
@@ -57,19 +60,33 @@ class AgentLink:
         self.telemetry.stop()
 
     def context_for(self, tracked: TrackedProcess, now: float) -> dict[str, Any] | None:
-        """What the agent behind a watched process was doing in the last 15 minutes.
-
-        The telemetry may come from the watched process itself or from one of its
-        children (an agent started through a wrapper such as `uv run` or `npx`).
-        """
-        candidates = (tracked.pid, *tracked.last.member_pids[:MAX_CONTEXT_PIDS])
+        """What the agent behind a watched process was doing; the context says how it was
+        matched: ``pid`` (telemetry carried the pid of the process or of one of its children,
+        for an agent started through a wrapper such as `uv run` or `npx`) or ``agent+time``
+        (no pid: the watch's agent, on this host, in the session most recently active during
+        the process's lifetime — Claude Code and Codex send no ``process.pid``)."""
+        pids = (tracked.pid, *tracked.last.member_pids[:MAX_CONTEXT_PIDS])
+        reader = self.telemetry.reader
         try:
-            for pid in candidates:
-                context = self.telemetry.reader.agent_context(pid, None, None, now)
+            for pid in pids:
+                context = reader.agent_context(pid, None, None, now)
                 if context:
                     if pid != tracked.pid:
                         context["matched_pid"] = pid
+                    context["match"] = "pid"
                     return context
+            agent = agent_for_watch(tracked.watch)
+            started = tracked.last.create_time or tracked.first_seen
+            session = reader.recent_session(agent, socket.gethostname(), started, now + 60.0,
+                                            pids)
+            if session is None:
+                return None
+            window = min(max(now - started, 900.0), MAX_SESSION_WINDOW_SECONDS)
+            context = reader.agent_context(None, session.session_id, None, now, window)
+            if context:
+                context.update(match="agent+time", agent=session.agent,
+                               session_id=session.session_id, agent_version=session.version)
+            return context
         except Exception as exc:  # a report goes out without agent context rather than not at all
             log.warning("otlp.context_failed", pid=tracked.pid, error=repr(exc))
         return None

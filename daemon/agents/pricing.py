@@ -2,12 +2,13 @@
 
 The rule that keeps spend from being counted twice:
 
-* Totals (tokens and cost) come from metrics only. ``claude_code.api_request`` events carry
-  the same spend per request; their tokens and ``cost_usd`` are kept as request detail (an
-  agent's last requests) and never added to totals.
-* For one hour, agent and model, cost the agent reported itself (``claude_code.cost.usage``)
-  wins; cost computed here from tokens counts only where no reported cost exists. Claude Code
-  sends both, so its own figure is used; GenAI-convention agents send tokens only.
+* Tokens and cost come from one source per agent and model (metrics, else events; see
+  choose.py): Claude Code's ``api_request`` events carry the same spend as its metrics.
+* For one agent and model, cost the agent reported itself (``claude_code.cost.usage`` or
+  ``cost_usd`` on its events) wins; cost computed here from tokens counts only where no
+  reported cost exists. Gemini CLI and Codex report tokens only.
+* A context-window variant (``claude-opus-4-8[1m]``) is priced as its model, per request, so
+  long-context tiers apply where the request's input reaches them.
 * A model ``genai-prices`` does not know gets cost status ``unknown`` and no cost at all.
 """
 
@@ -41,6 +42,8 @@ _USAGE_FIELDS: dict[TokenType, tuple[str, ...]] = {
     "output": ("output_tokens",),
     "cache_read": ("input_tokens", "cache_read_tokens"),
     "cache_creation": ("input_tokens", "cache_write_tokens"),
+    # Providers bill reasoning (thinking) tokens as output tokens.
+    "reasoning": ("output_tokens",),
 }
 
 

@@ -13,11 +13,12 @@ from typing import Any, Literal
 
 from crash_reports.storage import sqlite
 from daemon.agents import spend
+from daemon.agents.choose import Row, choose, measure_key
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
 from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
 
-StatsBy = Literal["agent", "model", "tool"]
+StatsBy = Literal["agent", "model", "tool", "session"]
 LAST_ITEMS = 10
 
 
@@ -37,10 +38,27 @@ class StatsRow:
     tool_failures: int = 0
     tool_duration_ms_total: float = 0.0
     sessions: int = 0
+    work: dict[str, float] = field(default_factory=dict)
+    context_max_tokens: int | None = None
+    context_window_tokens: int | None = None
+    agent: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSeen:
+    """An agent session as the store knows it: where it ran and when it was active."""
+
+    agent: str
+    session_id: str
+    host: str | None
+    version: str | None
+    pid: int | None
+    first_ts: float
+    last_ts: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,41 +95,27 @@ class StoreReader:
             db.close()
 
     def stats(self, since: float, until: float, by: StatsBy) -> list[StatsRow]:
-        """Totals per agent, model or tool from the hourly buckets that overlap [since, until]."""
+        """Totals per agent, model, tool or session over [since, until] (hours that overlap
+        it; sessions active in it), one source per figure (choose.py)."""
         if not self.exists():
             return []
-        hours = (int(since // 3600), int(until // 3600))
-        rows: dict[str, StatsRow] = {}
-        cost_groups: dict[str, dict[tuple[int, str, str], list[float | None]]] = defaultdict(dict)
         with self._connect() as db:
-            found = db.execute(
-                "SELECT hour, agent, model, tool, measure, dim, value, count FROM hourly "
-                "WHERE hour BETWEEN ? AND ?",
-                hours,
-            ).fetchall()
-        for hour, agent, model, tool, measure, dim, value, count in found:
-            if by == "tool":
-                if measure != "tool_calls":
-                    continue
-                key = tool
-            elif by == "model":
-                if measure in ("tool_calls", "sessions", "series", "events"):
-                    continue
-                key = model
+            if by == "session":
+                found = db.execute(
+                    "SELECT t.agent || '/' || t.session_id, t.agent, t.model, t.tool, t.measure, "
+                    "t.dim, t.value, t.count FROM session_totals t JOIN session_seen s "
+                    "ON s.agent = t.agent AND s.session_id = t.session_id "
+                    "WHERE s.last_ts >= ? AND s.first_ts <= ?",
+                    (since, until),
+                ).fetchall()
             else:
-                key = agent
-            row = rows.setdefault(key, StatsRow(key))
-            _add(row, measure, dim, value, count)
-            if measure in ("cost_reported", "cost_computed", "tokens_unpriced"):
-                slot = cost_groups[key].setdefault((hour, agent, model), [None, 0.0, 0.0])
-                index = {"cost_reported": 0, "cost_computed": 1, "tokens_unpriced": 2}[measure]
-                slot[index] = (slot[index] or 0.0) + value
-        for key, groups in cost_groups.items():
-            rows[key].cost_usd, rows[key].cost_status = combine(
-                CostGroup(reported, computed or 0.0, unpriced or 0.0)
-                for reported, computed, unpriced in groups.values()
-            )
-        return sorted(rows.values(), key=lambda r: (-(r.cost_usd or 0.0), r.key))
+                found = db.execute(
+                    "SELECT '', agent, model, tool, measure, dim, sum(value), sum(count) "
+                    "FROM hourly WHERE hour BETWEEN ? AND ? "
+                    "GROUP BY agent, model, tool, measure, dim",
+                    (int(since // 3600), int(until // 3600)),
+                ).fetchall()
+        return summarize(found, by)
 
     def spend_usd(self, agent: str | None, since: float, until: float) -> float:
         """Cost of one agent (``None`` or ``"*"``: all agents) over the hours in [since, until]."""
@@ -149,6 +153,24 @@ class StoreReader:
         with self._connect() as db:
             return dict(db.execute("SELECT stream, last_seq FROM streams").fetchall())
 
+    def recent_session(
+        self, agent: str, host: str | None, since: float, until: float, pids: tuple[int, ...]
+    ) -> SessionSeen | None:
+        """The session of ``agent`` with the most recent activity in [since, until], on this
+        host (or sent without a host), not sent by a process outside ``pids``."""
+        if not self.exists():
+            return None
+        marks = ", ".join("?" for _ in pids) or "NULL"
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT agent, session_id, host, version, pid, first_ts, last_ts "  # noqa: S608
+                "FROM session_seen WHERE agent = ? AND last_ts >= ? AND first_ts <= ? "
+                "AND (host IS NULL OR host = ?) "
+                f"AND (pid IS NULL OR pid IN ({marks})) ORDER BY last_ts DESC LIMIT 1",
+                (agent, since, until, host, *pids),
+            ).fetchone()
+        return None if found is None else SessionSeen(*found)
+
     def agent_context(
         self,
         pid: int | None,
@@ -165,13 +187,52 @@ class StoreReader:
         where = " OR ".join(f"{column} = ?" for column, _ in matches)
         with self._connect() as db:
             found = db.execute(
-                f"SELECT ts, kind, agent, stream, data FROM events "  # noqa: S608 - fixed columns
+                f"SELECT ts, kind, agent, stream, data, session_id FROM events "  # noqa: S608
                 f"WHERE ts >= ? AND ts <= ? AND ({where}) ORDER BY ts",
                 (now - window_seconds, now + 60.0, *(value for _, value in matches)),
             ).fetchall()
         if not found:
             return None
         return _context(found, window_seconds, [column for column, _ in matches])
+
+
+def summarize(found: list[Any], by: StatsBy) -> list[StatsRow]:
+    """Rows (session, agent, model, tool, measure, dim, value, count) to stats rows: one
+    source chosen per agent/session, model and tool, then grouped by ``by``."""
+    chosen = choose(
+        Row((session, agent, model, tool), measure, dim, value, count)
+        for session, agent, model, tool, measure, dim, value, count in found
+    )
+    rows: dict[str, StatsRow] = {}
+    costs: dict[str, dict[tuple[str, str, str], list[float | None]]] = defaultdict(dict)
+    for row in chosen:
+        session, agent, model, tool = row.group
+        if by == "tool":
+            if row.measure != "tool_calls":
+                continue
+            key = tool
+        elif by == "model":
+            if row.measure in ("tool_calls", "sessions", "series", "events", "work"):
+                continue
+            key = model
+        elif by == "session":
+            key = session
+        else:
+            key = agent
+        stats = rows.setdefault(key, StatsRow(key))
+        if by == "session":
+            stats.agent = agent
+        _add(stats, row.measure, row.dim, row.value, row.count)
+        if row.measure in ("cost_reported", "cost_computed", "tokens_unpriced"):
+            slot = costs[key].setdefault((session, agent, model), [None, 0.0, 0.0])
+            index = {"cost_reported": 0, "cost_computed": 1, "tokens_unpriced": 2}[row.measure]
+            slot[index] = (slot[index] or 0.0) + row.value
+    for key, groups in costs.items():
+        rows[key].cost_usd, rows[key].cost_status = combine(
+            CostGroup(reported, computed or 0.0, unpriced or 0.0)
+            for reported, computed, unpriced in groups.values()
+        )
+    return sorted(rows.values(), key=lambda r: (-(r.cost_usd or 0.0), r.key))
 
 
 def _add(row: StatsRow, measure: str, dim: str, value: float, count: int) -> None:
@@ -191,54 +252,85 @@ def _add(row: StatsRow, measure: str, dim: str, value: float, count: int) -> Non
             row.tool_failures += count
     elif measure == "sessions":
         row.sessions += count
+    elif measure == "work":
+        row.work[dim] = row.work.get(dim, 0.0) + value
+    elif measure == "context_max":
+        row.context_max_tokens = max(row.context_max_tokens or 0, int(value))
+    elif measure == "context_window":
+        row.context_window_tokens = max(row.context_window_tokens or 0, int(value))
+
+
+def _event_rows(kind: str, agent: str, data: dict[str, Any]) -> list[Row]:
+    """The aggregate rows a stored event stands for (the inverse of rows.figures)."""
+    src = data.get("source") or "metric"
+    model, tool = str(data.get("model", "")), str(data.get("tool", ""))
+    group = (agent, model, tool)
+    if kind == "tokens":
+        out = [Row(group, measure_key("tokens", src), data["token_type"], data["tokens"],
+                   data.get("requests", 0))]
+        if data.get("cost_status") == "computed" and data.get("cost_usd") is not None:
+            out.append(Row(group, measure_key("cost_computed", src), "", data["cost_usd"], 0))
+        elif data.get("cost_status") == "unknown":
+            out.append(Row(group, measure_key("tokens_unpriced", src), data["token_type"],
+                           data["tokens"], 0))
+        return out
+    if kind == "cost":
+        return [Row(group, measure_key("cost_reported", src), "", data["usd"], 0)]
+    if kind == "request":
+        error = data.get("error_class")
+        out = [Row(group, measure_key("requests", src), "ok" if error is None else "error",
+                   data["duration_ms"], data["count"])]
+        if error is not None:
+            out.append(Row(group, measure_key("errors", src), error, 0.0, data["count"]))
+        return out
+    if kind == "tool_call":
+        return [Row(group, measure_key("tool_calls", src), "ok" if data["success"] else "error",
+                    data["duration_ms"], data["count"])]
+    if kind == "session":
+        return [Row(group, measure_key("sessions", src), "", data["count"], data["count"])]
+    return []
 
 
 def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> dict[str, Any]:
-    tokens = dict.fromkeys(TOKEN_TYPES, 0)
-    reported: float | None = None
-    computed, unpriced = 0.0, 0.0
-    requests = 0
-    errors: dict[str, int] = defaultdict(int)
-    tools = {"ok": 0, "error": 0}
+    rows: list[Row] = []
     last_requests: list[dict[str, Any]] = []
     last_tools: list[dict[str, Any]] = []
     agents: set[str] = set()
     streams: set[str] = set()
-    for ts, kind, agent, stream, raw in found:
+    sessions: set[str] = set()
+    for ts, kind, agent, stream, raw, session in found:
         agents.add(agent)
         streams.add(stream)
+        if session:
+            sessions.add(session)
         data = json.loads(raw)
-        if kind == "tokens":
-            tokens[data["token_type"]] += data["tokens"]
-            if data["cost_status"] == "computed":
-                computed += data["cost_usd"]
-            elif data["cost_status"] == "unknown":
-                unpriced += data["tokens"]
-        elif kind == "cost":
-            reported = (reported or 0.0) + data["usd"]
-        elif kind == "request":
-            requests += data["count"]
-            if data["error_class"] is not None:
-                errors[data["error_class"]] += data["count"]
+        rows.extend(_event_rows(kind, agent, data))
+        if kind == "request" and (data.get("source") or "metric") != "span":
             last_requests.append({"ts": ts, **data})
-        elif kind == "tool_call":
-            tools["ok" if data["success"] else "error"] += data["count"]
+        elif kind == "tool_call" and (data.get("source") or "metric") != "span":
             last_tools.append({"ts": ts, **data})
-    if reported is None and not any(tokens.values()):
+    found_rows = [("", *r.group, r.measure, r.dim, r.value, r.count) for r in rows]
+    summary = (summarize(found_rows, "session") or [StatsRow("")])[0]
+    tokens: dict[str, int] = dict.fromkeys(TOKEN_TYPES, 0)
+    for token_type, count in summary.tokens.items():
+        tokens[token_type] = tokens.get(token_type, 0) + count
+    if summary.cost_status == "none" and not any(tokens.values()):
         cost, status = None, "none"
     else:
-        cost, status = combine([CostGroup(reported, computed, unpriced)])
+        cost, status = summary.cost_usd, summary.cost_status
     return {
         "agents": sorted(agents),
         "streams": sorted(streams),
+        "sessions": sorted(sessions)[:LAST_ITEMS],
         "matched_by": matched_by,
         "window_seconds": window_seconds,
         "tokens": tokens,
         "cost_usd": cost,
         "cost_status": status,
-        "requests": requests,
-        "errors": dict(errors),
-        "tool_calls": tools,
+        "requests": summary.requests,
+        "errors": dict(summary.errors),
+        "tool_calls": {"ok": summary.tool_calls - summary.tool_failures,
+                       "error": summary.tool_failures},
         "last_requests": last_requests[-LAST_ITEMS:],
         "last_tool_calls": last_tools[-LAST_ITEMS:],
     }

@@ -5,23 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-TokenType = Literal["input", "output", "cache_read", "cache_creation"]
-TOKEN_TYPES: tuple[TokenType, ...] = ("input", "output", "cache_read", "cache_creation")
-ErrorClass = Literal["rate_limit", "timeout", "context_overflow", "auth", "provider_error", "other"]
+# Disjoint: input excludes cached input, output excludes reasoning, so the types add up.
+TokenType = Literal["input", "output", "cache_read", "cache_creation", "reasoning"]
+TOKEN_TYPES: tuple[TokenType, ...] = (
+    "input", "output", "cache_read", "cache_creation", "reasoning",
+)
+ErrorClass = Literal["network", "auth", "rate_limit", "overloaded", "server", "client", "other"]
 ERROR_CLASSES: tuple[ErrorClass, ...] = (
-    "rate_limit",
-    "timeout",
-    "context_overflow",
-    "auth",
-    "provider_error",
-    "other",
+    "network", "auth", "rate_limit", "overloaded", "server", "client", "other",
 )
 CostStatus = Literal["reported", "computed", "unknown", "none"]
+# Where a figure came from. Agents often send the same spend as a metric and as an event
+# (and timings as spans); queries use one source per group, never the sum (see choose.py).
+Source = Literal["metric", "event", "span"]
+SOURCES: tuple[Source, ...] = ("metric", "event", "span")
+WorkKind = Literal[
+    "lines_added", "lines_removed", "commits", "pull_requests", "compactions", "active_seconds",
+]
+WORK_KINDS: tuple[WorkKind, ...] = (
+    "lines_added", "lines_removed", "commits", "pull_requests", "compactions", "active_seconds",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    """Who sent a record, from the OTLP resource.
+    """Who sent a record, from the OTLP resource; ``name`` is the agent name (identity.py),
+    ``service`` the ``service.name`` it came under.
 
     >>> Agent("claude-code", "i-1", None, 42).stream
     'claude-code/i-1'
@@ -33,6 +42,9 @@ class Agent:
     instance_id: str | None
     session_id: str | None
     pid: int | None
+    service: str = ""
+    host: str | None = None
+    version: str | None = None
 
     @property
     def stream(self) -> str:
@@ -56,10 +68,11 @@ class TokenUsage:
     model: str
     token_type: TokenType
     tokens: int
-    source: str
+    source: Source = "metric"
     requests: int = 0
     cost_usd: float | None = None
     cost_status: CostStatus = "none"
+    context_window: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +84,7 @@ class CostUsage:
     session_id: str | None
     model: str
     usd: float
+    source: Source = "metric"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +104,9 @@ class ApiRequest:
     cache_read_tokens: int | None = None
     cache_creation_tokens: int | None = None
     cost_usd: float | None = None
+    source: Source = "metric"
+    error: str | None = None
+    reasoning_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +120,7 @@ class ToolCall:
     success: bool
     count: int
     duration_ms: float
+    source: Source = "metric"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +131,31 @@ class SessionStart:
     agent: Agent
     session_id: str | None
     count: int
+    source: Source = "metric"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkCount:
+    """What the agent did: lines added or removed, commits, PRs, compactions, active time."""
+
+    ts: float
+    agent: Agent
+    session_id: str | None
+    kind: WorkKind
+    amount: float
+    source: Source = "metric"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextUse:
+    """Tokens one request put into the model's context window (context pressure)."""
+
+    ts: float
+    agent: Agent
+    session_id: str | None
+    model: str
+    tokens: int
+    window_tokens: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +174,17 @@ class GenericPoint:
 
 @dataclass(frozen=True, slots=True)
 class GenericEvent:
-    """A log event telemetryd has no meaning for: its name only, never its body."""
+    """A log event telemetryd has no meaning for: its name and a few bounded, redacted
+    attributes (content only with ``[otlp] store_content``), never its body."""
 
     ts: float
     agent: Agent
     session_id: str | None
     name: str
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
-Record = TokenUsage | CostUsage | ApiRequest | ToolCall | SessionStart | GenericPoint | GenericEvent
+Record = (
+    TokenUsage | CostUsage | ApiRequest | ToolCall | SessionStart | WorkCount | ContextUse
+    | GenericPoint | GenericEvent
+)

@@ -6,8 +6,11 @@ import json
 from dataclasses import fields
 from typing import Any
 
+from daemon.agents.buckets import duration_bucket
+from daemon.agents.choose import measure_key
 from daemon.agents.records import (
     ApiRequest,
+    ContextUse,
     CostUsage,
     GenericEvent,
     GenericPoint,
@@ -15,6 +18,7 @@ from daemon.agents.records import (
     SessionStart,
     TokenUsage,
     ToolCall,
+    WorkCount,
 )
 
 # (hour, agent, model, tool, measure, dim) -> [value, count]
@@ -26,6 +30,8 @@ _KINDS: dict[type, str] = {
     ApiRequest: "request",
     ToolCall: "tool_call",
     SessionStart: "session",
+    WorkCount: "work",
+    ContextUse: "context",
     GenericPoint: "series",
     GenericEvent: "event",
 }
@@ -49,38 +55,73 @@ def data_json(record: Record) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
+# (model, tool, measure, dim, value, count): what a record adds to an aggregate.
+Figure = tuple[str, str, str, str, float, int]
 Increment = tuple[HourlyKey, float, int]
+
+
+def figures(record: Record, buckets: bool = False) -> list[Figure]:
+    """What a record adds to the aggregates; the measure names its source (choose.py).
+
+    ``buckets`` adds duration-bucket counts (kept in the all-time totals only).
+    """
+    if isinstance(record, TokenUsage):
+        src = record.source
+        model, kind = record.model, record.token_type
+        out: list[Figure] = [(model, "", measure_key("tokens", src), kind,
+                              float(record.tokens), record.requests)]
+        if record.cost_status == "computed" and record.cost_usd is not None:
+            out.append((model, "", measure_key("cost_computed", src), "", record.cost_usd, 0))
+        elif record.cost_status == "unknown":
+            out.append((model, "", measure_key("tokens_unpriced", src), kind,
+                        float(record.tokens), 0))
+        return out
+    if isinstance(record, CostUsage):
+        return [(record.model, "", measure_key("cost_reported", record.source), "", record.usd,
+                 0)]
+    if isinstance(record, ApiRequest):
+        src = record.source
+        outcome = "ok" if record.error_class is None else "error"
+        out = [(record.model, "", measure_key("requests", src), outcome,
+                record.duration_ms, record.count)]
+        if record.error_class is not None:
+            out.append((record.model, "", measure_key("errors", src), record.error_class, 0.0,
+                        record.count))
+        if buckets and record.count > 0:
+            mean = record.duration_ms / 1000.0 / record.count
+            out.append((record.model, "", measure_key("request_le", src),
+                        duration_bucket(mean), 0.0, record.count))
+        return out
+    if isinstance(record, ToolCall):
+        src = record.source
+        outcome = "ok" if record.success else "error"
+        out = [("", record.tool, measure_key("tool_calls", src), outcome, record.duration_ms,
+                record.count)]
+        if buckets and record.count > 0:
+            mean = record.duration_ms / 1000.0 / record.count
+            out.append(("", record.tool, measure_key("tool_le", src), duration_bucket(mean),
+                        0.0, record.count))
+        return out
+    if isinstance(record, SessionStart):
+        return [("", "", measure_key("sessions", record.source), "", float(record.count),
+                 record.count)]
+    if isinstance(record, WorkCount):
+        return [("", "", measure_key("work", record.source), record.kind, record.amount, 1)]
+    if isinstance(record, ContextUse):
+        out = [(record.model, "", "context_max", "", float(record.tokens), 1)]
+        if record.window_tokens:
+            out.append((record.model, "", "context_window", "", float(record.window_tokens), 1))
+        return out
+    if buckets:
+        return []
+    if isinstance(record, GenericPoint):
+        return [("", "", "series", record.metric, record.value, record.count)]
+    return [("", "", "events", record.name, 0.0, 1)]
 
 
 def hourly_increments(record: Record) -> list[Increment]:
     """What a record adds to the hourly aggregates: (key, value, count) triples."""
     hour = int(record.ts // 3600)
     agent = record.agent.name
-
-    def inc(model: str, tool: str, measure: str, dim: str, value: float, count: int) -> Increment:
-        return ((hour, agent, model, tool, measure, dim), value, count)
-
-    if isinstance(record, TokenUsage):
-        model, kind = record.model, record.token_type
-        out = [inc(model, "", "tokens", kind, float(record.tokens), record.requests)]
-        if record.cost_status == "computed" and record.cost_usd is not None:
-            out.append(inc(model, "", "cost_computed", "", record.cost_usd, 0))
-        elif record.cost_status == "unknown":
-            out.append(inc(model, "", "tokens_unpriced", kind, float(record.tokens), 0))
-        return out
-    if isinstance(record, CostUsage):
-        return [inc(record.model, "", "cost_reported", "", record.usd, 0)]
-    if isinstance(record, ApiRequest):
-        outcome = "ok" if record.error_class is None else "error"
-        out = [inc(record.model, "", "requests", outcome, record.duration_ms, record.count)]
-        if record.error_class is not None:
-            out.append(inc(record.model, "", "errors", record.error_class, 0.0, record.count))
-        return out
-    if isinstance(record, ToolCall):
-        outcome = "ok" if record.success else "error"
-        return [inc("", record.tool, "tool_calls", outcome, record.duration_ms, record.count)]
-    if isinstance(record, SessionStart):
-        return [inc("", "", "sessions", "", float(record.count), record.count)]
-    if isinstance(record, GenericPoint):
-        return [inc("", "", "series", record.metric, record.value, record.count)]
-    return [inc("", "", "events", record.name, 0.0, 1)]
+    return [((hour, agent, model, tool, measure, dim), value, count)
+            for model, tool, measure, dim, value, count in figures(record)]

@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crash_reports.storage import sqlite
+from daemon.agents.choose import MAX_MEASURES
 from daemon.agents.records import Record
-from daemon.agents.rows import HourlyKey, data_json, hourly_increments, kind_of
-from daemon.agents.totals import (
-    BUSY_TIMEOUT_SECONDS,
-    REPORTED_COST_PAIRS,
-    UPSERT,
-    total_increments,
-    upsert_rows,
-)
+from daemon.agents.rows import HourlyKey, data_json, figures, hourly_increments, kind_of
+from daemon.agents.totals import BUSY_TIMEOUT_SECONDS, UPSERT, total_increments, upsert_rows
 from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
 
 SCHEMA = """
@@ -60,14 +55,64 @@ CREATE TABLE IF NOT EXISTS hourly (
     count INTEGER NOT NULL,
     PRIMARY KEY (hour, agent, model, tool, measure, dim)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_totals (
+    agent TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    measure TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    value REAL NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (agent, session_id, model, tool, measure, dim)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_seen (
+    agent TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    host TEXT,
+    service TEXT,
+    version TEXT,
+    pid INTEGER,
+    first_ts REAL NOT NULL,
+    last_ts REAL NOT NULL,
+    PRIMARY KEY (agent, session_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_seen_last ON session_seen (agent, last_ts);
 """
 _UPSERT_HOURLY = """
 INSERT INTO hourly (hour, agent, model, tool, measure, dim, value, count)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (hour, agent, model, tool, measure, dim)
-DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
-              count = min(count + excluded.count, 9223372036854775807)
+DO UPDATE SET count = min(count + excluded.count, 9223372036854775807), value = CASE
+    WHEN hourly.measure IN ('context_max', 'context_window') THEN max(hourly.value, excluded.value)
+    ELSE min(max(hourly.value + excluded.value, -1e300), 1e300) END
 """
+_UPSERT_SESSION = """
+INSERT INTO session_totals (agent, session_id, model, tool, measure, dim, value, count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (agent, session_id, model, tool, measure, dim)
+DO UPDATE SET count = min(count + excluded.count, 9223372036854775807), value = CASE
+    WHEN session_totals.measure IN ('context_max', 'context_window')
+    THEN max(session_totals.value, excluded.value)
+    ELSE min(max(session_totals.value + excluded.value, -1e300), 1e300) END
+"""
+_UPSERT_SEEN = """
+INSERT INTO session_seen (agent, session_id, host, service, version, pid, first_ts, last_ts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (agent, session_id) DO UPDATE SET
+    host = coalesce(excluded.host, host), service = coalesce(excluded.service, service),
+    version = coalesce(excluded.version, version), pid = coalesce(excluded.pid, pid),
+    first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)
+"""
+
+
+def _accumulate(
+    into: dict[tuple[str, ...], list[float]], key: tuple[str, ...], measure: str, value: float,
+    count: int,
+) -> None:
+    slot = into.setdefault(key, [0.0, 0])
+    slot[0] = max(slot[0], value) if measure in MAX_MEASURES else slot[0] + value
+    slot[1] += count
 _MAX_TRIM_ROUNDS = 20
 
 
@@ -96,9 +141,6 @@ class EventStore:
             self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
             sqlite.use_wal(self._db)
             self._db.executescript(SCHEMA + TOTALS_SCHEMA)
-            self._reported_cost: set[tuple[str, str]] = set(
-                self._db.execute(REPORTED_COST_PAIRS).fetchall()
-            )
             self._last_seq: dict[str, int] = dict(
                 self._db.execute("SELECT stream, last_seq FROM streams").fetchall()
             )
@@ -117,6 +159,8 @@ class EventStore:
         event_rows = []
         touched: dict[str, str] = {}
         hourly: dict[HourlyKey, list[float]] = {}
+        sessions: dict[tuple[str, ...], list[float]] = {}
+        seen: dict[tuple[str, str], list[object]] = {}
         last_seq = dict(self._last_seq)
         for record in records:
             agent = record.agent
@@ -138,10 +182,10 @@ class EventStore:
                 )
             )
             for key, value, count in hourly_increments(record):
-                slot = hourly.setdefault(key, [0.0, 0])
-                slot[0] += value
-                slot[1] += count
-        totals, marked = total_increments(records, self._reported_cost)
+                _accumulate(hourly, key, key[4], value, count)  # type: ignore[arg-type]
+            if record.session_id:
+                self._note_session(record, sessions, seen)
+        totals = total_increments(records)
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -156,13 +200,35 @@ class EventStore:
                 [(*key, value, int(count)) for key, (value, count) in hourly.items()],
             )
             db.executemany(UPSERT, upsert_rows(totals))
+            db.executemany(
+                _UPSERT_SESSION,
+                [(*key, value, int(count)) for key, (value, count) in sessions.items()],
+            )
+            db.executemany(_UPSERT_SEEN, [(*key, *facts) for key, facts in seen.items()])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         self._last_seq = last_seq
-        self._reported_cost |= marked
         return len(event_rows)
+
+    @staticmethod
+    def _note_session(
+        record: Record, sessions: dict[tuple[str, ...], list[float]],
+        seen: dict[tuple[str, str], list[object]],
+    ) -> None:
+        agent, session = record.agent, str(record.session_id)
+        for model, tool, measure, dim, value, count in figures(record):
+            if measure not in ("series", "events"):
+                key = (agent.name, session, model, tool, measure, dim)
+                _accumulate(sessions, key, measure, value, count)
+        facts = seen.get((agent.name, session))
+        if facts is None:
+            seen[(agent.name, session)] = [agent.host, agent.service, agent.version, agent.pid,
+                                           record.ts, record.ts]
+        else:
+            facts[4] = min(float(facts[4]), record.ts)  # type: ignore[arg-type]
+            facts[5] = max(float(facts[5]), record.ts)  # type: ignore[arg-type]
 
     def used_bytes(self) -> int:
         """Bytes of the database in use (free pages not counted)."""
@@ -179,6 +245,11 @@ class EventStore:
         deleted_hours = db.execute(
             "DELETE FROM hourly WHERE hour < ?", (int(horizon // 3600),)
         ).rowcount
+        db.execute(
+            "DELETE FROM session_totals WHERE (agent, session_id) IN "
+            "(SELECT agent, session_id FROM session_seen WHERE last_ts < ?)", (horizon,)
+        )
+        db.execute("DELETE FROM session_seen WHERE last_ts < ?", (horizon,))
         for _ in range(_MAX_TRIM_ROUNDS):
             used = self.used_bytes()
             if used <= self.retention_bytes:

@@ -13,14 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crash_reports.stats.histogram import bound_label, bucket_index
 from crash_reports.storage import sqlite
-from daemon.agents.records import ApiRequest, CostUsage, Record, SessionStart, TokenUsage, ToolCall
+from daemon.agents.buckets import DURATION_BUCKETS_SECONDS, OVERFLOW_BUCKET, duration_bucket
+from daemon.agents.choose import MAX_MEASURES, Row, choose
+from daemon.agents.records import Record
+from daemon.agents.rows import figures
 
-# Upper bounds in seconds; reaching 120 s covers long generations and slow tools.
-DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
-    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
-)
+__all__ = ["DURATION_BUCKETS_SECONDS", "OVERFLOW_BUCKET", "duration_bucket"]
 # How long the store and its readers wait for a lock held by another connection.
 BUSY_TIMEOUT_SECONDS = 5.0
 
@@ -36,17 +35,17 @@ CREATE TABLE IF NOT EXISTS totals (
     PRIMARY KEY (agent, model, tool, measure, dim)
 ) WITHOUT ROWID;
 """
+# Sums, except the context-window figures, which keep their maximum.
 UPSERT = """
 INSERT INTO totals (agent, model, tool, measure, dim, value, count) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (agent, model, tool, measure, dim)
-DO UPDATE SET value = min(max(value + excluded.value, -1e300), 1e300),
-              count = min(count + excluded.count, 9223372036854775807)
+DO UPDATE SET count = min(count + excluded.count, 9223372036854775807), value = CASE
+    WHEN totals.measure IN ('context_max', 'context_window') THEN max(totals.value, excluded.value)
+    ELSE min(max(totals.value + excluded.value, -1e300), 1e300) END
 """
-REPORTED_COST_PAIRS = "SELECT agent, model FROM totals WHERE measure = 'cost_reported'"
 
 # (agent, model, tool, measure, dim)
 TotalKey = tuple[str, str, str, str, str]
-CostPair = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,73 +61,24 @@ class TotalRow:
     count: int
 
 
-def duration_bucket(seconds: float) -> str:
-    """The bucket (its upper bound as text) a duration falls in.
+def total_increments(records: Sequence[Record]) -> dict[TotalKey, list[float]]:
+    """What a batch adds to the totals (duration buckets included); sources stay apart in
+    the measure names and readers choose one (choose.py).
 
-    >>> duration_bucket(0.3), duration_bucket(120.0), duration_bucket(121.0)
-    ('0.5', '120.0', '+Inf')
+    >>> from daemon.agents.records import Agent, CostUsage
+    >>> out = total_increments([CostUsage(0, Agent("bot", None, None, None), None, "m", 0.5)])
+    >>> out[("bot", "m", "", "cost_reported", "")]
+    [0.5, 0]
     """
-    return bound_label(DURATION_BUCKETS_SECONDS, bucket_index(DURATION_BUCKETS_SECONDS, seconds))
-
-
-def total_increments(
-    records: Sequence[Record], reported: frozenset[CostPair] | set[CostPair]
-) -> tuple[dict[TotalKey, list[float]], set[CostPair]]:
-    """What a batch adds to the totals, and the (agent, model) pairs that now report cost.
-
-    Cost follows the store's rule "reported cost wins": once an agent has reported its own
-    cost for a model, cost computed from that model's tokens is no longer added. Reports are
-    marked before tokens are counted so a batch carrying both never counts both.
-    Aggregated points (``count`` > 1) put every call in the bucket of their mean duration.
-
-    >>> from daemon.agents.records import Agent
-    >>> a = Agent("bot", None, None, None)
-    >>> out, marked = total_increments([CostUsage(0, a, None, "m", 0.5),
-    ...     TokenUsage(0, a, None, "m", "input", 10, "x", cost_usd=0.1, cost_status="computed")],
-    ...     set())
-    >>> out[("bot", "m", "", "cost", "")], sorted(marked)
-    ([0.5, 0], [('bot', 'm')])
-    """
-    marked = {(r.agent.name, r.model) for r in records if isinstance(r, CostUsage)}
-    reports_cost = set(reported) | marked
     out: dict[TotalKey, list[float]] = {}
-
-    def add(key: TotalKey, value: float, count: int) -> None:
-        slot = out.setdefault(key, [0.0, 0])
-        slot[0] += value
-        slot[1] += count
-
     for record in records:
-        agent = record.agent.name
-        if isinstance(record, TokenUsage):
-            model, kind = record.model, record.token_type
-            add((agent, model, "", "tokens", kind), float(record.tokens), record.requests)
-            if record.cost_status == "computed" and record.cost_usd is not None:
-                if (agent, model) not in reports_cost:
-                    add((agent, model, "", "cost", ""), record.cost_usd, 0)
-            elif record.cost_status == "unknown":
-                add((agent, model, "", "tokens_unpriced", kind), float(record.tokens), 0)
-        elif isinstance(record, CostUsage):
-            add((agent, record.model, "", "cost", ""), record.usd, 0)
-            add((agent, record.model, "", "cost_reported", ""), record.usd, 0)
-        elif isinstance(record, ApiRequest):
-            outcome = "ok" if record.error_class is None else "error"
-            add((agent, record.model, "", "requests", outcome), record.duration_ms, record.count)
-            if record.error_class is not None:
-                add((agent, record.model, "", "errors", record.error_class), 0.0, record.count)
-            if record.count > 0:
-                mean = record.duration_ms / 1000.0 / record.count
-                add((agent, record.model, "", "request_le", duration_bucket(mean)), 0.0,
-                    record.count)
-        elif isinstance(record, ToolCall):
-            outcome = "ok" if record.success else "error"
-            add((agent, "", record.tool, "tool_calls", outcome), record.duration_ms, record.count)
-            if record.count > 0:
-                mean = record.duration_ms / 1000.0 / record.count
-                add((agent, "", record.tool, "tool_le", duration_bucket(mean)), 0.0, record.count)
-        elif isinstance(record, SessionStart):
-            add((agent, "", "", "sessions", ""), float(record.count), record.count)
-    return out, marked
+        for model, tool, measure, dim, value, count in figures(record, buckets=True):
+            if measure in ("series", "events"):
+                continue
+            slot = out.setdefault((record.agent.name, model, tool, measure, dim), [0.0, 0])
+            slot[0] = max(slot[0], value) if measure in MAX_MEASURES else slot[0] + value
+            slot[1] += count
+    return out
 
 
 def upsert_rows(increments: dict[TotalKey, list[float]]) -> list[tuple[object, ...]]:
@@ -153,3 +103,31 @@ def read_totals(path: Path) -> list[TotalRow]:
     finally:
         db.close()
     return [TotalRow(*row) for row in found]
+
+
+def chosen_totals(rows: Sequence[TotalRow]) -> list[TotalRow]:
+    """Totals with one source per agent, model and tool (choose.py), and the measure ``cost``:
+    the agent's own reported cost for a model, else the cost priced from its tokens.
+
+    >>> rows = [TotalRow("a", "m", "", "tokens", "input", 10, 0),
+    ...         TotalRow("a", "m", "", "tokens@event", "input", 10, 1),
+    ...         TotalRow("a", "m", "", "cost_reported@event", "", 0.5, 0)]
+    >>> [(r.measure, r.value) for r in chosen_totals(rows)]
+    [('tokens', 10), ('cost_reported', 0.5), ('cost', 0.5)]
+    """
+    chosen = choose(
+        Row((r.agent, r.model, r.tool), r.measure, r.dim, r.value, r.count) for r in rows
+    )
+    out = [TotalRow(row.group[0], row.group[1], row.group[2], row.measure, row.dim, row.value,
+                    row.count) for row in chosen]
+    reported: dict[tuple[str, str], float] = {}
+    computed: dict[tuple[str, str], float] = {}
+    for row in out:
+        if row.measure == "cost_reported":
+            reported[(row.agent, row.model)] = reported.get((row.agent, row.model), 0.0) + row.value
+        elif row.measure == "cost_computed":
+            computed[(row.agent, row.model)] = computed.get((row.agent, row.model), 0.0) + row.value
+    for key in sorted(set(reported) | set(computed)):
+        usd = reported[key] if key in reported else computed[key]
+        out.append(TotalRow(key[0], key[1], "", "cost", "", usd, 0))
+    return out

@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser = subparsers.add_parser("stats", help="persisted stats and agent telemetry")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--since", default="24h", help="how far back (e.g. 90m, 24h, 7d)")
-    parser.add_argument("--by", choices=("agent", "model", "tool"), default="agent",
+    parser.add_argument("--by", choices=("agent", "model", "tool", "session"), default="agent",
                         help="how to group agent telemetry")
     return parser
 
@@ -112,8 +112,8 @@ def _print_agents(agents: dict[str, Any], by: str) -> None:
     if not agents.get("rows"):
         out(f"agents: {agents.get('note') or 'none'}")
         return
-    header = (by.upper(), "INPUT", "OUTPUT", "CACHE R", "CACHE W", "COST USD", "REQUESTS",
-              "ERRORS", "TOOL CALLS", "TOOL FAILS")
+    header = (by.upper(), "INPUT", "OUTPUT", "REASON", "CACHE R", "CACHE W", "COST USD",
+              "REQUESTS", "ERRORS", "TOOL CALLS", "TOOL FAILS", "CONTEXT MAX", "WORK")
     rows = [header]
     for row in agents["rows"]:
         cost = row.get("cost_usd")
@@ -121,11 +121,22 @@ def _print_agents(agents: dict[str, Any], by: str) -> None:
         if row.get("cost_status") in ("partial", "mixed") and cost is not None:
             cost_text += "+?"
         tokens = row.get("tokens") or {}
+        errors = row.get("errors") or {}
+        error_text = str(sum(errors.values()))
+        if errors:
+            error_text += " (" + ", ".join(f"{k} {v}" for k, v in sorted(errors.items())) + ")"
+        context = row.get("context_max_tokens")
+        window = row.get("context_window_tokens")
+        context_text = "-" if not context else str(context)
+        if context and window:
+            context_text += f" ({100.0 * context / window:.0f}% of {window})"
+        work = ", ".join(f"{k} {v:g}" for k, v in sorted((row.get("work") or {}).items()))
         rows.append((
             str(row.get("key")), str(tokens.get("input", 0)), str(tokens.get("output", 0)),
-            str(tokens.get("cache_read", 0)), str(tokens.get("cache_creation", 0)), cost_text,
-            str(row.get("requests", 0)), str(sum((row.get("errors") or {}).values())),
-            str(row.get("tool_calls", 0)), str(row.get("tool_failures", 0)),
+            str(tokens.get("reasoning", 0)), str(tokens.get("cache_read", 0)),
+            str(tokens.get("cache_creation", 0)), cost_text, str(row.get("requests", 0)),
+            error_text, str(row.get("tool_calls", 0)), str(row.get("tool_failures", 0)),
+            context_text, work or "-",
         ))
     table(rows)
 

@@ -26,6 +26,7 @@ from typing import Any
 from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.errors import ConfigError
 from daemon.config.locations import default_state_dir
+from daemon.config.patterns import compile_bounded
 from daemon.config.quantities import parse_duration, parse_size
 from daemon.config.schema import (
     LOG_FORMATS,
@@ -219,20 +220,19 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
     name = table.get_str("name")
     if not name:
         raise table.error("name", "every watch needs a non-empty name")
-    process_name = table.get_str("process_name")
-    cmdline_text = table.get_str("cmdline")
-    cmdline = None
-    if cmdline_text is not None:
-        try:
-            cmdline = re.compile(cmdline_text)
-        except re.error as exc:
-            raise table.error("cmdline", f"invalid regular expression: {exc}") from None
+    process_names = _names(table, "process_name")
+    exe = _pattern(table, "exe")
+    interpreter_cmdline = _pattern(table, "interpreter_cmdline")
+    cmdline = _pattern(table, "cmdline")
+    exclude_exe = _pattern(table, "exclude_exe")
+    exclude_cmdline = _pattern(table, "exclude_cmdline")
     pid = table.get_optional_int("pid")
     pidfile_text = table.get_str("pidfile")
     user = table.get_str("user")
-    if not any([process_name, cmdline, pid, pidfile_text, user]):
+    if not any([process_names, exe, interpreter_cmdline, cmdline, pid, pidfile_text, user]):
         raise table.error(
-            None, "a watch needs at least one selector: process_name, cmdline, pid, pidfile or user"
+            None, "a watch needs at least one selector: process_name, exe, "
+            "interpreter_cmdline, cmdline, pid, pidfile or user"
         )
     include_children = table.get_bool("include_children", WatchRule.include_children)
     rss_warning = table.get_size("rss_warning", WatchRule.RSS_WARNING_DEFAULT, total_memory_bytes)
@@ -243,6 +243,11 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
     sustained = table.get_int("sustained", WatchRule.sustained)
     cpu_sustained = table.get_int("cpu_sustained", sustained)
     cooldown = table.get_duration("cooldown", WatchRule.cooldown_seconds)
+    orphans_warning = table.get_int("orphans_warning", WatchRule.orphans_warning)
+    orphans_rss = table.get_size("orphans_rss", WatchRule.ORPHANS_RSS_DEFAULT,
+                                 total_memory_bytes)
+    reap_orphans = table.get_bool("reap_orphans", WatchRule.reap_orphans)
+    reap_grace = table.get_duration("reap_grace", WatchRule.reap_grace_seconds)
     if rss_warning >= rss_critical:
         raise table.error(
             "rss_warning", f"must be below rss_critical ({rss_warning} >= {rss_critical} bytes)"
@@ -254,8 +259,12 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
     table.reject_unknown()
     return WatchRule(
         name=name,
-        process_name=process_name,
+        process_names=process_names,
+        exe=exe,
+        interpreter_cmdline=interpreter_cmdline,
         cmdline=cmdline,
+        exclude_exe=exclude_exe,
+        exclude_cmdline=exclude_cmdline,
         pid=pid,
         pidfile=Path(pidfile_text) if pidfile_text else None,
         user=user,
@@ -267,7 +276,40 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
         sustained=sustained,
         cpu_sustained=cpu_sustained,
         cooldown_seconds=cooldown,
+        orphans_warning=orphans_warning,
+        orphans_rss_bytes=orphans_rss,
+        reap_orphans=reap_orphans,
+        reap_grace_seconds=reap_grace,
     )
+
+
+def _names(table: _Table, key: str) -> tuple[str, ...]:
+    """A name or an array of names."""
+    value = table.raw(key)
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+        raise table.error(key, f"expected a name or an array of names, got {_type_name(value)}")
+    return tuple(items)
+
+
+def _pattern(table: _Table, key: str) -> re.Pattern[str] | None:
+    """A selector's regular expression (or an array of them: any may match), refused when
+    it could take more than linear time."""
+    value = table.raw(key)
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or \
+            not all(isinstance(item, str) for item in items):
+        raise table.error(key, f"expected a pattern or an array of patterns, "
+                               f"got {_type_name(value)}")
+    text = items[0] if len(items) == 1 else "|".join(f"(?:{item})" for item in items)
+    try:
+        return compile_bounded(text)
+    except ValueError as exc:
+        raise table.error(key, str(exc)) from None
 
 
 def _parse_sentry(table: _Table, environ: Mapping[str, str]) -> SentrySettings:
@@ -334,10 +376,11 @@ def _parse_otlp(table: _Table) -> OtlpSettings:
     max_series = table.get_int("max_series_per_metric", OtlpSettings.max_series_per_metric)
     retention_days = table.get_number("retention_days", OtlpSettings.retention_days)
     retention_bytes = table.get_size("retention_bytes", OtlpSettings.retention_bytes, 0)
+    store_content = table.get_bool("store_content", OtlpSettings.store_content)
     table.reject_unknown()
     return OtlpSettings(listen=listen, max_body_bytes=max_body, queue_size=queue_size,
                         max_series_per_metric=max_series, retention_days=retention_days,
-                        retention_bytes=retention_bytes)
+                        retention_bytes=retention_bytes, store_content=store_content)
 
 
 def _parse_budget(table: _Table) -> BudgetRule:

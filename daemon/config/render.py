@@ -29,8 +29,14 @@ def describe(config: Config) -> dict[str, Any]:
         "watch": [
             {
                 "name": w.name,
-                "process_name": w.process_name,
+                "process_name": (w.process_names[0] if len(w.process_names) == 1
+                                 else list(w.process_names) or None),
+                "exe": w.exe.pattern if w.exe else None,
+                "interpreter_cmdline": (w.interpreter_cmdline.pattern
+                                        if w.interpreter_cmdline else None),
                 "cmdline": w.cmdline.pattern if w.cmdline else None,
+                "exclude_exe": w.exclude_exe.pattern if w.exclude_exe else None,
+                "exclude_cmdline": w.exclude_cmdline.pattern if w.exclude_cmdline else None,
                 "pid": w.pid,
                 "pidfile": str(w.pidfile) if w.pidfile else None,
                 "user": w.user,
@@ -42,6 +48,10 @@ def describe(config: Config) -> dict[str, Any]:
                 "sustained": w.sustained,
                 "cpu_sustained": w.cpu_sustained,
                 "cooldown": w.cooldown_seconds,
+                "orphans_warning": w.orphans_warning,
+                "orphans_rss": w.orphans_rss_bytes,
+                "reap_orphans": w.reap_orphans,
+                "reap_grace": w.reap_grace_seconds,
             }
             for w in config.watches
         ],
@@ -65,6 +75,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_series_per_metric": config.otlp.max_series_per_metric,
             "retention_days": config.otlp.retention_days,
             "retention_bytes": config.otlp.retention_bytes,
+            "store_content": config.otlp.store_content,
         },
         "metrics": {
             "enabled": config.metrics.enabled,

@@ -41,15 +41,23 @@ class WatchRule:
     """One [[watch]] table: which processes to watch and at which levels.
 
     The RSS levels have no field default: theirs depend on RAM (``RSS_WARNING_DEFAULT``,
-    ``RSS_CRITICAL_DEFAULT``). A missing ``cpu_sustained`` takes the watch's ``sustained``.
+    ``RSS_CRITICAL_DEFAULT``, ``ORPHANS_RSS_DEFAULT``). A missing ``cpu_sustained`` takes
+    the watch's ``sustained``. ``process_names``, ``exe`` and ``interpreter_cmdline``
+    identify a process (any one of them); ``cmdline``, ``pid``, ``pidfile`` and ``user``
+    narrow what they found; ``exclude_exe`` and ``exclude_cmdline`` take look-alikes out.
     """
 
     RSS_WARNING_DEFAULT: ClassVar[ShareOfRam] = ShareOfRam(15.0)
     RSS_CRITICAL_DEFAULT: ClassVar[ShareOfRam] = ShareOfRam(30.0)
+    ORPHANS_RSS_DEFAULT: ClassVar[ShareOfRam] = ShareOfRam(5.0)
 
     name: str
-    process_name: str | None = None
+    process_names: tuple[str, ...] = ()
+    exe: re.Pattern[str] | None = None
+    interpreter_cmdline: re.Pattern[str] | None = None
     cmdline: re.Pattern[str] | None = None
+    exclude_exe: re.Pattern[str] | None = None
+    exclude_cmdline: re.Pattern[str] | None = None
     pid: int | None = None
     pidfile: Path | None = None
     user: str | None = None
@@ -61,6 +69,10 @@ class WatchRule:
     sustained: int = 3
     cpu_sustained: int = 3
     cooldown_seconds: float = 600.0
+    orphans_warning: int = 3
+    orphans_rss_bytes: int | None = None
+    reap_orphans: bool = False
+    reap_grace_seconds: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +125,9 @@ class OtlpSettings:
     max_series_per_metric: int = 2_000
     retention_days: float = 30.0
     retention_bytes: int = 256 * 1024**2
+    # Keep prompts, responses, system instructions and tool arguments/results that agents
+    # put into attributes (daemon/agents/privacy.py); off, they are never stored.
+    store_content: bool = False
     # Fixed limits, not read from the file: they guard the receiver against bad clients.
     max_decompressed_bytes: int = 8 * 1024**2
     max_inflight_bytes: int = 32 * 1024**2

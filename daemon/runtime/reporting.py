@@ -10,6 +10,7 @@ import sentry_sdk
 import structlog
 
 from crash_reports.event.capture import capture_report
+from crash_reports.event.kinds import ReportKind
 from crash_reports.event.report import ReportInput, build_report
 from crash_reports.event.system_facts import SystemFacts, process_details
 from crash_reports.spool.store import Spool
@@ -62,7 +63,7 @@ class ReportWriter:
         rule = request.rule
         sample = tracked.last
         details = None
-        if request.kind != "exited_under_pressure":
+        if request.kind not in (ReportKind.EXITED_UNDER_PRESSURE, ReportKind.ORPHANS_LEFT):
             details = process_details(tracked.pid)
         if details is None:
             details = self.details.get((tracked.watch, tracked.key), {"pid": tracked.pid})

@@ -233,7 +233,8 @@ class Service:
             interval=self.config.daemon.interval_seconds,
             last_tick=self.ticker.last,
             watches=watch_statuses(self._watch_names(), self.ticker.monitor.tracked.values(),
-                                   zombies),
+                                   zombies, self.ticker.monitor.orphans.values(),
+                                   sample.at if sample is not None else time.time()),
             reports=ReportCounts(
                 pending=spool.pending_count(), quarantined=spool.quarantined_count(),
                 written_since_start=self.ticker.reports_written,

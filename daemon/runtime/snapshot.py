@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.watch.monitor import TrackedProcess
+from daemon.watch.monitor import OrphanTrack, TrackedProcess
 from daemon.watch.sampler import TreeSample
 
 STATUS_VERSION = 1
@@ -41,6 +41,7 @@ class ProcessStatus:
     eta_seconds: float | None = None
     access_denied: bool = False
     zombie: bool = False
+    version: str | None = None
 
     @property
     def note(self) -> str:
@@ -60,7 +61,7 @@ class ProcessStatus:
             "members": self.members, "state": self.state, "rss_level": self.rss_level,
             "cpu_level": self.cpu_level, "samples_over": self.samples_over,
             "rate_bytes_per_min": self.rate_bytes_per_min, "eta_seconds": self.eta_seconds,
-            "note": self.note,
+            "version": self.version, "note": self.note,
         }
 
     @classmethod
@@ -81,15 +82,58 @@ class ProcessStatus:
             eta_seconds=_opt_float(data.get("eta_seconds")),
             access_denied=note == ACCESS_DENIED_NOTE,
             zombie=note == ZOMBIE_NOTE,
+            version=None if data.get("version") is None else str(data["version"]),
         )
 
 
 @dataclass(frozen=True, slots=True)
+class OrphanStatus:
+    """A process a watched tree left behind, still attributed to the watch.
+
+    ``age_seconds`` counts from the process's start, ``orphaned_seconds`` from when it
+    left its tree; ``agent_exited`` says whether the agent that started it is gone.
+    """
+
+    pid: int
+    name: str
+    agent_pid: int
+    agent_exited: bool
+    rss_bytes: int
+    cpu_percent: float
+    members: int
+    create_time: float
+    age_seconds: float
+    orphaned_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as ``status --json`` prints it under ``watches[].orphans``."""
+        return {"pid": self.pid, "name": self.name, "agent_pid": self.agent_pid,
+                "agent_exited": self.agent_exited, "rss_bytes": self.rss_bytes,
+                "cpu_percent": self.cpu_percent, "members": self.members,
+                "create_time": self.create_time, "age_seconds": self.age_seconds,
+                "orphaned_seconds": self.orphaned_seconds}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OrphanStatus:
+        """Read a row back."""
+        return cls(pid=int(data["pid"]), name=str(data.get("name") or ""),
+                   agent_pid=int(data.get("agent_pid") or 0),
+                   agent_exited=bool(data.get("agent_exited")),
+                   rss_bytes=int(data.get("rss_bytes") or 0),
+                   cpu_percent=float(data.get("cpu_percent") or 0.0),
+                   members=int(data.get("members") or 1),
+                   create_time=float(data.get("create_time") or 0.0),
+                   age_seconds=float(data.get("age_seconds") or 0.0),
+                   orphaned_seconds=float(data.get("orphaned_seconds") or 0.0))
+
+
+@dataclass(frozen=True, slots=True)
 class WatchStatus:
-    """One [[watch]] and the process trees it matches now."""
+    """One [[watch]], the process trees it matches now and what its trees left behind."""
 
     name: str
     processes: tuple[ProcessStatus, ...] = ()
+    orphans: tuple[OrphanStatus, ...] = ()
 
     @property
     def live(self) -> tuple[ProcessStatus, ...]:
@@ -202,7 +246,8 @@ class StatusSnapshot:
             "last_tick": None if tick is None else {
                 "at": tick.at, "duration_seconds": tick.duration_seconds,
                 "processes_scanned": tick.processes_scanned, "count": tick.count},
-            "watches": [{"name": w.name, "processes": [p.to_json() for p in w.processes]}
+            "watches": [{"name": w.name, "processes": [p.to_json() for p in w.processes],
+                         "orphans": [o.to_json() for o in w.orphans]}
                         for w in self.watches],
             "reports": {
                 "pending": self.reports.pending, "quarantined": self.reports.quarantined,
@@ -241,7 +286,8 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
         interval=float(data.get("interval") or 1.0),
         watches=tuple(
             WatchStatus(str(w["name"]),
-                        tuple(ProcessStatus.from_json(p) for p in w.get("processes") or ()))
+                        tuple(ProcessStatus.from_json(p) for p in w.get("processes") or ()),
+                        tuple(OrphanStatus.from_json(o) for o in w.get("orphans") or ()))
             for w in data.get("watches") or ()),
         last_tick=None if not tick else TickInfo(
             float(tick["at"]), float(tick.get("duration_seconds") or 0.0),
@@ -282,16 +328,31 @@ def process_status(tracked: TrackedProcess) -> ProcessStatus:
         cpu_level=tracked.cpu.level.label,
         samples_over=max(tracked.rss.over_warning, tracked.cpu.over_warning),
         rate_bytes_per_min=tracked.rate_bytes_per_min, eta_seconds=tracked.eta_seconds,
-        access_denied=sample.access_denied,
+        access_denied=sample.access_denied, version=sample.version,
     )
+
+
+def orphan_status(orphan: OrphanTrack, now: float) -> OrphanStatus:
+    """A left-behind process as a status row (pure)."""
+    sample = orphan.last
+    return OrphanStatus(
+        pid=orphan.pid, name=sample.name, agent_pid=sample.agent_pid,
+        agent_exited=orphan.agent_exited, rss_bytes=sample.rss_bytes,
+        cpu_percent=sample.cpu_percent, members=sample.members,
+        create_time=sample.create_time,
+        age_seconds=round(max(0.0, now - sample.create_time), 1),
+        orphaned_seconds=round(max(0.0, now - orphan.orphaned_at), 1))
 
 
 def watch_statuses(
     watch_names: Sequence[str],
     tracked: Iterable[TrackedProcess],
     zombies: Mapping[str, Sequence[TreeSample]],
+    orphans: Iterable[OrphanTrack] = (),
+    now: float = 0.0,
 ) -> tuple[WatchStatus, ...]:
-    """Group tracked trees (and zombies seen this tick) under their watches, in config order."""
+    """Group tracked trees (zombies seen this tick, orphans) under their watches, in config
+    order."""
     # Grouped in one pass: this runs every tick, over every tracked process.
     by_watch: dict[str, list[ProcessStatus]] = {}
     for process in sorted(tracked, key=lambda t: (t.watch, t.key)):
@@ -302,4 +363,8 @@ def watch_statuses(
                 by_watch.setdefault(watch, []).append(
                     ProcessStatus(pid=tree.pid, name=tree.name, rss_bytes=0, cpu_percent=0.0,
                                   zombie=True))
-    return tuple(WatchStatus(name, tuple(by_watch.get(name, ()))) for name in watch_names)
+    left: dict[str, list[OrphanStatus]] = {}
+    for orphan in sorted(orphans, key=lambda o: (o.watch, o.key)):
+        left.setdefault(orphan.watch, []).append(orphan_status(orphan, now))
+    return tuple(WatchStatus(name, tuple(by_watch.get(name, ())), tuple(left.get(name, ())))
+                 for name in watch_names)

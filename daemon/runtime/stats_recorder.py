@@ -57,7 +57,7 @@ class StatsRecorder:
                     self.store.record_sample(watch, now, tree.rss_bytes, tree.cpu_percent)
         for action in actions:
             counter = _counter_for(action)
-            if counter is not None:
+            if counter is not None and isinstance(action, Seen | Exited | Crossed):
                 self.store.incr(action.process.watch, counter, now)
 
     def report_written(self, request: ReportRequest) -> None:

@@ -139,7 +139,7 @@ def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
     header = ("WATCH", "PID", "NAME", "RSS", "CPU%", "STATE", "OVER", "GROWTH/MIN", "ETA", "NOTE")
     rows: list[tuple[str, ...]] = [header]
     for watch in snapshot.watches:
-        if not watch.processes:
+        if not watch.processes and not watch.orphans:
             rows.append((watch.name, "-", "-", "-", "-", "-", "-", "-", "-", "no match"))
         for proc in watch.processes:
             rate = proc.rate_bytes_per_min
@@ -149,7 +149,17 @@ def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
                 format_bytes(proc.rss_bytes), f"{proc.cpu_percent:.0f}",
                 proc.state, str(proc.samples_over),
                 "-" if rate is None else format_bytes(rate),
-                "-" if eta is None else format_duration(eta), proc.note,
+                "-" if eta is None else format_duration(eta),
+                "; ".join(part for part in (f"v{proc.version}" if proc.version else "",
+                                            proc.note) if part),
+            ))
+        for orphan in watch.orphans:
+            left_by = f"pid {orphan.agent_pid}" + (" (exited)" if orphan.agent_exited else "")
+            rows.append((
+                watch.name, str(orphan.pid), orphan.name or "-", format_bytes(orphan.rss_bytes),
+                f"{orphan.cpu_percent:.0f}", "orphan", "-", "-", "-",
+                f"left by {left_by}, age {format_duration(orphan.age_seconds)}, "
+                f"{orphan.members} process{'es' if orphan.members != 1 else ''}",
             ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:

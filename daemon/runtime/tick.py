@@ -22,8 +22,9 @@ from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
 from daemon.runtime.wrapped import pids_by_watch, read_announced, remove_stale, with_wrapped_watch
 from daemon.watch.log_lines import log_line
-from daemon.watch.monitor import Action, Crossed, Monitor, ReportRequest
+from daemon.watch.monitor import Action, Crossed, Monitor, ReapOrphans, ReportRequest
 from daemon.watch.proctable import ProcessTable
+from daemon.watch.reaper import Reaper
 from daemon.watch.sampler import Sampler, TickSample
 
 log = structlog.get_logger("telemetryd")
@@ -54,7 +55,8 @@ def report_evidence(request: ReportRequest, oom: OomEvidence) -> dict[str, Any]:
     """What a report carries beyond the tree: OOM evidence for trees under pressure (pure).
 
     >>> from types import SimpleNamespace
-    >>> req = SimpleNamespace(kind=ReportKind.RSS_CRITICAL, gone_pids=(), samples=())
+    >>> req = SimpleNamespace(kind=ReportKind.RSS_CRITICAL, gone_pids=(), samples=(),
+    ...                       orphans=())
     >>> report_evidence(req, OomEvidence(3, 1))  # type: ignore[arg-type]
     {}
     """
@@ -62,6 +64,13 @@ def report_evidence(request: ReportRequest, oom: OomEvidence) -> dict[str, Any]:
     if request.kind in PRESSURE_KINDS:
         extra = oom.as_dict()
         extra["level"] = request.process.level.label
+    if request.orphans:
+        extra["orphans_count"] = sum(orphan.members for orphan in request.orphans)
+        extra["orphans_rss_bytes"] = sum(orphan.rss_bytes for orphan in request.orphans)
+        extra["orphans"] = [
+            {"pid": o.pid, "name": o.name, "rss_bytes": o.rss_bytes, "members": o.members,
+             "age_seconds": round(max(0.0, request.at - o.create_time), 1)}
+            for o in request.orphans]
     if request.gone_pids:
         extra["gone_pids"] = list(request.gone_pids)
         if request.samples:
@@ -86,6 +95,7 @@ class Ticker:
         self.wrapped_dir = StatePaths(config.daemon.state_dir).wrapped
         self.system = system
         self.monotonic = monotonic
+        self.reaper = Reaper(monotonic)
         self.count = 0
         self.reports_written = 0
         self.last: TickInfo | None = None
@@ -110,6 +120,10 @@ class Ticker:
             if isinstance(action, ReportRequest):
                 self._write_report(running, action, oom)
                 continue
+            if isinstance(action, ReapOrphans):
+                # SIGTERM now; SIGKILL and the "gone" check on later ticks (never waits).
+                self.reaper.reap(action.watch, action.orphans, action.grace_seconds)
+                continue
             emit(action)
             if isinstance(action, Crossed) and \
                     action.transition.to_level > action.transition.from_level:
@@ -117,6 +131,8 @@ class Ticker:
                 key = (action.process.watch, action.process.key)
                 if key not in running.reports.details:
                     running.reports.remember(action.process)
+        if self.reaper.pending:
+            self.reaper.poll()
         if running.transport.held_count:
             running.transport.retry_failed_writes()
         running.stats.ship_due(running.client, now)

@@ -11,6 +11,9 @@ from daemon.watch.monitor import (
     Crossed,
     Exited,
     Metric,
+    Orphaned,
+    OrphanExited,
+    ReapOrphans,
     ReportRequest,
     Seen,
     Suppressed,
@@ -30,7 +33,8 @@ class LogLine:
 
 
 def log_line(action: Action) -> LogLine | None:
-    """The log line an action calls for (None for report requests: the writer logs those)."""
+    """The log line an action calls for (None for report requests and reaps: the report
+    writer and the reaper log those)."""
     if isinstance(action, Seen):
         sample = action.sample
         return LogLine("process.seen", "info", {
@@ -53,7 +57,22 @@ def log_line(action: Action) -> LogLine | None:
             "watch": action.process.watch, "pid": action.process.pid,
             "pressure": action.pressure.label, "last_rss_bytes": action.last_rss_bytes,
             "lifetime_seconds": action.lifetime_seconds})
-    assert isinstance(action, ReportRequest)
+    if isinstance(action, Orphaned):
+        orphan = action.orphan
+        left = orphan.last
+        return LogLine("process.orphaned", "warning", {
+            "watch": orphan.watch, "pid": orphan.pid, "name": left.name,
+            "agent_pid": left.agent_pid, "agent_exited": orphan.agent_exited,
+            "rss_bytes": left.rss_bytes, "members": left.members,
+            "age_seconds": round(max(0.0, orphan.orphaned_at - left.create_time), 1)})
+    if isinstance(action, OrphanExited):
+        orphan = action.orphan
+        return LogLine("process.orphan_exited", "info", {
+            "watch": orphan.watch, "pid": orphan.pid, "agent_pid": orphan.last.agent_pid,
+            "last_rss_bytes": orphan.last.rss_bytes,
+            "orphaned_seconds": round(action.at - orphan.orphaned_at, 1),
+            "lifetime_seconds": round(max(0.0, action.at - orphan.last.create_time), 1)})
+    assert isinstance(action, ReportRequest | ReapOrphans)
     return None
 
 

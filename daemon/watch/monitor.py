@@ -14,7 +14,7 @@ from typing import Any
 
 from crash_reports.event.kinds import ReportKind
 from daemon.config.schema import WatchRule
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.sampler import OrphanSample, TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
 from daemon.watch.trend import growth_rate_per_minute, seconds_until
 
@@ -117,12 +117,57 @@ class Suppressed:
 
 @dataclass(frozen=True, slots=True)
 class Exited:
-    """A watched process is gone; ``pressure`` is the level it was at."""
+    """A watched process is gone; ``pressure`` is the level it was at.
+
+    ``lifetime_seconds`` counts from the process's start time, not from when it was seen.
+    """
 
     process: TrackedProcess
     pressure: Level
     last_rss_bytes: int
     lifetime_seconds: float
+
+
+@dataclass
+class OrphanTrack:
+    """A process left behind by a watched tree, followed until it exits."""
+
+    watch: str
+    key: tuple[int, int]
+    orphaned_at: float
+    last: OrphanSample
+    samples: int = 0
+    agent_exited: bool = False
+    reap_requested: bool = False
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self.key[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Orphaned:
+    """A member of a watched tree outlived its place in it (its parent exited)."""
+
+    orphan: OrphanTrack
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanExited:
+    """A left-behind process is gone."""
+
+    orphan: OrphanTrack
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReapOrphans:
+    """Terminate these left-behind processes (``reap_orphans = true``)."""
+
+    watch: str
+    orphans: tuple[OrphanSample, ...]
+    grace_seconds: float
 
 
 @dataclass(frozen=True)
@@ -136,9 +181,11 @@ class ReportRequest:
     at: float
     samples: tuple[SamplePoint, ...]
     gone_pids: tuple[int, ...] = ()
+    orphans: tuple[OrphanSample, ...] = ()
 
 
-Action = Seen | Crossed | ChildrenGone | Suppressed | Exited | ReportRequest
+Action = (Seen | Crossed | ChildrenGone | Suppressed | Exited | Orphaned | OrphanExited
+          | ReapOrphans | ReportRequest)
 
 
 def rss_rule(rule: WatchRule) -> LevelRule:
@@ -173,6 +220,10 @@ class Monitor:
         self.history_samples = history_samples
         self.trend_window_seconds = trend_window_seconds
         self.tracked: dict[tuple[str, tuple[int, int]], TrackedProcess] = {}
+        self.orphans: dict[tuple[str, tuple[int, int]], OrphanTrack] = {}
+        # Agents that exited while (or just before) leaving processes behind, by tree.
+        self.departed: dict[tuple[str, tuple[int, int]], TrackedProcess] = {}
+        self._orphans_over: dict[tuple[str, tuple[int, int]], int] = {}
         self._level_rules: dict[str, tuple[WatchRule, LevelRule, LevelRule]] = {}
 
     def set_rules(self, rules: tuple[WatchRule, ...]) -> None:
@@ -180,6 +231,7 @@ class Monitor:
         self.rules = {rule.name: rule for rule in rules}
         self._level_rules = {}
         self.tracked = {k: v for k, v in self.tracked.items() if k[0] in self.rules}
+        self.orphans = {k: v for k, v in self.orphans.items() if k[0] in self.rules}
 
     def observe(self, tick: TickSample, oom_kill_delta: int | None = None) -> list[Action]:
         """Advance every watched process by one tick.
@@ -211,7 +263,66 @@ class Monitor:
                 actions.extend(self._advance(tracked, sample, rule, now))
         for tracked_key in [k for k in self.tracked if k not in present]:
             tracked = self.tracked.pop(tracked_key)
+            self.departed[tracked_key] = tracked
             actions.extend(self._exited(tracked, now))
+        actions.extend(self._follow_orphans(tick, now))
+        return actions
+
+    def _follow_orphans(self, tick: TickSample, now: float) -> list[Action]:
+        """Track left-behind processes; report and reap those of agents that exited."""
+        actions: list[Action] = []
+        seen: set[tuple[str, tuple[int, int]]] = set()
+        by_agent: dict[tuple[str, tuple[int, int]], list[OrphanTrack]] = {}
+        for watch, found in tick.orphans.items():
+            if watch not in self.rules:
+                continue
+            for sample in found:
+                key = (watch, sample.key)
+                seen.add(key)
+                orphan = self.orphans.get(key)
+                if orphan is None:
+                    orphan = OrphanTrack(watch, sample.key, now, sample)
+                    self.orphans[key] = orphan
+                orphan.last = sample
+                orphan.samples += 1
+                orphan.agent_exited = (watch, sample.agent_key) not in self.tracked
+                if orphan.samples == 1:
+                    actions.append(Orphaned(orphan))
+                if orphan.agent_exited:
+                    by_agent.setdefault((watch, sample.agent_key), []).append(orphan)
+        for key in [k for k in self.orphans if k not in seen]:
+            actions.append(OrphanExited(self.orphans.pop(key), now))
+        for agent_key, orphans in by_agent.items():
+            actions.extend(self._orphans_left(agent_key, orphans, now))
+        for stale in [k for k in self.departed if k not in by_agent]:
+            del self.departed[stale]
+            self._orphans_over.pop(stale, None)
+        return actions
+
+    def _orphans_left(self, agent_key: tuple[str, tuple[int, int]],
+                      orphans: list[OrphanTrack], now: float) -> list[Action]:
+        rule = self.rules[agent_key[0]]
+        actions: list[Action] = []
+        count = sum(orphan.last.members for orphan in orphans)
+        rss = sum(orphan.last.rss_bytes for orphan in orphans)
+        over = count >= rule.orphans_warning or (
+            rule.orphans_rss_bytes is not None and rss >= rule.orphans_rss_bytes)
+        streak = self._orphans_over.get(agent_key, 0) + 1 if over else 0
+        self._orphans_over[agent_key] = streak
+        agent = self.departed.get(agent_key)
+        if streak == rule.sustained and agent is not None:
+            for action in self._report(agent, rule, ReportKind.ORPHANS_LEFT, None, now):
+                if isinstance(action, ReportRequest):
+                    action = ReportRequest(action.kind, rule, agent, None, now, action.samples,
+                                           orphans=tuple(o.last for o in orphans))
+                actions.append(action)
+        if rule.reap_orphans:
+            ripe = [o for o in orphans if o.samples >= rule.sustained and not o.reap_requested]
+            for orphan in ripe:
+                orphan.reap_requested = True
+            due = tuple(o.last for o in ripe)
+            if due:
+                actions.append(ReapOrphans(rule.name, due, rule.reap_grace_seconds))
         return actions
 
     def _children_killed(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,
@@ -287,8 +398,11 @@ class Monitor:
 
     def _exited(self, tracked: TrackedProcess, now: float) -> list[Action]:
         level = tracked.level
+        # From the process's own start time: a process that ran for hours before the
+        # daemon (re)started did not live only as long as the daemon watched it.
+        started = min(tracked.last.create_time, tracked.first_seen)
         actions: list[Action] = [Exited(tracked, level, tracked.last.rss_bytes,
-                                        round(now - tracked.first_seen, 1))]
+                                        round(max(0.0, now - started), 1))]
         rule = self.rules.get(tracked.watch)
         if level >= Level.WARNING and rule is not None:
             actions.extend(self._report(tracked, rule, ReportKind.EXITED_UNDER_PRESSURE, None,

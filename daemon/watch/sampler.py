@@ -2,11 +2,18 @@
 
 The parent->children map is built once per tick from the same table scan; CPU% comes
 from the change in CPU seconds since the previous tick, per (pid, start time).
+
+A tree is counted once, under its topmost matched process: a match inside another
+watch's tree (an MCP server under an agent, a native child under its node wrapper) is
+a member of that tree. A member that leaves its tree alive (re-parented to init or a
+subreaper when its parent exits) stays attributed to the watch as an orphan of the
+agent that started it, until it exits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from daemon.config.schema import WatchRule
@@ -31,6 +38,40 @@ class TreeSample:
     zombie: bool = False
     access_denied: bool = False
     member_pids: tuple[int, ...] = ()
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Which watched tree a process belonged to: the watch and the agent at its root."""
+
+    watch: str
+    agent_key: tuple[int, int]
+
+    @property
+    def agent_pid(self) -> int:
+        """The pid of the agent that started the process."""
+        return self.agent_key[0]
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanSample:
+    """A process left behind by a watched tree, with everything under it."""
+
+    watch: str
+    pid: int
+    key: tuple[int, int]
+    name: str
+    create_time: float
+    rss_bytes: int
+    cpu_percent: float
+    members: int
+    agent_key: tuple[int, int]
+
+    @property
+    def agent_pid(self) -> int:
+        """The pid of the agent whose tree it belonged to."""
+        return self.agent_key[0]
 
 
 @dataclass(frozen=True)
@@ -40,6 +81,7 @@ class TickSample:
     at: float
     by_watch: dict[str, list[TreeSample]]
     processes_scanned: int
+    orphans: dict[str, list[OrphanSample]] = field(default_factory=dict)
 
 
 def children_map(table: Mapping[int, ProcStat]) -> dict[int, list[int]]:
@@ -69,9 +111,11 @@ def tree_pids(root: int, children: Mapping[int, list[int]]) -> list[int]:
     return found
 
 
-def top_matches(pids: Sequence[int], table: Mapping[int, ProcStat]) -> list[int]:
-    """Drop matches that sit inside another match's tree, so nothing is counted twice."""
-    matched = set(pids)
+def top_matches(pids: Sequence[int], table: Mapping[int, ProcStat],
+                blockers: AbstractSet[int] = frozenset()) -> list[int]:
+    """Drop matches that sit inside another match's tree (or a blocker's), so nothing is
+    counted twice."""
+    matched = set(pids) | blockers
     tops = []
     for pid in pids:
         ancestor = table[pid].ppid
@@ -108,15 +152,22 @@ def merge_matches(rules: Sequence[WatchRule], matches: list[list[int]],
     return merged
 
 
+def _alive(table: Mapping[int, ProcStat], key: tuple[int, int]) -> bool:
+    stat = table.get(key[0])
+    return stat is not None and stat.start_ticks == key[1] and not stat.is_exiting
+
+
 @dataclass
 class Sampler:
-    """Samples the watches each tick; keeps the previous CPU seconds to turn them into CPU%."""
+    """Samples the watches each tick; keeps the previous CPU seconds to turn them into CPU%,
+    and which tree each member belonged to, to follow what a tree leaves behind."""
 
     table_source: ProcessTable
     rules: Sequence[WatchRule]
     selector: Selector = field(init=False)
     _previous_cpu: dict[tuple[int, int], float] = field(default_factory=dict, init=False)
     _previous_at: float | None = field(default=None, init=False)
+    _origins: dict[tuple[int, int], Origin] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.selector = Selector(self.rules)
@@ -132,7 +183,7 @@ class Sampler:
         wall_now: float,
         announced: Mapping[str, Sequence[int]] | None = None,
     ) -> TickSample:
-        """Scan the process table once and total each watch's trees.
+        """Scan the process table once and total each watch's trees and orphans.
 
         ``announced``: pids per watch that join it whatever its selectors say (children
         started by ``telemetryd wrap``).
@@ -155,27 +206,49 @@ class Sampler:
                 return 0.0
             return max(0.0, (stat.cpu_seconds - before) / elapsed * 100.0)
 
+        def live_tree(root_pid: int) -> list[int]:
+            # A killed child lingers as a zombie until reaped: it is gone.
+            return [pid for pid in tree_pids(root_pid, children)[1:]
+                    if not table[pid].is_exiting]
+
+        # Members that were in a watched tree last tick and still run: orphan candidates.
+        candidates: dict[str, dict[int, Origin]] = {}
+        for key, origin in self._origins.items():
+            if _alive(table, key):
+                candidates.setdefault(origin.watch, {})[key[0]] = origin
+        in_trees = {pid for rule, pids in zip(self.rules, matches, strict=True)
+                    if rule.include_children for pid in pids}
+        blockers = in_trees | {pid for found in candidates.values() for pid in found}
+        origins: dict[tuple[int, int], Origin] = {}
         by_watch: dict[str, list[TreeSample]] = {}
+        orphans: dict[str, list[OrphanSample]] = {}
         for rule, pids in zip(self.rules, matches, strict=True):
-            roots = top_matches(pids, table) if rule.include_children else pids
+            mine = candidates.get(rule.name, {})
+            if not rule.include_children:
+                roots = pids
+            elif rule.pid is not None or rule.pidfile is not None:
+                roots = top_matches(pids, table)  # an explicit pid is always its own tree
+            else:
+                roots = top_matches([p for p in pids if p not in mine], table, blockers)
             samples = []
+            attached: set[int] = set()
             for root_pid in sorted(roots):
                 root = table[root_pid]
                 root_cpu = cpu_percent(root)
                 rss, cpu, members = root.rss_bytes, root_cpu, 1
                 member_pids: tuple[int, ...] = ()
                 if rule.include_children:
-                    live: list[int] = []
-                    for member_pid in tree_pids(root_pid, children)[1:]:
+                    live = live_tree(root_pid)
+                    origin = Origin(rule.name, root.key)
+                    for member_pid in live:
                         member = table[member_pid]
-                        # A killed child lingers as a zombie until reaped: it is gone.
-                        if member.is_exiting:
-                            continue
                         rss += member.rss_bytes
                         cpu += cpu_percent(member)
-                        members += 1
-                        live.append(member_pid)
+                        origins[member.key] = origin
+                    members += len(live)
                     member_pids = tuple(live)
+                    attached.update(live)
+                attached.add(root_pid)
                 identity = self.selector.identity(root) if root.comm else None
                 samples.append(
                     TreeSample(
@@ -192,9 +265,54 @@ class Sampler:
                         zombie=root.is_exiting,
                         access_denied=bool(identity and identity.access_denied),
                         member_pids=member_pids,
+                        version=self._version(root, member_pids, table),
                     )
                 )
             by_watch[rule.name] = samples
+            left = [pid for pid in mine if pid not in attached]
+            if left:
+                orphans[rule.name] = self._orphan_trees(
+                    left, mine, table, live_tree, cpu_percent, origins)
+        self._origins = origins
         self._previous_cpu = current_cpu
         self._previous_at = monotonic_now
-        return TickSample(wall_now, by_watch, len(table))
+        return TickSample(wall_now, by_watch, len(table), orphans)
+
+    def _orphan_trees(self, left: list[int], origin_of: Mapping[int, Origin],
+                      table: Mapping[int, ProcStat], live_tree: Callable[[int], list[int]],
+                      cpu_percent: Callable[[ProcStat], float],
+                      origins: dict[tuple[int, int], Origin]) -> list[OrphanSample]:
+        """Each topmost left-behind process with what runs under it, still attributed."""
+        found = []
+        for pid in sorted(top_matches(left, table)):
+            stat = table[pid]
+            origin = origin_of[pid]
+            rss, cpu = stat.rss_bytes, cpu_percent(stat)
+            origins[stat.key] = origin
+            below = live_tree(pid)
+            for member_pid in below:
+                member = table[member_pid]
+                rss += member.rss_bytes
+                cpu += cpu_percent(member)
+                origins[member.key] = origin
+            found.append(OrphanSample(
+                watch=origin.watch, pid=pid, key=stat.key, name=stat.comm,
+                create_time=self.table_source.create_time(stat), rss_bytes=rss,
+                cpu_percent=round(cpu, 2), members=1 + len(below), agent_key=origin.agent_key))
+        return found
+
+    def _version(self, root: ProcStat, member_pids: Sequence[int],
+                 table: Mapping[int, ProcStat]) -> str | None:
+        """The agent version its root's install path names, else a matched member's."""
+        identity = self.selector.identity(root)
+        version = identity.version(root.comm) if identity else None
+        if version:
+            return version
+        for pid in member_pids[:8]:
+            member = table[pid]
+            if self.selector.known(member):
+                identity = self.selector.identity(member)
+                version = identity.version(member.comm) if identity else None
+                if version:
+                    return version
+        return None

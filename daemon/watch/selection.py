@@ -1,4 +1,10 @@
-"""Which processes a watch matches: name, command line, pid, pidfile, user.
+"""Which processes a watch matches: name, executable path, command line, pid, pidfile, user.
+
+A watch identifies its processes by any one of ``process_name`` (one or several names),
+``exe`` (a pattern searched in the executable's path) and ``interpreter_cmdline`` (a
+pattern searched in the command line of an interpreter: node, python, bun, uv, ...);
+``cmdline``, ``pid``, ``pidfile`` and ``user`` narrow what matched (AND), and
+``exclude_exe`` / ``exclude_cmdline`` take look-alikes out.
 
 Everything a selector looks at except a pidfile's content is fixed for the life of
 a process image, so the verdict for each (pid, start time, name) is computed once
@@ -14,8 +20,10 @@ from pathlib import Path
 
 import psutil
 
+from daemon.config.patterns import MAX_SUBJECT_CHARS
 from daemon.config.schema import WatchRule
 from daemon.watch.proctable import ProcStat
+from daemon.watch.versions import agent_version, is_interpreter
 
 
 @dataclass(frozen=True)
@@ -23,14 +31,28 @@ class ProcessIdentity:
     """What selectors need beyond /proc/PID/stat, read once per process image."""
 
     cmdline: tuple[str, ...]
-    exe_name: str | None
+    exe: str | None
     username: str | None
     access_denied: bool = False
 
     @property
+    def exe_name(self) -> str | None:
+        """The executable's file name."""
+        return os.path.basename(self.exe) or None if self.exe else None
+
+    @property
     def cmdline_text(self) -> str:
-        """The command line joined with spaces, as a regex sees it."""
-        return " ".join(self.cmdline)
+        """The command line joined with spaces, as a regex sees it (bounded in length)."""
+        return " ".join(self.cmdline)[:MAX_SUBJECT_CHARS]
+
+    @property
+    def exe_text(self) -> str:
+        """The executable's path as a regex sees it ("" when unknown)."""
+        return (self.exe or "")[:MAX_SUBJECT_CHARS]
+
+    def version(self, comm: str) -> str | None:
+        """The agent version its install path names, if any."""
+        return agent_version(comm, self.exe, self.cmdline)
 
 
 IdentityReader = Callable[[int], ProcessIdentity | None]
@@ -47,14 +69,14 @@ def read_identity(pid: int) -> ProcessIdentity | None:
             except psutil.AccessDenied:
                 cmdline, denied = (), True
             try:
-                exe_name: str | None = os.path.basename(proc.exe()) or None
+                exe: str | None = proc.exe() or None
             except (psutil.AccessDenied, OSError):
-                exe_name, denied = None, True
+                exe, denied = None, True
             try:
                 username: str | None = proc.username()
             except (psutil.AccessDenied, KeyError):
                 username = None
-        return ProcessIdentity(cmdline, exe_name, username, denied)
+        return ProcessIdentity(cmdline, exe, username, denied)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
 
@@ -85,24 +107,52 @@ def name_matches(wanted: str, stat: ProcStat, identity: ProcessIdentity | None) 
 
 
 def _needs_identity(rule: WatchRule, stat: ProcStat) -> bool:
-    if rule.cmdline is not None or rule.user is not None:
+    if (rule.cmdline is not None or rule.user is not None or rule.exe is not None
+            or rule.exclude_exe is not None or rule.exclude_cmdline is not None):
         return True
-    return rule.process_name is not None and stat.comm != rule.process_name
+    if rule.interpreter_cmdline is not None:
+        return True
+    return bool(rule.process_names) and stat.comm not in rule.process_names
+
+
+def identified(rule: WatchRule, stat: ProcStat, identity: ProcessIdentity | None) -> bool:
+    """Whether any of the rule's identifying selectors (name, exe, interpreter_cmdline) agrees.
+
+    A rule with none of them identifies every process (its filters then decide).
+    """
+    if not rule.process_names and rule.exe is None and rule.interpreter_cmdline is None:
+        return True
+    if any(name_matches(name, stat, identity) for name in rule.process_names):
+        return True
+    if identity is None:
+        return False
+    if rule.exe is not None and identity.exe and rule.exe.search(identity.exe_text):
+        return True
+    return (rule.interpreter_cmdline is not None
+            and is_interpreter(stat.comm, identity.exe)
+            and rule.interpreter_cmdline.search(identity.cmdline_text) is not None)
 
 
 def rule_matches_static(
     rule: WatchRule, stat: ProcStat, identity: ProcessIdentity | None
 ) -> bool:
-    """Every selector of the rule but the pidfile agrees (selectors combine with AND)."""
+    """The rule identifies the process, every filter but the pidfile agrees, no exclusion hits."""
     if rule.pid is not None and stat.pid != rule.pid:
         return False
-    if rule.process_name is not None and not name_matches(rule.process_name, stat, identity):
+    if not identified(rule, stat, identity):
         return False
     if rule.user is not None and (identity is None or identity.username != rule.user):
         return False
-    return rule.cmdline is None or (
-        identity is not None and rule.cmdline.search(identity.cmdline_text) is not None
-    )
+    if rule.cmdline is not None and (
+            identity is None or rule.cmdline.search(identity.cmdline_text) is None):
+        return False
+    if identity is not None:
+        if rule.exclude_exe is not None and rule.exclude_exe.search(identity.exe_text):
+            return False
+        if rule.exclude_cmdline is not None and \
+                rule.exclude_cmdline.search(identity.cmdline_text):
+            return False
+    return True
 
 
 def read_pidfile(path: Path) -> int | None:
@@ -138,6 +188,10 @@ class Selector:
             self._identities[key] = self._read_identity(stat.pid)
         return self._identities[key]
 
+    def known(self, stat: ProcStat) -> bool:
+        """Whether the identity of this process image has been read already."""
+        return (stat.pid, stat.start_ticks, stat.comm) in self._identities
+
     def _static_matches(self, stat: ProcStat) -> tuple[int, ...]:
         key = (stat.pid, stat.start_ticks, stat.comm)
         cached = self._verdicts.get(key)
@@ -155,7 +209,11 @@ class Selector:
         return verdict
 
     def match(self, table: Mapping[int, ProcStat]) -> list[list[int]]:
-        """For each rule, the pids it matches now (the daemon itself is never matched)."""
+        """For each rule, the pids it matches now (the daemon itself is never matched).
+
+        A process belongs to the first rule (in config order) that matches it, so two
+        watches never count the same process.
+        """
         result: list[list[int]] = [[] for _ in self.rules]
         pidfile_pids: dict[int, int | None] = {}
         for index, rule in enumerate(self.rules):
@@ -168,6 +226,7 @@ class Selector:
                 if index in pidfile_pids and pidfile_pids[index] != pid:
                     continue
                 result[index].append(pid)
+                break
         self._forget_gone(table)
         return result
 

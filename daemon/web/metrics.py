@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -28,53 +26,20 @@ from crash_reports.stats.histogram import BucketCounts
 from daemon import __version__
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
-from daemon.agents.totals import DURATION_BUCKETS_SECONDS, TotalRow, read_totals
+from daemon.agents.totals import read_totals
 from daemon.runtime.snapshot import FlushStatus, StatusSnapshot
+from daemon.web.agent_metrics import (
+    AgentLabelCaps,
+    LabelLimits,
+    agent_families,
+)
 
 log = structlog.get_logger(__name__)
 
-OTHER = "other"
 TICK_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 _LEVELS = {"ok": 0, "warning": 1, "critical": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class LabelLimits:
-    """How many distinct values each agent label may take before the rest become ``other``."""
-
-    agents: int = 50
-    models: int = 50
-    tools: int = 50
-
-
-class LabelCap:
-    """Sticky cap on one label's values: once admitted a value keeps its own series.
-
-    Never evicting keeps every exported counter monotonic: ``other`` only ever gains members.
-
-    >>> cap = LabelCap(1); cap.admit({"b": 5.0, "a": 9.0}); cap("a"), cap("b")
-    ('a', 'other')
-    >>> cap.admit({"c": 99.0}); cap("c")
-    'other'
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._admitted: set[str] = set()
-
-    def admit(self, weights: Mapping[str, float]) -> None:
-        """Admit new values, busiest first, while there is room."""
-        room = self.limit - len(self._admitted)
-        if room <= 0:
-            return
-        new = [v for v in weights if v not in self._admitted]
-        new.sort(key=lambda v: (-weights[v], v))
-        self._admitted.update(new[:room])
-
-    def __call__(self, value: str) -> str:
-        return value if value in self._admitted else OTHER
 
 
 class TickDurations:
@@ -263,6 +228,12 @@ def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
     eta = GaugeMetricFamily("telemetryd_watch_seconds_to_critical",
                             "Soonest projected time until a process reaches critical RSS.",
                             labels=["watch"])
+    orphans = GaugeMetricFamily("telemetryd_orphans",
+                                "Processes the watch's trees left behind that still run.",
+                                labels=["watch"])
+    orphans_rss = GaugeMetricFamily("telemetryd_orphans_rss_bytes",
+                                    "Resident memory of what the watch's trees left behind.",
+                                    labels=["watch"])
     for watch in snapshot.watches:
         name = watch.name
         live = watch.live
@@ -279,7 +250,9 @@ def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
         etas = [p.eta_seconds for p in live if p.eta_seconds is not None]
         if etas:
             eta.add_metric([name], min(etas))
-    return [processes, rss, cpu, level, at_level, growth, eta]
+        orphans.add_metric([name], float(sum(o.members for o in watch.orphans)))
+        orphans_rss.add_metric([name], float(sum(o.rss_bytes for o in watch.orphans)))
+    return [processes, rss, cpu, level, at_level, growth, eta, orphans, orphans_rss]
 
 
 # --- the OTLP receiver ----------------------------------------------------------------
@@ -290,6 +263,9 @@ _OTLP_SINGLES: dict[str, tuple[str, str, bool]] = {
                            "Connections closed for reading too slowly.", True),
     "handler_errors": ("telemetryd_otlp_handler_errors",
                        "Requests that hit a bug in the receiver.", True),
+    "requests_not_taken.internal_error": (
+        "telemetryd_otlp_requests_not_taken",
+        "Well-formed exports a decoder bug kept out of the store (answered 200).", True),
     "events_written": ("telemetryd_agent_events_written",
                        "Agent events written to the event store.", True),
     "write_errors": ("telemetryd_agent_store_write_errors",
@@ -329,6 +305,8 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         elif head == "points_refused":
             signal, _, reason = rest.partition(".")
             points.add_metric([signal, reason], float(value))
+        elif head == "spans_dropped":
+            points.add_metric(["traces", f"dropped_{rest}"], float(value))
         elif head in ("points_dropped", "records_dropped"):
             dropped.add_metric([rest], float(value))
         # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
@@ -339,128 +317,7 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
     return out
 
 
-# --- agents, from the store's all-time totals ------------------------------------------
-
-
-class AgentLabelCaps:
-    """The three sticky caps agent series share."""
-
-    def __init__(self, limits: LabelLimits) -> None:
-        self.agent = LabelCap(limits.agents)
-        self.model = LabelCap(limits.models)
-        self.tool = LabelCap(limits.tools)
-
-    def admit(self, rows: Iterable[TotalRow]) -> None:
-        """Admit the busiest new values (weighted by calls and tokens) while there is room."""
-        agents: dict[str, float] = defaultdict(float)
-        models: dict[str, float] = defaultdict(float)
-        tools: dict[str, float] = defaultdict(float)
-        for row in rows:
-            weight = row.value if row.measure == "tokens" else float(row.count)
-            agents[row.agent] += weight
-            if row.model:
-                models[row.model] += weight
-            if row.tool:
-                tools[row.tool] += weight
-        self.agent.admit(agents)
-        self.model.admit(models)
-        self.tool.admit(tools)
-
-
-_Key = tuple[str, ...]
-
-
-def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metric]:
-    """Agent counters and duration histograms from the store's totals."""
-    caps.admit(rows)
-    tokens: dict[_Key, float] = defaultdict(float)
-    unpriced: dict[_Key, float] = defaultdict(float)
-    cost: dict[_Key, float] = defaultdict(float)
-    requests: dict[_Key, float] = defaultdict(float)
-    errors: dict[_Key, float] = defaultdict(float)
-    tool_calls: dict[_Key, float] = defaultdict(float)
-    sessions: dict[_Key, float] = defaultdict(float)
-    request_hist = _Histograms()
-    tool_hist = _Histograms()
-    for row in rows:
-        agent = caps.agent(row.agent)
-        if row.measure == "tokens":
-            tokens[(agent, caps.model(row.model), row.dim)] += row.value
-        elif row.measure == "tokens_unpriced":
-            unpriced[(agent, caps.model(row.model))] += row.value
-        elif row.measure == "cost":
-            cost[(agent, caps.model(row.model))] += row.value
-        elif row.measure == "requests":
-            key = (agent, caps.model(row.model))
-            requests[key] += row.count
-            request_hist.add_sum(key, row.value / 1000.0)
-        elif row.measure == "errors":
-            errors[(agent, caps.model(row.model), row.dim)] += row.count
-        elif row.measure == "request_le":
-            request_hist.add_bucket((agent, caps.model(row.model)), row.dim, row.count)
-        elif row.measure == "tool_calls":
-            key = (agent, caps.tool(row.tool))
-            tool_calls[(*key, row.dim)] += row.count
-            tool_hist.add_sum(key, row.value / 1000.0)
-        elif row.measure == "tool_le":
-            tool_hist.add_bucket((agent, caps.tool(row.tool)), row.dim, row.count)
-        elif row.measure == "sessions":
-            sessions[(agent,)] += row.count
-    return [
-        _counters("telemetryd_agent_tokens", "Tokens used, by token type.",
-                  ["agent", "model", "type"], tokens),
-        _counters("telemetryd_agent_cost_usd",
-                  "Cost in US dollars: reported by the agent, else priced from tokens.",
-                  ["agent", "model"], cost),
-        _counters("telemetryd_agent_tokens_unpriced",
-                  "Tokens of models with no known price (not in the cost).",
-                  ["agent", "model"], unpriced),
-        _counters("telemetryd_agent_requests", "Model API requests.",
-                  ["agent", "model"], requests),
-        _counters("telemetryd_agent_errors", "Failed model API requests, by error class.",
-                  ["agent", "model", "class"], errors),
-        _counters("telemetryd_agent_tool_calls", "Tool executions, by outcome (ok, error).",
-                  ["agent", "tool", "outcome"], tool_calls),
-        _counters("telemetryd_agent_sessions", "Agent sessions started.", ["agent"], sessions),
-        request_hist.family("telemetryd_agent_request_duration_seconds",
-                            "Duration of model API requests.", ["agent", "model"]),
-        tool_hist.family("telemetryd_agent_tool_duration_seconds",
-                         "Duration of tool executions.", ["agent", "tool"]),
-    ]
-
-
-class _Histograms:
-    """Bucket counts and sums per label set, merged from totals rows."""
-
-    def __init__(self) -> None:
-        self.hists: dict[_Key, BucketCounts] = {}
-        self.sums: dict[_Key, float] = defaultdict(float)
-
-    def add_bucket(self, key: _Key, bound: str, count: int) -> None:
-        hist = self.hists.get(key)
-        if hist is None:
-            hist = self.hists[key] = BucketCounts(DURATION_BUCKETS_SECONDS)
-        hist.add_bound(bound, count)
-
-    def add_sum(self, key: _Key, seconds: float) -> None:
-        self.sums[key] += seconds
-
-    def family(self, name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(name, doc, labels=labels)
-        for key in sorted(self.hists):
-            family.add_metric(list(key), self.hists[key].cumulative(), self.sums.get(key, 0.0))
-        return family
-
-
 # --- small builders -------------------------------------------------------------------
-
-
-def _counters(name: str, doc: str, labels: list[str],
-              values: Mapping[_Key, float]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc, labels=labels)
-    for key in sorted(values):
-        family.add_metric(list(key), values[key])
-    return family
 
 
 def _counter(name: str, doc: str, value: Any) -> CounterMetricFamily:

@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver: ``/v1/metrics`` and ``/v1/logs``, protobuf or JSON, answered per the spec.
+"""OTLP/HTTP receiver: ``/v1/metrics``, ``/v1/logs`` and ``/v1/traces``, protobuf or JSON.
 
 200 with an Export*ServiceResponse (partial success when points were refused), 400 bad
 payload, 404 unknown path, 405 wrong method, 408 body too slow, 411 no length, 413 too large
@@ -22,11 +22,18 @@ from typing import Any
 import structlog
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from daemon.agents import wire
-from daemon.agents.decode import DecodeResult, decode_logs, decode_metrics, too_many_items
+from daemon.agents.decode import (
+    DecodeResult,
+    decode_logs,
+    decode_metrics,
+    decode_traces,
+    too_many_items,
+)
 from daemon.agents.ingest import Ingestor
-from daemon.agents.series import SeriesTracker, SeriesTxn
+from daemon.agents.series import SeriesTracker
 from daemon.config.schema import OtlpSettings
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, listener_stats, shared_host
@@ -40,7 +47,7 @@ _LOG_EVERY_SECONDS = 60.0
 class _Signal:
     name: str
     request_type: type
-    decode: Callable[[Any, SeriesTxn, float], DecodeResult]
+    decode: Callable[..., DecodeResult]
     response: Callable[[int, str], Any]
 
 
@@ -60,6 +67,14 @@ def _logs_response(rejected: int, message: str) -> Any:
     return response
 
 
+def _traces_response(rejected: int, message: str) -> Any:
+    response = trace_service_pb2.ExportTraceServiceResponse()
+    if rejected or message:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    return response
+
+
 _SIGNALS = {
     "/v1/metrics": _Signal(
         "metrics",
@@ -69,6 +84,9 @@ _SIGNALS = {
     ),
     "/v1/logs": _Signal(
         "logs", logs_service_pb2.ExportLogsServiceRequest, decode_logs, _logs_response
+    ),
+    "/v1/traces": _Signal(
+        "traces", trace_service_pb2.ExportTraceServiceRequest, decode_traces, _traces_response
     ),
 }
 
@@ -209,7 +227,9 @@ class OtlpReceiver:
             now = self.clock()
             txn = self.tracker.begin(now)
             try:
-                result = signal.decode(request, txn, now)
+                result = signal.decode(
+                    request, txn, now, store_content=self.settings.store_content
+                )
             except Exception as exc:  # a decoder bug must cost one request, not the receiver
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None
@@ -219,10 +239,15 @@ class OtlpReceiver:
             if accepted:
                 self.tracker.commit(txn, now)
         if result is None:
-            return self._refusal(400, "undecodable", {"content-type": _content_type(encoding)})
+            # The export was well formed: an error answer would only make the agent print
+            # exporter errors into its user's terminal and retry the same bytes.
+            counters.add("requests_not_taken.internal_error")
+            response = signal.response(0, "not taken: internal error")
+            return Response(200, wire.serialize(response, encoding), _content_type(encoding))
         if not accepted:
             return self._refusal(429, "queue_full", {"content-type": _content_type(encoding)})
         counters.add(f"points_accepted.{signal.name}", result.accepted)
+        counters.add("spans_dropped.no_timing", result.dropped_spans)
         for reason, count in result.refusals.items():
             counters.add(f"points_refused.{signal.name}.{reason}", count)
         response = signal.response(result.rejected, result.message())

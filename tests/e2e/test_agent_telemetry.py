@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -108,7 +110,7 @@ def test_agent_telemetry_shows_in_stats_and_in_its_crash_report(tmp_path: Path) 
     [envelope] = [e for e in pending_envelopes(tmp_path / "state")
                   if e.get_event()["event_id"] == written["id"]]
     context = envelope.get_event()["contexts"]["agent"]
-    assert context["matched_by"] == ["pid"]
+    assert context["matched_by"] == ["pid"] and context["match"] == "pid"
     assert context["tokens"]["input"] == 12_000
     assert abs(context["cost_usd"] - 0.0912) < 1e-9
     assert [t["tool"] for t in context["last_tool_calls"]] == ["Bash"]
@@ -127,3 +129,56 @@ def test_agent_telemetry_shows_in_stats_and_in_its_crash_report(tmp_path: Path) 
     assert check.returncode == 0, check.stdout + check.stderr
     # What the agent sent is summarised, never logged verbatim.
     assert "too many requests" not in (tmp_path / "log.jsonl").read_text()
+
+
+def send_pidless_sessions(port: int, agent_started: float) -> None:
+    """Claude Code's own shape: no process.pid, no host.name, session.id on every event; one
+    session before the process started, one during it, and a Codex session during it."""
+    def emit(service: str, session: str, at: float, tokens: int) -> None:
+        logs = LoggerProvider(resource=Resource.create({"service.name": service}))
+        logs.add_log_record_processor(SimpleLogRecordProcessor(
+            OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs")))
+        logger = logs.get_logger("events")
+        logger.emit(timestamp=int(at * 1e9), body=f"{service}.api_request", attributes={
+            "event.name": "api_request", "session.id": session, "model": "claude-opus-4-8",
+            "duration_ms": 900, "input_tokens": tokens, "output_tokens": 10,
+            "cost_usd": 0.01})
+        assert logs.force_flush(10_000)
+        logs.shutdown()
+
+    emit("claude-code", "before-start", agent_started - 3600, 111)
+    emit("claude-code", "during", time.time(), 4242)
+    emit("codex_exec", "codex-session", time.time(), 999)
+
+
+def test_report_without_pid_carries_the_agents_session(tmp_path: Path) -> None:
+    """A watched agent whose telemetry carries no process.pid still gets its session context
+    in its crash report, matched by agent and time, and the report says so."""
+    with Agent() as agent:
+        watch = memory_watch(agent, 30, 60).replace('name = "leaky"', 'name = "claude-code"')
+        config = write_config(tmp_path, watch)
+        daemon = DaemonProcess(config, tmp_path / "log.jsonl")
+        try:
+            daemon.wait_event("process.seen", pid=agent.pid)
+            started = psutil.Process(agent.pid).create_time()
+            send_pidless_sessions(otlp_port(config), started)
+
+            def sessions() -> list[dict] | None:
+                result = cli("--config", str(config), "stats", "--json", "--by", "session")
+                return json.loads(result.stdout)["agents"].get("rows") or None
+            rows = wait_for(sessions, message="sessions in `telemetryd stats`")
+            agent.command("grow 90")
+            written = daemon.wait_event("report.written", pid=agent.pid)
+        finally:
+            assert daemon.stop() == 0
+    assert {row["key"] for row in rows} >= {"claude-code/during", "codex/codex-session"}
+    [envelope] = [e for e in pending_envelopes(tmp_path / "state")
+                  if e.get_event()["event_id"] == written["id"]]
+    event = envelope.get_event()
+    context = event["contexts"]["agent"]
+    assert context["match"] == "agent+time"
+    assert (context["agent"], context["session_id"]) == ("claude-code", "during")
+    assert context["tokens"]["input"] == 4242
+    assert context["requests"] == 1
+    assert event["tags"]["agent"] == "claude-code"
+    assert event["tags"]["agent.match"] == "agent+time"

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from tests.support.agents import Agent
 from tests.support.daemon_proc import REPO, clean_env
+from tests.support.unprivileged import InstalledCopy, installed_copy, world_reachable
 from tests.support.waiting import wait_for
 
 NOBODY = 65534
@@ -28,10 +28,42 @@ def shared_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root and setpriv to start a daemon as another user")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"),
+    reason="needs root and setpriv to start a daemon as another user")
+
+
+def as_nobody(argv: list[str]) -> list[str]:
+    """argv run as nobody, with no supplementary groups."""
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+
+
+def test_unprivileged_daemon_reads_nothing_from_the_checkout(shared_dir: Path):
+    """The copy's interpreter and packages sit outside the checkout, reachable by any user.
+
+    So the suite passes from a checkout under a 0700 directory (a home directory).
+    """
+    copy = installed_copy(shared_dir / "app")
+    for path in (copy.python, copy.pythonpath, copy.pythonpath / "daemon" / "__main__.py"):
+        assert not path.resolve().is_relative_to(REPO), path
+        assert world_reachable(path), path
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return
+    probe = subprocess.run(
+        as_nobody([*copy.command()[:2], "-c",
+                   "import daemon, crash_reports, psutil, sentry_sdk, apscheduler, structlog;"
+                   "print(daemon.__file__); print(psutil.__file__)"]),
+        capture_output=True, text=True, timeout=120, cwd=shared_dir,
+        env=copy.env(clean_env(HOME=str(shared_dir))))
+    assert probe.returncode == 0, probe.stderr
+    for loaded in probe.stdout.split():
+        assert Path(loaded).is_relative_to(shared_dir), loaded
+
+
+@needs_root
 def test_other_users_process_is_watched_with_access_denied_noted(shared_dir: Path):
     """RSS and CPU still come from /proc/PID/stat; exe/cwd are denied and status says so."""
+    copy: InstalledCopy = installed_copy(shared_dir / "app")
     with Agent() as agent:  # runs as root; the daemon below runs as nobody
         state = shared_dir / "state"
         config = shared_dir / "telemetryd.toml"
@@ -44,10 +76,9 @@ def test_other_users_process_is_watched_with_access_denied_noted(shared_dir: Pat
         log_path = shared_dir / "log.jsonl"
         with log_path.open("wb") as log:
             daemon = subprocess.Popen(
-                ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                 sys.executable, "-m", "daemon", "--config", str(config), "run"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                env=clean_env(HOME=str(shared_dir)))
+                as_nobody(copy.command("--config", str(config), "run")),
+                stdout=log, stderr=subprocess.STDOUT, cwd=shared_dir,
+                env=copy.env(clean_env(HOME=str(shared_dir))))
         try:
             def snapshot() -> dict | None:
                 try:

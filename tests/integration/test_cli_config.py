@@ -261,7 +261,9 @@ def test_embedded_default_when_nothing_is_found(tmp_path: Path) -> None:
         pytest.skip("this machine has a system-wide telemetryd config")
     data = effective(tmp_path, "check-config")
     assert data["source"] == EMBEDDED_DEFAULT
-    names = {w["process_name"] for w in data["watch"]}
+    names = {name for w in data["watch"] for name in
+             ([w["process_name"]] if isinstance(w["process_name"], str)
+              else w["process_name"] or [])}
     assert {"claude", "codex", "aider", "goose", "opencode", "gemini"} <= names
     # root shares the system unit's state dir, so `status` finds the daemon systemd runs.
     expected = SYSTEM_STATE_DIR if os.geteuid() == 0 else tmp_path / "xdg-state" / "telemetryd"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.stats.figures import HOUR_SECONDS, Counter
+from crash_reports.stats.figures import HOUR_SECONDS, Counter, PeriodKey
 from crash_reports.stats.store import StatsStore, StatsUnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -404,3 +404,41 @@ def test_cost_per_tick_with_ten_watches_is_well_under_a_millisecond(tmp_path: Pa
     store.close()
     print(f"stats cost per tick, 10 watches, commit each tick: {best * 1e6:.0f} us")
     assert best < 1e-3
+
+
+def test_previous_runs_partial_hour_ships_at_the_next_start_and_only_once(
+    tmp_path: Path,
+) -> None:
+    """A restart within the hour: the last run's partial hour ships at once, this run's part of
+    the hour ships when the hour closes, and nothing ships twice."""
+    path = tmp_path / "state" / "stats.db"
+    first = StatsStore.open(path)
+    first.record_start(T0 + 60)
+    first.record_sample("agent", T0 + 120, 5_000, 50.0)
+    first.record_tick(T0 + 120, 0.001, 1, 1.0)
+    first.record_stop(T0 + 300)
+    first.close()
+
+    second = StatsStore.open(path)
+    second.record_start(T0 + 900)
+    second.record_sample("agent", T0 + 960, 7_000, 70.0)
+    second.record_tick(T0 + 960, 0.001, 1, 1.0)
+    due = second.closed_unshipped_periods(T0 + 961)
+    assert sorted((p.key.watch, p.start, p.end) for p in due if p.key.watch) == [
+        ("agent", int(T0) + 60, int(T0) + HOUR_SECONDS)]
+    (previous,) = [p for p in due if p.key.watch == "agent"]
+    assert (previous.figures["samples"], previous.figures["rss_max_bytes"]) == (1, 5_000)
+    assert {p.key for p in due if p.key.watch is None} == {PeriodKey(None, int(T0) + 60)}
+    for period in due:
+        second.mark_queued(period.key, f"id-{period.key.watch}-{period.start}", T0 + 962)
+    assert second.closed_unshipped_periods(T0 + 1200) == []
+    later = second.closed_unshipped_periods(T0 + HOUR_SECONDS + 5)  # the hour has closed
+    second.close()
+    (current,) = [p for p in later if p.key.watch == "agent"]
+    assert (current.start, current.end) == (int(T0) + 900, int(T0) + HOUR_SECONDS)
+    assert (current.figures["samples"], current.figures["rss_max_bytes"]) == (1, 7_000)
+    assert all(p.start != int(T0) + 60 for p in later)
+    # Both parts of the hour still add up when read back as one hour.
+    reader = StatsStore.open(path)
+    assert reader.recent("agent", T0 + 1000)["samples"] == 2
+    reader.close()

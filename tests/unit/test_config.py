@@ -68,7 +68,7 @@ def test_full_watch_table_parses_into_units() -> None:
     assert config.daemon.log_level == "debug"
     (rule,) = config.watches
     assert rule.name == "claude-code"
-    assert rule.process_name == "claude"
+    assert rule.process_names == ("claude",)
     assert rule.cmdline is not None and rule.cmdline.search("node anthropic")
     assert rule.include_children is False
     assert rule.rss_warning_bytes == GIB
@@ -102,7 +102,7 @@ def test_state_dir_defaults_to_systemd_state_directory() -> None:
 def test_embedded_default_watches_the_known_agents() -> None:
     """The embedded default parses and watches each well-known agent CLI."""
     config = parse_config_text(DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT, {}, MEMORY)
-    names = {rule.process_name for rule in config.watches}
+    names = {name for rule in config.watches for name in rule.process_names}
     for agent in ("claude", "codex", "aider", "goose", "opencode", "gemini", "codetether",
                   "cursor-agent"):
         assert agent in names
@@ -375,7 +375,9 @@ _TOML_VALUES = st.one_of(
 )
 _WATCH_KEYS = ["name", "process_name", "cmdline", "pid", "pidfile", "user", "include_children",
                "rss_warning", "rss_critical", "cpu_warning", "cpu_critical", "sustained",
-               "cpu_sustained", "cooldown", "bogus"]
+               "cpu_sustained", "cooldown", "bogus", "exe", "interpreter_cmdline",
+               "exclude_exe", "exclude_cmdline", "orphans_warning", "orphans_rss",
+               "reap_orphans", "reap_grace"]
 _DAEMON_KEYS = ["interval", "state_dir", "log_format", "log_level", "history_samples",
                 "trend_window"]
 
@@ -408,3 +410,12 @@ def test_any_decoded_toml_gives_a_config_or_a_config_error(
     assert rule.sustained >= 1 and rule.cooldown_seconds > 0
     for size in (rule.rss_warning_bytes, rule.rss_critical_bytes, config.spool.max_bytes):
         assert size is None or size > 0
+
+
+def test_store_content_is_off_by_default_and_reaches_the_receiver() -> None:
+    """[otlp] store_content defaults to false, true turns it on, and anything but a boolean
+    is an error naming the key."""
+    assert parse("").otlp.store_content is False
+    assert parse("[otlp]\nstore_content = true\n").otlp.store_content is True
+    with pytest.raises(ConfigError, match="store_content"):
+        parse('[otlp]\nstore_content = "yes"\n')

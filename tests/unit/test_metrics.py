@@ -214,9 +214,9 @@ def tokens(agent: Agent, model: str, kind: str, n: int, usd: float | None,
            ts: float = NOW) -> TokenUsage:
     """A token record; ``usd`` None means the model has no known price."""
     if usd is None:
-        return TokenUsage(ts, agent, None, model, kind, n, "gen_ai",  # type: ignore[arg-type]
+        return TokenUsage(ts, agent, None, model, kind, n, "metric",  # type: ignore[arg-type]
                           cost_status="unknown")
-    return TokenUsage(ts, agent, None, model, kind, n, "gen_ai",  # type: ignore[arg-type]
+    return TokenUsage(ts, agent, None, model, kind, n, "metric",  # type: ignore[arg-type]
                       cost_usd=usd, cost_status="computed")
 
 
@@ -236,7 +236,7 @@ def test_agent_counters_and_cost_rule_from_the_store(tmp_path: Path) -> None:
         CostUsage(NOW, CLAUDE, None, "sonnet", 0.40),
         tokens(CLAUDE, "sonnet", "input", 2000, 9.99),  # reported cost wins: not added
         ApiRequest(NOW, BOT, None, "gpt-4o", 1, 300.0),
-        ApiRequest(NOW, BOT, None, "gpt-4o", 1, 90_000.0, "timeout"),
+        ApiRequest(NOW, BOT, None, "gpt-4o", 1, 90_000.0, "network"),
         ApiRequest(NOW, BOT, None, "gpt-4o", 2, 1000.0, "rate_limit"),
         SessionStart(NOW, CLAUDE, None, 3),
     ])
@@ -256,7 +256,7 @@ def test_agent_counters_and_cost_rule_from_the_store(tmp_path: Path) -> None:
     assert value(samples, "telemetryd_agent_errors_total", agent="bot", model="gpt-4o",
                  **{"class": "rate_limit"}) == 2
     assert value(samples, "telemetryd_agent_errors_total", agent="bot", model="gpt-4o",
-                 **{"class": "timeout"}) == 1
+                 **{"class": "network"}) == 1
     assert value(samples, "telemetryd_agent_sessions_total", agent="claude-code") == 3
 
 
@@ -266,7 +266,7 @@ def test_duration_histograms_reach_120_seconds_with_right_buckets(tmp_path: Path
     store = EventStore(path, 30.0, 1 << 30)
     store.append([
         ApiRequest(NOW, BOT, None, "m", 1, 300.0),
-        ApiRequest(NOW, BOT, None, "m", 1, 90_000.0, "timeout"),
+        ApiRequest(NOW, BOT, None, "m", 1, 90_000.0, "network"),
         ApiRequest(NOW, BOT, None, "m", 1, 200_000.0),
         ApiRequest(NOW, BOT, None, "m", 2, 1000.0),  # aggregated: both at their 0.5 s mean
         ToolCall(NOW, BOT, None, "Read", True, 1, 3.0),
@@ -311,8 +311,9 @@ def test_counters_survive_retention_of_the_hourly_rows(tmp_path: Path) -> None:
         assert value(after, name, **labels) == value(before, name, **labels) > 0
 
 
-def test_reported_cost_marks_persist_across_reopen(tmp_path: Path) -> None:
-    """Computed cost before the first report is kept; after a report (even after a restart) not."""
+def test_reported_cost_wins_across_reopen(tmp_path: Path) -> None:
+    """Once an agent reports its own cost for a model, cost priced from tokens is not added,
+    also for tokens stored before the report or after a restart."""
     path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
     store.append([tokens(CLAUDE, "sonnet", "input", 10, 0.25)])
@@ -323,7 +324,7 @@ def test_reported_cost_marks_persist_across_reopen(tmp_path: Path) -> None:
     store.close()
     _, samples = scrape(store_collector(path))
     assert value(samples, "telemetryd_agent_cost_usd_total", agent="claude-code",
-                 model="sonnet") == pytest.approx(1.25)
+                 model="sonnet") == pytest.approx(1.0)
     assert value(samples, "telemetryd_agent_tokens_total", agent="claude-code", model="sonnet",
                  type="input") == 20
 

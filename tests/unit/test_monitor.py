@@ -18,7 +18,7 @@ from daemon.watch.thresholds import Level
 MIB = 1024**2
 RULE = WatchRule(
     name="agent",
-    process_name="agent",
+    process_names=("agent",),
     rss_warning_bytes=100 * MIB,
     rss_critical_bytes=200 * MIB,
     cpu_warning_percent=150.0,
@@ -136,7 +136,7 @@ def test_each_process_and_kind_has_its_own_cooldown() -> None:
 def test_process_vanishing_at_warning_reports_exited_under_pressure() -> None:
     """A process gone while at warning gives process.exited and an exited_under_pressure report."""
     monitor = make_monitor()
-    feed(monitor, [tick(t, tree(10, 150)) for t in range(3)])
+    feed(monitor, [tick(t, tree(10, 150, start=0)) for t in range(3)])
     actions = monitor.observe(tick(3))
     (exited,) = events(actions, "process.exited")
     assert exited.fields["pressure"] == "warning"
@@ -148,6 +148,17 @@ def test_process_vanishing_at_warning_reports_exited_under_pressure() -> None:
     assert len(report.samples) == 3
     assert monitor.tracked == {}
     assert feed(monitor, [tick(4), tick(5)]) == []
+
+
+def test_lifetime_counts_from_the_process_start_time() -> None:
+    """A process started an hour before it was first seen lived an hour and more, not 2 s."""
+    monitor = make_monitor()
+    started_at = 1000.0
+    first_seen = started_at + 3600.0
+    feed(monitor, [tick(first_seen + t, tree(10, 50, start=int(started_at * 100)))
+                   for t in range(3)])
+    (exited,) = events(monitor.observe(tick(first_seen + 3)), "process.exited")
+    assert exited.fields["lifetime_seconds"] == 3603.0
 
 
 def test_process_vanishing_at_ok_is_only_logged() -> None:
@@ -225,7 +236,7 @@ def test_unknown_watch_is_ignored_and_removed_watch_forgotten() -> None:
        cooldown=st.sampled_from([1.0, 5.0, 20.0, 600.0]))
 def test_reports_of_a_kind_are_at_least_a_cooldown_apart(rss: list[int], cooldown: float) -> None:
     """Whatever the RSS does, two rss_critical reports are never closer than the cooldown."""
-    rule = WatchRule(name="agent", process_name="agent", rss_warning_bytes=100 * MIB,
+    rule = WatchRule(name="agent", process_names=("agent",), rss_warning_bytes=100 * MIB,
                      rss_critical_bytes=200 * MIB, sustained=2, cooldown_seconds=cooldown)
     monitor = make_monitor(rule)
     actions = feed(monitor, [tick(t, tree(10, value)) for t, value in enumerate(rss)])

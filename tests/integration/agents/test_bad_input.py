@@ -80,9 +80,10 @@ def test_wrong_content_type_and_encoding_are_415(agents: AgentTelemetry) -> None
 
 
 def test_unknown_path_is_404_and_wrong_method_405(agents: AgentTelemetry) -> None:
-    """/v1/traces is not served (404); GET on a signal path is 405 with Allow: POST."""
+    """An unknown path is 404 (/v1/traces is served); GET on a signal path is 405."""
     port = agents.receiver.port
-    assert post(port, "/v1/traces", b"", method="POST").status == 404
+    assert post(port, "/v1/profiles", b"", method="POST").status == 404
+    assert post(port, "/v1/traces", b"", method="POST").status == 200
     reply = post(port, "/v1/metrics", b"", method="GET")
     assert reply.status == 405 and reply.headers["Allow"] == "POST"
 
@@ -295,12 +296,13 @@ def test_missing_length_is_411(agents: AgentTelemetry) -> None:
 def test_a_decoder_bug_costs_one_request_not_the_receiver(
     agents: AgentTelemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """If decoding raises, that request is a 400, counted and logged; the next one is served."""
+    """If decoding raises on a well-formed export, it is still answered 200 (with a partial
+    success saying it was not taken), counted and logged; the next one is served."""
     import dataclasses
 
     from daemon.web import otlp_receiver as receiver_module
 
-    def broken(*_: object) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise KeyError("boom")
 
     original = receiver_module._SIGNALS["/v1/metrics"]
@@ -308,7 +310,10 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
         receiver_module._SIGNALS, "/v1/metrics", dataclasses.replace(original, decode=broken)
     )
     with capture_logs() as logs:
-        assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 400
+        reply = post(agents.receiver.port, "/v1/metrics", good_metrics())
+    assert reply.status == 200
+    response = ExportMetricsServiceResponse.FromString(reply.body)
+    assert response.partial_success.error_message == "not taken: internal error"
     assert {
         "event": "agents.receiver.decode_failed",
         "error": "KeyError",
@@ -316,7 +321,7 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
     } in logs
     monkeypatch.setitem(receiver_module._SIGNALS, "/v1/metrics", original)
     assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 200
-    assert refused(agents)["requests_refused.400.undecodable"] == 1
+    assert agents.stats()["requests_not_taken.internal_error"] == 1
 
 
 def test_ipv6_loopback_is_served(make_agents: object) -> None:

@@ -161,7 +161,7 @@ def test_json_encoded_sdk_metrics_and_events_are_understood(agents: AgentTelemet
     now = time.time()
     rows = {r.key: r for r in agents.reader.stats(now - HOUR, now, "agent")}
     assert (rows["json-agent"].cost_usd, rows["json-agent"].cost_status) == (1.5, "reported")
-    assert rows["claude-code"].errors == {"provider_error": 1}
+    assert rows["claude-code"].errors == {"overloaded": 1}
 
 
 def test_json_partial_success_reports_refused_points(agents: AgentTelemetry) -> None:

@@ -180,7 +180,7 @@ def test_genai_histograms_give_tokens_requests_errors_and_tools() -> None:
     requests = [r for r in result.records if isinstance(r, ApiRequest)]
     assert [(r.count, r.duration_ms, r.error_class) for r in requests] == [
         (2, 2500.0, None),
-        (1, 30000.0, "timeout"),
+        (1, 30000.0, "network"),
         (1, 100.0, "rate_limit"),
     ]
     (tool,) = [r for r in result.records if isinstance(r, ToolCall)]
@@ -227,15 +227,23 @@ def test_claude_code_events_become_requests_errors_and_tool_calls() -> None:
     )
     txn = tracker().begin(NOW)
     result = decode_logs(request, txn, NOW)
-    ok, timeout, overflow, tool, prompt = result.records
-    assert isinstance(ok, ApiRequest) and ok.error_class is None and ok.cost_usd == 0.012
+    spend = [r for r in result.records if isinstance(r, TokenUsage)]
+    assert {r.token_type: r.tokens for r in spend} == {
+        "input": 12, "output": 340, "cache_read": 9000, "cache_creation": 100}
+    assert all(r.source == "event" and r.session_id == "s-9" for r in spend)
+    (cost,) = [r for r in result.records if isinstance(r, CostUsage)]
+    assert (cost.usd, cost.source) == (0.012, "event")
+    ok, timeout, overflow = [r for r in result.records if isinstance(r, ApiRequest)]
+    tool, prompt = result.records[-2:]
+    assert ok.error_class is None and ok.cost_usd == 0.012
     assert (ok.input_tokens, ok.cache_read_tokens, ok.session_id) == (12, 9000, "s-9")
-    assert isinstance(timeout, ApiRequest) and timeout.error_class == "timeout"
+    assert timeout.error_class == "network" and timeout.error == "Request timed out"
     assert timeout.status_code is None
-    assert isinstance(overflow, ApiRequest) and overflow.error_class == "context_overflow"
+    assert overflow.error_class == "client"
     assert overflow.status_code == 400
     assert isinstance(tool, ToolCall) and tool.success is False and tool.tool == "Bash"
-    assert prompt == GenericEvent(NOW, prompt.agent, None, "user_prompt")
+    assert prompt == GenericEvent(NOW, prompt.agent, None, "user_prompt",
+                                  (("prompt_length", "16"),))
     assert "my secret prompt" not in repr(result.records)
 
 

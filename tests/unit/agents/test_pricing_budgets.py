@@ -37,7 +37,7 @@ def test_each_token_type_is_priced_like_genai_prices_prices_it() -> None:
 
 def test_unknown_model_has_unknown_cost() -> None:
     """A model missing from genai-prices gets no cost and status unknown."""
-    priced = price_tokens(TokenUsage(NOW, A, None, "totally-made-up-llm", "input", 5, "gen_ai"))
+    priced = price_tokens(TokenUsage(NOW, A, None, "totally-made-up-llm", "input", 5, "metric"))
     assert (priced.cost_usd, priced.cost_status) == (None, "unknown")
 
 

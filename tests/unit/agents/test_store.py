@@ -33,28 +33,28 @@ def test_hourly_aggregates_sum_across_batches(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     store = EventStore(path, 30.0, 1 << 30)
     computed = TokenUsage(
-        NOW, BOT, None, "gpt-4o", "input", 100, "gen_ai", cost_usd=0.5, cost_status="computed"
+        NOW, BOT, None, "gpt-4o", "input", 100, "metric", cost_usd=0.5, cost_status="computed"
     )
-    store.append([computed, ApiRequest(NOW, BOT, None, "gpt-4o", 2, 300.0, "timeout")])
+    store.append([computed, ApiRequest(NOW, BOT, None, "gpt-4o", 2, 300.0, "network")])
     store.append([computed, ApiRequest(NOW - 7200, BOT, None, "gpt-4o", 1, 50.0)])
     reader = StoreReader(path)
     (row,) = reader.stats(NOW - 60, NOW, "agent")
     assert row.tokens == {"input": 200}
     assert (row.cost_usd, row.cost_status) == (1.0, "computed")
-    assert (row.requests, row.request_errors, row.errors) == (2, 2, {"timeout": 2})
+    assert (row.requests, row.request_errors, row.errors) == (2, 2, {"network": 2})
     (wide,) = reader.stats(NOW - 3 * 3600, NOW, "agent")
     assert wide.requests == 3
 
 
 def test_reported_cost_replaces_computed_only_in_its_own_group(tmp_path: Path) -> None:
-    """Reported cost wins for its hour/agent/model; other models keep their computed cost."""
+    """Reported cost wins for its agent/model; other models keep their computed cost."""
     path = tmp_path / "s.sqlite3"
     store = EventStore(path, 30.0, 1 << 30)
     store.append(
         [
-            TokenUsage(NOW, BOT, None, "a", "input", 1, "x", cost_usd=9.0, cost_status="computed"),
+            TokenUsage(NOW, BOT, None, "a", "input", 1, cost_usd=9.0, cost_status="computed"),
             CostUsage(NOW, BOT, None, "a", 2.0),
-            TokenUsage(NOW, BOT, None, "b", "input", 1, "x", cost_usd=0.25, cost_status="computed"),
+            TokenUsage(NOW, BOT, None, "b", "input", 1, cost_usd=0.25, cost_status="computed"),
         ]
     )
     (row,) = StoreReader(path).stats(NOW - 60, NOW, "agent")
