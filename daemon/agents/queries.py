@@ -119,10 +119,8 @@ class StoreReader:
 
     def spend_usd(self, agent: str | None, since: float, until: float) -> float:
         """Cost of one agent (``None`` or ``"*"``: all agents) over the hours in [since, until]."""
-        if not self.exists():
-            return 0.0
-        with self._connect() as db:
-            return spend.period_spend(db, agent, since, until)
+        rows = self.stats(since, until, "agent")
+        return sum(r.cost_usd or 0.0 for r in rows if agent in (None, "*", r.key))
 
     def session_spend(self, session_id: str) -> dict[str, float]:
         """Cost of one agent session per agent name (see ``daemon.agents.spend``)."""

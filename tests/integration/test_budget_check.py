@@ -23,9 +23,9 @@ def setup(tmp_path: Path, budget: str) -> Path:
     store.append([
         # Session a: the agent reports 0.50 for model m; the computed 9.00 must not count.
         CostUsage(now, bot, "a", "m", 0.5),
-        TokenUsage(now, bot, "a", "m", "input", 10, "x", cost_usd=9.0, cost_status="computed"),
+        TokenUsage(now, bot, "a", "m", "input", 10, cost_usd=9.0, cost_status="computed"),
         # Session b: only computed cost, 3.00.
-        TokenUsage(now, bot, "b", "n", "input", 10, "x", cost_usd=3.0, cost_status="computed"),
+        TokenUsage(now, bot, "b", "n", "input", 10, cost_usd=3.0, cost_status="computed"),
     ])
     store.close()
     return config
