@@ -26,6 +26,7 @@ from daemon.watch.monitor import Action, Crossed, Monitor, ReapOrphans, ReportRe
 from daemon.watch.proctable import ProcessTable
 from daemon.watch.reaper import Reaper
 from daemon.watch.sampler import Sampler, TickSample
+from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
 
 log = structlog.get_logger("telemetryd")
 
@@ -116,9 +117,11 @@ class Ticker:
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
+        requests: list[ReportRequest] = []
+        remembered: dict[str, int] = {}
         for action in actions:
             if isinstance(action, ReportRequest):
-                self._write_report(running, action, oom)
+                requests.append(action)
                 continue
             if isinstance(action, ReapOrphans):
                 # SIGTERM now; SIGKILL and the "gone" check on later ticks (never waits).
@@ -127,10 +130,18 @@ class Ticker:
             emit(action)
             if isinstance(action, Crossed) and \
                     action.transition.to_level > action.transition.from_level:
-                # Remember who the process is while it exists, for a report after it is gone.
+                # Remember who the process is while it exists, for a report after it is
+                # gone; in a storm only the first few (their reports are aggregated).
                 key = (action.process.watch, action.process.key)
-                if key not in running.reports.details:
+                count = remembered.get(action.process.watch, 0)
+                if key not in running.reports.details and count <= STORM_MIN_PROCESSES:
+                    remembered[action.process.watch] = count + 1
                     running.reports.remember(action.process)
+        for planned in aggregate(requests):
+            if isinstance(planned, StormReport):
+                self._write_storm(running, planned, oom)
+            else:
+                self._write_report(running, planned, oom)
         if self.reaper.pending:
             self.reaper.poll()
         if running.transport.held_count:
@@ -159,6 +170,24 @@ class Ticker:
         if current is None or before is None:
             return OomEvidence()
         return OomEvidence(current, current - before)
+
+    def _write_storm(self, running: Running, storm: StormReport, oom: OomEvidence) -> None:
+        request = storm.representative
+        try:
+            report_id = running.reports.write_storm(storm, report_evidence(request, oom))
+        except Exception as exc:  # a report must never stop sampling
+            log.error("report.error", watch=storm.watch, kind=storm.kind.value,
+                      processes=len(storm.requests), error=repr(exc))
+            return
+        finally:
+            if storm.kind is ReportKind.EXITED_UNDER_PRESSURE:
+                for member in storm.requests:
+                    running.reports.forget(member.process)
+        log.warning("report.storm", watch=storm.watch, kind=storm.kind.value,
+                    processes=len(storm.requests), id=report_id)
+        if report_id is not None:
+            self.reports_written += 1
+            running.stats.report_written(request)
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence) -> None:
         try:
