@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config.load import load_config
 from daemon.config.errors import ConfigError
+from daemon.config.load import load_config
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import RANGES
 from daemon.runtime.service import Service
