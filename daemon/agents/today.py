@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from daemon.agents import budgets
+from daemon.agents import periods
 from daemon.agents.queries import StatsRow, StoreReader
 from daemon.agents.settings import BudgetSettings
 
@@ -79,7 +79,7 @@ def agents_today(today: Sequence[StatsRow], last_hour: Sequence[StatsRow],
 def read_agents_today(reader: StoreReader, budget_list: Sequence[BudgetSettings],
                       spent: dict[str, float], now: float) -> list[AgentToday]:
     """Query the store for today and the last hour (two reads of the hourly buckets)."""
-    day_start = budgets.period_start("daily", now)
+    day_start = periods.period_start("daily", now)
     hour_start = (now // HOUR_SECONDS - 1) * HOUR_SECONDS  # this hour and the one before
     today = reader.stats(day_start, now, "agent")
     last_hour = reader.stats(hour_start, now, "agent")
