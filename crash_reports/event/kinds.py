@@ -17,6 +17,7 @@ class ReportKind(StrEnum):
     EXITED_UNDER_PRESSURE = "exited_under_pressure"
     CHILD_OOM_KILLED = "child_oom_killed"
     ORPHANS_LEFT = "orphans_left"
+    KILLED = "killed"  # a child of ``telemetryd wrap`` ended by a signal or the OOM killer
 
 
 # Kinds written about a process tree that has lost a member or is gone: the report

@@ -109,6 +109,9 @@ def report_title(data: ReportInput) -> str:
         return (f"{who} exited and left {count} process{'es' if count != 1 else ''} "
                 f"behind (RSS {format_bytes(orphans_rss)})")
     oom = " (kernel OOM killer fired)" if data.evidence.get("oom_kill_delta") else ""
+    if data.kind == ReportKind.KILLED:
+        how = data.evidence.get("signal_name") or f"exit status {data.evidence.get('exit_status')}"
+        return f"{who}: killed by {how}{detail}{oom}"
     level = data.evidence.get("level", "warning")
     return f"{who} exited under pressure ({level}){detail}{oom}"
 

@@ -16,12 +16,8 @@ import time
 from collections.abc import Collection
 from pathlib import Path
 
-import structlog
-
 from crash_reports.storage.atomic import fsync_dir
 from crash_reports.storage.files import UnsafeFileError
-
-log = structlog.get_logger(__name__)
 
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CORRUPT = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -139,5 +135,8 @@ def move_aside(path: Path) -> Path:
 def move_aside_logged(path: Path, error: BaseException, *, event: str) -> Path:
     """``move_aside`` plus one error log line ``event`` with path, moved_to and error."""
     aside = move_aside(path)
-    log.error(event, path=str(path), moved_to=str(aside), error=str(error))
+    import structlog  # here: `budget check` opens stores through this module on every tool call
+
+    structlog.get_logger(__name__).error(event, path=str(path), moved_to=str(aside),
+                                         error=str(error))
     return aside

@@ -6,10 +6,12 @@ Periods are calendar days and months in UTC, matching the store's UTC hour bucke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemon.agents.settings import BudgetPeriod, BudgetSettings
+from daemon.agents.periods import period_key, utc
+
+if TYPE_CHECKING:
+    from daemon.agents.settings import BudgetPeriod, BudgetSettings
 
 THRESHOLDS_PERCENT: tuple[int, ...] = (50, 75, 90, 100)
 
@@ -34,37 +36,12 @@ class Crossing:
     limit_usd: float
 
 
-def _utc(now: float) -> datetime:
-    return datetime.fromtimestamp(now, UTC)
-
-
-def period_key(period: BudgetPeriod, now: float) -> str:
-    """Name of the period ``now`` falls in.
-
-    >>> period_key("daily", 86400 * 3.5), period_key("monthly", 86400 * 40)
-    ('1970-01-04', '1970-02')
-    """
-    moment = _utc(now)
-    return moment.strftime("%Y-%m-%d") if period == "daily" else moment.strftime("%Y-%m")
-
-
-def period_start(period: BudgetPeriod, now: float) -> float:
-    """Epoch seconds at which the period ``now`` falls in began.
-
-    >>> period_start("daily", 86400 * 3.5), period_start("monthly", 86400 * 40)
-    (259200.0, 2678400.0)
-    """
-    moment = _utc(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "monthly":
-        moment = moment.replace(day=1)
-    return moment.timestamp()
-
-
 def check(
     budget: BudgetSettings, spent_usd: float, state: BudgetState | None, now: float
 ) -> tuple[BudgetState, list[Crossing]]:
     """New state and the thresholds newly crossed; a new period starts with none fired.
 
+    >>> from daemon.agents.settings import BudgetSettings
     >>> b = BudgetSettings("bot", "daily", 10.0)
     >>> state, crossed = check(b, 7.6, None, 0.0)
     >>> [c.threshold_percent for c in crossed], sorted(state.fired)
@@ -103,7 +80,7 @@ def sentry_event(crossing: Crossing, now: float) -> dict[str, Any]:
             f"{crossing.threshold_percent}% of its {crossing.period} budget "
             f"of {crossing.limit_usd:.2f} USD ({crossing.period_key})"
         ),
-        "timestamp": _utc(now).isoformat(),
+        "timestamp": utc(now).isoformat(),
         "fingerprint": ["telemetryd-budget", crossing.agent, crossing.period],
         "tags": {
             "agent": crossing.agent,

@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from daemon.agents.records import Source
+if TYPE_CHECKING:  # `budget check` imports this on every tool call: no records module
+    from daemon.agents.records import Source
 
 _FAMILIES: dict[str, str] = {
     "tokens": "spend", "cost_reported": "spend", "cost_computed": "spend",

@@ -14,7 +14,7 @@ import structlog
 from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
-from daemon.agents import budgets
+from daemon.agents import budgets, periods
 from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
@@ -100,7 +100,7 @@ class AgentLink:
         changed = False
         for budget in self.budgets:
             key = f"{budget.agent}|{budget.period}"
-            since = budgets.period_start(budget.period, now)
+            since = periods.period_start(budget.period, now)
             spent = self.telemetry.reader.spend_usd(budget.agent, since, now)
             state, crossings = budgets.check(budget, spent, self.budget_states.get(key), now)
             if state != self.budget_states.get(key):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crash_reports.storage import sqlite
+from daemon.agents import spend
 from daemon.agents.choose import Row, choose, measure_key
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
@@ -120,6 +121,13 @@ class StoreReader:
         """Cost of one agent (``None`` or ``"*"``: all agents) over the hours in [since, until]."""
         rows = self.stats(since, until, "agent")
         return sum(r.cost_usd or 0.0 for r in rows if agent in (None, "*", r.key))
+
+    def session_spend(self, session_id: str) -> dict[str, float]:
+        """Cost of one agent session per agent name (see ``daemon.agents.spend``)."""
+        if not self.exists():
+            return {}
+        with self._connect() as db:
+            return spend.session_spend(db, session_id)
 
     def events(self, stream: str, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Raw events of one stream after a sequence number, in order (replay)."""

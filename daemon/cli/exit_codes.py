@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     FAILURE = 1
     WARNING = 1
     CRITICAL = 2
+    OVER_BUDGET = 2  # `budget check`: what Claude Code's hooks read as "block this tool call"
     UNKNOWN = 3
     USAGE = 64  # EX_USAGE: a bad argument
     NO_INPUT = 66  # EX_NOINPUT: the report asked for does not exist

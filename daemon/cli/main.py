@@ -11,32 +11,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from daemon import __version__
-from daemon.cli import check_config, demo, install_unit, reports, run, stats, status
+from daemon.cli import budget, check_config, demo, install_unit, reports, run, stats, status, wrap
 from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err
-from daemon.config.parse import ConfigError
+from daemon.cli.parsing import CommandParser
+from daemon.config.errors import ConfigError
 
-COMMANDS = (run, status, check_config, reports, stats, demo, install_unit)
-CONFIG_HELP = ("config file (default: $TELEMETRYD_CONFIG, the user config dir, "
-               "/etc/telemetryd/telemetryd.toml, else the embedded default)")
-
-
-class CommandParser(argparse.ArgumentParser):
-    """A parser that takes ``--config`` itself, as do the subcommand parsers it creates.
-
-    ``add_subparsers`` builds subcommand parsers of the parent's class, so ``--config``
-    is accepted after a command and after a sub-subcommand (``reports list --config X``).
-    Its default is SUPPRESS so a subcommand does not overwrite one given before it.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.add_argument("--config", "-c", type=Path, metavar="PATH", help=CONFIG_HELP,
-                          default=argparse.SUPPRESS)
+COMMANDS = (run, status, check_config, reports, stats, demo, install_unit, wrap, budget)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Everything telemetryd writes (reports, databases, status) is for its owner only.
     os.umask(0o077)
-    if args.command not in ("run", "demo"):
+    if args.command not in ("run", "demo", "budget"):
         # Commands print their results on stdout; their log lines (a corrupt spool file
         # moved aside, a flush outage) go to stderr so `--json` output stays parseable.
         from daemon.runtime.logs import configure_logging

@@ -6,8 +6,8 @@ import argparse
 
 from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err
+from daemon.config.errors import ConfigError
 from daemon.config.load import load_config_here
-from daemon.config.parse import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]

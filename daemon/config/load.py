@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import platformdirs
 import psutil
 
 from crash_reports.storage.files import FileTooLargeError, UnsafeFileError, read_regular
 from daemon.config.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
-from daemon.config.parse import ConfigError, parse_config_text
-from daemon.config.schema import APP_NAME, Config
-
-SYSTEM_CONFIG_PATH = Path("/etc/telemetryd/telemetryd.toml")
-CONFIG_ENVIRON_KEYS = ("TELEMETRYD_CONFIG", "SENTRY_DSN", "STATE_DIRECTORY")
-
-
-def config_search_path(explicit: Path | None, environ: Mapping[str, str]) -> list[Path]:
-    """The places a config file is looked for, in order."""
-    if explicit is not None:
-        return [explicit]
-    if environ.get("TELEMETRYD_CONFIG"):
-        return [Path(environ["TELEMETRYD_CONFIG"])]
-    return [Path(platformdirs.user_config_dir(APP_NAME)) / "telemetryd.toml", SYSTEM_CONFIG_PATH]
-
-
-def find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The first config file that exists, or None for the embedded default.
-
-    A path given explicitly (flag or $TELEMETRYD_CONFIG) must exist.
-    """
-    candidates = config_search_path(explicit, environ)
-    explicit_given = explicit is not None or bool(environ.get("TELEMETRYD_CONFIG"))
-    if explicit_given:
-        return candidates[0]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return None
-
+from daemon.config.errors import ConfigError
+from daemon.config.locations import environ_snapshot, find_config_file
+from daemon.config.parse import parse_config_text
+from daemon.config.schema import Config
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -76,8 +48,3 @@ def load_config(
 def load_config_here(explicit: Path | None) -> Config:
     """``load_config`` with this process's environment and this machine's RAM."""
     return load_config(explicit, environ_snapshot(), psutil.virtual_memory().total)
-
-
-def environ_snapshot() -> dict[str, str]:
-    """The few environment variables config reads (never the whole environment)."""
-    return {key: os.environ[key] for key in CONFIG_ENVIRON_KEYS if key in os.environ}

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from crash_reports.delivery.dsn import parse_dsn
+from daemon.config.errors import ConfigError
 from daemon.config.listeners import parse_metrics, parse_otlp
+from daemon.config.locations import default_state_dir
 from daemon.config.patterns import SelectorPattern, compile_bounded
 from daemon.config.quantities import parse_duration, parse_size
 from daemon.config.schema import (
@@ -38,19 +40,7 @@ from daemon.config.schema import (
     ShareOfRam,
     SpoolSettings,
     WatchRule,
-    default_state_dir,
 )
-
-
-class ConfigError(Exception):
-    """A user-caused configuration problem: where it is and what was expected."""
-
-    def __init__(self, source: str, key: str | None, message: str) -> None:
-        self.source = source
-        self.key = key
-        self.message = message
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {message}")
 
 
 def parse_config_text(
@@ -373,7 +363,8 @@ def _parse_budget(table: _Table) -> BudgetRule:
         raise table.error("agent", "every budget needs the agent it applies to")
     daily = table.get_optional_number("daily_usd")
     monthly = table.get_optional_number("monthly_usd")
-    if daily is None and monthly is None:
-        raise table.error(None, "a budget needs daily_usd, monthly_usd or both")
+    session = table.get_optional_number("session_usd")
+    if daily is None and monthly is None and session is None:
+        raise table.error(None, "a budget needs daily_usd, monthly_usd, session_usd or several")
     table.reject_unknown()
-    return BudgetRule(agent, daily, monthly)
+    return BudgetRule(agent, daily, monthly, session)

@@ -103,7 +103,8 @@ def describe(config: Config) -> dict[str, Any]:
             "max_header_bytes": config.metrics.max_header_bytes,
         },
         "budget": [
-            {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd}
+            {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd,
+             "session_usd": b.session_usd}
             for b in config.budgets
         ],
     }

@@ -3,23 +3,19 @@
 Every default of every key is here: a field default, or for the levels that depend on
 the machine's RAM a ``ShareOfRam`` resolved once at load. The parser (``parse.py``)
 reads them from these classes; nothing else repeats them. Constructing a value has no
-side effects.
+side effects. The state dir's default depends on the environment and the platform: it is
+computed in ``locations.py`` (``default_state_dir``), which the fast ``budget check`` path
+reads without this module.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import platformdirs
-
 from daemon.config.patterns import SelectorPattern
-
-APP_NAME = "telemetryd"
-SYSTEM_STATE_DIR = Path("/var/lib/telemetryd")
 
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
@@ -177,11 +173,15 @@ class OtlpSettings:
 
 @dataclass(frozen=True)
 class BudgetRule:
-    """One [[budget]] table: cost limits per agent, in USD (at least one of the two)."""
+    """One [[budget]] table: cost limits per agent, in USD (at least one of the three).
+
+    ``session_usd`` caps each agent session (``telemetryd budget check --session``).
+    """
 
     agent: str
     daily_usd: float | None = None
     monthly_usd: float | None = None
+    session_usd: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,19 +196,6 @@ class Config:
     otlp: OtlpSettings = OtlpSettings()
     metrics: MetricsSettings = MetricsSettings(True, "127.0.0.1", 9464)
     budgets: tuple[BudgetRule, ...] = ()
-
-
-def default_state_dir(environ: Mapping[str, str]) -> Path:
-    """The default of ``[daemon] state_dir``: systemd's StateDirectory, else per user."""
-    state_directory = environ.get("STATE_DIRECTORY")
-    if state_directory:
-        # systemd may pass several colon-separated paths; the first is ours.
-        return Path(state_directory.split(":")[0])
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        # The system unit's StateDirectory: so `telemetryd status` run as root finds
-        # the daemon systemd started.
-        return SYSTEM_STATE_DIR
-    return Path(platformdirs.user_state_dir(APP_NAME))
 
 
 _DAY = 86400.0
@@ -263,4 +250,5 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "metrics.max_header_bytes": (1024, 1 << 20),
     "budget.daily_usd": (0.000001, 1e12),
     "budget.monthly_usd": (0.000001, 1e12),
+    "budget.session_usd": (0.000001, 1e12),
 }

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from crash_reports.storage.files import check_private_dir, open_regular
 
 
-@dataclass(frozen=True)
-class StatePaths:
-    """Files and folders under the state dir."""
+class StatePaths(NamedTuple):
+    """Files and folders under the state dir.
+
+    A NamedTuple rather than a dataclass: ``budget check`` reads it on every tool call of an
+    agent, and importing ``dataclasses`` would cost it about 5 ms.
+    """
 
     root: Path
 
@@ -49,6 +52,16 @@ class StatePaths:
     def budgets(self) -> Path:
         """Which budget thresholds already fired this period."""
         return self.root / "budgets.json"
+
+    @property
+    def wrapped(self) -> Path:
+        """One small JSON file per child ``telemetryd wrap`` runs, read by the daemon each tick."""
+        return self.root / "wrapped"
+
+    @property
+    def heap_snapshots(self) -> Path:
+        """Node heap snapshots taken as evidence (0700: they hold the agent's secrets)."""
+        return self.root / "heap-snapshots"
 
     def ensure(self) -> None:
         """Create the state dir (0700), check it is ours alone and writable; raise OSError.

@@ -19,7 +19,7 @@ import structlog
 from crash_reports.event.system_facts import SystemFacts
 from crash_reports.storage.files import UnsafeFileError
 from daemon import __version__
-from daemon.config.parse import ConfigError
+from daemon.config.errors import ConfigError
 from daemon.config.render import describe
 from daemon.config.schema import Config
 from daemon.runtime.crash_hooks import capture_exception, describe_job_error
@@ -33,6 +33,7 @@ from daemon.runtime.signals import capture_signals
 from daemon.runtime.snapshot import ReportCounts, StatusSnapshot, watch_statuses
 from daemon.runtime.status import write_snapshot
 from daemon.runtime.tick import Ticker
+from daemon.runtime.wrapped import DEFAULT_WATCH
 from daemon.watch.proctable import ProcessTable, default_process_table
 from daemon.watch.sampler import TickSample
 
@@ -260,9 +261,8 @@ class Service:
             state_dir=str(self.paths.root),
             interval=self.config.daemon.interval_seconds,
             last_tick=self.ticker.last,
-            watches=watch_statuses([rule.name for rule in self.config.watches],
-                                   self.ticker.monitor.tracked.values(), zombies,
-                                   self.ticker.monitor.orphans.values(),
+            watches=watch_statuses(self._watch_names(), self.ticker.monitor.tracked.values(),
+                                   zombies, self.ticker.monitor.orphans.values(),
                                    sample.at if sample is not None else time.time()),
             reports=ReportCounts(
                 pending=spool.pending_count(), quarantined=spool.quarantined_count(),
@@ -274,6 +274,14 @@ class Service:
             metrics_listen=f"{self.config.metrics.host}:{server.port}" if server else None,
             degraded="disk full" if running.transport.disk_full else None,
         )
+
+    def _watch_names(self) -> list[str]:
+        names = [rule.name for rule in self.config.watches]
+        # The default watch of `telemetryd wrap` shows while it has children.
+        if DEFAULT_WATCH not in names and any(
+                watch == DEFAULT_WATCH for watch, _key in self.ticker.monitor.tracked):
+            names.append(DEFAULT_WATCH)
+        return names
 
     def _described_config(self) -> dict[str, Any]:
         # The config changes only on reload: describe it once per config, not every tick.

@@ -10,13 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import structlog
 
 from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.schema import Config
+from daemon.config.schema import Config, WatchRule
+from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running
 from daemon.runtime.snapshot import TickInfo
+from daemon.runtime.status import pid_alive
+from daemon.runtime.wrapped import pids_by_watch, read_announced, remove_stale, with_wrapped_watch
 from daemon.watch.log_lines import log_line
 from daemon.watch.monitor import Action, Crossed, Monitor, ReapOrphans, ReportRequest
 from daemon.watch.proctable import ProcessTable
@@ -75,14 +79,21 @@ def report_evidence(request: ReportRequest, oom: OomEvidence) -> dict[str, Any]:
     return extra
 
 
+def watches_of(config: Config) -> tuple[WatchRule, ...]:
+    """The configured watches plus the one ``telemetryd wrap`` children join by default."""
+    return with_wrapped_watch(config.watches, psutil.virtual_memory().total)
+
+
 class Ticker:
     """Runs ticks: the sampler and monitor, the OOM baseline, and the tick counters."""
 
     def __init__(self, config: Config, process_table: ProcessTable, system: SystemFacts,
                  monotonic: Callable[[], float]) -> None:
-        self.sampler = Sampler(process_table, config.watches)
-        self.monitor = Monitor(config.watches, config.daemon.history_samples,
+        watches = watches_of(config)
+        self.sampler = Sampler(process_table, watches)
+        self.monitor = Monitor(watches, config.daemon.history_samples,
                                config.daemon.trend_window_seconds)
+        self.wrapped_dir = StatePaths(config.daemon.state_dir).wrapped
         self.system = system
         self.monotonic = monotonic
         self.reaper = Reaper(monotonic)
@@ -93,15 +104,16 @@ class Ticker:
 
     def set_config(self, config: Config) -> None:
         """Use the watches and trend settings of a reloaded config."""
-        self.sampler.set_rules(config.watches)
-        self.monitor.set_rules(config.watches)
+        watches = watches_of(config)
+        self.sampler.set_rules(watches)
+        self.monitor.set_rules(watches)
         self.monitor.history_samples = config.daemon.history_samples
         self.monitor.trend_window_seconds = config.daemon.trend_window_seconds
 
     def tick(self, running: Running, now: float) -> TickSample:
         """Sample, evaluate, log, write reports, feed stats; return the sample."""
         started = self.monotonic()
-        sample = self.sampler.sample(started, now)
+        sample = self.sampler.sample(started, now, self._announced())
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
@@ -142,6 +154,12 @@ class Ticker:
         self.count += 1
         self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count)
         return sample
+
+    def _announced(self) -> dict[str, list[int]]:
+        # Children of `telemetryd wrap` join their watch from the first tick they exist.
+        children = read_announced(self.wrapped_dir)
+        gone = remove_stale(self.wrapped_dir, children, pid_alive)
+        return pids_by_watch([child for child in children if child not in gone])
 
     def _oom_evidence(self) -> OomEvidence:
         # Read every tick (one small /proc read): the OOM killer may strike in the same

@@ -135,6 +135,23 @@ def top_matches(pids: Sequence[int], table: Mapping[int, ProcStat],
     return tops
 
 
+def merge_matches(rules: Sequence[WatchRule], matches: list[list[int]],
+                  announced: Mapping[str, Sequence[int]], live: Mapping[int, object]
+                  ) -> list[list[int]]:
+    """Selector matches plus the live announced pids of each watch, without duplicates.
+
+    >>> from types import SimpleNamespace as Rule
+    >>> r = [Rule(name="a"), Rule(name="b")]
+    >>> merge_matches(r, [[1], []], {"a": [1, 2], "b": [9]}, {1: 0, 2: 0})
+    [[1, 2], []]
+    """
+    merged = []
+    for rule, pids in zip(rules, matches, strict=True):
+        extra = [pid for pid in announced.get(rule.name, ()) if pid in live and pid not in pids]
+        merged.append([*pids, *extra])
+    return merged
+
+
 def _alive(table: Mapping[int, ProcStat], key: tuple[int, int]) -> bool:
     stat = table.get(key[0])
     return stat is not None and stat.start_ticks == key[1] and not stat.is_exiting
@@ -160,10 +177,21 @@ class Sampler:
         self.rules = rules
         self.selector = Selector(rules)
 
-    def sample(self, monotonic_now: float, wall_now: float) -> TickSample:
-        """Scan the process table once and total each watch's trees and orphans."""
+    def sample(
+        self,
+        monotonic_now: float,
+        wall_now: float,
+        announced: Mapping[str, Sequence[int]] | None = None,
+    ) -> TickSample:
+        """Scan the process table once and total each watch's trees and orphans.
+
+        ``announced``: pids per watch that join it whatever its selectors say (children
+        started by ``telemetryd wrap``).
+        """
         table = self.table_source.scan()
         matches = self.selector.match(table)
+        if announced:
+            matches = merge_matches(self.rules, matches, announced, table)
         need_tree = any(rule.include_children for rule in self.rules)
         children = children_map(table) if need_tree else {}
         elapsed = (

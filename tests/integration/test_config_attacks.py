@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from daemon.config.errors import ConfigError
 from daemon.config.load import load_config
-from daemon.config.parse import ConfigError, parse_config_text
+from daemon.config.parse import parse_config_text
 from daemon.config.schema import RANGES
 from daemon.runtime.service import Service
+from daemon.runtime.wrapped import DEFAULT_WATCH
 from tests.integration.test_cli_config import assert_config_error, telemetryd
 from tests.support.daemon_proc import DaemonProcess, clean_env
 from tests.support.waiting import wait_for
@@ -181,7 +183,8 @@ def test_reload_failing_half_way_restores_the_previous_config(tmp_path):
             assert service.reload() is False
         finally:
             running.scheduler = original
-        assert [rule.name for rule in service.ticker.sampler.rules] == ["old"]
+        # The old watches, and the built-in one `telemetryd wrap` children join.
+        assert [rule.name for rule in service.ticker.sampler.rules] == ["old", DEFAULT_WATCH]
         assert service.config is old
     finally:
         service.shutdown()

@@ -45,7 +45,7 @@ def test_wheel_holds_both_packages_and_the_console_script(tmp_path):
     assert not any(name.startswith("tests/") for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "telemetryd = daemon.cli.main:main" in text
+    assert "telemetryd = daemon.cli.entry:main" in text
 
 
 def test_version_and_help_from_the_command_line():

@@ -14,16 +14,20 @@ COMMAND_LINES = [
     ["run"], ["status", "--json"], ["check-config", "x.toml"], ["reports", "list"],
     ["reports", "show", "abc"], ["reports", "flush"], ["reports", "requeue", "a", "b"],
     ["reports", "purge", "--all"], ["stats", "--since", "1h"], ["demo"],
-    ["install-unit", "--user"],
+    ["install-unit", "--user"], ["budget", "check", "--hook"],
 ]
 
 
 def test_every_command_module_has_add_parser_and_run() -> None:
-    """Each command module exposes add_parser(subparsers) and run(args) -> ExitCode."""
+    """Each command module exposes add_parser(subparsers) and run(args) -> ExitCode.
+
+    ``wrap`` alone may return a plain int too: its child's exit status, passed through.
+    """
     for module in COMMANDS:
         assert list(inspect.signature(module.add_parser).parameters) == ["subparsers"]
         assert list(inspect.signature(module.run).parameters) == ["args"]
-        assert inspect.signature(module.run).return_annotation == "ExitCode"
+        expected = "ExitCode | int" if module.__name__ == "daemon.cli.wrap" else "ExitCode"
+        assert inspect.signature(module.run).return_annotation == expected
 
 
 @pytest.mark.parametrize("argv", COMMAND_LINES, ids=" ".join)
@@ -31,11 +35,17 @@ def test_config_is_taken_before_or_after_any_subcommand(argv: list[str]) -> None
     """--config works before the command, after it, and after its sub-subcommand."""
     parser = build_parser()
     assert parser.parse_args(argv).config is None
-    words = 2 if argv[0] == "reports" else 1  # the command and its sub-subcommand
+    words = 2 if argv[0] in ("reports", "budget") else 1  # the command and its sub-subcommand
     for at in (*range(words + 1), len(argv)):
         args = parser.parse_args([*argv[:at], "--config", "c.toml", *argv[at:]])
         assert args.config == Path("c.toml"), argv
         assert args.handler.__module__.startswith("daemon.cli.")
+
+
+def test_wrap_leaves_what_follows_the_double_dash_to_the_child() -> None:
+    """`wrap -c a -- cmd --config b`: a is ours, `--config b` is the child's."""
+    args = build_parser().parse_args(["wrap", "-c", "a", "--", "cmd", "--config", "b"])
+    assert args.config == Path("a") and args.argv == ["--", "cmd", "--config", "b"]
 
 
 def test_a_later_config_wins_and_an_earlier_one_is_kept() -> None:

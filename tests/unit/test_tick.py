@@ -125,6 +125,31 @@ def test_a_failing_report_never_stops_the_tick(tmp_path: Path, agent: Agent) -> 
     assert ticker.count == 2 and ticker.reports_written == 0
 
 
+def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Agent) -> None:
+    """A wrapped/ file whose child and wrap are gone is removed; a live child's is kept."""
+    import subprocess
+    import sys
+
+    from daemon.runtime.wrapped import WrappedChild, announce
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    config = config_for(agent.pid, tmp_path / "state")
+    folder = StatePaths(config.daemon.state_dir).wrapped
+    stale = announce(folder, WrappedChild("stale", dead.pid, "wrapped", 0.0, dead.pid))
+    live = announce(folder, WrappedChild("live", agent.pid, "wrapped", 0.0, dead.pid))
+    running = started(config)
+    ticker = Ticker(config, default_process_table(), SystemFacts(), time.monotonic)
+    try:
+        with capture_logs() as logs:
+            ticker.tick(running, time.time())
+    finally:
+        running.close(time.time())
+    assert not stale.exists() and live.exists()
+    assert [e["wrap_id"] for e in logs if e["event"] == "wrapped.stale_removed"] == ["stale"]
+    assert ("wrapped", agent.pid) in {(w, t.pid) for (w, _k), t in ticker.monitor.tracked.items()}
+
+
 def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent) -> None:
     """Service.tick refuses to run before startup; after it, each tick rewrites status.json."""
     from daemon.runtime.service import Service

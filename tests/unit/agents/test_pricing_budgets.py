@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import genai_prices
 
-from daemon.agents.budgets import check, period_start, sentry_event
+from daemon.agents.budgets import check, sentry_event
+from daemon.agents.periods import period_start
 from daemon.agents.pricing import price_tokens
 from daemon.agents.records import Agent, TokenUsage
 from daemon.agents.settings import BudgetSettings

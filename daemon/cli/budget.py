@@ -1,0 +1,137 @@
+"""``telemetryd budget check``: exit 0 within budget, 2 over it; fast enough for every tool call.
+
+As a Claude Code ``PreToolUse`` hook (``--hook``) it reads the hook's JSON on stdin; exit 2
+blocks the tool call and Claude Code shows our stderr line to the model. Any other failure
+exits 1, which Claude Code reports without blocking: a broken telemetryd never stops an agent.
+Imports stay light (no pricing library, no sentry-sdk, no logging setup, not the config
+schema): ``cli.entry`` routes ``budget`` here without building the other commands' parsers.
+See benchmarks/bench_budget_check.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from daemon.agents import budget_gate
+from daemon.cli.exit_codes import ExitCode
+from daemon.cli.output import err, out
+from daemon.cli.parsing import CommandParser
+
+MAX_HOOK_INPUT_BYTES = 1024 * 1024
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    """Declare ``budget check [--agent A] [--session S] [--hook]``."""
+    parser = subparsers.add_parser("budget", help="cost budgets: check whether an agent may go on")
+    actions = parser.add_subparsers(dest="budget_command", metavar="ACTION", required=True)
+    check_parser = actions.add_parser(
+        "check", help="exit 0 within budget, 2 over it (one-line reason on stderr)")
+    check_parser.add_argument("--agent",
+                              help="agent (service.name) whose daily/monthly budgets count")
+    check_parser.add_argument("--session", help="agent session id whose session_usd counts")
+    check_parser.add_argument("--hook", action="store_true",
+                              help="read a Claude Code hook's JSON (session_id, tool_name) "
+                              "on stdin")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """``telemetryd [--config PATH] budget ...`` parsed without the other commands."""
+    parser: argparse.ArgumentParser = CommandParser(prog="telemetryd")
+    parser.set_defaults(config=None)
+    add_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    os.umask(0o077)
+    return int(run(args))
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Run ``budget check``; never raises for a user's mistake or an unreadable store."""
+    from daemon.config.budget_view import load_budget_view
+    from daemon.config.errors import ConfigError
+    from daemon.config.locations import environ_snapshot
+    from daemon.runtime.paths import StatePaths
+
+    session: str | None = args.session
+    tool: str | None = None
+    if args.hook:
+        try:
+            session, tool = read_hook(sys.stdin.buffer)
+        except ValueError as exc:
+            err(f"telemetryd budget check: {exc}")
+            return ExitCode.FAILURE
+    try:
+        view = load_budget_view(args.config, environ_snapshot())
+    except ConfigError as exc:
+        err(f"telemetryd budget check: config error: {exc}")
+        return ExitCode.FAILURE
+    try:
+        verdict = check(view.budgets, StatePaths(view.state_dir).events_db, args.agent,
+                        session, time.time())
+    except Exception as exc:  # sqlite3 errors of every kind: fail open, say why
+        err(f"telemetryd budget check: cannot read the event store: {exc}")
+        return ExitCode.FAILURE
+    if verdict.over:
+        suffix = f"; {tool} blocked by telemetryd" if tool else ""
+        err(f"telemetryd: over budget: {verdict.reason}{suffix}")
+        return ExitCode.OVER_BUDGET
+    if not args.hook:
+        out(f"telemetryd: {verdict.reason}")
+    return ExitCode.OK
+
+
+def check(rules: Iterable[budget_gate.BudgetLimits], events_db: Path, agent: str | None,
+          session: str | None, now: float) -> budget_gate.Verdict:
+    """Read what the applicable limits spent from the event store and decide."""
+    from crash_reports.storage import sqlite
+    from daemon.agents import spend
+    from daemon.agents.periods import period_start
+
+    if not events_db.exists():
+        # No telemetry stored yet: nothing spent.
+        return budget_gate.decide({limit: 0.0 for limit in budget_gate.limits_for(
+            rules, [agent] if agent else None, session is not None)}, session)
+    db = sqlite.connect(events_db, busy_timeout_seconds=spend.HOOK_BUSY_TIMEOUT_SECONDS,
+                        read_only=True)
+    try:
+        per_agent = spend.session_spend(db, session) if session else {}
+        if agent is not None:
+            agents: list[str] | None = [agent]
+        elif session is not None:
+            agents = sorted(per_agent)
+        else:
+            agents = None
+        spent: dict[budget_gate.Limit, float] = {}
+        for limit in budget_gate.limits_for(rules, agents, session is not None):
+            if limit.scope == "session":
+                usd = (sum(per_agent.values()) if limit.agent == "*"
+                       else per_agent.get(limit.agent, 0.0))
+            else:
+                usd = spend.period_spend(db, limit.agent, period_start(limit.scope, now), now)
+            spent[limit] = usd
+    finally:
+        db.close()
+    return budget_gate.decide(spent, session)
+
+
+def read_hook(stream: BinaryIO) -> tuple[str, str | None]:
+    """Session id and tool name from a Claude Code hook's JSON (bounded); ValueError if bad."""
+    raw = stream.read(MAX_HOOK_INPUT_BYTES + 1)
+    if len(raw) > MAX_HOOK_INPUT_BYTES:
+        raise ValueError("hook input larger than 1 MiB")
+    try:
+        data: Any = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"hook input is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("session_id"), str):
+        raise ValueError("hook input has no session_id")
+    tool = data.get("tool_name")
+    return data["session_id"], tool if isinstance(tool, str) else None
