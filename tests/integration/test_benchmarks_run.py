@@ -18,6 +18,7 @@ SMALL_RUNS = [
      "median"),
     ("bench_tick.py", ["--quick"], "report latency"),
     ("bench_views.py", ["--quick"], "first load"),
+    ("bench_flood.py", ["--quick"], "largest tick gap under flood"),
     ("bench_budget_check.py", ["--runs", "5", "--sessions", "50", "--events", "10"],
      "hook, over budget"),
     ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3"], "CPU ratio"),
