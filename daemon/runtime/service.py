@@ -18,22 +18,19 @@ import structlog
 
 from crash_reports.event.system_facts import SystemFacts
 from crash_reports.storage.files import UnsafeFileError
-from daemon import __version__
 from daemon.config.errors import ConfigError
-from daemon.config.render import describe
 from daemon.config.schema import Config
 from daemon.runtime.crash_hooks import capture_exception, describe_job_error
 from daemon.runtime.delivery import spool_limits
 from daemon.runtime.lock import InstanceLock
 from daemon.runtime.notify import Notifier
 from daemon.runtime.paths import StatePaths
+from daemon.runtime.publish import StatusInputs, StatusPublisher
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.scheduler import make_scheduler, reschedule
 from daemon.runtime.signals import capture_signals
-from daemon.runtime.snapshot import ReportCounts, StatusSnapshot, watch_statuses
-from daemon.runtime.status import write_snapshot
+from daemon.runtime.snapshot import StatusSnapshot
 from daemon.runtime.tick import Ticker
-from daemon.runtime.wrapped import DEFAULT_WATCH
 from daemon.watch.proctable import ProcessTable, default_process_table
 from daemon.watch.sampler import TickSample
 
@@ -82,7 +79,7 @@ class Service:
         self._tick_lock = threading.Lock()
         self._last_tick_done: float | None = None
         self._last_ping = 0.0
-        self._described: tuple[Config, dict[str, Any]] | None = None
+        self.publisher = StatusPublisher(self.paths.status)
 
     @property
     def tick_count(self) -> int:
@@ -244,66 +241,11 @@ class Service:
         """Ask the main loop to stop (thread-safe)."""
         self.stop_requested.set()
 
-    # --- status -----------------------------------------------------------------
-
-    def status_snapshot(self, running: Running, sample: TickSample | None,
-                        stopped: bool = False) -> StatusSnapshot:
-        """The status ``telemetryd status`` shows, from what the daemon holds now."""
-        zombies = sample.by_watch if sample is not None else {}
-        spool = running.spool
-        server = running.metrics_server
-        return StatusSnapshot(
-            pid=os.getpid(),
-            telemetryd_version=__version__,
-            started_at=self.started_at,
-            stopped=stopped,
-            config_source=self.config.source,
-            config=self._described_config(),
-            state_dir=str(self.paths.root),
-            interval=self.config.daemon.interval_seconds,
-            last_tick=self.ticker.last,
-            watches=watch_statuses(self._watch_names(), self.ticker.monitor.tracked.values(),
-                                   zombies, self.ticker.monitor.orphans.values(),
-                                   sample.at if sample is not None else time.time(),
-                                   {rule.name: (rule.rss_warning_bytes, rule.rss_critical_bytes)
-                                    for rule in self.ticker.monitor.rules.values()}),
-            reports=ReportCounts(
-                pending=spool.pending_count(), quarantined=spool.quarantined_count(),
-                written_since_start=self.ticker.reports_written,
-                held_in_memory=running.transport.held_count,
-                dropped_total=running.reports_dropped,
-                oldest_pending_at=spool.oldest_pending_at()),
-            flush=running.delivery.status(),
-            otlp=None if stopped else running.agents.status(),
-            metrics_listen=f"{self.config.metrics.host}:{server.port}" if server else None,
-            degraded="disk full" if running.transport.disk_full else None,
-            budgets=running.agents.budget_use(),
-            agents=() if stopped else tuple(running.agents.today(self.clock())),
-            events=tuple(running.recent.items()),
-        )
-
-    def _watch_names(self) -> list[str]:
-        names = [rule.name for rule in self.config.watches]
-        # The default watch of `telemetryd wrap` shows while it has children.
-        if DEFAULT_WATCH not in names and any(
-                watch == DEFAULT_WATCH for watch, _key in self.ticker.monitor.tracked):
-            names.append(DEFAULT_WATCH)
-        return names
-
-    def _described_config(self) -> dict[str, Any]:
-        # The config changes only on reload: describe it once per config, not every tick.
-        if self._described is None or self._described[0] is not self.config:
-            self._described = (self.config, describe(self.config))
-        return self._described[1]
-
     def _publish_status(self, running: Running, sample: TickSample | None,
                         stopped: bool = False) -> None:
-        snapshot = self.status_snapshot(running, sample, stopped)
-        self.last_snapshot = snapshot
-        try:
-            write_snapshot(self.paths.status, snapshot)
-        except OSError as exc:
-            log.error("status.write_failed", path=str(self.paths.status), error=str(exc))
+        self.last_snapshot = self.publisher.publish(
+            StatusInputs(self.config, self.started_at, self.ticker, running, sample, stopped,
+                         self.clock()))
 
     # --- helpers --------------------------------------------------------------
 

@@ -80,7 +80,7 @@ class TickDurations:
 class DaemonMetricsCollector(Collector):
     """Collects every telemetryd series at scrape time from the sources it is given.
 
-    ``snapshot`` returns the last status snapshot (``Service.status_snapshot``) or None before
+    ``snapshot`` returns the last status snapshot (``StatusPublisher.publish``) or None before
     the first tick; ``agent_counters`` returns the receiver's counters
     (``AgentTelemetry.stats``); ``agent_reader`` points at the agent event store. Agent series
     are cached ``cache_seconds`` so a burst of scrapes reads SQLite once.
