@@ -52,6 +52,8 @@ def describe(config: Config) -> dict[str, Any]:
                 "orphans_rss": w.orphans_rss_bytes,
                 "reap_orphans": w.reap_orphans,
                 "reap_grace": w.reap_grace_seconds,
+                **{key: [action.describe() for action in getattr(w, key)] or None
+                   for key in ("on_warning", "on_critical", "on_exit_under_pressure")},
             }
             for w in config.watches
         ],

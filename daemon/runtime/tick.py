@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,18 +17,31 @@ import structlog
 from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, WatchRule
+from daemon.runtime.action_runner import ActionRunner
+from daemon.runtime.evidence import LeakEvidence, collect
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running
 from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
 from daemon.runtime.wrapped import pids_by_watch, read_announced, remove_stale, with_wrapped_watch
 from daemon.watch.log_lines import log_line
-from daemon.watch.monitor import Action, Crossed, Monitor, ReapOrphans, ReportRequest
+from daemon.watch.monitor import (
+    Action,
+    Crossed,
+    Monitor,
+    ReapOrphans,
+    ReportRequest,
+    TrackedProcess,
+)
 from daemon.watch.proctable import ProcessTable
 from daemon.watch.reaper import Reaper
 from daemon.watch.sampler import Sampler, TickSample
+from daemon.watch.triggers import REPORT_TRIGGERS, ActionGate, Fired, Trigger
 
 log = structlog.get_logger("telemetryd")
+FiredSlot = tuple[str, tuple[int, int], Trigger]
+# Reports that say which member of the tree grew (``wrap`` adds it to ``killed`` ones).
+LEAK_EVIDENCE_KINDS = frozenset({ReportKind.RSS_CRITICAL, ReportKind.CPU_CRITICAL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +97,14 @@ def watches_of(config: Config) -> tuple[WatchRule, ...]:
     return with_wrapped_watch(config.watches, psutil.virtual_memory().total)
 
 
+def leak_evidence(process: TrackedProcess) -> LeakEvidence:
+    """Which members of the tree grew over the trend window, with smaps and stacks (edge)."""
+    members = process.members
+    if members is None:
+        return LeakEvidence()
+    return collect(members.growth(member.pid for member in process.last.member_rss))
+
+
 class Ticker:
     """Runs ticks: the sampler and monitor, the OOM baseline, and the tick counters."""
 
@@ -96,6 +118,8 @@ class Ticker:
         self.system = system
         self.monotonic = monotonic
         self.reaper = Reaper(monotonic)
+        self.gate = ActionGate()
+        self.runner = ActionRunner()
         self.count = 0
         self.reports_written = 0
         self.last: TickInfo | None = None
@@ -116,9 +140,10 @@ class Ticker:
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
+        fired = self._fired(actions, now)
         for action in actions:
             if isinstance(action, ReportRequest):
-                self._write_report(running, action, oom)
+                self._write_report(running, action, oom, fired)
                 continue
             if isinstance(action, ReapOrphans):
                 # SIGTERM now; SIGKILL and the "gone" check on later ticks (never waits).
@@ -131,6 +156,8 @@ class Ticker:
                 key = (action.process.watch, action.process.key)
                 if key not in running.reports.details:
                     running.reports.remember(action.process)
+        for item in fired.values():
+            self.runner.submit(item)  # run off the tick; never blocks
         if self.reaper.pending:
             self.reaper.poll()
         if running.transport.held_count:
@@ -143,6 +170,20 @@ class Ticker:
         self.count += 1
         self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count)
         return sample
+
+    def close(self) -> None:
+        """Stop the action worker (after the action under way, bounded)."""
+        self.runner.stop()
+
+    def _fired(self, actions: list[Action], now: float) -> dict[FiredSlot, Fired]:
+        # Watch actions this tick sets off, past their cooldown; reports fill in their ids.
+        fired, suppressed = self.gate.select(actions, self.monitor.rules, now)
+        for item in suppressed:
+            log.info("action.suppressed", watch=item.watch, pid=item.pid,
+                     trigger=item.trigger.value, reason="cooldown")
+        if self.gate.last_fired:
+            self.gate.forget_gone(set(self.monitor.tracked))
+        return {(item.watch, item.key, item.trigger): item for item in fired}
 
     def _announced(self) -> dict[str, list[int]]:
         # Children of `telemetryd wrap` join their watch from the first tick they exist.
@@ -160,9 +201,18 @@ class Ticker:
             return OomEvidence()
         return OomEvidence(current, current - before)
 
-    def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence) -> None:
+    def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
+                      fired: dict[FiredSlot, Fired]) -> None:
+        trigger = REPORT_TRIGGERS.get(request.kind)
+        slot = (request.process.watch, request.process.key, trigger)
+        planned = fired.get(slot) if trigger is not None else None  # type: ignore[arg-type]
         try:
-            report_id = running.reports.write(request, report_evidence(request, oom))
+            evidence = report_evidence(request, oom)
+            if request.kind in LEAK_EVIDENCE_KINDS:
+                evidence["leak"] = leak_evidence(request.process).as_dict()
+            if planned is not None:
+                evidence["actions"] = [action.describe() for action in planned.actions]
+            report_id = running.reports.write(request, evidence)
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=request.process.watch, pid=request.process.pid,
                       kind=request.kind.value, error=repr(exc))
@@ -171,5 +221,9 @@ class Ticker:
             if request.kind is ReportKind.EXITED_UNDER_PRESSURE:
                 running.reports.forget(request.process)
         if report_id is not None:
+            if planned is not None:
+                path = next(running.spool.pending_dir.glob(f"*-{report_id}.env"), None)
+                fired[slot] = dataclasses.replace(  # type: ignore[index]
+                    planned, report_id=report_id, report_path=str(path) if path else None)
             self.reports_written += 1
             running.stats.report_written(request)
