@@ -27,6 +27,7 @@ from crash_reports.delivery.retry import RetryPolicy, limited_until, merge_rate_
 from crash_reports.delivery.upload import Delivered, Reject, Retry, UploadOutcome
 from crash_reports.spool.store import Spool
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import open_regular, read_regular
 
 log = structlog.get_logger(__name__)
 
@@ -314,7 +315,7 @@ RATE_LIMITS_FILE = "rate_limits.json"
 def load_rate_limits(path: Path, target: str | None, now: float) -> dict[str, float]:
     """Rate limits a server imposed on ``target`` that have not expired yet."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_regular(path, 1024 * 1024))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("target") != target:
@@ -355,7 +356,7 @@ def _held(thread_lock: threading.Lock, path: Path, timeout_seconds: float) -> It
         yield False
         return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             while True:
                 try:

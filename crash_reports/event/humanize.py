@@ -36,3 +36,38 @@ def format_duration(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+# Control characters (C0 with newline and tab, DEL, C1) and the invisible bidirectional
+# overrides that make text display other than it reads.
+_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F,
+           *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_ESCAPES = {code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _UNSAFE}
+_ESCAPES.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
+_STRAY = {code: text for code, text in _ESCAPES.items() if code not in (ord("\n"), ord("\t"))}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show on a terminal: every control character and bidi override
+    escaped, so a process name or a command line from outside can neither move the
+    cursor, recolour, retitle the terminal, nor break a table row.
+
+    The one escaping helper for human-facing output (``status``, ``reports``, ``stats``,
+    ``check-config``); one ``str.translate`` pass, linear in the length.
+
+    >>> printable("evil\\x1b[2J\\nname\\u202e")
+    'evil\\\\x1b[2J\\\\nname\\\\u202e'
+    >>> printable("claude 🤖")
+    'claude 🤖'
+    """
+    return text.translate(_ESCAPES)
+
+
+def printable_lines(text: str) -> str:
+    """Like ``printable`` but keeps newlines and tabs: for whole blocks of output."""
+    return text.translate(_STRAY)
+
+
+def is_unsafe_char(char: str) -> bool:
+    """Whether ``printable`` would escape ``char``."""
+    return ord(char) in _ESCAPES

@@ -17,7 +17,12 @@ Rules, argument by argument (``redact_args``):
   ``-a VALUE`` for redis-cli, and the password of ``-u user:password`` for curl.
   Elsewhere ``-p`` (``mkdir -p``, ``ssh -p 22``, ``psql -p 5432``) is left alone.
 - Anywhere: token-shaped strings, bearer/basic credentials, URL passwords, secret
-  header values and quoted ``"secret_name": "value"`` pairs (``redact_text``).
+  header values, quoted ``"secret_name": "value"`` pairs, ``secret_name=value`` inside
+  longer strings (connection strings, helm ``--set``, npm ``:_authToken=``) and PEM
+  blocks (``redact_text``).  A value that starts with ``-`` (``--private-key -----BEGIN``)
+  is still a value: only ``--`` followed by a letter or digit is a flag.
+- Every pattern is linear (possessive quantifiers, no nested ones): a hostile command
+  line costs time proportional to its length.  ``redact_command_line`` also caps sizes.
 
 The argument count never changes and redacting twice changes nothing more.
 """
@@ -31,13 +36,26 @@ from typing import Literal
 
 REDACTED = "[redacted]"
 _SECRET_WORD = (
-    r"key|token|secret|passw|pwd|auth|credential|cookie|session|bearer|dsn"  # noqa: S105
-    r"|(?<![a-z])pass(?![a-z])|(?<![a-z])pw(?![a-z])"
+    r"key|token|secret|passw|passphrase|pwd|auth|credential|cookie|session|bearer|dsn"  # noqa: S105
+    r"|signature|private|(?<![a-z])pass(?![a-z])|(?<![a-z])pw(?![a-z])"
+    r"|(?<![a-z])t?otp(?![a-z])|(?<![a-z])mfa(?![a-z])|(?<![a-z])sig(?![a-z])"
 )
 _SECRET_NAME = re.compile(_SECRET_WORD, re.I)
 _FLAG = re.compile(r"^(--?[A-Za-z0-9][A-Za-z0-9_.-]*)(=(.*))?$", re.S)
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$", re.S)
 _WHITESPACE = re.compile(r"\s")
+# A long flag starts with a letter or digit after ``--``: ``-----BEGIN`` is a value.
+_LONG_FLAG = re.compile(r"^--[A-Za-z0-9]")
+# A PEM block (a private key pasted on a command line), to its END line or the end.
+_PEM = re.compile(
+    r"-----BEGIN[ A-Z0-9]*+-----(?:(?!-----END)[\s\S])*+(?:-----END[ A-Z0-9]*+-----)?+"
+)
+# ``name=value`` inside a longer string: connection strings (``AccountKey=v;``), helm
+# ``--set a.b=v,c.token=v``, npm ``//registry/:_authToken=v``.  The value ends at ``;``,
+# ``&``, whitespace, a quote, or a comma that starts the next ``name=``.
+_KV_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_.\-])([A-Za-z_][A-Za-z0-9_.\-]*+)=((?:[^;&,\s\"']|,(?![A-Za-z_][\w.\-]*+=))++)"
+)
 _SCRIPT_FLAG = re.compile(r"^-[A-Za-z]*c$")  # sh -c, bash -lc, python -c
 _HEADER_FLAGS = frozenset({"-H", "--header", "--proxy-header"})
 _TOKEN_PATTERNS = [
@@ -125,15 +143,19 @@ def redact_text(text: str) -> str:
     "curl -H 'X-Api-Key: [redacted]' -H 'Accept: json' && echo ok"
     >>> redact_text('{"api_key": "abc", "model": "opus"}')
     '{"api_key": "[redacted]", "model": "opus"}'
-    >>> redact_text("SENTRY_DSN=https://abc123@o0.ingest.sentry.io/1 https://x/?api_key=k&page=2")
-    'SENTRY_DSN=https://[redacted]@o0.ingest.sentry.io/1 https://x/?api_key=[redacted]&page=2'
+    >>> redact_text("see https://abc123@o0.ingest.sentry.io/1 https://x/?api_key=k&page=2")
+    'see https://[redacted]@o0.ingest.sentry.io/1 https://x/?api_key=[redacted]&page=2'
+    >>> redact_text("AccountName=a;AccountKey=v1;EndpointSuffix=x helm --set db.password=v2,x=1")
+    'AccountName=a;AccountKey=[redacted];EndpointSuffix=x helm --set db.password=[redacted],x=1'
     """
+    text = _PEM.sub(REDACTED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _redact_headers(text)
     text = _QUOTED_PAIR.sub(_redact_quoted_pair, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)
     text = _URL_USER.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _QUERY_PARAM.sub(_redact_query_param, text)
+    text = _KV_PAIR.sub(_redact_kv_pair, text)
     for pattern in _TOKEN_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
@@ -142,6 +164,12 @@ def redact_text(text: str) -> str:
 def _redact_query_param(match: re.Match[str]) -> str:
     if _SECRET_NAME.search(match.group(2)) and match.group(3) != REDACTED:
         return f"{match.group(1)}{match.group(2)}={REDACTED}"
+    return match.group(0)
+
+
+def _redact_kv_pair(match: re.Match[str]) -> str:
+    if _SECRET_NAME.search(match.group(1)) and match.group(2) != REDACTED:
+        return f"{match.group(1)}={REDACTED}"
     return match.group(0)
 
 
@@ -164,6 +192,37 @@ def _redact_quoted_pair(pair: re.Match[str]) -> str:
     if not _SECRET_NAME.search(pair[2]):
         return pair[0]
     return f"{pair[1]}{pair[2]}{pair[1]}{pair[3]}{pair[4]}{REDACTED}{pair[4]}"
+
+
+MAX_ARG_CHARS = 2048
+MAX_COMMAND_LINE_CHARS = 8192
+MAX_ARGS = 256
+
+
+def redact_command_line(args: Sequence[str]) -> list[str]:
+    """What a report stores of a command line: redacted, then capped.
+
+    Each argument keeps at most ``MAX_ARG_CHARS`` characters, the whole line at most
+    ``MAX_COMMAND_LINE_CHARS`` and ``MAX_ARGS`` arguments; what is cut is replaced by
+    a marker saying how much (``…[+N chars]``, ``…[+N more arguments]``).  Redaction
+    runs first, on the whole text, so a cut never splits a secret out of a pattern.
+
+    >>> redact_command_line(["x", "a" * 3000])[1][-13:]
+    '…[+952 chars]'
+    """
+    kept: list[str] = []
+    total = 0
+    redacted = redact_args(args)
+    for index, arg in enumerate(redacted):
+        room = min(MAX_ARG_CHARS, MAX_COMMAND_LINE_CHARS - total)
+        if index >= MAX_ARGS or room <= 0:
+            kept.append(f"…[+{len(redacted) - index} more arguments]")
+            break
+        if len(arg) > room:
+            arg = arg[:room] + f"…[+{len(arg) - room} chars]"
+        kept.append(arg)
+        total += min(len(arg), room)
+    return kept
 
 
 def redact_args(args: Sequence[str]) -> list[str]:
@@ -199,7 +258,7 @@ class _Redactor:
         """Redact one argument given what came before it."""
         expect, self.expect = self.expect, None
         script, self.script_next = self.script_next, False
-        if expect is not None and not (expect == "secret" and arg.startswith("--")):
+        if expect is not None and not (expect == "secret" and _LONG_FLAG.match(arg)):
             return _expected_value(expect, arg)
         if arg in _COMMAND_SEPARATORS or arg.endswith(";"):
             self.program_flags = ()

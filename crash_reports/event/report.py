@@ -9,7 +9,7 @@ from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.event.kinds import ReportKind
-from crash_reports.event.redact import redact_args
+from crash_reports.event.redact import redact_command_line
 
 REPORT_NAMESPACE = uuid.UUID("6f0e4a52-2b8e-4c1f-9a55-1d1a3c2e7b10")
 KINDS = tuple(kind.value for kind in ReportKind)
@@ -48,6 +48,7 @@ class ReportInput:
     agent: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
     environment: str = "production"
+    title: str | None = None  # set for an aggregated (storm) report
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ def report_title(data: ReportInput) -> str:
     >>> report_title(_example())
     'claude-code pid 4242: RSS 3.2 GiB crossed critical 3.0 GiB'
     """
+    if data.title is not None:
+        return data.title
     who = f"{data.watch} pid {data.pid}"
     if data.kind == "rss_critical":
         return (f"{who}: RSS {format_bytes(data.value or 0)} crossed critical "
@@ -118,9 +121,9 @@ def sanitize_process(process: dict[str, Any]) -> dict[str, Any]:
     clean = {key: value for key, value in process.items() if key not in ("environ", "env")}
     cmdline = clean.get("cmdline")
     if isinstance(cmdline, list):
-        clean["cmdline"] = redact_args([str(arg) for arg in cmdline])
+        clean["cmdline"] = redact_command_line([str(arg) for arg in cmdline])
     elif isinstance(cmdline, str):
-        clean["cmdline"] = redact_args([cmdline])[0]
+        clean["cmdline"] = redact_command_line([cmdline])[0]
     return clean
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from crash_reports.event.redact import redact_args
+from crash_reports.event.redact import redact_command_line
 
 
 def parse_pressure(text: str) -> dict[str, dict[str, float]]:
@@ -101,7 +102,7 @@ def process_details(pid: int) -> dict[str, Any] | None:
                 "ppid": proc.ppid,
                 "name": proc.name,
                 "exe": proc.exe,
-                "cmdline": lambda: redact_args(proc.cmdline()),
+                "cmdline": lambda: redact_command_line(proc.cmdline()),
                 "cwd": proc.cwd,
                 "user": proc.username,
                 "create_time": proc.create_time,
@@ -123,3 +124,28 @@ def process_details(pid: int) -> dict[str, Any] | None:
         return details
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
+
+
+def tree_pss_bytes(pids: Sequence[int], proc_root: str = "/proc",
+                   max_pids: int = 512) -> int | None:
+    """The tree's proportional set size: the sum of each member's ``Pss`` from
+    ``smaps_rollup``, so a page shared by N members counts 1/N in each (once in all).
+
+    Read only when a report is written (it takes each process's memory-map lock and costs
+    far more than ``stat``), for at most ``max_pids`` members; None when none could be read
+    (another user's processes without privileges, or a kernel without smaps_rollup).
+    """
+    total = 0
+    read_any = False
+    for pid in list(pids)[:max_pids]:
+        try:
+            with open(f"{proc_root}/{pid}/smaps_rollup", "rb") as handle:
+                text = handle.read(8192)
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(b"Pss:"):
+                total += int(line.split()[1]) * 1024
+                read_any = True
+                break
+    return total if read_any else None

@@ -10,17 +10,21 @@ import contextlib
 import json
 import os
 import re
+import shutil
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from crash_reports.spool.envelope import EnvelopeSummary
+from crash_reports.storage.files import read_regular
 
 EntryState = Literal["pending", "quarantined", "delivered"]
 
 ENVELOPE_NAME = re.compile(r"^(\d{20})-([0-9a-f]{32})\.env$")
 META_SUFFIX = ".meta.json"
 RECORD_NAME = re.compile(r"^(\d{20})-([0-9a-f]{32})\.json$")
+MAX_SIDECAR_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class SpoolEntry:
 
 def read_meta(path: Path) -> dict[str, Any]:
     """A sidecar's content ({} if it holds no object); OSError or ValueError if unreadable."""
-    meta = json.loads(path.read_bytes())
+    meta = json.loads(read_regular(path, MAX_SIDECAR_BYTES))
     return meta if isinstance(meta, dict) else {}
 
 
@@ -65,7 +69,7 @@ def read_records(folder: Path) -> list[SpoolEntry]:
         if not RECORD_NAME.match(name):
             continue
         try:
-            record = json.loads((folder / name).read_bytes())
+            record = json.loads(read_regular(folder / name, MAX_SIDECAR_BYTES))
             entries.append(entry_from_record(record))
         except (OSError, ValueError, TypeError, KeyError):
             continue
@@ -85,23 +89,47 @@ def remove_stale_temp(folder: Path, older_than: float) -> None:
         if not (name.startswith(".") and name.endswith(".tmp")):
             continue
         with contextlib.suppress(FileNotFoundError):
-            if (folder / name).stat().st_mtime < older_than:
+            if os.lstat(folder / name).st_mtime < older_than:
                 unlink(folder / name)
 
 
 def file_names(folder: Path, hidden: bool = False) -> list[str]:
-    """Sorted file names in ``folder``; temp (dot) files only when asked."""
+    """Sorted names of the regular files in ``folder``; temp (dot) files only when asked.
+
+    Directories, FIFOs, symlinks and devices are left out (see ``not_regular``): nothing
+    in the spool ever opens one.
+    """
     try:
         with os.scandir(folder) as scan:
-            names = [entry.name for entry in scan]
+            names = [entry.name for entry in scan if entry.is_file(follow_symlinks=False)]
     except FileNotFoundError:
         return []
     return sorted(n for n in names if hidden or not n.startswith("."))
 
 
+def not_regular(folder: Path) -> list[str]:
+    """Names in ``folder`` that are not regular files (a directory, FIFO or symlink)."""
+    try:
+        with os.scandir(folder) as scan:
+            return sorted(e.name for e in scan if not e.is_file(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+
+
 def unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def remove_any(path: Path) -> None:
+    """Remove a file, symlink (not its target), FIFO or whole directory tree."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        return
 
 
 def dump(value: dict[str, Any]) -> bytes:

@@ -18,13 +18,16 @@ off on the next listing instead of being sent again.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
+
+__all__ = ["Dropped", "PurgeScope", "Spool", "SpoolLimits"]
 
 import structlog
 
@@ -41,13 +44,23 @@ from crash_reports.spool.records import (
     file_names,
     id_of,
     keep_newest_records,
+    not_regular,
     read_meta,
     read_records,
     record_fields,
+    remove_any,
     remove_stale_temp,
     unlink,
 )
+from crash_reports.spool.retention import (
+    Dropped,
+    Group,
+    SpoolLimits,
+    Stored,
+    choose_drops,
+)
 from crash_reports.storage.atomic import fsync_dir, write_atomic
+from crash_reports.storage.files import ensure_private_dir, read_regular
 
 log = structlog.get_logger(__name__)
 
@@ -55,27 +68,6 @@ PurgeScope = Literal["quarantined", "all"]
 
 _STALE_TEMP_SECONDS = 300.0
 _MAX_CORRUPT_FILES = 100
-
-
-@dataclass(frozen=True)
-class SpoolLimits:
-    """How much the spool may hold; beyond any bound the oldest report is dropped."""
-
-    max_reports: int = 200
-    max_bytes: int = 64 * 1024 * 1024
-    max_age_seconds: float = 30 * 24 * 3600.0
-    max_delivered_records: int = 50
-
-
-@dataclass(frozen=True)
-class Dropped:
-    """A report removed by the spool's bounds (count it as dropped by retention)."""
-
-    id: str
-    state: EntryState
-    reason: Literal["max_reports", "max_bytes", "max_age"]
-    created_at: float
-    size_bytes: int
 
 
 class Spool:
@@ -99,10 +91,14 @@ class Spool:
         # id -> (state, file name): a hint only, checked against the disk before use.
         self._where: dict[str, tuple[EntryState, str]] = {}
         self._sizes: dict[str, int] = {}
+        self._groups: dict[str, Group] = {}
         self.pending_dir = self.root / "pending"
         self.quarantine_dir = self.root / "quarantine"
         self.delivered_dir = self.root / "delivered"
         self.corrupt_dir = self.root / "corrupt"
+        self.root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Made 0700 through a descriptor that never follows a symlink: a planted link
+        # is refused (UnsafeFileError), never chmodded through.
         for directory in (
             self.root,
             self.pending_dir,
@@ -110,8 +106,7 @@ class Spool:
             self.delivered_dir,
             self.corrupt_dir,
         ):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            directory.chmod(0o700)
+            ensure_private_dir(directory)
 
     @property
     def lock_path(self) -> Path:
@@ -138,6 +133,7 @@ class Spool:
             name = f"{created_ns:020d}-{report_id}.env"
             write_atomic(self.pending_dir / name, envelope)
             self._where[report_id] = ("pending", name)
+            self._groups[name] = (summary.watch, summary.kind)
             log.info("spool.stored", id=report_id, size_bytes=len(envelope), watch=summary.watch)
             self.enforce_limits(now)
         return report_id
@@ -237,11 +233,11 @@ class Spool:
             return removed
 
     def enforce_limits(self, now: float | None = None) -> list[Dropped]:
-        """Drop the oldest reports beyond the count, byte and age bounds; return them."""
+        """Drop reports beyond the count, byte and age bounds (see ``retention``)."""
         with self._lock:
             now = self._clock() if now is None else now
             self._clean_stale_temp(now)
-            stored: list[tuple[str, EntryState, Path, int]] = []
+            stored: list[Stored] = []
             for state, folder in self._stored_folders():
                 for name in file_names(folder):
                     if not ENVELOPE_NAME.match(name):
@@ -249,41 +245,46 @@ class Spool:
                     size = self._sizes.get(name)
                     if size is None:
                         try:
-                            size = (folder / name).stat().st_size
+                            size = os.lstat(folder / name).st_size
                         except FileNotFoundError:
                             continue
                         # Envelope files are written once and never change: cache the size.
                         self._sizes[name] = size
-                    stored.append((name, state, folder, size))
-            live = {item[0] for item in stored}
-            for stale in [name for name in self._sizes if name not in live]:
-                del self._sizes[stale]
-            stored.sort(key=lambda item: item[0])
-            total_bytes = sum(item[3] for item in stored)
-            count = len(stored)
+                    stored.append(Stored(name, state, created_at_of(name), size,
+                                         self._groups.get(name, (None, None))))
+            live = {item.name for item in stored}
+            for cache in (self._sizes, self._groups):
+                for stale in [name for name in cache if name not in live]:
+                    del cache[stale]
+            if len(stored) > self.limits.max_reports or \
+                    sum(item.size_bytes for item in stored) > self.limits.max_bytes:
+                stored = [replace(item, group=self._group_of(item)) for item in stored]
             dropped: list[Dropped] = []
-            for name, state, folder, size in stored:
-                created_at = created_at_of(name)
-                reason: Literal["max_reports", "max_bytes", "max_age"] | None = None
-                if created_at < now - self.limits.max_age_seconds:
-                    reason = "max_age"
-                elif count > self.limits.max_reports:
-                    reason = "max_reports"
-                elif total_bytes > self.limits.max_bytes:
-                    reason = "max_bytes"
-                if reason is None:
-                    continue
-                self._remove_pair(folder, name)
-                count -= 1
-                total_bytes -= size
-                gone = Dropped(id_of(name), state, reason, created_at, size)
+            for item, reason in choose_drops(stored, self.limits, now):
+                folder = self.pending_dir if item.state == "pending" else self.quarantine_dir
+                self._remove_pair(folder, item.name)
+                gone = Dropped(id_of(item.name), item.state, reason, item.created_at,
+                               item.size_bytes)
                 dropped.append(gone)
-                log.warning(
-                    "spool.dropped", id=gone.id, reason=reason, state=state, size_bytes=size
-                )
+                log.warning("spool.dropped", id=gone.id, reason=reason, state=item.state,
+                            size_bytes=item.size_bytes, watch=item.group[0],
+                            kind=item.group[1])
                 if self._on_drop is not None:
                     self._on_drop(gone)
             return dropped
+
+    def _group_of(self, item: Stored) -> Group:
+        """The (watch, kind) of a stored report: cached, else read once from its file."""
+        group = self._groups.get(item.name)
+        if group is None:
+            folder = self.pending_dir if item.state == "pending" else self.quarantine_dir
+            try:
+                summary = parse_envelope(read_regular(folder / item.name, self.limits.max_bytes))
+                group = (summary.watch, summary.kind)
+            except (OSError, ValueError):
+                group = (None, None)
+            self._groups[item.name] = group
+        return group
 
     # --- reading -----------------------------------------------------------------
 
@@ -323,11 +324,11 @@ class Spool:
                 raise KeyError(report_id)
             folder = self.pending_dir if located[0] == "pending" else self.quarantine_dir
             try:
-                data = (folder / located[1]).read_bytes()
+                data = read_regular(folder / located[1], self.limits.max_bytes)
                 parse_envelope(data)
             except FileNotFoundError:
                 raise KeyError(report_id) from None
-            except ValueError as exc:
+            except (OSError, ValueError) as exc:
                 self._move_corrupt(folder, located[1], str(exc))
                 raise KeyError(report_id) from None
             return data
@@ -344,6 +345,9 @@ class Spool:
 
     def _list(self, folder: Path, state: EntryState) -> list[SpoolEntry]:
         """Parse a folder's envelopes, finishing interrupted moves and moving garbage aside."""
+        for odd in not_regular(folder):
+            # A directory or FIFO named like a report must not stop delivery or hang it.
+            self._move_corrupt(folder, odd, "not a regular file")
         names = file_names(folder)
         delivered_ids = {id_of(n) for n in file_names(self.delivered_dir) if RECORD_NAME.match(n)}
         stems = {n.removesuffix(".env") for n in names if ENVELOPE_NAME.match(n)}
@@ -369,16 +373,16 @@ class Spool:
         """The entry for one envelope file, or None if it vanished or was moved aside."""
         path = folder / name
         try:
-            stat = path.stat()
+            stat = os.lstat(path)
             cached = self._summaries.get(name)
             if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
                 summary = cached[2]
             else:
-                summary = parse_envelope(path.read_bytes())
+                summary = parse_envelope(read_regular(path, self.limits.max_bytes))
                 self._summaries[name] = (stat.st_size, stat.st_mtime_ns, summary)
         except FileNotFoundError:
             return None
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             self._move_corrupt(folder, name, str(exc))
             return None
         meta = self._read_meta(folder / (name.removesuffix(".env") + META_SUFFIX))
@@ -403,7 +407,6 @@ class Spool:
         return None
 
     def _stored_folders(self) -> list[tuple[EntryState, Path]]:
-        """The folders that hold envelopes, with the state each means."""
         return [("pending", self.pending_dir), ("quarantined", self.quarantine_dir)]
 
     def _read_meta(self, path: Path) -> dict[str, Any]:
@@ -429,9 +432,9 @@ class Spool:
         log.warning(
             "spool.corrupt", file=name, folder=folder.name, reason=reason, moved_to=str(target)
         )
-        kept = sorted(file_names(self.corrupt_dir))
+        kept = sorted(file_names(self.corrupt_dir) + not_regular(self.corrupt_dir))
         for old in kept[: max(0, len(kept) - _MAX_CORRUPT_FILES)]:
-            unlink(self.corrupt_dir / old)
+            remove_any(self.corrupt_dir / old)
 
     def _remove_pair(self, folder: Path, name: str, durable: bool = True) -> None:
         """Remove an envelope and its sidecar (durably unless a record already covers it)."""
@@ -441,7 +444,6 @@ class Spool:
             fsync_dir(folder)
         self._summaries.pop(name, None)
 
-    def _clean_stale_temp(self, now: float) -> None:
-        """Remove temp files a killed writer left behind (never a fresh one in use)."""
+    def _clean_stale_temp(self, now: float) -> None:  # a killed writer's, never a fresh one
         for folder in (self.pending_dir, self.quarantine_dir, self.delivered_dir):
             remove_stale_temp(folder, now - _STALE_TEMP_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -10,6 +11,7 @@ import structlog
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from crash_reports.spool.envelope import parse_envelope
 from crash_reports.spool.store import Spool
 
 log = structlog.get_logger(__name__)
@@ -39,6 +41,7 @@ class SpoolTransport(Transport):
         self._max_held = max_held
         self._lock = threading.Lock()
         self._busy = threading.local()
+        self._last_errno: int | None = None
 
     def capture_envelope(self, envelope: Envelope) -> None:
         """Spool one envelope built by sentry-sdk (called on the SDK's thread)."""
@@ -67,11 +70,36 @@ class SpoolTransport(Transport):
             except OSError as exc:
                 with self._lock:
                     self._held.extendleft(reversed(held[index:]))
+                    self._last_errno = exc.errno
                 log.warning("spool.write_failed", error=str(exc), held=len(held) - index)
                 break
             except ValueError as exc:
                 log.error("spool.write_dropped", reason=f"not an envelope: {exc}")
         return self.held_count
+
+    def give_up_held(self) -> list[tuple[str, str]]:
+        """On stop: try the held envelopes once more; log and return (id, title) of each
+        that still cannot be kept (they are lost with the process)."""
+        self.retry_failed_writes()
+        with self._lock:
+            lost = list(self._held)
+            self._held.clear()
+        gone: list[tuple[str, str]] = []
+        for data in lost:
+            try:
+                summary = parse_envelope(data)
+                gone.append((summary.event_id or "?", summary.title))
+            except ValueError:
+                gone.append(("?", "(not an envelope)"))
+            log.error("report.lost", id=gone[-1][0], title=gone[-1][1],
+                      reason="the spool could not store it before the daemon stopped")
+        return gone
+
+    @property
+    def disk_full(self) -> bool:
+        """Whether reports are held because the disk (or a quota) is full."""
+        with self._lock:
+            return bool(self._held) and self._last_errno in (errno.ENOSPC, errno.EDQUOT)
 
     @property
     def held_count(self) -> int:
@@ -86,6 +114,7 @@ class SpoolTransport(Transport):
         except OSError as exc:
             with self._lock:
                 self._held.append(data)
+                self._last_errno = exc.errno
                 while len(self._held) > self._max_held:
                     self._held.popleft()
                     log.error("spool.write_dropped", reason="too many held in memory")

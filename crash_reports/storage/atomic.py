@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from pathlib import Path
+
+from crash_reports.storage.files import open_regular
 
 
 def fsync_dir(directory: Path) -> None:
@@ -20,7 +23,9 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, durable: bool = Tru
     """Write ``data`` to ``path`` so readers see the old file or the new one, never half.
 
     The temp file lives in the same directory (a rename is atomic only within
-    one filesystem) and starts with a dot so directory listings skip it. With
+    one filesystem) and starts with a dot so directory listings skip it.  It is created
+    with ``O_EXCL | O_NOFOLLOW`` under an unguessable name, and its mode is set on the
+    descriptor: a symlink or file planted under any name is never written through.  With
     ``durable=False`` the fsyncs are skipped: readers still never see half a file,
     but a power cut may lose the newest version (fine for a status snapshot).
 
@@ -31,8 +36,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, durable: bool = Tru
     b'{}'
     """
     directory = path.parent
-    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd, tmp = _create_temp(directory, path.name, mode)
     try:
         try:
             view = memoryview(data)
@@ -50,3 +54,14 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, durable: bool = Tru
         raise
     if durable:
         fsync_dir(directory)
+
+
+def _create_temp(directory: Path, name: str, mode: int) -> tuple[int, Path]:
+    """A new temp file beside ``name``: exclusive, not through a symlink, ``mode`` set."""
+    for _ in range(8):
+        tmp = directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            return open_regular(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, "could not create a unique temp file", str(directory))

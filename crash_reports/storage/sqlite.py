@@ -9,12 +9,15 @@ through here, so a damaged file is recognised, named and logged the same way eve
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Collection
 from pathlib import Path
 
 from crash_reports.storage.atomic import fsync_dir
+from crash_reports.storage.files import UnsafeFileError
 
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CORRUPT = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -49,12 +52,29 @@ def connect(
     ``read_only`` opens through a URI with ``mode=ro``: nothing is created or changed.
     The connection waits ``busy_timeout_seconds`` for a lock held elsewhere.
     """
+    if str(path) != ":memory:":
+        _refuse_planted(path)
     target = f"file:{path}?mode=ro" if read_only else str(path)
     conn = sqlite3.connect(
         target, uri=read_only, isolation_level=None, check_same_thread=False, timeout=0
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
     return conn
+
+
+def _refuse_planted(path: Path) -> None:
+    """UnsafeFileError if the database or its WAL/shm files exist but are not regular files.
+
+    SQLite follows symlinks and would block opening a FIFO: a file planted under one of
+    these names must be refused, not written through.
+    """
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = os.lstat(candidate).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(mode):
+            raise UnsafeFileError(candidate, "is not a regular file (symlink, FIFO or directory)")
 
 
 def use_wal(conn: sqlite3.Connection) -> None:

@@ -13,6 +13,7 @@ import structlog
 
 from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import read_regular
 from daemon.agents import budgets, periods
 from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
@@ -145,7 +146,7 @@ def open_telemetry(settings: OtlpSettings, db_path: Path) -> AgentTelemetry:
 
 def _load_budget_states(path: Path) -> dict[str, budgets.BudgetState]:
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_regular(path, 4 * 1024 * 1024))
         return {key: budgets.BudgetState(value["period_key"], frozenset(value["fired"]))
                 for key, value in raw.items()}
     except FileNotFoundError:

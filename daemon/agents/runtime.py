@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import read_regular
 from daemon.agents.ingest import Ingestor
 from daemon.agents.queries import StoreReader
 from daemon.agents.store import EventStore
@@ -56,7 +57,7 @@ class AgentTelemetry:
 
     def _restore_series(self) -> None:
         try:
-            items = json.loads(self.series_path.read_bytes())
+            items = json.loads(read_regular(self.series_path, 64 * 1024 * 1024))
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from crash_reports.event.humanize import printable
 from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import out
 from daemon.config.load import load_config_here
@@ -29,6 +30,6 @@ def run(args: argparse.Namespace) -> ExitCode:
     if args.json:
         out(json.dumps(data, indent=2))
     else:
-        out(f"# config OK: {config.source}")
+        out(f"# config OK: {printable(config.source)}")
         out(as_toml(data))
     return ExitCode.OK

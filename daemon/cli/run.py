@@ -24,7 +24,12 @@ def run(args: argparse.Namespace) -> ExitCode:
     from daemon.runtime.lock import AlreadyRunningError
     from daemon.runtime.logs import configure_logging
     from daemon.runtime.notify import Notifier
-    from daemon.runtime.service import Service, StartupError, environ_for_notify
+    from daemon.runtime.service import (
+        Service,
+        StartupError,
+        UnsafeStateDirError,
+        environ_for_notify,
+    )
 
     try:
         config = load_config_here(args.config)
@@ -42,6 +47,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     )
     try:
         service.run()
+    except UnsafeStateDirError as exc:
+        # EX_CANTCREAT: the daemon will not create its files where others could hijack them.
+        structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
+        err(f"telemetryd: {exc}")
+        return ExitCode.CANT_CREATE
     except (AlreadyRunningError, StartupError) as exc:
         structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
         err(f"telemetryd: {exc}")

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     from daemon.runtime.paths import StatePaths
     from daemon.runtime.snapshot import StatusUnreadableError
     from daemon.runtime.status import (
+        disk_full,
         evaluate,
         pid_alive,
         read_snapshot,
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> ExitCode:
         else:
             out(f"telemetryd: not running or status unreadable: {exc}")
         return ExitCode.UNKNOWN
-    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(snapshot.pid), now)
+    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(snapshot.pid), now,
+                       disk_full=disk_full(paths.root))
     if args.json:
         out(json.dumps({**snapshot.to_json(), "running": verdict.running,
                         "exit_code": verdict.exit_code, "summary": verdict.summary}, indent=2))

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import psutil
 
+from crash_reports.storage.files import FileTooLargeError, UnsafeFileError, read_regular
 from daemon.config.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
 from daemon.config.errors import ConfigError
 from daemon.config.locations import environ_snapshot, find_config_file
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import Config
+
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def load_config(
@@ -22,7 +25,8 @@ def load_config(
     if path is None:
         return parse_config_text(DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT, environ, total_memory_bytes)
     try:
-        text = path.read_bytes().decode("utf-8")
+        # Never blocks (a FIFO is refused) and never reads more than a config can be.
+        text = read_regular(path, MAX_CONFIG_BYTES, follow_symlinks=True).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(str(path), None, "file not found") from None
     except PermissionError:
@@ -31,6 +35,11 @@ def load_config(
         raise ConfigError(str(path), None, "is a directory, expected a TOML file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), None, f"not UTF-8 text ({exc.reason})") from None
+    except UnsafeFileError as exc:
+        what = "is a directory" if "(a directory)" in exc.reason else exc.reason
+        raise ConfigError(str(path), None, f"{what}, expected a TOML file") from None
+    except FileTooLargeError:
+        raise ConfigError(str(path), None, f"larger than {MAX_CONFIG_BYTES} bytes") from None
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
     return parse_config_text(text, str(path), environ, total_memory_bytes)

@@ -32,6 +32,7 @@ from daemon.config.quantities import parse_duration, parse_size
 from daemon.config.schema import (
     LOG_FORMATS,
     LOG_LEVELS,
+    RANGES,
     BudgetRule,
     Config,
     DaemonSettings,
@@ -53,7 +54,13 @@ def parse_config_text(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, None, f"invalid TOML: {exc}") from None
-    return parse_config(data, source, environ, total_memory_bytes)
+    except RecursionError:
+        raise ConfigError(source, None, "invalid TOML: arrays or tables nested too deeply"
+                          ) from None
+    try:
+        return parse_config(data, source, environ, total_memory_bytes)
+    except RecursionError:
+        raise ConfigError(source, None, "values nested too deeply") from None
 
 
 class _Table:
@@ -68,6 +75,15 @@ class _Table:
     def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def in_range(self, key: str, value: float, shown: object = None) -> None:
+        """ConfigError naming the key path if ``value`` is outside the key's RANGES entry."""
+        kind = self.path.split("[", 1)[0]
+        bounds = RANGES.get(f"{kind}.{key}" if kind else key)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            low, high = (f"{bound:g}" for bound in bounds)
+            raise self.error(key, f"must be between {low} and {high}, got "
+                             f"{value if shown is None else shown!r}")
+
     def error(self, key: str | None, message: str) -> ConfigError:
         return ConfigError(self.source, self.key_path(key) if key else self.path or None, message)
 
@@ -79,6 +95,9 @@ class _Table:
         value = self.raw(key)
         if value is not None and not isinstance(value, str):
             raise self.error(key, f"expected a string, got {_type_name(value)}")
+        if value is not None and not value.strip():
+            raise self.error(key, "is an empty string: give a value, or remove the key "
+                             "to use the default")
         return value
 
     def get_bool(self, key: str, default: bool) -> bool:
@@ -101,6 +120,7 @@ class _Table:
             raise self.error(key, f"expected a number, got {_type_name(value)}")
         if not 0 < value < math.inf:  # also refuses nan and inf
             raise self.error(key, f"expected a positive number, got {value}")
+        self.in_range(key, value)
         return float(value)
 
     def get_int(self, key: str, default: int, minimum: int = 1) -> int:
@@ -115,6 +135,7 @@ class _Table:
             raise self.error(key, f"expected an integer, got {_type_name(value)}")
         if value < minimum:
             raise self.error(key, f"expected an integer >= {minimum}, got {value}")
+        self.in_range(key, value)
         return value
 
     def get_size(self, key: str, default: int | ShareOfRam, total_memory_bytes: int) -> int:
@@ -122,9 +143,11 @@ class _Table:
         if value is None:
             value = str(default) if isinstance(default, ShareOfRam) else default
         try:
-            return parse_size(value, total_memory_bytes)
-        except ValueError as exc:
+            size = parse_size(value, total_memory_bytes)
+        except (ValueError, OverflowError) as exc:
             raise self.error(key, str(exc)) from None
+        self.in_range(key, size, value)
+        return size
 
     def get_duration(self, key: str, default: float) -> float:
         value = self.raw(key)
@@ -132,10 +155,11 @@ class _Table:
             return default
         try:
             seconds = parse_duration(value)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise self.error(key, str(exc)) from None
         if not 0 < seconds < math.inf:
             raise self.error(key, f"expected a positive duration, got {value!r}")
+        self.in_range(key, seconds, value)
         return seconds
 
     def reject_unknown(self) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from crash_reports.event.humanize import is_unsafe_char
 from daemon.config.schema import Config, ListenSettings
 
 
@@ -101,6 +101,26 @@ def listen_text(listen: ListenSettings) -> str:
     return f"{host}:{listen.port}"
 
 
+def toml_string(text: str) -> str:
+    """A TOML basic string for ``text``, any Unicode: quotes, backslashes and every control
+    or bidi character escaped; everything else (an emoji too) as itself, never as the
+    surrogate pairs ``json.dumps`` would write, which TOML refuses.
+
+    >>> print(toml_string('a"b 🤖' + chr(27)))
+    "a\\"b 🤖\\u001b"
+    """
+    pieces = ['"']
+    for char in text:
+        if char in '"\\':
+            pieces.append("\\" + char)
+        elif is_unsafe_char(char):
+            pieces.append(f"\\u{ord(char):04x}")
+        else:
+            pieces.append(char)
+    pieces.append('"')
+    return "".join(pieces)
+
+
 def as_toml(described: dict[str, Any]) -> str:
     """``describe``'s output as TOML people can paste from (the DSN as a comment, keyless)."""
     lines: list[str] = []
@@ -109,7 +129,7 @@ def as_toml(described: dict[str, Any]) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, str):
-            return json.dumps(v)
+            return toml_string(v)
         return str(v)
 
     for section, content in described.items():

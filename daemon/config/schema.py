@@ -11,6 +11,7 @@ reads without this module.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -214,3 +215,38 @@ class Config:
     otlp: OtlpSettings = OtlpSettings()
     metrics: ListenSettings = ListenSettings(True, "127.0.0.1", 9464)
     budgets: tuple[BudgetRule, ...] = ()
+
+
+_DAY = 86400.0
+_TIB = 1 << 40
+
+# The range of every number a config may hold, by key path without the array index
+# (inclusive; durations in seconds, sizes in bytes).  ``check-config`` refuses a value
+# outside its range with exit 78 and the key path: ``interval = 1e308`` or
+# ``flush_interval = "365000d"`` would otherwise overflow a timer when the daemon runs.
+RANGES: Mapping[str, tuple[float, float]] = {
+    "daemon.interval": (0.01, 3600.0),
+    "daemon.history_samples": (2, 1_000_000),
+    "daemon.trend_window": (1.0, 30 * _DAY),
+    "watch.pid": (1, 4_194_304),  # the kernel's largest pid_max
+    "watch.rss_warning": (1, 1 << 50),
+    "watch.rss_critical": (1, 1 << 50),
+    "watch.cpu_warning": (0.001, 100_000.0),  # percent of one core, up to 1000 cores
+    "watch.cpu_critical": (0.001, 100_000.0),
+    "watch.sustained": (1, 100_000),
+    "watch.cpu_sustained": (1, 100_000),
+    "watch.cooldown": (0.001, 365 * _DAY),
+    "sentry.flush_interval": (0.01, 7 * _DAY),
+    "sentry.timeout": (0.01, 3600.0),
+    "spool.max_reports": (1, 1_000_000),
+    "spool.max_bytes": (1024, _TIB),
+    "spool.max_age_days": (0.0001, 3650.0),
+    "otlp.max_body_bytes": (1024, 1 << 30),
+    "otlp.queue_size": (1, 1_000_000),
+    "otlp.max_series_per_metric": (1, 10_000_000),
+    "otlp.retention_days": (0.0001, 3650.0),
+    "otlp.retention_bytes": (1024, _TIB),
+    "budget.daily_usd": (0.000001, 1e12),
+    "budget.monthly_usd": (0.000001, 1e12),
+    "budget.session_usd": (0.000001, 1e12),
+}

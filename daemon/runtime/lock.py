@@ -6,6 +6,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from crash_reports.storage.files import open_regular, read_regular
+
 
 class AlreadyRunningError(Exception):
     """Another daemon holds the state dir."""
@@ -26,7 +28,9 @@ class InstanceLock:
 
     def acquire(self) -> None:
         """Take the lock or raise AlreadyRunningError naming the holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # No symlink followed, no FIFO waited on, mode set on the descriptor: a file
+        # planted under this name is refused, never truncated.
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -47,7 +51,7 @@ class InstanceLock:
 def read_lock_pid(path: Path) -> int | None:
     """The pid written into a lock file, if any."""
     try:
-        text = path.read_text().strip()
+        text = read_regular(path, max_bytes=64).decode("ascii", "replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
@@ -56,7 +60,7 @@ def read_lock_pid(path: Path) -> int | None:
 def is_locked(path: Path) -> bool:
     """Whether some process holds the lock now (used by ``status``)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path, os.O_RDONLY)
     except OSError:
         return False
     try:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from crash_reports.storage.files import check_private_dir, open_regular
+
 
 class StatePaths(NamedTuple):
     """Files and folders under the state dir.
@@ -62,12 +64,18 @@ class StatePaths(NamedTuple):
         return self.root / "heap-snapshots"
 
     def ensure(self) -> None:
-        """Create the state dir (0700) and check it is writable; raise OSError with a reason."""
+        """Create the state dir (0700), check it is ours alone and writable; raise OSError.
+
+        ``UnsafeFileError`` (an OSError) when the directory is a symlink, belongs to
+        another user, or is writable by group or others: whoever can write into it can
+        plant a symlink or a FIFO where the daemon will create its files.
+        """
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        check_private_dir(self.root)
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise PermissionError(13, "state dir is not writable", str(self.root))
         probe = self.root / f".write-probe.{os.getpid()}"
-        probe.write_bytes(b"")
+        os.close(open_regular(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         probe.unlink()
 
 

@@ -12,10 +12,11 @@ import structlog
 from crash_reports.event.capture import capture_report
 from crash_reports.event.kinds import ReportKind
 from crash_reports.event.report import ReportInput, build_report
-from crash_reports.event.system_facts import SystemFacts, process_details
+from crash_reports.event.system_facts import SystemFacts, process_details, tree_pss_bytes
 from crash_reports.spool.store import Spool
 from daemon import __version__
 from daemon.watch.monitor import ReportRequest, TrackedProcess
+from daemon.watch.storms import StormReport
 
 log = structlog.get_logger("telemetryd.reports")
 
@@ -57,8 +58,27 @@ class ReportWriter:
         """Drop remembered details of a process that is gone."""
         self.details.pop((tracked.watch, tracked.key), None)
 
-    def write(self, request: ReportRequest, evidence: dict[str, Any]) -> str | None:
-        """Build and spool one report; return its id, or None if it could not be stored now."""
+    def write_storm(self, storm: StormReport, evidence: dict[str, Any]) -> str | None:
+        """One report for a storm: built around its largest tree, listing every pid."""
+        pids = storm.pids()
+        storm_facts = {
+            "processes": len(storm.requests),
+            "pids": pids,
+            "pids_listed": len(pids),
+            "rss_bytes_sum": sum(r.process.last.rss_bytes for r in storm.requests),
+            "pss_bytes": tree_pss_bytes(pids),
+        }
+        return self.write(storm.representative, {**evidence, "storm": storm_facts},
+                          title=storm.title)
+
+    def write(self, request: ReportRequest, evidence: dict[str, Any],
+              title: str | None = None) -> str | None:
+        """Build and spool one report; return its id, or None if it could not be stored now.
+
+        Tree memory fields: ``rss_bytes`` is the sum of each member's RSS (a page shared
+        by N members counts N times, cheap, what thresholds compare); ``pss_bytes`` is
+        the sum of PSS from smaps_rollup (shared pages counted once), read only here.
+        """
         tracked = request.process
         rule = request.rule
         sample = tracked.last
@@ -85,6 +105,9 @@ class ReportWriter:
                 "root_rss_bytes": sample.root_rss_bytes,
                 "root_cpu_percent": sample.root_cpu_percent,
                 "include_children": rule.include_children,
+                "pss_bytes": tree_pss_bytes((tracked.pid, *sample.member_pids)),
+                "rss_bytes_is": "sum of members' RSS (shared pages once per member)",
+                "pss_bytes_is": "sum of members' PSS (shared pages once in all)",
             },
             thresholds={
                 "rss_warning_bytes": rule.rss_warning_bytes,
@@ -109,6 +132,7 @@ class ReportWriter:
             agent=self.agent_context(tracked, request.at) if self.agent_context else None,
             stats=self.stats_context(tracked.watch, request.at) if self.stats_context else None,
             environment=self.environment,
+            title=title,
         )
         report = build_report(data)
         capture_report(self.client, report)

@@ -66,6 +66,8 @@ class Running:
             self.metrics_server.stop()
             self.metrics_server = None
         self.agents.stop()
+        if self.transport.held_count:
+            self.transport.give_up_held()
         self.delivery.stop()
         self.stats.stop(now)
         self.restore_hooks()

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from crash_reports.event.system_facts import SystemFacts
+from crash_reports.storage.files import UnsafeFileError
 from daemon import __version__
 from daemon.config.errors import ConfigError
 from daemon.config.render import describe
@@ -43,6 +44,10 @@ ConfigLoader = Callable[[], Config]
 
 class StartupError(Exception):
     """The daemon cannot start; the message says why and what to do."""
+
+
+class UnsafeStateDirError(StartupError):
+    """The state dir (or a file in it) could be hijacked by another user; refused."""
 
 
 class Service:
@@ -90,12 +95,20 @@ class Service:
         """Check the state dir, take the lock, open what the daemon holds, start ticking."""
         try:
             self.paths.ensure()
+        except UnsafeFileError as exc:
+            raise UnsafeStateDirError(
+                f"refusing state dir {self.paths.root}: {exc}; give it to this user "
+                "with mode 0700 (or set [daemon] state_dir to a directory that is)"
+            ) from None
         except OSError as exc:
             raise StartupError(
                 f"state dir {self.paths.root} is not usable: {exc.strerror or exc}; "
                 "set [daemon] state_dir to a writable directory"
             ) from None
-        self.lock.acquire()
+        try:
+            self.lock.acquire()
+        except UnsafeFileError as exc:
+            raise UnsafeStateDirError(f"refusing state dir {self.paths.root}: {exc}") from None
         running = open_running(self.config, self.paths, self.ticker.system, self.clock(),
                                lambda: self.last_snapshot)
         self.running = running
@@ -147,15 +160,18 @@ class Service:
         old = self.config
         running = self.running
         with self._tick_lock:
-            self.config = replace(new, daemon=replace(new.daemon,
-                                                      state_dir=old.daemon.state_dir))
-            self.ticker.set_config(new)
-            if running is not None:
-                if running.scheduler is not None:
-                    reschedule(running.scheduler, new.daemon.interval_seconds)
-                running.spool.limits = spool_limits(new)
-                running.reports.environment = new.sentry.environment
-                running.agents.set_budgets(new)
+            try:
+                self._apply(new, old)
+            except Exception as exc:
+                # All or nothing: a reload that fails half-way puts the old config back.
+                try:
+                    self._apply(old, old)
+                except Exception as again:
+                    log.error("config.restore_failed", error=repr(again))
+                log.error("config.reload_failed", error=repr(exc),
+                          action="kept the previous config")
+                self.notifier.ready()
+                return False
         if running is not None and new.sentry != old.sentry:
             running.delivery.restart(self.config, str(self.paths.spool))
         from daemon.runtime.logs import configure_logging
@@ -165,6 +181,19 @@ class Service:
                  interval=new.daemon.interval_seconds, reload=True)
         self.notifier.ready()
         return True
+
+    def _apply(self, new: Config, old: Config) -> None:
+        """Put ``new`` in force (under the tick lock); the state dir never changes."""
+        running = self.running
+        self.config = new if new is old else replace(
+            new, daemon=replace(new.daemon, state_dir=old.daemon.state_dir))
+        self.ticker.set_config(new)
+        if running is not None:
+            if running.scheduler is not None:
+                reschedule(running.scheduler, new.daemon.interval_seconds)
+            running.spool.limits = spool_limits(new)
+            running.reports.environment = new.sentry.environment
+            running.agents.set_budgets(new)
 
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status, close."""
@@ -244,6 +273,7 @@ class Service:
             flush=running.delivery.status(),
             otlp=None if stopped else running.agents.status(),
             metrics_listen=f"{self.config.metrics.host}:{server.port}" if server else None,
+            degraded="disk full" if running.transport.disk_full else None,
         )
 
     def _watch_names(self) -> list[str]:

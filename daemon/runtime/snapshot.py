@@ -228,6 +228,7 @@ class StatusSnapshot:
     flush: FlushStatus | None = None
     otlp: OtlpStatus | None = None
     metrics_listen: str | None = None
+    degraded: str | None = None  # e.g. "disk full": running, but not doing all of its job
     version: int = STATUS_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -239,6 +240,7 @@ class StatusSnapshot:
             "pid": self.pid,
             "started_at": self.started_at,
             "stopped": self.stopped,
+            "degraded": self.degraded,
             "config_source": self.config_source,
             "config": dict(self.config),
             "state_dir": self.state_dir,
@@ -311,6 +313,7 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
             bool(otlp.get("up")), otlp.get("listen"), otlp.get("points_accepted"),
             otlp.get("dropped_or_refused"), otlp.get("error"), otlp.get("note")),
         metrics_listen=metrics.get("listen"),
+        degraded=data["degraded"] if isinstance(data.get("degraded"), str) else None,
     )
 
 

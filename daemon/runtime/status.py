@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.event.humanize import format_bytes, format_duration, printable
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import read_regular
 from daemon.cli.exit_codes import ExitCode
 from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError
 
+_MAX_STATUS_BYTES = 64 * 1024 * 1024
 _STATE_CODES = {"ok": ExitCode.OK, "warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}
 
 
@@ -29,7 +31,7 @@ def write_snapshot(path: Path, snapshot: StatusSnapshot) -> None:
 def read_snapshot(path: Path) -> StatusSnapshot:
     """Read the snapshot or raise StatusUnreadableError with the reason."""
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_regular(path, max_bytes=_MAX_STATUS_BYTES))
     except FileNotFoundError:
         raise StatusUnreadableError(
             f"no status file at {path} (has the daemon ever run here?)"
@@ -64,8 +66,13 @@ class Verdict:
     summary: str
 
 
-def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float) -> Verdict:
+def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float,
+             disk_full: bool = False) -> Verdict:
     """Decide the exit code from a snapshot (pure).
+
+    A daemon that runs but cannot write (``disk_full``: the state dir's filesystem has
+    no room, or the daemon said so itself) is degraded, exit 1: its snapshot may be old
+    because status.json cannot be replaced, which is not the same as a stuck tick.
 
     >>> from daemon.runtime.snapshot import TickInfo
     >>> snap = StatusSnapshot(pid=1, telemetryd_version="0", started_at=0.0, config_source="",
@@ -82,7 +89,11 @@ def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float)
     last_tick = snapshot.last_tick.at
     interval = snapshot.interval
     stale_after = max(3 * interval, interval + 10.0)
+    degraded = "disk full" if disk_full else snapshot.degraded
     if now - last_tick > stale_after:
+        if degraded is not None:
+            return Verdict(ExitCode.WARNING, True, f"degraded: {degraded} (status last "
+                           f"written {now - last_tick:.0f}s ago)")
         return Verdict(ExitCode.UNKNOWN, True,
                        f"telemetryd is stuck: last tick {now - last_tick:.0f}s ago")
     worst = ExitCode.OK
@@ -91,7 +102,19 @@ def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float)
             worst = max(worst, _STATE_CODES.get(proc.state, ExitCode.OK))
     summary = {0: "all watched processes ok", 1: "some watched process at warning",
                2: "some watched process at critical"}[worst]
+    if degraded is not None:
+        return Verdict(ExitCode(max(worst, ExitCode.WARNING)), True,
+                       f"degraded: {degraded}; {summary}")
     return Verdict(ExitCode(worst), True, summary)
+
+
+def disk_full(directory: Path, min_free_bytes: int = 64 * 1024) -> bool:
+    """Whether the filesystem holding ``directory`` has less than ``min_free_bytes`` free."""
+    try:
+        info = os.statvfs(directory)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < min_free_bytes
 
 
 def _cell(key: str, value: Any, now: float) -> str:
@@ -104,8 +127,8 @@ def _cell(key: str, value: Any, now: float) -> str:
         delta = value - now
         return f"in {format_duration(delta)}" if delta > 0 else f"{format_duration(-delta)} ago"
     if isinstance(value, dict):
-        return ",".join(f"{k}:{v}" for k, v in value.items()) or "-"
-    return str(value)
+        return printable(",".join(f"{k}:{v}" for k, v in value.items())) or "-"
+    return printable(str(value))
 
 
 def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
@@ -117,8 +140,8 @@ def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
         lines.append(f"  uptime      {format_duration(now - snapshot.started_at)}")
     else:
         lines.append(f"telemetryd {version}: not running (last pid {snapshot.pid})")
-    lines.append(f"  config      {snapshot.config_source}")
-    lines.append(f"  state dir   {snapshot.state_dir}")
+    lines.append(f"  config      {printable(snapshot.config_source)}")
+    lines.append(f"  state dir   {printable(snapshot.state_dir)}")
     tick = snapshot.last_tick
     if tick is not None:
         lines.append(
@@ -161,6 +184,7 @@ def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
                 f"left by {left_by}, age {format_duration(orphan.age_seconds)}, "
                 f"{orphan.members} process{'es' if orphan.members != 1 else ''}",
             ))
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

@@ -36,6 +36,7 @@ from daemon.watch.monitor import (
 from daemon.watch.proctable import ProcessTable
 from daemon.watch.reaper import Reaper
 from daemon.watch.sampler import Sampler, TickSample
+from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
 from daemon.watch.triggers import REPORT_TRIGGERS, ActionGate, Fired, Trigger
 
 log = structlog.get_logger("telemetryd")
@@ -141,9 +142,11 @@ class Ticker:
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
         fired = self._fired(actions, now)
+        requests: list[ReportRequest] = []
+        remembered: dict[str, int] = {}
         for action in actions:
             if isinstance(action, ReportRequest):
-                self._write_report(running, action, oom, fired)
+                requests.append(action)
                 continue
             if isinstance(action, ReapOrphans):
                 # SIGTERM now; SIGKILL and the "gone" check on later ticks (never waits).
@@ -152,10 +155,18 @@ class Ticker:
             emit(action)
             if isinstance(action, Crossed) and \
                     action.transition.to_level > action.transition.from_level:
-                # Remember who the process is while it exists, for a report after it is gone.
+                # Remember who the process is while it exists, for a report after it is
+                # gone; in a storm only the first few (their reports are aggregated).
                 key = (action.process.watch, action.process.key)
-                if key not in running.reports.details:
+                count = remembered.get(action.process.watch, 0)
+                if key not in running.reports.details and count <= STORM_MIN_PROCESSES:
+                    remembered[action.process.watch] = count + 1
                     running.reports.remember(action.process)
+        for planned in aggregate(requests):
+            if isinstance(planned, StormReport):
+                self._write_storm(running, planned, oom)
+            else:
+                self._write_report(running, planned, oom, fired)
         for item in fired.values():
             self.runner.submit(item)  # run off the tick; never blocks
         if self.reaper.pending:
@@ -200,6 +211,24 @@ class Ticker:
         if current is None or before is None:
             return OomEvidence()
         return OomEvidence(current, current - before)
+
+    def _write_storm(self, running: Running, storm: StormReport, oom: OomEvidence) -> None:
+        request = storm.representative
+        try:
+            report_id = running.reports.write_storm(storm, report_evidence(request, oom))
+        except Exception as exc:  # a report must never stop sampling
+            log.error("report.error", watch=storm.watch, kind=storm.kind.value,
+                      processes=len(storm.requests), error=repr(exc))
+            return
+        finally:
+            if storm.kind is ReportKind.EXITED_UNDER_PRESSURE:
+                for member in storm.requests:
+                    running.reports.forget(member.process)
+        log.warning("report.storm", watch=storm.watch, kind=storm.kind.value,
+                    processes=len(storm.requests), id=report_id)
+        if report_id is not None:
+            self.reports_written += 1
+            running.stats.report_written(request)
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
                       fired: dict[FiredSlot, Fired]) -> None:

@@ -6,20 +6,24 @@ pattern searched in the command line of an interpreter: node, python, bun, uv, .
 ``cmdline``, ``pid``, ``pidfile`` and ``user`` narrow what matched (AND), and
 ``exclude_exe`` / ``exclude_cmdline`` take look-alikes out.
 
-Everything a selector looks at except a pidfile's content is fixed for the life of
-a process image, so the verdict for each (pid, start time, name) is computed once
-and cached; a tick then costs one dict lookup per process.
+The verdict for each (pid, start time, name) is computed once and cached; a tick then
+costs one dict lookup per process.  A process can re-exec, or rewrite its command line,
+without changing its name: so each tick a slice of the cached identities (all of them
+every ``REVALIDATE_TICKS`` ticks) is checked against a cheap fingerprint (the raw
+command line and the exe link) and a verdict whose fingerprint changed is dropped.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
+from crash_reports.storage.files import read_regular
 from daemon.config.patterns import MAX_SUBJECT_CHARS
 from daemon.config.schema import WatchRule
 from daemon.watch.proctable import ProcStat
@@ -56,6 +60,27 @@ class ProcessIdentity:
 
 
 IdentityReader = Callable[[int], ProcessIdentity | None]
+FingerprintReader = Callable[[int], bytes | None]
+REVALIDATE_TICKS = 10
+_MAX_PIDFILE_BYTES = 64
+_FINGERPRINT_BYTES = 4096
+
+
+def read_fingerprint(pid: int, proc_root: str = "/proc") -> bytes | None:
+    """What changes when a process re-execs or rewrites its argv: command line and exe."""
+    try:
+        fd = os.open(f"{proc_root}/{pid}/cmdline", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            cmdline = os.read(fd, _FINGERPRINT_BYTES)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    try:
+        exe = os.readlink(f"{proc_root}/{pid}/exe").encode(errors="replace")
+    except OSError:
+        exe = b""
+    return cmdline + b"\0exe=" + exe
 
 
 def read_identity(pid: int) -> ProcessIdentity | None:
@@ -156,9 +181,13 @@ def rule_matches_static(
 
 
 def read_pidfile(path: Path) -> int | None:
-    """The pid in a pidfile, or None when it is missing or not a pid."""
+    """The pid in a pidfile, or None when it is missing, not a pid, or not a regular file.
+
+    Read without blocking (a FIFO is refused, not waited on), without following a
+    symlink's target into a device, and at most 64 bytes (``/dev/zero`` is refused).
+    """
     try:
-        text = path.read_text(encoding="ascii", errors="replace").strip()
+        text = read_regular(path, _MAX_PIDFILE_BYTES).decode("ascii", "replace").strip()
     except OSError:
         return None
     first = text.split()[0] if text else ""
@@ -173,10 +202,14 @@ class Selector:
         rules: Sequence[WatchRule],
         identity_reader: IdentityReader = read_identity,
         pidfile_reader: Callable[[Path], int | None] = read_pidfile,
+        fingerprint_reader: FingerprintReader = read_fingerprint,
     ) -> None:
         self.rules = tuple(rules)
         self._read_identity = identity_reader
         self._read_pidfile = pidfile_reader
+        self._read_fingerprint = fingerprint_reader
+        self._fingerprints: dict[tuple[int, int, str], bytes | None] = {}
+        self._recheck: deque[tuple[int, int, str]] = deque()
         self._verdicts: dict[tuple[int, int, str], tuple[int, ...]] = {}
         self._identities: dict[tuple[int, int, str], ProcessIdentity | None] = {}
         self._self_pid = os.getpid()
@@ -185,8 +218,27 @@ class Selector:
         """The cached identity of a process image, read on first use."""
         key = (stat.pid, stat.start_ticks, stat.comm)
         if key not in self._identities:
+            self._fingerprints[key] = self._read_fingerprint(stat.pid)
             self._identities[key] = self._read_identity(stat.pid)
+            self._recheck.append(key)
         return self._identities[key]
+
+    def _revalidate(self, table: Mapping[int, ProcStat]) -> None:
+        """Drop cached verdicts of processes whose command line or exe changed."""
+        budget = max(8, -(-len(self._recheck) // REVALIDATE_TICKS))
+        for _ in range(min(budget, len(self._recheck))):
+            key = self._recheck.popleft()
+            if key not in self._identities:
+                continue
+            stat = table.get(key[0])
+            if stat is None or (stat.pid, stat.start_ticks, stat.comm) != key:
+                continue  # gone or replaced: pruned by _forget_gone
+            if self._read_fingerprint(key[0]) != self._fingerprints.get(key):
+                self._verdicts.pop(key, None)
+                self._identities.pop(key, None)
+                self._fingerprints.pop(key, None)
+                continue
+            self._recheck.append(key)
 
     def known(self, stat: ProcStat) -> bool:
         """Whether the identity of this process image has been read already."""
@@ -214,6 +266,7 @@ class Selector:
         A process belongs to the first rule (in config order) that matches it, so two
         watches never count the same process.
         """
+        self._revalidate(table)
         result: list[list[int]] = [[] for _ in self.rules]
         pidfile_pids: dict[int, int | None] = {}
         for index, rule in enumerate(self.rules):
@@ -236,3 +289,5 @@ class Selector:
             live = {(s.pid, s.start_ticks, s.comm) for s in table.values()}
             self._verdicts = {k: v for k, v in self._verdicts.items() if k in live}
             self._identities = {k: v for k, v in self._identities.items() if k in live}
+            self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in live}
+            self._recheck = deque(k for k in self._recheck if k in live)
