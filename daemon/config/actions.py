@@ -7,7 +7,6 @@ Each item is exactly one of ``{ notify = true }``, ``{ exec = [...], timeout = "
 
 from __future__ import annotations
 
-import math
 import signal
 from typing import Any
 
@@ -17,6 +16,8 @@ from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAc
 
 ACTION_KEYS = {"notify": set(), "exec": {"timeout"}, "signal": {"grace"}}
 MAX_ACTIONS = 8
+MAX_TIMEOUT_SECONDS = 3600.0  # an exec action holds the one action worker that long at most
+MAX_GRACE_SECONDS = 86400.0
 
 
 def parse_actions(value: Any, where: str, source: str) -> tuple[WatchAction, ...]:
@@ -57,10 +58,10 @@ def _action(item: dict[str, Any], where: str, source: str) -> WatchAction:
         if not isinstance(argv, list) or not argv or not all(
                 isinstance(arg, str) for arg in argv) or not argv[0]:
             raise ConfigError(source, f"{where}.exec", "expected a non-empty array of strings")
-        timeout = _duration(item.get("timeout"), f"{where}.timeout", source)
+        timeout = _duration(item.get("timeout"), f"{where}.timeout", source, MAX_TIMEOUT_SECONDS)
         return ExecAction(tuple(argv), ExecAction.timeout_seconds if timeout is None else timeout)
     return SignalAction(_signal(item["signal"], f"{where}.signal", source),
-                        _duration(item.get("grace"), f"{where}.grace", source))
+                        _duration(item.get("grace"), f"{where}.grace", source, MAX_GRACE_SECONDS))
 
 
 def _signal(value: Any, where: str, source: str) -> int:
@@ -72,13 +73,14 @@ def _signal(value: Any, where: str, source: str) -> int:
     raise ConfigError(source, where, f'expected a signal name like "SIGTERM", got {value!r}')
 
 
-def _duration(value: Any, where: str, source: str) -> float | None:
+def _duration(value: Any, where: str, source: str, most: float) -> float | None:
     if value is None:
         return None
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
         raise ConfigError(source, where, str(exc)) from None
-    if not 0 < seconds < math.inf:
-        raise ConfigError(source, where, f"expected a positive duration, got {value!r}")
+    if not 0 < seconds <= most:
+        raise ConfigError(source, where, f"expected a duration above 0 and up to {most:g}s, "
+                          f"got {value!r}")
     return seconds

@@ -46,6 +46,7 @@ def test_actions_parse_into_typed_values_with_schema_defaults() -> None:
     ({"on_critical": [{"signal": "SIGNOPE"}]}, "watch[0].on_critical[0].signal"),
     ({"on_critical": [{"exec": ["x"], "timeout": "-1s"}]}, "watch[0].on_critical[0].timeout"),
     ({"on_warn": [{"notify": True}]}, "watch[0].on_warn"),
+    ({"on_critical": [{"exec": ["x"], "timeout": "2h"}]}, "watch[0].on_critical[0].timeout"),
 ])
 def test_bad_actions_name_their_key_path(actions: dict[str, object], key: str) -> None:
     """A wrong action is refused with the key path it sits at."""
@@ -93,3 +94,17 @@ def test_a_full_queue_drops_instead_of_blocking_the_tick() -> None:
     assert time.monotonic() - started < 1.0
     assert results[0] and not all(results)
     assert any(e["event"] == "action.dropped" for e in logs)
+
+
+def test_check_config_prints_actions_that_parse_back() -> None:
+    """check-config's TOML shows each action as the inline table that configures it."""
+    import tomllib
+
+    from daemon.config.render import as_toml, describe
+
+    config = parse_config(watch_with(
+        on_warning=[{"notify": True}], on_critical=[{"exec": ["a b", "c"], "timeout": "3s"},
+                                                    {"signal": "INT", "grace": 5}]), "f", {}, RAM)
+    again = parse_config(tomllib.loads(as_toml(describe(config))), "f", {}, RAM)
+    assert again.watches[0].on_warning == config.watches[0].on_warning
+    assert again.watches[0].on_critical == config.watches[0].on_critical
