@@ -15,6 +15,7 @@ import pytest
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config
 from daemon.config.parse import parse_config_text
+from daemon.runtime.wrapped import DEFAULT_WATCH
 from daemon.config.schema import RANGES
 from daemon.runtime.service import Service
 from tests.integration.test_cli_config import assert_config_error, telemetryd
@@ -154,7 +155,8 @@ def test_reload_failing_half_way_restores_the_previous_config(tmp_path):
             assert service.reload() is False
         finally:
             running.scheduler = original
-        assert [rule.name for rule in service.ticker.sampler.rules] == ["old"]
+        # The old watches, and the built-in one `telemetryd wrap` children join.
+        assert [rule.name for rule in service.ticker.sampler.rules] == ["old", DEFAULT_WATCH]
         assert service.config is old
     finally:
         service.shutdown()
