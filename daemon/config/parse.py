@@ -27,7 +27,7 @@ from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.actions import parse_actions
 from daemon.config.errors import ConfigError
 from daemon.config.locations import default_state_dir
-from daemon.config.patterns import compile_bounded
+from daemon.config.patterns import SelectorPattern, compile_bounded
 from daemon.config.quantities import parse_duration, parse_size
 from daemon.config.schema import (
     LOG_FORMATS,
@@ -322,7 +322,7 @@ def _names(table: _Table, key: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _pattern(table: _Table, key: str) -> re.Pattern[str] | None:
+def _pattern(table: _Table, key: str) -> SelectorPattern | None:
     """A selector's regular expression (or an array of them: any may match), refused when
     it could take more than linear time."""
     value = table.raw(key)

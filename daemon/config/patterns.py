@@ -1,16 +1,18 @@
-"""Regular expressions from the config file, refused when they could take more than linear time.
+"""Regular expressions from the config file, matched in linear time.
 
-Python's ``re`` backtracks: a quantifier inside a quantified group (``(a+)+``), a
-quantified alternation (``(a|ab)*``) or a back-reference can take exponential time on
-a crafted command line, once per process. The selectors need none of them (install
-paths and argv words are matched with literals, classes and single quantifiers), so a
-pattern that has one is refused at load with the key that holds it; the text a
-pattern is matched against is bounded too (``MAX_SUBJECT_CHARS``).
+Python's ``re`` backtracks: a quantifier inside a quantified group (``(a+)+``) or a
+back-reference takes exponential time on a crafted command line, and even ``.*.*.*x``
+takes 36 s on 1,024 characters. Selector patterns are therefore matched with RE2
+(google-re2), whose automaton runs in time linear in the text whatever the pattern.
+Patterns that only a backtracking engine could run (back-references, look-around) are
+refused at load with the key that holds it, and so are the exponential shapes above,
+which a selector never needs; the text is bounded too (``MAX_SUBJECT_CHARS``).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 try:  # Python 3.11+
@@ -89,11 +91,25 @@ def _problem(items: Any) -> str | None:
     return None
 
 
-def compile_bounded(text: str) -> re.Pattern[str]:
+@dataclass(frozen=True)
+class SelectorPattern:
+    """A compiled selector pattern: compared by its text, searched with RE2."""
+
+    pattern: str
+    compiled: Any = field(compare=False, repr=False)
+
+    def search(self, text: str) -> Any:
+        """The first match in ``text`` (None when there is none), in linear time."""
+        return self.compiled.search(text)
+
+
+def compile_bounded(text: str) -> SelectorPattern:
     """Compile a selector pattern, or raise ValueError saying why it is refused.
 
     >>> compile_bounded(r"/claude/versions/[^/]+$").pattern
     '/claude/versions/[^/]+$'
+    >>> compile_bounded(r".*.*.*x").search("a" * 4096) is None
+    True
     >>> compile_bounded(r"(a+)+$")
     Traceback (most recent call last):
     ...
@@ -103,10 +119,19 @@ def compile_bounded(text: str) -> re.Pattern[str]:
         raise ValueError(f"pattern longer than {MAX_PATTERN_CHARS} characters")
     try:
         parsed = sre_parse.parse(text)
-        compiled = re.compile(text)
+        re.compile(text)
     except re.error as exc:
         raise ValueError(f"invalid regular expression: {exc}") from None
     problem = _problem(parsed)
     if problem:
         raise ValueError(f"refused: {problem} can take exponential time")
-    return compiled
+    import re2  # imported here: commands that never match a selector skip it
+
+    options = re2.Options()
+    options.log_errors = False  # the error is ours to report, with its key
+    try:
+        compiled = re2.compile(text, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(f"not supported by the linear-time engine (RE2): {reason}") from None
+    return SelectorPattern(text, compiled)

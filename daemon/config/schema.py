@@ -10,11 +10,12 @@ reads without this module.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
+
+from daemon.config.patterns import SelectorPattern
 
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
@@ -95,11 +96,11 @@ class WatchRule:
 
     name: str
     process_names: tuple[str, ...] = ()
-    exe: re.Pattern[str] | None = None
-    interpreter_cmdline: re.Pattern[str] | None = None
-    cmdline: re.Pattern[str] | None = None
-    exclude_exe: re.Pattern[str] | None = None
-    exclude_cmdline: re.Pattern[str] | None = None
+    exe: SelectorPattern | None = None
+    interpreter_cmdline: SelectorPattern | None = None
+    cmdline: SelectorPattern | None = None
+    exclude_exe: SelectorPattern | None = None
+    exclude_cmdline: SelectorPattern | None = None
     pid: int | None = None
     pidfile: Path | None = None
     user: str | None = None

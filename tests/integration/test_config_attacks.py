@@ -18,6 +18,7 @@ from daemon.config.parse import parse_config_text
 from daemon.runtime.wrapped import DEFAULT_WATCH
 from daemon.config.schema import RANGES
 from daemon.runtime.service import Service
+from daemon.runtime.wrapped import DEFAULT_WATCH
 from tests.integration.test_cli_config import assert_config_error, telemetryd
 from tests.support.daemon_proc import DaemonProcess, clean_env
 from tests.support.waiting import wait_for
@@ -69,6 +70,34 @@ def test_catastrophic_regex_is_refused_with_the_key(tmp_path):
     """``(a+)+$`` (exponential backtracking on 34 ``a`` and a ``!``) is a config error."""
     assert_config_error(check(tmp_path, '[[watch]]\nname = "w"\ncmdline = "(a+)+$"\n'),
                         "watch[0].cmdline")
+
+
+def test_polynomial_regex_cannot_stall_the_tick(tmp_path):
+    """``.*.*.*x`` passes every shape check but backtracks for hours on a 4 KB command line
+    in Python's ``re``; matched with RE2 the daemon keeps ticking beside such a process."""
+    state = tmp_path / "state"
+    path = tmp_path / "t.toml"
+    path.write_text(f'[daemon]\ninterval = 0.2\nstate_dir = "{state}"\nlog_format = "json"\n'
+                    '[metrics]\nenabled = false\n[otlp]\nenabled = false\n'
+                    '[[watch]]\nname = "w"\ncmdline = ".*.*.*x"\n')
+    victim = subprocess.Popen(["sleep", "600", "a" * 4000])
+    daemon = DaemonProcess(path, tmp_path / "log.jsonl", env=clean_env())
+    try:
+        daemon.wait_event("daemon.ready")
+        wait_for(lambda: _tick_count(state) >= 5, timeout=60, message="five ticks")
+    finally:
+        victim.kill()
+        victim.wait()
+        assert daemon.stop() == 0
+
+
+def _tick_count(state: Path) -> int:
+    import json
+
+    try:
+        return int(json.loads((state / "status.json").read_text())["last_tick"]["count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def test_backreference_is_refused_with_the_key(tmp_path):
