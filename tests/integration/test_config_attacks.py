@@ -15,7 +15,6 @@ import pytest
 from daemon.config.errors import ConfigError
 from daemon.config.load import load_config
 from daemon.config.parse import parse_config_text
-from daemon.runtime.wrapped import DEFAULT_WATCH
 from daemon.config.schema import RANGES
 from daemon.runtime.service import Service
 from daemon.runtime.wrapped import DEFAULT_WATCH
