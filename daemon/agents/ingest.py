@@ -13,6 +13,7 @@ from daemon.agents.counters import Counters
 from daemon.agents.pricing import price_tokens
 from daemon.agents.records import Record, TokenUsage
 from daemon.agents.store import EventStore
+from daemon.config.schema import OtlpSettings
 
 log = structlog.get_logger(__name__)
 _STOP = object()
@@ -29,7 +30,7 @@ class Ingestor:
         *,
         clock: Callable[[], float] = time.time,
         batch_max_records: int = 5000,
-        retention_interval_seconds: float = 300.0,
+        retention_interval_seconds: float = OtlpSettings.retention_check_seconds,
     ) -> None:
         self.store = store
         self.counters = counters or Counters()
@@ -97,7 +98,11 @@ class Ingestor:
             now = self._clock()
             if now >= next_retention:
                 next_retention = now + self._retention_interval
-                self._retain(now)
+                self._retain(now, by_age=True)
+            elif batch and self._over_size():
+                # Checked after every write (three pragmas), so a flood cannot carry the file
+                # far past retention_bytes between two timed passes.
+                self._retain(now, by_age=False)
             for _ in batch:
                 self._queue.task_done()
             if any(item is _STOP for item in batch):
@@ -137,9 +142,15 @@ class Ingestor:
                     self.counters.add("records_dropped.write_error")
         self.counters.add("events_written", written)
 
-    def _retain(self, now: float) -> None:
+    def _over_size(self) -> bool:
         try:
-            result = self.store.enforce_retention(now)
+            return self.store.over_size()
+        except Exception:  # a failing store is logged by the write and retention paths
+            return False
+
+    def _retain(self, now: float, *, by_age: bool) -> None:
+        try:
+            result = self.store.enforce_retention(now, by_age=by_age)
         except Exception as exc:  # retention failing must not stop ingestion
             log.error("agents.store.retention_failed", error=type(exc).__name__)
             return

@@ -126,11 +126,13 @@ class AgentLink:
             return OtlpStatus(up=False, note="not started")
         counters = self.telemetry.stats()
         dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
+        evicted = {k.removeprefix("evicted."): v for k, v in counters.items()
+                   if k.startswith("evicted.") and v}
         return OtlpStatus(
             up=True, listen=f"{self.otlp.listen.host}:{self.telemetry.receiver.port}",
             points_accepted=sum(v for k, v in counters.items()
                                 if k.startswith("points_accepted")),
-            dropped_or_refused=dropped)
+            dropped_or_refused=dropped, evicted=evicted or None)
 
 
 def open_telemetry(settings: OtlpSettings, db_path: Path) -> AgentTelemetry:

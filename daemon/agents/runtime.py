@@ -11,6 +11,8 @@ import structlog
 
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
+from daemon.agents.cardinality import IdentityLimits
+from daemon.agents.counters import Counters
 from daemon.agents.ingest import Ingestor
 from daemon.agents.queries import StoreReader
 from daemon.agents.store import EventStore
@@ -26,9 +28,12 @@ class AgentTelemetry:
 
     def __init__(self, settings: OtlpSettings, db_path: Path) -> None:
         self.settings = settings
-        self.store = EventStore(db_path, settings.retention_days, settings.retention_bytes)
+        counters = Counters()
+        self.store = EventStore(db_path, settings.retention_days, settings.retention_bytes,
+                                limits=IdentityLimits.of(settings), counters=counters)
         self.reader = StoreReader(db_path)
-        self.ingestor = Ingestor(self.store, settings.queue_size)
+        self.ingestor = Ingestor(self.store, settings.queue_size, counters,
+                                 retention_interval_seconds=settings.retention_check_seconds)
         self.receiver = OtlpReceiver(settings, self.ingestor)
         self.series_path = series_sidecar(db_path)
 

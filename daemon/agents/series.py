@@ -24,7 +24,7 @@ class _Series:
 
 class SeriesTracker:
     """Known series, bounded: per metric (refused past it), and globally by ``max_series``
-    with least-recently-used eviction (counted in ``series_evicted``); idle series are
+    with least-recently-used eviction (counted in ``evicted.series``); idle series are
     forgotten so their slots free up.
 
     Not thread-safe: the receiver holds one lock around begin → submit → commit, so a
@@ -64,7 +64,7 @@ class SeriesTracker:
             metric, key = self._order.popitem(last=False)[0]
             self._forget(metric, key)
             evicted += 1
-        self.counters.add("series_evicted", evicted)
+        self.counters.add("evicted.series", evicted)
         self.size = len(self._order)
 
     def _forget(self, metric: str, key: SeriesKey) -> None:

@@ -10,16 +10,31 @@ One ``EventStore`` belongs to one writer thread (the ingest writer); readers use
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from crash_reports.storage import sqlite
+from daemon.agents.cardinality import Evicted, IdentityCaps, IdentityLimits, LruDict
 from daemon.agents.choose import MAX_MEASURES
+from daemon.agents.counters import Counters
 from daemon.agents.records import Record
 from daemon.agents.rows import HourlyKey, data_json, figures, hourly_increments, kind_of
-from daemon.agents.totals import BUSY_TIMEOUT_SECONDS, UPSERT, total_increments, upsert_rows
+from daemon.agents.totals import (
+    BUSY_TIMEOUT_SECONDS,
+    IDENTITIES,
+    UPSERT,
+    total_increments,
+    upsert_rows,
+)
 from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
+from daemon.config.schema import OtlpSettings
+
+log = structlog.get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -113,7 +128,25 @@ def _accumulate(
     slot = into.setdefault(key, [0.0, 0])
     slot[0] = max(slot[0], value) if measure in MAX_MEASURES else slot[0] + value
     slot[1] += count
+
+
 _MAX_TRIM_ROUNDS = 20
+
+
+def _incremental_vacuum_mode(db: sqlite3.Connection, path: Path) -> None:
+    """Make the file give deleted space back: ``auto_vacuum = INCREMENTAL`` is set before a
+    new file's first page; a file made without it is rewritten once with VACUUM (logged)."""
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+        return
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+        return  # a new file: the pragma alone is enough
+    started = time.monotonic()
+    size = path.stat().st_size
+    db.execute("VACUUM")
+    if size > 4096:  # a real conversion, not an empty file a pragma already wrote a page to
+        log.info("agents.store.vacuumed", path=str(path), bytes_before=size,
+                 bytes_after=path.stat().st_size, seconds=round(time.monotonic() - started, 3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,24 +159,44 @@ class RetentionResult:
 
 
 class EventStore:
-    """Append records, keep hourly aggregates, and enforce retention by age and size."""
+    """Append records, keep hourly aggregates, and enforce retention by age and size.
 
-    def __init__(self, path: Path, retention_days: float, retention_bytes: int) -> None:
+    Memory does not grow with what clients send: stream sequence numbers are cached for at
+    most ``limits.sessions`` streams (the rest are read back from the ``streams`` table), and
+    the all-time totals keep at most ``limits.agents`` agents and ``limits.models`` /
+    ``limits.tools`` pairs, least recently used evicted first (``evicted.*`` counters).
+    """
+
+    def __init__(self, path: Path, retention_days: float, retention_bytes: int, *,
+                 limits: IdentityLimits | None = None, counters: Counters | None = None
+                 ) -> None:
         self.path = path
         self.retention_days = retention_days
         self.retention_bytes = retention_bytes
+        self.counters = counters or Counters()
+        limits = limits or IdentityLimits.of(OtlpSettings())
+        self._caps = IdentityCaps(limits)
+        self._last_seq: LruDict[str, int] = LruDict(limits.sessions)
         path.parent.mkdir(parents=True, exist_ok=True)
         # The connection moves to the writer thread after construction; one thread at a time.
         self._db = sqlite.connect(path, busy_timeout_seconds=BUSY_TIMEOUT_SECONDS)
         try:
             # No quick_check: it reads every page, and this file may hold hundreds of MiB.
             sqlite.check(self._db, (0,), integrity=False)
-            self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file
+            _incremental_vacuum_mode(self._db, path)
             sqlite.use_wal(self._db)
             self._db.executescript(SCHEMA + TOTALS_SCHEMA)
-            self._last_seq: dict[str, int] = dict(
-                self._db.execute("SELECT stream, last_seq FROM streams").fetchall()
-            )
+            found = self._db.execute(IDENTITIES).fetchall()
+            evicted = self._caps.load(
+                (agent for kind, agent, _ in found if kind == "agent"),
+                ((agent, name) for kind, agent, name in found if kind == "model"),
+                ((agent, name) for kind, agent, name in found if kind == "tool"))
+            if evicted.agents or evicted.models or evicted.tools:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._forget(evicted)
+                self._db.execute("COMMIT")
+                for name, count in evicted.counts().items():
+                    self.counters.add(name, count)
         except BaseException:
             self._db.close()
             raise
@@ -161,11 +214,13 @@ class EventStore:
         hourly: dict[HourlyKey, list[float]] = {}
         sessions: dict[tuple[str, ...], list[float]] = {}
         seen: dict[tuple[str, str], list[object]] = {}
-        last_seq = dict(self._last_seq)
+        last_seq: dict[str, int] = {}
         for record in records:
             agent = record.agent
             stream = agent.stream
-            seq = last_seq.get(stream, 0) + 1
+            if stream not in last_seq:
+                last_seq[stream] = self._stream_seq(stream)
+            seq = last_seq[stream] + 1
             last_seq[stream] = seq
             touched[stream] = agent.name
             event_rows.append(
@@ -185,10 +240,12 @@ class EventStore:
                 _accumulate(hourly, key, key[4], value, count)  # type: ignore[arg-type]
             if record.session_id:
                 self._note_session(record, sessions, seen)
-        totals = total_increments(records)
+        evicted = self._caps.touch(records)
+        totals = total_increments([r for r in records if self._caps.kept(r)])
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            self._forget(evicted)
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             db.executemany(
                 "INSERT INTO streams (stream, agent, last_seq) VALUES (?, ?, ?) "
@@ -209,8 +266,29 @@ class EventStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._last_seq = last_seq
+        evicted_streams = 0
+        for stream, seq in last_seq.items():
+            evicted_streams += len(self._last_seq.put(stream, seq))
+        self.counters.add("evicted.sessions", evicted_streams)
+        for name, count in evicted.counts().items():
+            self.counters.add(name, count)
         return len(event_rows)
+
+    def _stream_seq(self, stream: str) -> int:
+        """The last sequence number of a stream: cached, else from the ``streams`` table."""
+        cached = self._last_seq.get(stream)
+        if cached is not None:
+            return cached
+        row = self._db.execute("SELECT last_seq FROM streams WHERE stream = ?",
+                               (stream,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _forget(self, evicted: Evicted) -> None:
+        """Delete the totals of evicted identities (inside the caller's transaction)."""
+        db = self._db
+        db.executemany("DELETE FROM totals WHERE agent = ?", [(a,) for a in evicted.agents])
+        db.executemany("DELETE FROM totals WHERE agent = ? AND model = ?", evicted.models)
+        db.executemany("DELETE FROM totals WHERE agent = ? AND tool = ?", evicted.tools)
 
     @staticmethod
     def _note_session(
@@ -237,19 +315,23 @@ class EventStore:
         size = self._db.execute("PRAGMA page_size").fetchone()[0]
         return int((pages - free) * size)
 
-    def enforce_retention(self, now: float) -> RetentionResult:
-        """Drop events and hourly rows older than the retention age, then oldest-first to size."""
+    def enforce_retention(self, now: float, *, by_age: bool = True) -> RetentionResult:
+        """Drop events, hourly rows and sessions older than the retention age (unless
+        ``by_age`` is False), then oldest first down to ``retention_bytes``, and give the
+        freed pages back to the filesystem so the file on disk shrinks with them."""
         db = self._db
-        horizon = now - self.retention_days * 86400.0
-        deleted_events = db.execute("DELETE FROM events WHERE ts < ?", (horizon,)).rowcount
-        deleted_hours = db.execute(
-            "DELETE FROM hourly WHERE hour < ?", (int(horizon // 3600),)
-        ).rowcount
-        db.execute(
-            "DELETE FROM session_totals WHERE (agent, session_id) IN "
-            "(SELECT agent, session_id FROM session_seen WHERE last_ts < ?)", (horizon,)
-        )
-        db.execute("DELETE FROM session_seen WHERE last_ts < ?", (horizon,))
+        deleted_events = deleted_hours = 0
+        if by_age:
+            horizon = now - self.retention_days * 86400.0
+            deleted_events = db.execute("DELETE FROM events WHERE ts < ?", (horizon,)).rowcount
+            deleted_hours = db.execute(
+                "DELETE FROM hourly WHERE hour < ?", (int(horizon // 3600),)
+            ).rowcount
+            db.execute(
+                "DELETE FROM session_totals WHERE (agent, session_id) IN "
+                "(SELECT agent, session_id FROM session_seen WHERE last_ts < ?)", (horizon,)
+            )
+            db.execute("DELETE FROM session_seen WHERE last_ts < ?", (horizon,))
         for _ in range(_MAX_TRIM_ROUNDS):
             used = self.used_bytes()
             if used <= self.retention_bytes:
@@ -270,7 +352,20 @@ class EventStore:
                 deleted_hours += db.execute(
                     "DELETE FROM hourly WHERE hour <= ?", (oldest,)
                 ).rowcount
-        if deleted_events or deleted_hours:
-            db.execute("PRAGMA incremental_vacuum")
+        if by_age and deleted_events:
+            # Streams with no event left (a session flood leaves many): a returning stream's
+            # sequence starts again at 1, or after the number still cached in memory.
+            db.execute("DELETE FROM streams WHERE stream NOT IN (SELECT stream FROM events)")
+        if deleted_events or deleted_hours or db.execute("PRAGMA freelist_count").fetchone()[0]:
+            # Freed pages back to the filesystem. The pragma frees one page per step and
+            # execute() steps it once; executescript runs it to the end (no transaction is
+            # open: the connection is in autocommit mode).
+            db.executescript("PRAGMA incremental_vacuum;")
+        if deleted_events or deleted_hours or by_age:
+            # The WAL folded into the file and truncated: on disk, the store is what it uses.
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return RetentionResult(deleted_events, deleted_hours, self.used_bytes())
+
+    def over_size(self) -> bool:
+        """Whether the data in use has passed ``retention_bytes`` (cheap: three pragmas)."""
+        return self.used_bytes() > self.retention_bytes

@@ -2,7 +2,8 @@
 
 Prometheus counters must never go down, so they cannot be sums over the hourly rows that
 retention deletes. The ``totals`` table has no time column: it only grows, retention leaves it
-alone, and its size is bounded by the number of agent/model/tool combinations, not by time.
+alone, and its size is bounded by the caps on agents, (agent, model) and (agent, tool) pairs
+(``daemon.agents.cardinality``), not by time.
 It also holds duration bucket counts, which the hourly rows do not keep.
 """
 
@@ -42,6 +43,12 @@ ON CONFLICT (agent, model, tool, measure, dim)
 DO UPDATE SET count = min(count + excluded.count, 9223372036854775807), value = CASE
     WHEN totals.measure IN ('context_max', 'context_window') THEN max(totals.value, excluded.value)
     ELSE min(max(totals.value + excluded.value, -1e300), 1e300) END
+"""
+# (kind, agent, name): every agent, (agent, model) and (agent, tool) the totals hold.
+IDENTITIES = """
+SELECT DISTINCT 'agent', agent, '' FROM totals
+UNION ALL SELECT DISTINCT 'model', agent, model FROM totals WHERE model != ''
+UNION ALL SELECT DISTINCT 'tool', agent, tool FROM totals WHERE tool != ''
 """
 
 # (agent, model, tool, measure, dim)

@@ -17,7 +17,6 @@ validators anyway, so the library would save little code for a quarter of the he
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.actions import parse_actions
 from daemon.config.errors import ConfigError
+from daemon.config.listeners import parse_metrics, parse_otlp
 from daemon.config.locations import default_state_dir
 from daemon.config.patterns import SelectorPattern, compile_bounded
 from daemon.config.quantities import parse_duration, parse_size
@@ -36,9 +36,7 @@ from daemon.config.schema import (
     BudgetRule,
     Config,
     DaemonSettings,
-    ListenSettings,
     LogFormat,
-    OtlpSettings,
     SentrySettings,
     ShareOfRam,
     SpoolSettings,
@@ -207,10 +205,8 @@ def parse_config(
             raise ConfigError(source, f"watch[{index}].name", f"duplicate watch name {name!r}")
     sentry = _parse_sentry(_subtable(root, "sentry"), environ)
     spool = _parse_spool(_subtable(root, "spool"))
-    otlp = _parse_otlp(_subtable(root, "otlp"))
-    metrics_table = _subtable(root, "metrics")
-    metrics = _parse_listen(metrics_table, Config.metrics)
-    metrics_table.reject_unknown()
+    otlp = parse_otlp(_subtable(root, "otlp"))
+    metrics = parse_metrics(_subtable(root, "metrics"))
     budgets = tuple(_parse_budget(table) for table in _table_list(root, "budget"))
     root.reject_unknown()
     return Config(source=source, daemon=daemon, watches=watches, sentry=sentry, spool=spool,
@@ -363,52 +359,6 @@ def _parse_spool(table: _Table) -> SpoolSettings:
     max_age_days = table.get_number("max_age_days", SpoolSettings.max_age_days)
     table.reject_unknown()
     return SpoolSettings(max_reports, max_bytes, max_age_days)
-
-
-def _parse_listen(table: _Table, default: ListenSettings) -> ListenSettings:
-    enabled = table.get_bool("enabled", default.enabled)
-    listen = table.get_str("listen")
-    if listen is None:
-        listen = f"{default.host}:{default.port}"
-    parsed = parse_listen_address(listen)
-    if parsed is None:
-        example = f"{default.host}:{default.port}"
-        raise table.error("listen", f'expected "host:port" like "{example}", got {listen!r}')
-    return ListenSettings(enabled, parsed[0], parsed[1])
-
-
-def parse_listen_address(text: str) -> tuple[str, int] | None:
-    """Split "host:port" or "[::1]:port"; None when it is not one.
-
-    >>> parse_listen_address("127.0.0.1:4318")
-    ('127.0.0.1', 4318)
-    >>> parse_listen_address("[::1]:9464")
-    ('::1', 9464)
-    >>> parse_listen_address("nope") is None
-    True
-    """
-    match = re.fullmatch(r"\[([0-9a-fA-F:]+)\]:(\d{1,5})|([^:\[\]]+):(\d{1,5})", text.strip())
-    if not match:
-        return None
-    host = match.group(1) or match.group(3)
-    port = int(match.group(2) or match.group(4))
-    if not 0 <= port <= 65535:
-        return None
-    return host, port
-
-
-def _parse_otlp(table: _Table) -> OtlpSettings:
-    listen = _parse_listen(table, OtlpSettings.listen)
-    max_body = table.get_size("max_body_bytes", OtlpSettings.max_body_bytes, 0)
-    queue_size = table.get_int("queue_size", OtlpSettings.queue_size)
-    max_series = table.get_int("max_series_per_metric", OtlpSettings.max_series_per_metric)
-    retention_days = table.get_number("retention_days", OtlpSettings.retention_days)
-    retention_bytes = table.get_size("retention_bytes", OtlpSettings.retention_bytes, 0)
-    store_content = table.get_bool("store_content", OtlpSettings.store_content)
-    table.reject_unknown()
-    return OtlpSettings(listen=listen, max_body_bytes=max_body, queue_size=queue_size,
-                        max_series_per_metric=max_series, retention_days=retention_days,
-                        retention_bytes=retention_bytes, store_content=store_content)
 
 
 def _parse_budget(table: _Table) -> BudgetRule:

@@ -162,6 +162,19 @@ class ListenSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings(ListenSettings):
+    """The [metrics] table: the Prometheus listener and its wire limits (GET only, so the
+    body limits are fixed, not read from the file)."""
+
+    max_connections: int = 16
+    read_timeout_seconds: float = 10.0
+    keepalive_timeout_seconds: float = 15.0
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 64 * 1024
+    max_inflight_bytes: int = 1024**2
+
+
+@dataclass(frozen=True)
 class OtlpSettings:
     """The [otlp] table: the agent telemetry receiver and its event store."""
 
@@ -174,21 +187,30 @@ class OtlpSettings:
     # Keep prompts, responses, system instructions and tool arguments/results that agents
     # put into attributes (daemon/agents/privacy.py); off, they are never stored.
     store_content: bool = False
-    # Fixed limits, not read from the file: they guard the receiver against bad clients.
+    # What one client may cost on the wire (daemon/web/): bodies, inflated bodies, request
+    # heads, bodies held at once, connections, and the time a request or an idle keep-alive
+    # connection may take.
     max_decompressed_bytes: int = 8 * 1024**2
     max_inflight_bytes: int = 32 * 1024**2
     max_header_bytes: int = 16 * 1024
     max_items_per_request: int = 100_000
+    max_connections: int = 32
+    read_timeout_seconds: float = 10.0
+    keepalive_timeout_seconds: float = 15.0
+    # Threads decoding requests (each holds the GIL while it parses).
     decode_concurrency: int = 1
+    # What the daemon remembers, whatever clients send (least recently used evicted past
+    # the caps; daemon/agents/cardinality.py, series.py). ``max_models`` and ``max_tools``
+    # count (agent, model) and (agent, tool) pairs; ``max_sessions`` agent streams.
     max_metrics: int = 1_000
     max_series: int = 50_000
     max_agents: int = 1_000
     max_models: int = 1_000
+    max_tools: int = 1_000
     max_sessions: int = 10_000
     series_idle_seconds: float = 3600.0
-    socket_timeout_seconds: float = 10.0
-    keepalive_timeout_seconds: float = 15.0
-    max_connections: int = 32
+    # How often retention by age runs (the size bound is checked after every write).
+    retention_check_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -214,7 +236,7 @@ class Config:
     sentry: SentrySettings = SentrySettings()
     spool: SpoolSettings = SpoolSettings()
     otlp: OtlpSettings = OtlpSettings()
-    metrics: ListenSettings = ListenSettings(True, "127.0.0.1", 9464)
+    metrics: MetricsSettings = MetricsSettings(True, "127.0.0.1", 9464)
     budgets: tuple[BudgetRule, ...] = ()
 
 
@@ -247,6 +269,26 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "otlp.max_series_per_metric": (1, 10_000_000),
     "otlp.retention_days": (0.0001, 3650.0),
     "otlp.retention_bytes": (1024, _TIB),
+    "otlp.max_decompressed_bytes": (1024, 1 << 30),
+    "otlp.max_inflight_bytes": (64 * 1024, 16 << 30),
+    "otlp.max_header_bytes": (1024, 1 << 20),
+    "otlp.max_items_per_request": (1, 10_000_000),
+    "otlp.max_connections": (1, 10_000),
+    "otlp.read_timeout": (0.1, 3600.0),
+    "otlp.keepalive_timeout": (0.1, 3600.0),
+    "otlp.decode_concurrency": (1, 64),
+    "otlp.max_metrics": (1, 1_000_000),
+    "otlp.max_series": (1, 10_000_000),
+    "otlp.max_agents": (1, 1_000_000),
+    "otlp.max_models": (1, 1_000_000),
+    "otlp.max_tools": (1, 1_000_000),
+    "otlp.max_sessions": (1, 10_000_000),
+    "otlp.series_idle": (1.0, 365 * _DAY),
+    "otlp.retention_check_interval": (1.0, _DAY),
+    "metrics.max_connections": (1, 10_000),
+    "metrics.read_timeout": (0.1, 3600.0),
+    "metrics.keepalive_timeout": (0.1, 3600.0),
+    "metrics.max_header_bytes": (1024, 1 << 20),
     "budget.daily_usd": (0.000001, 1e12),
     "budget.monthly_usd": (0.000001, 1e12),
     "budget.session_usd": (0.000001, 1e12),

@@ -6,7 +6,7 @@ import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sentry_sdk
 import structlog
@@ -23,8 +23,10 @@ from daemon.runtime.delivery import Delivery, open_spool
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.reporting import ReportWriter
 from daemon.runtime.stats_recorder import StatsRecorder
-from daemon.web.metrics import DaemonMetricsCollector
-from daemon.web.metrics_server import MetricsServer, serve_metrics
+
+if TYPE_CHECKING:  # the HTTP stack and prometheus-client load only when /metrics starts
+    from daemon.web.metrics import DaemonMetricsCollector
+    from daemon.web.metrics_server import MetricsServer
 
 log = structlog.get_logger("telemetryd")
 
@@ -121,11 +123,15 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
 def _start_metrics(running: Running, config: Config, snapshot: Callable[[], Any]) -> None:
     if not config.metrics.enabled:
         return
+    from daemon.web.metrics import DaemonMetricsCollector
+    from daemon.web.metrics_server import metrics_limits, serve_metrics
+
     telemetry = running.agents.telemetry
     running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader)
     try:
         running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
-                                               running.metrics)
+                                               running.metrics,
+                                               limits=metrics_limits(config.metrics))
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))

@@ -201,12 +201,14 @@ class OtlpStatus:
     dropped_or_refused: int | None = None
     error: str | None = None
     note: str | None = None
+    # Identities pushed out by the caps ([otlp] max_agents...), by kind; only those > 0.
+    evicted: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The receiver section of ``status --json`` (absent fields left out)."""
         fields = {"up": self.up, "listen": self.listen, "points_accepted": self.points_accepted,
                   "dropped_or_refused": self.dropped_or_refused, "error": self.error,
-                  "note": self.note}
+                  "note": self.note, "evicted": self.evicted or None}
         return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -311,7 +313,8 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
             quarantined_total=int(flush.get("quarantined_total") or 0)),
         otlp=None if not otlp else OtlpStatus(
             bool(otlp.get("up")), otlp.get("listen"), otlp.get("points_accepted"),
-            otlp.get("dropped_or_refused"), otlp.get("error"), otlp.get("note")),
+            otlp.get("dropped_or_refused"), otlp.get("error"), otlp.get("note"),
+            {str(k): int(v) for k, v in (otlp.get("evicted") or {}).items()} or None),
         metrics_listen=metrics.get("listen"),
         degraded=data["degraded"] if isinstance(data.get("degraded"), str) else None,
     )

@@ -290,6 +290,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
     dropped = CounterMetricFamily("telemetryd_otlp_points_dropped",
                                   "Accepted points dropped before reaching the store.",
                                   labels=["reason"])
+    evicted = CounterMetricFamily(
+        "telemetryd_otlp_evicted",
+        "Agents, models, tools, sessions and series forgotten past their caps (LRU).",
+        labels=["kind"])
     singles: dict[str, float] = dict.fromkeys(_OTLP_SINGLES, 0.0)
     for name, value in sorted(counters.items()):
         head, _, rest = name.partition(".")
@@ -309,8 +313,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
             points.add_metric(["traces", f"dropped_{rest}"], float(value))
         elif head in ("points_dropped", "records_dropped"):
             dropped.add_metric([rest], float(value))
+        elif head == "evicted":
+            evicted.add_metric([rest], float(value))
         # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
-    out: list[Metric] = [requests, refused, points, dropped]
+    out: list[Metric] = [requests, refused, points, dropped, evicted]
     for name, (metric, doc, is_counter) in _OTLP_SINGLES.items():
         make = _counter if is_counter else _gauge
         out.append(make(metric, doc, singles[name]))

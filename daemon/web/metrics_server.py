@@ -16,13 +16,24 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from daemon.config.schema import Config, MetricsSettings
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, shared_host
 
 log = structlog.get_logger(__name__)
-DEFAULT_LIMITS = ListenerLimits(max_connections=16, max_body_bytes=64 * 1024,
-                                max_decompressed_bytes=64 * 1024,
-                                max_inflight_bytes=1024 * 1024)
+
+
+def metrics_limits(settings: MetricsSettings = Config.metrics) -> ListenerLimits:
+    """The wire limits of the metrics listener, from [metrics]."""
+    return ListenerLimits(
+        max_connections=settings.max_connections,
+        read_timeout_seconds=settings.read_timeout_seconds,
+        keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
+        max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=settings.max_body_bytes,
+        max_decompressed_bytes=settings.max_body_bytes,
+        max_inflight_bytes=settings.max_inflight_bytes,
+    )
 
 
 @dataclass
@@ -77,7 +88,7 @@ def serve_metrics(
     *,
     process_metrics: bool = True,
     routes: dict[str, Route] | None = None,
-    limits: ListenerLimits = DEFAULT_LIMITS,
+    limits: ListenerLimits | None = None,
     http: HttpHost | None = None,
 ) -> MetricsServer:
     """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken."""
@@ -88,7 +99,8 @@ def serve_metrics(
     for path, route in (routes or {}).items():
         table.add(path, route)
     try:
-        listener = (http or shared_host()).serve("metrics", host, port, table, limits)
+        listener = (http or shared_host()).serve("metrics", host, port, table,
+                                                 limits or metrics_limits())
     except OSError:
         pool.shutdown(wait=False)
         raise

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -36,7 +36,9 @@ from daemon.agents.ingest import Ingestor
 from daemon.agents.series import SeriesTracker
 from daemon.config.schema import OtlpSettings
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
-from daemon.web.server import HttpHost, Listener, listener_stats, shared_host
+
+if TYPE_CHECKING:  # the HTTP stack (uvicorn, h11, an event loop) is imported by start()
+    from daemon.web.server import HttpHost, Listener
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER_SECONDS = 2
@@ -95,7 +97,7 @@ def listener_limits(settings: OtlpSettings) -> ListenerLimits:
     """The wire limits of the OTLP listener."""
     return ListenerLimits(
         max_connections=settings.max_connections,
-        read_timeout_seconds=settings.socket_timeout_seconds,
+        read_timeout_seconds=settings.read_timeout_seconds,
         keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
         max_body_bytes=settings.max_body_bytes,
@@ -119,7 +121,7 @@ class OtlpReceiver:
         self.ingestor = ingestor
         self.counters = ingestor.counters
         self.clock = clock
-        self.host = host or shared_host()
+        self.host = host
         self.tracker = SeriesTracker(
             settings.max_series_per_metric, settings.max_metrics, settings.series_idle_seconds,
             max_series=settings.max_series, counters=self.counters,
@@ -153,6 +155,10 @@ class OtlpReceiver:
 
     def start(self) -> None:
         """Bind the configured address and serve until ``stop()``; OSError if it is taken."""
+        from daemon.web.server import shared_host
+
+        if self.host is None:
+            self.host = shared_host()
         self._pool = ThreadPoolExecutor(self.settings.decode_concurrency,
                                         thread_name_prefix="telemetryd-otlp-decode")
         try:
@@ -180,7 +186,8 @@ class OtlpReceiver:
         """Counters of the receiver and the ingest queue, plus remembered series (no lock)."""
         snapshot = self.ingestor.stats()
         snapshot["active_series"] = self.tracker.size
-        snapshot.update(listener_stats(self._listener))
+        if self._listener is not None:
+            snapshot.update(self._listener.stats())
         return snapshot
 
     def refuse(self, status: int, reason: str) -> None:

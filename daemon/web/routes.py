@@ -21,15 +21,16 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ListenerLimits:
-    """What one listener allows on the wire (see config/schema.py for the configured values)."""
+    """What one listener allows on the wire; the values come from config/schema.py
+    ([otlp] and [metrics]), which holds their defaults."""
 
-    max_connections: int = 32
-    read_timeout_seconds: float = 10.0
-    keepalive_timeout_seconds: float = 5.0
-    max_header_bytes: int = 16 * 1024
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_decompressed_bytes: int = 8 * 1024 * 1024
-    max_inflight_bytes: int = 32 * 1024 * 1024
+    max_connections: int
+    read_timeout_seconds: float
+    keepalive_timeout_seconds: float
+    max_header_bytes: int
+    max_body_bytes: int
+    max_decompressed_bytes: int
+    max_inflight_bytes: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 
 import h11
 import structlog
@@ -120,6 +119,10 @@ class Listener:
         """Connections open now."""
         return len(self.server.server_state.connections)
 
+    def stats(self) -> dict[str, int]:
+        """Connections open and evicted, for status and /metrics."""
+        return {"connections": self.connections, "connections_evicted": self.evicted[0]}
+
 
 class HttpHost:
     """An asyncio loop on one daemon thread, started with the first listener."""
@@ -194,10 +197,3 @@ def shared_host() -> HttpHost:
         if _shared is None:
             _shared = HttpHost()
         return _shared
-
-
-def listener_stats(listener: Listener | None) -> dict[str, Any]:
-    """Connections open and evicted, for status and /metrics."""
-    if listener is None:
-        return {}
-    return {"connections": listener.connections, "connections_evicted": listener.evicted[0]}

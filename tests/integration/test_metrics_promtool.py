@@ -78,7 +78,7 @@ def snapshot() -> StatusSnapshot:
 @pytest.fixture
 def telemetry(tmp_path: Path) -> Iterator[AgentTelemetry]:
     """A real receiver on loopback with a real store, fed with several agents' telemetry."""
-    agents = AgentTelemetry(loopback_otlp(socket_timeout_seconds=2.0),
+    agents = AgentTelemetry(loopback_otlp(read_timeout_seconds=2.0),
                             StatePaths(tmp_path).events_db)
     agents.start()
     try:

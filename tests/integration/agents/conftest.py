@@ -12,7 +12,7 @@ import pytest
 from daemon.agents.runtime import AgentTelemetry
 from tests.support.agents import loopback_otlp
 
-BASE_SETTINGS = loopback_otlp(socket_timeout_seconds=2.0)
+BASE_SETTINGS = loopback_otlp(read_timeout_seconds=2.0)
 
 
 @dataclasses.dataclass
@@ -50,7 +50,7 @@ def make_agents(tmp_path: Path) -> Iterator[object]:
     started: list[AgentTelemetry] = []
 
     def make(host: str = "127.0.0.1", **overrides: object) -> AgentTelemetry:
-        settings = loopback_otlp(host, **{"socket_timeout_seconds": 2.0, **overrides})
+        settings = loopback_otlp(host, **{"read_timeout_seconds": 2.0, **overrides})
         telemetry = AgentTelemetry(settings, tmp_path / f"agents-{len(started)}.sqlite3")
         telemetry.start()
         started.append(telemetry)

@@ -208,7 +208,7 @@ def test_flood_gets_429_and_the_retry_is_counted_once(tmp_path: Path) -> None:
 
 def test_slow_client_times_out_while_others_are_served(make_agents: object) -> None:
     """A client that stops sending mid-body is cut off; other clients are answered meanwhile."""
-    agents = make_agents(socket_timeout_seconds=0.5)  # type: ignore[operator]
+    agents = make_agents(read_timeout_seconds=0.5)  # type: ignore[operator]
     port = agents.receiver.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(

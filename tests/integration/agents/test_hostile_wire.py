@@ -74,7 +74,7 @@ def test_many_empty_messages_without_compression_are_refused(make_agents: object
 
 def test_slow_clients_do_not_keep_a_real_export_out(make_agents: object) -> None:
     """32 clients sending one byte every 3 s: a real export still gets a 200 promptly."""
-    agents = make_agents(socket_timeout_seconds=5.0)  # type: ignore[operator]
+    agents = make_agents(read_timeout_seconds=5.0)  # type: ignore[operator]
     port = agents.receiver.port
     stop = threading.Event()
     request = HEAD.replace(b"Transfer-Encoding: chunked", b"Content-Length: 10")
@@ -120,7 +120,7 @@ def test_idle_connections_past_the_cap_are_evicted(make_agents: object) -> None:
 
 def test_idle_keepalive_connection_is_closed(make_agents: object) -> None:
     """A connection that says nothing is closed after the read timeout, without an answer."""
-    agents = make_agents(socket_timeout_seconds=0.5)  # type: ignore[operator]
+    agents = make_agents(read_timeout_seconds=0.5)  # type: ignore[operator]
     with socket.create_connection(("127.0.0.1", agents.receiver.port), timeout=10) as sock:
         sock.sendall(b"POST /v1/met")
         assert sock.recv(4096) == b""
