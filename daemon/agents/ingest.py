@@ -20,7 +20,13 @@ _STOP = object()
 
 
 class Ingestor:
-    """``submit`` never blocks: a full queue answers False and the drop is counted."""
+    """``submit`` never blocks: a full queue answers False and the drop is counted.
+
+    The queue is bounded twice: ``queue_size`` requests and ``max_queued_records`` records
+    (what memory holds: a few requests of 20,000 points each would otherwise fill a
+    request-counted queue with hundreds of MB). A request arriving at an empty queue is
+    always taken, so no single request is refused for ever.
+    """
 
     def __init__(
         self,
@@ -31,10 +37,14 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         batch_max_records: int = 5000,
         retention_interval_seconds: float = OtlpSettings.retention_check_seconds,
+        max_queued_records: int = OtlpSettings.max_queued_records,
     ) -> None:
         self.store = store
         self.counters = counters or Counters()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._max_queued_records = max_queued_records
+        self._queued_records = 0
+        self._queued_lock = threading.Lock()
         self._clock = clock
         self._batch_max = batch_max_records
         self._retention_interval = retention_interval_seconds
@@ -63,13 +73,21 @@ class Ingestor:
 
     def submit(self, records: Sequence[Record], points: int) -> bool:
         """Queue one request's records; False (and counted) when the queue is full."""
-        try:
-            self._queue.put_nowait(list(records))
-        except queue.Full:
+        with self._queued_lock:
+            held = self._queued_records
+            if held and held + len(records) > self._max_queued_records:
+                taken = False
+            else:
+                try:
+                    self._queue.put_nowait(list(records))
+                    self._queued_records = held + len(records)
+                    taken = True
+                except queue.Full:
+                    taken = False
+        if not taken:
             self.counters.add("requests_dropped.queue_full")
             self.counters.add("points_dropped.queue_full", points)
-            return False
-        return True
+        return taken
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted so far is written; False if the deadline passed."""
@@ -94,7 +112,10 @@ class Ingestor:
         next_retention = self._clock() + self._retention_interval
         while True:
             batch = self._take_batch()
-            self._write([r for item in batch if isinstance(item, list) for r in item])
+            records = [r for item in batch if isinstance(item, list) for r in item]
+            self._write(records)
+            with self._queued_lock:
+                self._queued_records -= len(records)
             now = self._clock()
             if now >= next_retention:
                 next_retention = now + self._retention_interval

@@ -33,7 +33,8 @@ class AgentTelemetry:
                                 limits=IdentityLimits.of(settings), counters=counters)
         self.reader = StoreReader(db_path)
         self.ingestor = Ingestor(self.store, settings.queue_size, counters,
-                                 retention_interval_seconds=settings.retention_check_seconds)
+                                 retention_interval_seconds=settings.retention_check_seconds,
+                                 max_queued_records=settings.max_queued_records)
         self.receiver = OtlpReceiver(settings, self.ingestor)
         self.series_path = series_sidecar(db_path)
 

@@ -70,6 +70,7 @@ def parse_otlp(table: _Table) -> OtlpSettings:
         keepalive_timeout_seconds=table.get_duration("keepalive_timeout",
                                                      d.keepalive_timeout_seconds),
         decode_concurrency=table.get_int("decode_concurrency", d.decode_concurrency),
+        max_queued_records=table.get_int("max_queued_records", d.max_queued_records),
         max_metrics=table.get_int("max_metrics", d.max_metrics),
         max_series=table.get_int("max_series", d.max_series),
         max_agents=table.get_int("max_agents", d.max_agents),

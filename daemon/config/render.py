@@ -87,6 +87,7 @@ def describe(config: Config) -> dict[str, Any]:
             "read_timeout": config.otlp.read_timeout_seconds,
             "keepalive_timeout": config.otlp.keepalive_timeout_seconds,
             "decode_concurrency": config.otlp.decode_concurrency,
+            "max_queued_records": config.otlp.max_queued_records,
             "max_metrics": config.otlp.max_metrics,
             "max_series": config.otlp.max_series,
             "max_agents": config.otlp.max_agents,

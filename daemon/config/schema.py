@@ -199,11 +199,13 @@ class OtlpSettings:
     keepalive_timeout_seconds: float = 15.0
     # Threads decoding requests (each holds the GIL while it parses).
     decode_concurrency: int = 1
+    # Decoded records waiting for the store writer, all requests together (429 past it).
+    max_queued_records: int = 50_000
     # What the daemon remembers, whatever clients send (least recently used evicted past
     # the caps; daemon/agents/cardinality.py, series.py). ``max_models`` and ``max_tools``
     # count (agent, model) and (agent, tool) pairs; ``max_sessions`` agent streams.
     max_metrics: int = 1_000
-    max_series: int = 50_000
+    max_series: int = 30_000
     max_agents: int = 1_000
     max_models: int = 1_000
     max_tools: int = 1_000
@@ -277,6 +279,7 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "otlp.read_timeout": (0.1, 3600.0),
     "otlp.keepalive_timeout": (0.1, 3600.0),
     "otlp.decode_concurrency": (1, 64),
+    "otlp.max_queued_records": (1000, 10_000_000),
     "otlp.max_metrics": (1, 1_000_000),
     "otlp.max_series": (1, 10_000_000),
     "otlp.max_agents": (1, 1_000_000),

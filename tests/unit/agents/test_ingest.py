@@ -90,3 +90,20 @@ def test_decompress_handles_deflate_and_refuses_broken_gzip() -> None:
     with pytest.raises(PayloadError) as garbage:
         decompress(b"not gzip at all", "gzip", 10_000)
     assert garbage.value.status == 400
+
+
+def test_the_queue_is_bounded_by_records_not_only_requests(tmp_path: Path) -> None:
+    """Past max_queued_records a request is refused (429, counted); once written, room is back."""
+    store = EventStore(tmp_path / "s.sqlite3", 30.0, 1 << 30)
+    ingestor = Ingestor(store, queue_size=1000, max_queued_records=1000)
+    big = [ApiRequest(NOW, BOT, None, "m", 1, 1.0)] * 1500
+    assert ingestor.submit(big, 1500)  # an empty queue takes any request
+    assert not ingestor.submit(big[:10], 10)
+    assert ingestor.stats()["points_dropped.queue_full"] == 10
+    ingestor.start()
+    assert ingestor.flush(30.0)
+    assert ingestor.submit(big[:900], 900)
+    assert ingestor.flush(30.0)
+    ingestor.stop()
+    store.close()
+    assert ingestor.stats()["events_written"] == 2400
