@@ -85,26 +85,14 @@ def test_a_trigger_fires_once_per_cooldown_and_critical_carries_its_report() -> 
 
 def test_a_full_queue_drops_instead_of_blocking_the_tick() -> None:
     """submit never waits: past the queue's bound a batch is dropped and logged."""
-    hang = ExecAction((sys.executable, "-c", "import time; time.sleep(30)"), 2.0)
-    item = Fired(Trigger.WARNING, "w", 1, (1, 1), 0.0, "warning", 0, None, (hang,))
+    busy = ExecAction((sys.executable, "-c", "import time; time.sleep(0.5)"), 10.0)
+    item = Fired(Trigger.WARNING, "w", 1, (1, 1), 0.0, "warning", 0, None, (busy,))
     runner = ActionRunner(queue_size=1)
-    started = time.monotonic()
     with capture_logs() as logs:
+        started = time.monotonic()
         results = [runner.submit(item) for _ in range(5)]
-    assert time.monotonic() - started < 1.0
+        elapsed = time.monotonic() - started
+        runner.stop(timeout=30.0)  # the worker finishes what it took, inside the capture
+    assert elapsed < 1.0
     assert results[0] and not all(results)
     assert any(e["event"] == "action.dropped" for e in logs)
-
-
-def test_check_config_prints_actions_that_parse_back() -> None:
-    """check-config's TOML shows each action as the inline table that configures it."""
-    import tomllib
-
-    from daemon.config.render import as_toml, describe
-
-    config = parse_config(watch_with(
-        on_warning=[{"notify": True}], on_critical=[{"exec": ["a b", "c"], "timeout": "3s"},
-                                                    {"signal": "INT", "grace": 5}]), "f", {}, RAM)
-    again = parse_config(tomllib.loads(as_toml(describe(config))), "f", {}, RAM)
-    assert again.watches[0].on_warning == config.watches[0].on_warning
-    assert again.watches[0].on_critical == config.watches[0].on_critical
