@@ -337,6 +337,13 @@ class Spool:
         """How many envelope files wait in pending (cheap: names only, no parsing)."""
         return sum(1 for name in file_names(self.pending_dir) if ENVELOPE_NAME.match(name))
 
+    def oldest_pending_at(self) -> float | None:
+        """When the oldest waiting report was written (cheap: from its file name), or None."""
+        for name in file_names(self.pending_dir):
+            if ENVELOPE_NAME.match(name):
+                return created_at_of(name)
+        return None
+
     def quarantined_count(self) -> int:
         """How many refused reports are set aside (cheap: names only, no parsing)."""
         return sum(1 for name in file_names(self.quarantine_dir) if ENVELOPE_NAME.match(name))

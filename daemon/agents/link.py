@@ -18,8 +18,9 @@ from daemon.agents import budgets, periods
 from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
+from daemon.agents.today import AGENTS_REFRESH_SECONDS, AgentToday, read_agents_today
 from daemon.config.schema import Config, OtlpSettings
-from daemon.runtime.snapshot import OtlpStatus
+from daemon.runtime.snapshot import BudgetUse, OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 
 log = structlog.get_logger("telemetryd.agents")
@@ -39,6 +40,8 @@ class AgentLink:
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
+        self._spent_usd: dict[str, float] = {}
+        self._today: tuple[float, list[AgentToday]] = (float("-inf"), [])
         self.error: str | None = None
 
     def set_budgets(self, config: Config) -> None:
@@ -102,6 +105,7 @@ class AgentLink:
             key = f"{budget.agent}|{budget.period}"
             since = periods.period_start(budget.period, now)
             spent = self.telemetry.reader.spend_usd(budget.agent, since, now)
+            self._spent_usd[key] = spent
             state, crossings = budgets.check(budget, spent, self.budget_states.get(key), now)
             if state != self.budget_states.get(key):
                 self.budget_states[key] = state
@@ -115,6 +119,26 @@ class AgentLink:
                     client.capture_event(event, scope=sentry_sdk.Scope(client=client))  # type: ignore[arg-type]
         if changed:
             _save_budget_states(self.budget_state_path, self.budget_states)
+
+    def budget_use(self) -> tuple[BudgetUse, ...]:
+        """Each budget with what was spent at the last check (for status, /metrics, `top`)."""
+        return tuple(BudgetUse(b.agent, b.period, b.limit_usd,
+                               self._spent_usd.get(f"{b.agent}|{b.period}"))
+                     for b in self.budgets)
+
+    def today(self, now: float) -> list[AgentToday]:
+        """Per agent figures for today, refreshed at most every AGENTS_REFRESH_SECONDS."""
+        at, cached = self._today
+        if now - at < AGENTS_REFRESH_SECONDS:
+            return cached
+        try:
+            fresh = read_agents_today(self.telemetry.reader, self.budgets,
+                                      self._spent_usd, now)
+        except sqlite3.Error as exc:  # the views go without agents rather than stop the tick
+            log.warning("agents.today_failed", error=str(exc))
+            fresh = cached
+        self._today = (now, fresh)
+        return fresh
 
     def status(self) -> OtlpStatus:
         """Receiver state and counters for ``status``."""

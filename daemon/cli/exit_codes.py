@@ -33,3 +33,5 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 69  # EX_UNAVAILABLE: cannot start (lock held, state dir unusable)
     CANT_CREATE = 73  # EX_CANTCREAT: an output file cannot be created
     CONFIG = 78  # EX_CONFIG: the config is wrong, what service managers expect
+    INTERRUPTED = 130  # 128 + SIGINT: `top` left on Ctrl-C
+    TERMINATED = 143  # 128 + SIGTERM: `top` stopped by a signal

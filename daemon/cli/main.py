@@ -13,13 +13,24 @@ import sys
 from collections.abc import Sequence
 
 from daemon import __version__
-from daemon.cli import budget, check_config, demo, install_unit, reports, run, stats, status, wrap
+from daemon.cli import (
+    budget,
+    check_config,
+    demo,
+    install_unit,
+    reports,
+    run,
+    stats,
+    status,
+    top,
+    wrap,
+)
 from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err
 from daemon.cli.parsing import CommandParser
 from daemon.config.errors import ConfigError
 
-COMMANDS = (run, status, check_config, reports, stats, demo, install_unit, wrap, budget)
+COMMANDS = (run, status, check_config, reports, stats, demo, top, install_unit, wrap, budget)
 
 
 def build_parser() -> argparse.ArgumentParser:

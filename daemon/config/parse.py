@@ -216,7 +216,12 @@ def parse_config(
 def _parse_daemon(table: _Table, environ: Mapping[str, str]) -> DaemonSettings:
     interval = table.get_number("interval", DaemonSettings.interval_seconds)
     state_dir_text = table.get_str("state_dir")
-    state_dir = Path(state_dir_text).expanduser() if state_dir_text else default_state_dir(environ)
+    try:
+        state_dir = (Path(state_dir_text).expanduser() if state_dir_text
+                     else default_state_dir(environ))
+    except RuntimeError:  # "~name" of a user that does not exist
+        raise table.error("state_dir", f"cannot expand {state_dir_text!r}: no such user "
+                          "home directory") from None
     log_format_text = table.get_str("log_format")
     formats: dict[str | None, LogFormat] = {name: name for name in LOG_FORMATS}
     formats[None] = DaemonSettings.log_format

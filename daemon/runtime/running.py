@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sentry_sdk
@@ -19,8 +19,9 @@ from daemon import __version__
 from daemon.agents.link import AgentLink
 from daemon.config.schema import Config
 from daemon.runtime.crash_hooks import install_crash_hooks
-from daemon.runtime.delivery import Delivery, open_spool
+from daemon.runtime.delivery import Delivery, is_flush_failure, open_spool
 from daemon.runtime.paths import StatePaths
+from daemon.runtime.recent_events import EventKind, RecentEvent, RecentEvents
 from daemon.runtime.reporting import ReportWriter
 from daemon.runtime.stats_recorder import StatsRecorder
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # the HTTP stack and prometheus-client load only when /metric
     from daemon.web.metrics_server import MetricsServer
 
 log = structlog.get_logger("telemetryd")
+MAX_REMEMBERED_REPORTS = 200
 
 
 def make_sentry_client(transport: SpoolTransport, config: Config) -> sentry_sdk.Client:
@@ -61,6 +63,31 @@ class Running:
     metrics_server: MetricsServer | None = None
     scheduler: Any = None
     reports_dropped: int = 0
+    dsn: str | None = None
+    recent: RecentEvents = field(default_factory=RecentEvents)
+    report_trees: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def report_written(self, report_id: str, watch: str, pid: int, kind: str, at: float) -> None:
+        """Note a report for the events strip (and for its delivery later)."""
+        self.report_trees[report_id] = (watch, pid)
+        while len(self.report_trees) > MAX_REMEMBERED_REPORTS:
+            del self.report_trees[next(iter(self.report_trees))]
+        self.recent.add(RecentEvent(at, EventKind.REPORT_WRITTEN,
+                                    f"{watch} pid {pid}: {kind} report written",
+                                    watch, pid, report_id))
+
+    def flushed(self, result: FlushResult) -> None:
+        """Note deliveries and failed flushes for the events strip (on the flush thread)."""
+        if is_flush_failure(result.status):
+            self.recent.add(RecentEvent(result.finished_at, EventKind.DELIVERY_FAILED,
+                                        f"delivery {result.status}: {result.last_error or ''}"
+                                        .rstrip(": ")))
+        for report_id in result.delivered_ids:
+            known = self.report_trees.get(report_id)
+            if known is not None:
+                self.recent.add(RecentEvent(result.finished_at, EventKind.REPORT_DELIVERED,
+                                            f"{known[0]} pid {known[1]}: report delivered",
+                                            known[0], known[1], report_id))
 
     def close(self, now: float) -> None:
         """Stop listeners and threads, then close the stores (the scheduler is stopped first)."""
@@ -100,12 +127,14 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
     def on_flush(result: FlushResult) -> None:
         # On the flush thread: count deliveries, mark stats periods shipped.
         stats.flush_result(spool, result)
+        if holder:
+            holder[0].flushed(result)
 
     reports = ReportWriter(client, spool, system, config.sentry.environment,
                            agent_context=agents.context_for, stats_context=stats.recent)
     running = Running(stats=stats, spool=spool, transport=transport, client=client,
                       agents=agents, reports=reports, delivery=Delivery(spool, on_flush),
-                      restore_hooks=install_crash_hooks(client))
+                      restore_hooks=install_crash_hooks(client), dsn=config.sentry.dsn)
     holder.append(running)
     log.info("config.loaded", source=config.source, watches=len(config.watches),
              interval=config.daemon.interval_seconds, state_dir=str(paths.root))
@@ -116,21 +145,26 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
             log.warning("listen.not_loopback", listener=what, host=host,
                         reason="reachable from other machines; nothing authenticates it")
     agents.start()
-    _start_metrics(running, config, snapshot)
+    _start_metrics(running, config, paths, snapshot)
     return running
 
 
-def _start_metrics(running: Running, config: Config, snapshot: Callable[[], Any]) -> None:
+def _start_metrics(running: Running, config: Config, paths: StatePaths,
+                   snapshot: Callable[[], Any]) -> None:
     if not config.metrics.enabled:
         return
+    from daemon.runtime.page_sources import daemon_page_sources
     from daemon.web.metrics import DaemonMetricsCollector
     from daemon.web.metrics_server import metrics_limits, serve_metrics
+    from daemon.web.status_routes import page_routes
 
     telemetry = running.agents.telemetry
     running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader)
+    pages = daemon_page_sources(snapshot, paths.stats_db, lambda: running.spool,
+                                telemetry.reader, lambda: running.dsn)
     try:
         running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
-                                               running.metrics,
+                                               running.metrics, routes=page_routes(pages),
                                                limits=metrics_limits(config.metrics))
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,

@@ -194,6 +194,7 @@ class Service:
             running.spool.limits = spool_limits(new)
             running.reports.environment = new.sentry.environment
             running.agents.set_budgets(new)
+            running.dsn = new.sentry.dsn
 
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status, close."""
@@ -264,16 +265,22 @@ class Service:
             last_tick=self.ticker.last,
             watches=watch_statuses(self._watch_names(), self.ticker.monitor.tracked.values(),
                                    zombies, self.ticker.monitor.orphans.values(),
-                                   sample.at if sample is not None else time.time()),
+                                   sample.at if sample is not None else time.time(),
+                                   {rule.name: (rule.rss_warning_bytes, rule.rss_critical_bytes)
+                                    for rule in self.ticker.monitor.rules.values()}),
             reports=ReportCounts(
                 pending=spool.pending_count(), quarantined=spool.quarantined_count(),
                 written_since_start=self.ticker.reports_written,
                 held_in_memory=running.transport.held_count,
-                dropped_total=running.reports_dropped),
+                dropped_total=running.reports_dropped,
+                oldest_pending_at=spool.oldest_pending_at()),
             flush=running.delivery.status(),
             otlp=None if stopped else running.agents.status(),
             metrics_listen=f"{self.config.metrics.host}:{server.port}" if server else None,
             degraded="disk full" if running.transport.disk_full else None,
+            budgets=running.agents.budget_use(),
+            agents=() if stopped else tuple(running.agents.today(self.clock())),
+            events=tuple(running.recent.items()),
         )
 
     def _watch_names(self) -> list[str]:

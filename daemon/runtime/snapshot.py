@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon.agents.today import AgentToday
+from daemon.runtime.recent_events import RecentEvent
 from daemon.watch.monitor import OrphanTrack, TrackedProcess
 from daemon.watch.sampler import TreeSample
 
@@ -134,6 +136,8 @@ class WatchStatus:
     name: str
     processes: tuple[ProcessStatus, ...] = ()
     orphans: tuple[OrphanStatus, ...] = ()
+    rss_warning_bytes: int | None = None
+    rss_critical_bytes: int | None = None
 
     @property
     def live(self) -> tuple[ProcessStatus, ...]:
@@ -160,6 +164,28 @@ class ReportCounts:
     written_since_start: int = 0
     held_in_memory: int = 0
     dropped_total: int = 0
+    oldest_pending_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """One [[budget]] and what was spent at the last budget check (None before it ran)."""
+
+    agent: str
+    period: str
+    limit_usd: float
+    spent_usd: float | None = None
+
+    @property
+    def used_ratio(self) -> float | None:
+        """Share of the budget spent (1.0 = all of it).
+
+        >>> BudgetUse("a", "daily", 20.0, 19.0).used_ratio
+        0.95
+        """
+        if self.spent_usd is None or self.limit_usd <= 0:
+            return None
+        return self.spent_usd / self.limit_usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +257,9 @@ class StatusSnapshot:
     otlp: OtlpStatus | None = None
     metrics_listen: str | None = None
     degraded: str | None = None  # e.g. "disk full": running, but not doing all of its job
+    budgets: tuple[BudgetUse, ...] = ()
+    agents: tuple[AgentToday, ...] = ()
+    events: tuple[RecentEvent, ...] = ()
     version: int = STATUS_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -251,17 +280,24 @@ class StatusSnapshot:
                 "at": tick.at, "duration_seconds": tick.duration_seconds,
                 "processes_scanned": tick.processes_scanned, "count": tick.count},
             "watches": [{"name": w.name, "processes": [p.to_json() for p in w.processes],
-                         "orphans": [o.to_json() for o in w.orphans]}
+                         "orphans": [o.to_json() for o in w.orphans],
+                         "rss_warning_bytes": w.rss_warning_bytes,
+                         "rss_critical_bytes": w.rss_critical_bytes}
                         for w in self.watches],
             "reports": {
                 "pending": self.reports.pending, "quarantined": self.reports.quarantined,
                 "written_since_start": self.reports.written_since_start,
                 "held_in_memory": self.reports.held_in_memory,
                 "dropped_total": self.reports.dropped_total,
+                "oldest_pending_at": self.reports.oldest_pending_at,
             },
             "flush": self.flush.to_json() if self.flush else {},
             "otlp": self.otlp.to_json() if self.otlp else {},
             "metrics": {"listen": self.metrics_listen} if self.metrics_listen else {},
+            "budgets": [{"agent": b.agent, "period": b.period, "limit_usd": b.limit_usd,
+                         "spent_usd": b.spent_usd} for b in self.budgets],
+            "agents": [a.to_json() for a in self.agents],
+            "events": [e.to_json() for e in self.events],
         }
 
     @classmethod
@@ -291,7 +327,9 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
         watches=tuple(
             WatchStatus(str(w["name"]),
                         tuple(ProcessStatus.from_json(p) for p in w.get("processes") or ()),
-                        tuple(OrphanStatus.from_json(o) for o in w.get("orphans") or ()))
+                        tuple(OrphanStatus.from_json(o) for o in w.get("orphans") or ()),
+                        _opt_int(w.get("rss_warning_bytes")),
+                        _opt_int(w.get("rss_critical_bytes")))
             for w in data.get("watches") or ()),
         last_tick=None if not tick else TickInfo(
             float(tick["at"]), float(tick.get("duration_seconds") or 0.0),
@@ -301,7 +339,8 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
         reports=ReportCounts(
             reports.get("pending"), reports.get("quarantined"),
             int(reports.get("written_since_start") or 0),
-            int(reports.get("held_in_memory") or 0), int(reports.get("dropped_total") or 0)),
+            int(reports.get("held_in_memory") or 0), int(reports.get("dropped_total") or 0),
+            _opt_float(reports.get("oldest_pending_at"))),
         flush=None if not flush else FlushStatus(
             enabled=bool(flush.get("enabled")),
             failures_total=int(flush.get("failures_total") or 0),
@@ -317,11 +356,21 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
             {str(k): int(v) for k, v in (otlp.get("evicted") or {}).items()} or None),
         metrics_listen=metrics.get("listen"),
         degraded=data["degraded"] if isinstance(data.get("degraded"), str) else None,
+        budgets=tuple(BudgetUse(str(b["agent"]), str(b["period"]), float(b["limit_usd"]),
+                                _opt_float(b.get("spent_usd")))
+                      for b in data.get("budgets") or ()),
+        agents=tuple(AgentToday.from_json(a) for a in data.get("agents") or ()),
+        events=tuple(e for e in (RecentEvent.from_json(x) for x in data.get("events") or ())
+                     if e is not None),
     )
 
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def process_status(tracked: TrackedProcess) -> ProcessStatus:
@@ -356,6 +405,7 @@ def watch_statuses(
     zombies: Mapping[str, Sequence[TreeSample]],
     orphans: Iterable[OrphanTrack] = (),
     now: float = 0.0,
+    rss_levels: Mapping[str, tuple[int | None, int | None]] | None = None,
 ) -> tuple[WatchStatus, ...]:
     """Group tracked trees (zombies seen this tick, orphans) under their watches, in config
     order."""
@@ -372,5 +422,7 @@ def watch_statuses(
     left: dict[str, list[OrphanStatus]] = {}
     for orphan in sorted(orphans, key=lambda o: (o.watch, o.key)):
         left.setdefault(orphan.watch, []).append(orphan_status(orphan, now))
-    return tuple(WatchStatus(name, tuple(by_watch.get(name, ())), tuple(left.get(name, ())))
+    levels = rss_levels or {}
+    return tuple(WatchStatus(name, tuple(by_watch.get(name, ())), tuple(left.get(name, ())),
+                             *levels.get(name, (None, None)))
                  for name in watch_names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from crash_reports.delivery.flusher import FlushResult
 from crash_reports.spool.store import Dropped, Spool
 from crash_reports.stats.events import stats_event
 from crash_reports.stats.figures import Counter
+from crash_reports.stats.history import HistoryWriter, TreeKey
 from crash_reports.stats.store import StatsStore
 from daemon.watch.monitor import Action, Crossed, Exited, ReportRequest, Seen
 from daemon.watch.sampler import TickSample
@@ -33,6 +35,7 @@ class StatsRecorder:
 
     def __init__(self, path: Path, host: str | None = None) -> None:
         self.store = StatsStore.open(path)
+        self.history = _open_history(path)
         self.host = host or socket.gethostname()
         self._self = psutil.Process()
         self._cpu_before: tuple[float, float] | None = None
@@ -47,6 +50,9 @@ class StatsRecorder:
         """Record a clean stop and close the database."""
         self.store.record_stop(now)
         self.store.close()
+        if self.history is not None:
+            self.history.commit(now)
+            self.history.close()
 
     def observe(self, sample: TickSample, actions: Sequence[Action]) -> None:
         """Record one tick's samples and the counters its actions imply."""
@@ -55,6 +61,9 @@ class StatsRecorder:
             for tree in trees:
                 if not tree.zombie:
                     self.store.record_sample(watch, now, tree.rss_bytes, tree.cpu_percent)
+                    if self.history is not None:
+                        self.history.record(TreeKey(watch, tree.pid, tree.create_time), now,
+                                            tree.rss_bytes, tree.cpu_percent)
         for action in actions:
             counter = _counter_for(action)
             if counter is not None and isinstance(action, Seen | Exited | Crossed):
@@ -74,6 +83,8 @@ class StatsRecorder:
             percent = (used - self._cpu_before[0]) / (at - self._cpu_before[1]) * 100.0
         self._cpu_before = (used, at)
         self.store.record_tick(now, duration_seconds, self._self.memory_info().rss, percent)
+        if self.history is not None:
+            self.history.commit(now)
 
     def recent(self, watch: str, now: float) -> dict[str, Any] | None:
         """The last 24 hours of a watch, for a crash report."""
@@ -127,3 +138,12 @@ def _counter_for(action: Action) -> Counter | None:
     if isinstance(action, Crossed) and action.transition.to_level > action.transition.from_level:
         return _LEVEL_COUNTERS.get(action.transition.to_level)
     return None
+
+
+def _open_history(path: Path) -> HistoryWriter | None:
+    """The history tables next to the stats; without them the daemon samples on, chartless."""
+    try:
+        return HistoryWriter.open(path)
+    except sqlite3.Error as exc:
+        log.warning("history.unavailable", path=str(path), error=str(exc))
+        return None

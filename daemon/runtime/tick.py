@@ -20,6 +20,7 @@ from daemon.config.schema import Config, WatchRule
 from daemon.runtime.action_runner import ActionRunner
 from daemon.runtime.evidence import LeakEvidence, collect
 from daemon.runtime.paths import StatePaths
+from daemon.runtime.recent_events import EventKind, RecentEvent
 from daemon.runtime.running import Running
 from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
@@ -37,6 +38,7 @@ from daemon.watch.proctable import ProcessTable
 from daemon.watch.reaper import Reaper
 from daemon.watch.sampler import Sampler, TickSample
 from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
+from daemon.watch.thresholds import Level
 from daemon.watch.triggers import REPORT_TRIGGERS, ActionGate, Fired, Trigger
 
 log = structlog.get_logger("telemetryd")
@@ -106,6 +108,19 @@ def leak_evidence(process: TrackedProcess) -> LeakEvidence:
     return collect(members.growth(member.pid for member in process.last.member_rss))
 
 
+def crossed_event(action: Crossed) -> RecentEvent:
+    """The events-strip line for a level crossed up or back down (pure)."""
+    transition = action.transition
+    if transition.to_level > transition.from_level:
+        kind = EventKind.CRITICAL if transition.to_level is Level.CRITICAL else EventKind.WARNING
+    else:
+        kind = EventKind.RECOVERED
+    process = action.process
+    return RecentEvent(transition.at, kind,
+                       f"{process.watch} pid {process.pid}: {action.metric} {kind}",
+                       process.watch, process.pid)
+
+
 class Ticker:
     """Runs ticks: the sampler and monitor, the OOM baseline, and the tick counters."""
 
@@ -153,6 +168,8 @@ class Ticker:
                 self.reaper.reap(action.watch, action.orphans, action.grace_seconds)
                 continue
             emit(action)
+            if isinstance(action, Crossed):
+                running.recent.add(crossed_event(action))
             if isinstance(action, Crossed) and \
                     action.transition.to_level > action.transition.from_level:
                 # Remember who the process is while it exists, for a report after it is
@@ -229,6 +246,8 @@ class Ticker:
         if report_id is not None:
             self.reports_written += 1
             running.stats.report_written(request)
+            running.report_written(report_id, storm.watch, request.process.pid,
+                                   f"{storm.kind.value} storm", request.at)
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
                       fired: dict[FiredSlot, Fired]) -> None:
@@ -256,3 +275,5 @@ class Ticker:
                     planned, report_id=report_id, report_path=str(path) if path else None)
             self.reports_written += 1
             running.stats.report_written(request)
+            running.report_written(report_id, request.process.watch, request.process.pid,
+                                   request.kind.value, request.at)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -38,6 +38,9 @@ class ProcessIdentity:
     exe: str | None
     username: str | None
     access_denied: bool = False
+    # Versions already read from the install path, by process name: asked every tick for
+    # every tree, the same for the life of the image (a new image is a new identity).
+    _versions: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def exe_name(self) -> str | None:
@@ -56,7 +59,11 @@ class ProcessIdentity:
 
     def version(self, comm: str) -> str | None:
         """The agent version its install path names, if any."""
-        return agent_version(comm, self.exe, self.cmdline)
+        if comm not in self._versions:
+            if len(self._versions) >= 4:  # a process renaming itself forever stays bounded
+                self._versions.clear()
+            self._versions[comm] = agent_version(comm, self.exe, self.cmdline)
+        return self._versions[comm]
 
 
 IdentityReader = Callable[[int], ProcessIdentity | None]

@@ -33,6 +33,7 @@ from daemon.web.agent_metrics import (
     LabelLimits,
     agent_families,
 )
+from daemon.web.fleet_metrics import fleet_families
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +125,7 @@ class DaemonMetricsCollector(Collector):
         if snapshot is not None:
             yield from daemon_families(snapshot)
             yield from watch_families(snapshot)
+            yield from fleet_families(snapshot)
         if self.agent_counters is not None:
             counters = self._guarded("otlp", self.agent_counters)
             if counters is not None:

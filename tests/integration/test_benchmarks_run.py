@@ -17,6 +17,7 @@ SMALL_RUNS = [
     ("bench_metrics.py", ["--agents", "3", "--models", "2", "--tools", "2", "--runs", "3"],
      "median"),
     ("bench_tick.py", ["--quick"], "report latency"),
+    ("bench_views.py", ["--quick"], "first load"),
     ("bench_flood.py", ["--quick"], "largest tick gap under flood"),
     ("bench_budget_check.py", ["--runs", "5", "--sessions", "50", "--events", "10"],
      "hook, over budget"),

@@ -1,0 +1,177 @@
+"""``telemetryd top``: a live full-screen view of what the running daemon publishes.
+
+It reads the status snapshot (status.json) and the history in the stats database, each
+refresh; it never samples a process itself, so it adds nothing to the daemon's tick.
+Built on rich (Live on the alternate screen): about 60-100 ms to import and 7 MiB of RSS
+here, against 200-650 ms and 23 MiB for textual, whose widgets and CSS this one screen
+does not need. Keys are read in cbreak mode; the terminal is restored on exit, on
+SIGINT and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import sys
+import termios
+import time
+import tty
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.live import Live
+
+from crash_reports.stats.history import connect, read_history
+from daemon.cli.exit_codes import ExitCode
+from daemon.cli.top_view import SPARK_WIDTH, TopState, frame, on_key
+from daemon.runtime.lock import is_locked
+from daemon.runtime.paths import StatePaths
+from daemon.runtime.snapshot import StatusUnreadableError
+from daemon.runtime.status import evaluate, pid_alive, read_snapshot
+from daemon.web.view import StatusView, status_view
+
+MIN_REFRESH_SECONDS = 0.2
+MAX_REFRESH_SECONDS = 5.0
+SPARK_SPAN_SECONDS = 600.0
+
+
+class StopSignalError(Exception):
+    """SIGTERM or SIGHUP arrived: leave the screen and restore the terminal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@dataclass
+class Published:
+    """What one refresh read: the view, the sparklines and how often to refresh."""
+
+    view: StatusView
+    sparks: Mapping[tuple[str, int], Sequence[float]]
+    refresh_seconds: float
+    problem: str | None
+
+
+def read_published(paths: StatePaths, now: float) -> Published:
+    """Read status.json and the recent history (a missing or stale daemon is a value)."""
+    try:
+        snapshot = read_snapshot(paths.status)
+    except StatusUnreadableError as exc:
+        return Published(status_view(None, False, now), {}, 1.0, str(exc))
+    verdict = evaluate(snapshot, is_locked(paths.lock), pid_alive(snapshot.pid), now)
+    view = status_view(snapshot, verdict.running and "stuck" not in verdict.summary, now)
+    interval = snapshot.interval
+    refresh = min(MAX_REFRESH_SECONDS, max(MIN_REFRESH_SECONDS, interval))
+    problem = None if view.daemon.running else verdict.summary
+    return Published(view, read_sparks(paths.stats_db, view, now, interval), refresh, problem)
+
+
+def read_sparks(stats_db: Path, view: StatusView, now: float,
+                interval: float) -> dict[tuple[str, int], list[float]]:
+    """RSS points per live tree over the last ten minutes (or its life if shorter)."""
+    if not view.trees or not stats_db.exists():
+        return {}
+    oldest = min((t.started_at for t in view.trees if t.started_at), default=now)
+    span = min(SPARK_SPAN_SECONDS, max(now - oldest, interval * SPARK_WIDTH))
+    step = max(1.0, interval, span / SPARK_WIDTH)
+    try:
+        with contextlib.closing(connect(stats_db, read_only=True)) as conn:
+            histories = read_history(conn, now - span, now, step)
+    except Exception:  # a locked or half-written file costs the sparklines, not the view
+        return {}
+    return {(h.key.watch, h.key.pid): [float(p.rss_bytes) for p in h.points]
+            for h in histories}
+
+
+@contextlib.contextmanager
+def keyboard(fd: int) -> Iterator[None]:
+    """Keys one at a time without echo; the terminal's settings come back in any case."""
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise ``StopSignalError`` so every ``finally`` runs; restored after."""
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise StopSignalError(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def read_key(fd: int, timeout: float) -> str | None:
+    """One key pressed within ``timeout`` seconds, or None."""
+    ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+    if not ready:
+        return None
+    data = os.read(fd, 32)
+    return data.decode(errors="replace")[:1] if data else "q"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
+    """Declare ``top [--once]``."""
+    parser = subparsers.add_parser(
+        "top", help="live full-screen view of the running daemon (keys: s sort, "
+        "f filter by watch, q quit)")
+    parser.add_argument("--once", action="store_true",
+                        help="print one frame and exit (also what happens without a terminal)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Show the running daemon until ``q`` (or one frame with ``--once``)."""
+    from daemon.config.load import load_config_here
+
+    config = load_config_here(args.config)
+    return run_top(StatePaths(config.daemon.state_dir), Console(), once=args.once)
+
+
+def run_top(paths: StatePaths, console: Console, once: bool = False) -> ExitCode:
+    """Show the view until ``q``; INTERRUPTED after Ctrl-C, TERMINATED after SIGTERM/SIGHUP."""
+    state = TopState()
+    if once or not (sys.stdin.isatty() and console.is_terminal):
+        published = read_published(paths, time.time())
+        console.print(frame(published.view, published.sparks, state, time.time(),
+                            console.size.height, published.problem))
+        return ExitCode.OK if published.problem is None else ExitCode.UNKNOWN
+    fd = sys.stdin.fileno()
+    try:
+        with stop_signals(), keyboard(fd), Live(console=console, screen=True,
+                                                auto_refresh=False) as live:
+            while not state.quit:
+                now = time.time()
+                published = read_published(paths, now)
+                live.update(frame(published.view, published.sparks, state, now,
+                                  console.size.height, published.problem), refresh=True)
+                deadline = now + published.refresh_seconds
+                while not state.quit and time.time() < deadline:
+                    key = read_key(fd, deadline - time.time())
+                    if key is not None:
+                        watches = sorted({t.watch for t in published.view.trees}
+                                         | set(published.view.idle_watches))
+                        state = on_key(state, key, watches)
+                        live.update(frame(published.view, published.sparks, state, now,
+                                          console.size.height, published.problem),
+                                    refresh=True)
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except StopSignalError:
+        return ExitCode.TERMINATED
+    return ExitCode.OK

@@ -1,0 +1,37 @@
+"""The status page's sources inside the daemon: its last snapshot, the stats file, the spool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from crash_reports.spool.store import Spool
+from daemon.agents.queries import StoreReader
+from daemon.agents.today import hourly_cost
+from daemon.runtime.snapshot import StatusSnapshot
+from daemon.web.links import sentry_event_url
+from daemon.web.sources import PageSources, earliest_from_file, history_from_file
+
+
+def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db: Path,
+                        spool: Callable[[], Spool | None], agents: StoreReader | None,
+                        dsn: Callable[[], str | None]) -> PageSources:
+    """Sources reading what the running daemon already keeps; nothing here samples."""
+
+    def reports() -> list[Any]:
+        current = spool()
+        return current.list_all() if current is not None else []
+
+    def costs(since: float, until: float) -> dict[str, list[tuple[float, float]]]:
+        return hourly_cost(agents, since, until) if agents is not None else {}
+
+    return PageSources(
+        snapshot=snapshot,
+        running=lambda: True,
+        history=history_from_file(stats_db),
+        earliest=earliest_from_file(stats_db),
+        reports=reports,
+        costs=costs,
+        event_url=lambda event_id: sentry_event_url(dsn(), event_id),
+    )

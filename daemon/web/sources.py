@@ -1,0 +1,111 @@
+"""What the status page and its API read, passed in as callables, and what a handler returns.
+
+The daemon builds one ``PageSources`` from its own objects (``daemon_sources``); tests and
+benchmarks build one from files. Handlers take it plus the query and return a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs
+
+from crash_reports.spool.records import SpoolEntry
+from crash_reports.stats.history import TreeHistory, connect, earliest, read_history
+from daemon.runtime.snapshot import StatusSnapshot
+from daemon.web.view import EventUrl
+
+RANGES_SECONDS: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
+DEFAULT_RANGE = "1h"
+CHART_POINTS = 320
+Costs = Mapping[str, list[tuple[float, float]]]
+
+
+class Reply(NamedTuple):
+    """An HTTP answer: status, headers, body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class PageSources:
+    """Where the views read from (each call reads fresh data)."""
+
+    snapshot: Callable[[], StatusSnapshot | None]
+    running: Callable[[], bool]
+    history: Callable[[float, float, float], list[TreeHistory]]
+    reports: Callable[[], Sequence[SpoolEntry]]
+    costs: Callable[[float, float], Costs]
+    event_url: EventUrl
+    earliest: Callable[[float], float | None] = lambda _since: None
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The time range a chart covers and the spacing of its points."""
+
+    name: str
+    since: float
+    until: float
+    step_seconds: float
+
+
+def window(query: str, now: float, interval_seconds: float,
+           oldest: float | None = None) -> Window:
+    """The chart window a query asks for (``range=15m|1h|6h|24h``; 1h when absent or unknown).
+
+    A window reaching back before the ``oldest`` point starts there instead, so a young
+    history fills the chart at a finer step.
+
+    >>> w = window("range=24h", 86400.0, 2.0); (w.name, w.since, w.step_seconds)
+    ('24h', 0.0, 270.0)
+    >>> w = window("range=x", 1000.0, 2.0, oldest=900.0); (w.name, w.since, w.step_seconds)
+    ('1h', 900.0, 2.0)
+    """
+    asked = (parse_qs(query).get("range") or [DEFAULT_RANGE])[0]
+    name = asked if asked in RANGES_SECONDS else DEFAULT_RANGE
+    since = now - RANGES_SECONDS[name]
+    if oldest is not None and oldest > since:
+        since = min(oldest, now - 60.0)
+    span = now - since
+    return Window(name, since, now, max(interval_seconds, 1.0, span / CHART_POINTS))
+
+
+def history_from_file(path: Path) -> Callable[[float, float, float], list[TreeHistory]]:
+    """Read history from the stats database, read-only, one connection per call."""
+
+    def read(since: float, until: float, step: float) -> list[TreeHistory]:
+        if not path.exists():
+            return []
+        with contextlib.closing(connect(path, read_only=True)) as conn:
+            return read_history(conn, since, until, step)
+
+    return read
+
+
+def earliest_from_file(path: Path) -> Callable[[float], float | None]:
+    """The oldest history point after a time, read-only from the stats database."""
+
+    def read(since: float) -> float | None:
+        if not path.exists():
+            return None
+        with contextlib.closing(connect(path, read_only=True)) as conn:
+            return earliest(conn, since)
+
+    return read
+
+
+def json_reply(document: Any, status: int = 200) -> Reply:
+    """A JSON body with the headers every API answer carries."""
+    import json
+
+    body = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    return Reply(status, (("Content-Type", "application/json"), ("Cache-Control", "no-store")),
+                 body)
