@@ -12,11 +12,13 @@ import os
 import re
 import shutil
 import stat
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from crash_reports.spool.envelope import EnvelopeSummary
+from crash_reports.storage.atomic import fsync_dir
 from crash_reports.storage.files import read_regular
 
 EntryState = Literal["pending", "quarantined", "delivered"]
@@ -119,6 +121,22 @@ def not_regular(folder: Path) -> list[str]:
 def unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def move_aside(folder: Path, name: str, corrupt_dir: Path, keep: int) -> Path | None:
+    """Move ``folder/name`` into ``corrupt_dir`` (durably), keeping the newest ``keep`` files
+    there; return where it went, or None when it was already gone."""
+    target = corrupt_dir / f"{time.time_ns():020d}-{name}"
+    try:
+        (folder / name).replace(target)
+    except FileNotFoundError:
+        return None
+    fsync_dir(corrupt_dir)
+    fsync_dir(folder)
+    kept = sorted(file_names(corrupt_dir) + not_regular(corrupt_dir))
+    for old in kept[: max(0, len(kept) - keep)]:
+        remove_any(corrupt_dir / old)
+    return target
 
 
 def remove_any(path: Path) -> None:

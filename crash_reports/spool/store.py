@@ -44,11 +44,11 @@ from crash_reports.spool.records import (
     file_names,
     id_of,
     keep_newest_records,
+    move_aside,
     not_regular,
     read_meta,
     read_records,
     record_fields,
-    remove_any,
     remove_stale_temp,
     unlink,
 )
@@ -428,20 +428,11 @@ class Spool:
 
     def _move_corrupt(self, folder: Path, name: str, reason: str) -> None:
         """Move a file that is not a report out of the way, keeping it for a person."""
-        target = self.corrupt_dir / f"{time.time_ns():020d}-{name}"
-        try:
-            (folder / name).replace(target)
-        except FileNotFoundError:
-            return
-        fsync_dir(self.corrupt_dir)
-        fsync_dir(folder)
-        self._summaries.pop(name, None)
-        log.warning(
-            "spool.corrupt", file=name, folder=folder.name, reason=reason, moved_to=str(target)
-        )
-        kept = sorted(file_names(self.corrupt_dir) + not_regular(self.corrupt_dir))
-        for old in kept[: max(0, len(kept) - _MAX_CORRUPT_FILES)]:
-            remove_any(self.corrupt_dir / old)
+        target = move_aside(folder, name, self.corrupt_dir, _MAX_CORRUPT_FILES)
+        if target is not None:
+            self._summaries.pop(name, None)
+            log.warning("spool.corrupt", file=name, folder=folder.name, reason=reason,
+                        moved_to=str(target))
 
     def _remove_pair(self, folder: Path, name: str, durable: bool = True) -> None:
         """Remove an envelope and its sidecar (durably unless a record already covers it)."""
