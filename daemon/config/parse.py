@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from crash_reports.delivery.dsn import parse_dsn
+from daemon.config.actions import parse_actions
 from daemon.config.errors import ConfigError
 from daemon.config.listeners import parse_metrics, parse_otlp
 from daemon.config.locations import default_state_dir
@@ -281,6 +282,8 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
         raise table.error(
             "cpu_warning", f"must be below cpu_critical ({cpu_warning} >= {cpu_critical})"
         )
+    actions = {key: parse_actions(table.raw(key), table.key_path(key), table.source)
+               for key in ("on_warning", "on_critical", "on_exit_under_pressure")}
     table.reject_unknown()
     return WatchRule(
         name=name,
@@ -305,6 +308,7 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
         orphans_rss_bytes=orphans_rss,
         reap_orphans=reap_orphans,
         reap_grace_seconds=reap_grace,
+        **actions,
     )
 
 

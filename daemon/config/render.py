@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from crash_reports.event.humanize import is_unsafe_char
-from daemon.config.schema import Config, ListenSettings
+from daemon.config.schema import Config, ExecAction, ListenSettings, SignalAction, WatchAction
 
 
 def describe(config: Config) -> dict[str, Any]:
@@ -52,6 +53,8 @@ def describe(config: Config) -> dict[str, Any]:
                 "orphans_rss": w.orphans_rss_bytes,
                 "reap_orphans": w.reap_orphans,
                 "reap_grace": w.reap_grace_seconds,
+                **{key: [action_table(action) for action in getattr(w, key)] or None
+                   for key in ("on_warning", "on_critical", "on_exit_under_pressure")},
             }
             for w in config.watches
         ],
@@ -110,6 +113,22 @@ def describe(config: Config) -> dict[str, Any]:
     }
 
 
+def action_table(action: WatchAction) -> dict[str, Any]:
+    """An action as the inline table that configures it.
+
+    >>> action_table(SignalAction(15, 30.0)), action_table(ExecAction(("a",), 10.0))
+    ({'signal': 'SIGTERM', 'grace': 30.0}, {'exec': ['a'], 'timeout': 10.0})
+    """
+    if isinstance(action, ExecAction):
+        return {"exec": list(action.argv), "timeout": action.timeout_seconds}
+    if isinstance(action, SignalAction):
+        table: dict[str, Any] = {"signal": signal.Signals(action.signal).name}
+        if action.grace_seconds is not None:
+            table["grace"] = action.grace_seconds
+        return table
+    return {"notify": True}
+
+
 def listen_text(listen: ListenSettings) -> str:
     """"host:port", with an IPv6 host in brackets.
 
@@ -149,6 +168,10 @@ def as_toml(described: dict[str, Any]) -> str:
             return "true" if v else "false"
         if isinstance(v, str):
             return toml_string(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(item) for item in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(item)}" for k, item in v.items()) + " }"
         return str(v)
 
     for section, content in described.items():

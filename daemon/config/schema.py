@@ -38,6 +38,47 @@ class ShareOfRam:
         return f"{self.percent:g}%"
 
 
+@dataclass(frozen=True)
+class NotifyAction:
+    """``{ notify = true }``: a desktop notification naming the agent, level and time left."""
+
+    timeout_seconds: float = 5.0
+
+    def describe(self) -> str:
+        """One line for logs, reports and check-config."""
+        return "notify"
+
+
+@dataclass(frozen=True)
+class ExecAction:
+    """``{ exec = [...], timeout = "10s" }``: a program run without a shell."""
+
+    argv: tuple[str, ...]
+    timeout_seconds: float = 10.0
+
+    def describe(self) -> str:
+        """One line for logs, reports and check-config (the program, not its arguments)."""
+        return f"exec {self.argv[0]} (timeout {self.timeout_seconds:g}s)"
+
+
+@dataclass(frozen=True)
+class SignalAction:
+    """``{ signal = "SIGTERM", grace = "30s" }``: a signal to the tree's root, then SIGKILL."""
+
+    signal: int
+    grace_seconds: float | None = None
+
+    def describe(self) -> str:
+        """One line for logs, reports and check-config."""
+        import signal
+
+        grace = f", SIGKILL after {self.grace_seconds:g}s" if self.grace_seconds else ""
+        return f"signal {signal.Signals(self.signal).name}{grace}"
+
+
+WatchAction = NotifyAction | ExecAction | SignalAction
+
+
 @dataclass(frozen=True, kw_only=True)
 class WatchRule:
     """One [[watch]] table: which processes to watch and at which levels.
@@ -75,6 +116,9 @@ class WatchRule:
     orphans_rss_bytes: int | None = None
     reap_orphans: bool = False
     reap_grace_seconds: float = 5.0
+    on_warning: tuple[WatchAction, ...] = ()
+    on_critical: tuple[WatchAction, ...] = ()
+    on_exit_under_pressure: tuple[WatchAction, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -202,6 +202,7 @@ class Service:
                 running.scheduler.shutdown(wait=True)
                 running.scheduler = None
             self._publish_status(running, None, stopped=True)
+            self.ticker.close()
             running.close(self.clock())
             self.running = None
         log.info("daemon.stopped", ticks=self.ticker.count,

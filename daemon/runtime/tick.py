@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ import structlog
 from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, WatchRule
+from daemon.runtime.action_runner import ActionRunner
+from daemon.runtime.evidence import LeakEvidence, collect
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.recent_events import EventKind, RecentEvent
 from daemon.runtime.running import Running
@@ -23,14 +26,25 @@ from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
 from daemon.runtime.wrapped import pids_by_watch, read_announced, remove_stale, with_wrapped_watch
 from daemon.watch.log_lines import log_line
-from daemon.watch.monitor import Action, Crossed, Monitor, ReapOrphans, ReportRequest
+from daemon.watch.monitor import (
+    Action,
+    Crossed,
+    Monitor,
+    ReapOrphans,
+    ReportRequest,
+    TrackedProcess,
+)
 from daemon.watch.proctable import ProcessTable
 from daemon.watch.reaper import Reaper
 from daemon.watch.sampler import Sampler, TickSample
 from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
 from daemon.watch.thresholds import Level
+from daemon.watch.triggers import REPORT_TRIGGERS, ActionGate, Fired, Trigger
 
 log = structlog.get_logger("telemetryd")
+FiredSlot = tuple[str, tuple[int, int], Trigger]
+# Reports that say which member of the tree grew (``wrap`` adds it to ``killed`` ones).
+LEAK_EVIDENCE_KINDS = frozenset({ReportKind.RSS_CRITICAL, ReportKind.CPU_CRITICAL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +100,14 @@ def watches_of(config: Config) -> tuple[WatchRule, ...]:
     return with_wrapped_watch(config.watches, psutil.virtual_memory().total)
 
 
+def leak_evidence(process: TrackedProcess) -> LeakEvidence:
+    """Which members of the tree grew over the trend window, with smaps and stacks (edge)."""
+    members = process.members
+    if members is None:
+        return LeakEvidence()
+    return collect(members.growth(member.pid for member in process.last.member_rss))
+
+
 def crossed_event(action: Crossed) -> RecentEvent:
     """The events-strip line for a level crossed up or back down (pure)."""
     transition = action.transition
@@ -112,6 +134,8 @@ class Ticker:
         self.system = system
         self.monotonic = monotonic
         self.reaper = Reaper(monotonic)
+        self.gate = ActionGate()
+        self.runner = ActionRunner()
         self.count = 0
         self.reports_written = 0
         self.last: TickInfo | None = None
@@ -132,6 +156,7 @@ class Ticker:
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
+        fired = self._fired(actions, now)
         requests: list[ReportRequest] = []
         remembered: dict[str, int] = {}
         for action in actions:
@@ -158,7 +183,9 @@ class Ticker:
             if isinstance(planned, StormReport):
                 self._write_storm(running, planned, oom)
             else:
-                self._write_report(running, planned, oom)
+                self._write_report(running, planned, oom, fired)
+        for item in fired.values():
+            self.runner.submit(item)  # run off the tick; never blocks
         if self.reaper.pending:
             self.reaper.poll()
         if running.transport.held_count:
@@ -171,6 +198,20 @@ class Ticker:
         self.count += 1
         self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count)
         return sample
+
+    def close(self) -> None:
+        """Stop the action worker (after the action under way, bounded)."""
+        self.runner.stop()
+
+    def _fired(self, actions: list[Action], now: float) -> dict[FiredSlot, Fired]:
+        # Watch actions this tick sets off, past their cooldown; reports fill in their ids.
+        fired, suppressed = self.gate.select(actions, self.monitor.rules, now)
+        for item in suppressed:
+            log.info("action.suppressed", watch=item.watch, pid=item.pid,
+                     trigger=item.trigger.value, reason="cooldown")
+        if self.gate.last_fired:
+            self.gate.forget_gone(set(self.monitor.tracked))
+        return {(item.watch, item.key, item.trigger): item for item in fired}
 
     def _announced(self) -> dict[str, list[int]]:
         # Children of `telemetryd wrap` join their watch from the first tick they exist.
@@ -208,9 +249,18 @@ class Ticker:
             running.report_written(report_id, storm.watch, request.process.pid,
                                    f"{storm.kind.value} storm", request.at)
 
-    def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence) -> None:
+    def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
+                      fired: dict[FiredSlot, Fired]) -> None:
+        trigger = REPORT_TRIGGERS.get(request.kind)
+        slot = (request.process.watch, request.process.key, trigger)
+        planned = fired.get(slot) if trigger is not None else None  # type: ignore[arg-type]
         try:
-            report_id = running.reports.write(request, report_evidence(request, oom))
+            evidence = report_evidence(request, oom)
+            if request.kind in LEAK_EVIDENCE_KINDS:
+                evidence["leak"] = leak_evidence(request.process).as_dict()
+            if planned is not None:
+                evidence["actions"] = [action.describe() for action in planned.actions]
+            report_id = running.reports.write(request, evidence)
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=request.process.watch, pid=request.process.pid,
                       kind=request.kind.value, error=repr(exc))
@@ -219,6 +269,10 @@ class Ticker:
             if request.kind is ReportKind.EXITED_UNDER_PRESSURE:
                 running.reports.forget(request.process)
         if report_id is not None:
+            if planned is not None:
+                path = next(running.spool.pending_dir.glob(f"*-{report_id}.env"), None)
+                fired[slot] = dataclasses.replace(  # type: ignore[index]
+                    planned, report_id=report_id, report_path=str(path) if path else None)
             self.reports_written += 1
             running.stats.report_written(request)
             running.report_written(report_id, request.process.watch, request.process.pid,

@@ -22,6 +22,7 @@ from daemon import __version__
 from daemon.agents.queries import StoreReader
 from daemon.config.schema import Config
 from daemon.runtime.delivery import open_spool
+from daemon.runtime.evidence import collect
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.wrap_run import Outcome
 
@@ -48,6 +49,10 @@ def killed_input(config: Config, watch: str, wrap_id: str, argv: list[str], outc
         "oom_kill_delta": sum(oom.values()) or None,
         "oom_kill_sources": oom,
         "last_rss_bytes": last.get("rss_bytes"),
+        # The members are gone by now: their growth is what wrap saw, smaps and stacks are
+        # listed as not collected.
+        "leak": collect(outcome.member_history.growth(
+            int(m["pid"]) for m in outcome.members)).as_dict(),
     }
     members = sorted(outcome.members, key=lambda m: -int(m["rss_bytes"]))
     return ReportInput(

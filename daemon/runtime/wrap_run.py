@@ -24,6 +24,8 @@ from typing import Any
 
 import psutil
 
+from daemon.watch.members import MemberHistory, MemberRss
+
 SAMPLE_SECONDS = 0.5
 KEPT_SAMPLES = 120
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)
@@ -42,6 +44,8 @@ class Outcome:
     members: list[dict[str, Any]] = field(default_factory=list)
     oom_before: dict[str, int | None] = field(default_factory=dict)
     oom_after: dict[str, int | None] = field(default_factory=dict)
+    member_history: MemberHistory = field(
+        default_factory=lambda: MemberHistory(KEPT_SAMPLES * SAMPLE_SECONDS))
 
     @property
     def signal_number(self) -> int | None:
@@ -178,6 +182,8 @@ def _wait(pid: int, outcome: Outcome, on_sample: Callable[[dict[str, Any]], None
                 if members:
                     outcome.samples.append(sample)
                     outcome.members = members
+                    outcome.member_history.observe(sample["at"], [
+                        MemberRss(m["pid"], m["name"], m["rss_bytes"]) for m in members])
                     if on_sample is not None:
                         on_sample(sample)
             if poller.poll(SAMPLE_SECONDS * 1000):

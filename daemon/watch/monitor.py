@@ -14,6 +14,7 @@ from typing import Any
 
 from crash_reports.event.kinds import ReportKind
 from daemon.config.schema import WatchRule
+from daemon.watch.members import MemberHistory
 from daemon.watch.sampler import OrphanSample, TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
 from daemon.watch.trend import growth_rate_per_minute, seconds_until
@@ -55,6 +56,7 @@ class TrackedProcess:
     rate_bytes_per_min: float | None = None
     eta_seconds: float | None = None
     last_report_at: dict[ReportKind, float] = field(default_factory=dict)
+    members: MemberHistory | None = None  # per-member RSS over the trend window
 
     @property
     def level(self) -> Level:
@@ -255,7 +257,8 @@ class Monitor:
                 tracked = self.tracked.get(tracked_key)
                 if tracked is None:
                     tracked = TrackedProcess(
-                        watch, sample.key, now, sample, deque(maxlen=self.history_samples)
+                        watch, sample.key, now, sample, deque(maxlen=self.history_samples),
+                        members=MemberHistory(self.trend_window_seconds),
                     )
                     self.tracked[tracked_key] = tracked
                     actions.append(Seen(tracked, sample))
@@ -345,6 +348,8 @@ class Monitor:
     def _advance(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,
                  now: float) -> list[Action]:
         tracked.last = sample
+        if tracked.members is not None:
+            tracked.members.observe(now, sample.member_rss)
         tracked.history.append(
             SamplePoint(now, sample.rss_bytes, sample.cpu_percent, sample.members)
         )

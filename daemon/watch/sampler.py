@@ -17,6 +17,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from daemon.config.schema import WatchRule
+from daemon.watch.members import MemberRss
 from daemon.watch.proctable import ProcessTable, ProcStat
 from daemon.watch.selection import Selector
 
@@ -38,6 +39,7 @@ class TreeSample:
     zombie: bool = False
     access_denied: bool = False
     member_pids: tuple[int, ...] = ()
+    member_rss: tuple[MemberRss, ...] = ()  # the root first, then each live member
     version: str | None = None
 
 
@@ -237,11 +239,13 @@ class Sampler:
                 root_cpu = cpu_percent(root)
                 rss, cpu, members = root.rss_bytes, root_cpu, 1
                 member_pids: tuple[int, ...] = ()
+                member_rss = [MemberRss(root_pid, root.comm, root.rss_bytes)]
                 if rule.include_children:
                     live = live_tree(root_pid)
                     origin = Origin(rule.name, root.key)
                     for member_pid in live:
                         member = table[member_pid]
+                        member_rss.append(MemberRss(member_pid, member.comm, member.rss_bytes))
                         rss += member.rss_bytes
                         cpu += cpu_percent(member)
                         origins[member.key] = origin
@@ -265,6 +269,7 @@ class Sampler:
                         zombie=root.is_exiting,
                         access_denied=bool(identity and identity.access_denied),
                         member_pids=member_pids,
+                        member_rss=tuple(member_rss),
                         version=self._version(root, member_pids, table),
                     )
                 )

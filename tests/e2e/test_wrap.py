@@ -76,6 +76,10 @@ def test_sigkilled_allocating_child_leaves_a_killed_report(tmp_path: Path) -> No
     assert crossing["last_rss_bytes"] > 70 * 1024 * 1024
     assert "SIGKILL" in event["message"]
     assert event["contexts"]["process_tree"]["last_members"][0]["pid"] == pid
+    [member] = crossing["leak"]["members"]
+    assert member["pid"] == pid and member["rss_bytes"] > 70 * 1024 * 1024
+    assert {"what": "smaps_rollup", "pid": pid} in [
+        {"what": n["what"], "pid": n["pid"]} for n in crossing["leak"]["not_collected"]]
 
 
 def test_wrapped_sdk_client_matched_to_its_process_by_pid(tmp_path: Path) -> None:

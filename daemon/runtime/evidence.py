@@ -1,0 +1,134 @@
+"""Evidence of what leaks, gathered at the edge for critical and killed reports.
+
+The members of the tree, largest growth over the trend window first (pid, name, redacted
+command line); ``smaps_rollup`` figures for the top few (read only here, past critical: it
+takes the target's memory-map lock); a ``py-spy dump`` of Python members when py-spy is
+installed (``pip install 'telemetryd[evidence]'``). Each piece is bounded in time and size,
+and all of it by ``DEADLINE_SECONDS``: this runs inside a tick. What could not be collected
+is listed with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from crash_reports.event.redact import redact_args
+from daemon.watch.members import MemberGrowth
+
+TOP_MEMBERS = 3
+LISTED_MEMBERS = 20
+CMDLINE_CHARS = 512
+SMAPS_BYTES = 8192
+PY_SPY_SECONDS = 2.0
+PY_SPY_BYTES = 16 * 1024
+DEADLINE_SECONDS = 3.0
+SMAPS_FIELDS = {"Pss": "pss_bytes", "Pss_Anon": "anon_bytes", "Pss_File": "file_bytes",
+                "Pss_Shmem": "shmem_bytes", "Swap": "swap_bytes"}
+
+
+@dataclass(frozen=True, slots=True)
+class NotCollected:
+    """One piece of evidence that is missing, and why."""
+
+    what: str
+    pid: int
+    why: str
+
+
+@dataclass
+class LeakEvidence:
+    """What a report says about which member grew."""
+
+    members: list[dict[str, Any]] = field(default_factory=list)
+    not_collected: list[NotCollected] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report's ``leak`` section."""
+        return {"members": self.members,
+                "not_collected": [{"what": n.what, "pid": n.pid, "why": n.why}
+                                  for n in self.not_collected]}
+
+
+def smaps_rollup(text: str) -> dict[str, int]:
+    """The figures of a ``/proc/PID/smaps_rollup`` text, in bytes.
+
+    >>> smaps_rollup("Rss: 10 kB\\nPss: 8 kB\\nPss_Anon: 6 kB\\nSwap: 0 kB\\n")
+    {'pss_bytes': 8192, 'anon_bytes': 6144, 'swap_bytes': 0}
+    """
+    found = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in SMAPS_FIELDS:
+            parts = rest.split()
+            if parts and parts[0].isdigit():
+                found[SMAPS_FIELDS[key]] = int(parts[0]) * 1024
+    return found
+
+
+def collect(members: Sequence[MemberGrowth], *, proc: Path = Path("/proc"),
+            py_spy: str | None = None, monotonic: Callable[[], float] = time.monotonic
+            ) -> LeakEvidence:
+    """Members largest growth first; smaps_rollup and py-spy dumps for the top ones."""
+    evidence = LeakEvidence()
+    deadline = monotonic() + DEADLINE_SECONDS
+    py_spy = py_spy if py_spy is not None else shutil.which("py-spy")
+    for index, member in enumerate(members[:LISTED_MEMBERS]):
+        item: dict[str, Any] = {"pid": member.pid, "name": member.name,
+                                "rss_bytes": member.rss_bytes,
+                                "growth_bytes": member.growth_bytes,
+                                "over_seconds": member.seen_seconds,
+                                "cmdline": _cmdline(member.pid)}
+        evidence.members.append(item)
+        if index >= TOP_MEMBERS:
+            continue
+        try:
+            with open(proc / str(member.pid) / "smaps_rollup", "rb") as handle:
+                item["smaps"] = smaps_rollup(handle.read(SMAPS_BYTES).decode(errors="replace"))
+        except OSError as exc:
+            evidence.not_collected.append(NotCollected(
+                "smaps_rollup", member.pid, exc.strerror or type(exc).__name__))
+        if member.name.startswith("python"):
+            item["py_spy"] = _py_spy(py_spy, member.pid, deadline - monotonic(),
+                                     evidence.not_collected)
+    return evidence
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        return " ".join(redact_args(psutil.Process(pid).cmdline()))[:CMDLINE_CHARS]
+    except psutil.Error:
+        return None
+
+
+def _py_spy(py_spy: str | None, pid: int, seconds_left: float,
+            not_collected: list[NotCollected]) -> str | None:
+    if not py_spy:
+        not_collected.append(NotCollected(
+            "py_spy", pid, "py-spy not installed (pip install 'telemetryd[evidence]')"))
+        return None
+    timeout = min(PY_SPY_SECONDS, seconds_left)
+    if timeout <= 0:
+        not_collected.append(NotCollected("py_spy", pid, "evidence deadline reached"))
+        return None
+    try:
+        result = subprocess.run([py_spy, "dump", "--pid", str(pid)], capture_output=True,
+                                timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        not_collected.append(NotCollected("py_spy", pid, f"timed out after {timeout:.1f} s"))
+        return None
+    except OSError as exc:
+        not_collected.append(NotCollected("py_spy", pid, exc.strerror or str(exc)))
+        return None
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip()[:200]
+        not_collected.append(NotCollected("py_spy", pid, reason or "py-spy failed"))
+        return None
+    return result.stdout[:PY_SPY_BYTES].decode(errors="replace")
