@@ -1,7 +1,7 @@
 """``telemetryd wrap [--watch NAME] -- COMMAND [ARGS...]``: run an agent watched from its start.
 
 The child runs in the foreground with the terminal untouched; ``wrap`` exits with its status
-(128 + N for signal N). See ``daemon.runtime.wrap_run`` for how, and the README.
+(128 + N for signal N). See ``daemon.wrap.child`` for how, and the README.
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> ExitCode | int:
     ``wrap`` itself is misused.
     """
     from daemon.config.load import load_config_here
-    from daemon.runtime import wrap_run
     from daemon.runtime.paths import StatePaths
-    from daemon.runtime.wrap_env import child_environment
-    from daemon.runtime.wrap_report import should_report, write_killed_report
-    from daemon.runtime.wrapped import DEFAULT_WATCH, WrappedChild, announce
+    from daemon.wrap import child as wrap_run
+    from daemon.wrap.announcements import DEFAULT_WATCH, WrappedChild, announce
+    from daemon.wrap.killed_report import should_report, write_killed_report
+    from daemon.wrap.telemetry_env import child_environment
 
     config = load_config_here(args.config)
     argv = list(args.argv)

@@ -16,8 +16,8 @@ from daemon.runtime.running import Running
 from daemon.runtime.snapshot import ReportCounts, StatusSnapshot, watch_statuses
 from daemon.runtime.status import write_snapshot
 from daemon.runtime.tick import Ticker
-from daemon.runtime.wrapped import DEFAULT_WATCH
 from daemon.watch.sampler import TickSample
+from daemon.wrap.announcements import DEFAULT_WATCH
 
 log = structlog.get_logger("telemetryd")
 

@@ -24,7 +24,6 @@ from daemon.runtime.recent_events import EventKind, RecentEvent
 from daemon.runtime.running import Running
 from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
-from daemon.runtime.wrapped import pids_by_watch, read_announced, remove_stale, with_wrapped_watch
 from daemon.watch.log_lines import log_line
 from daemon.watch.monitor import (
     Action,
@@ -40,6 +39,12 @@ from daemon.watch.sampler import Sampler, TickSample
 from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
 from daemon.watch.thresholds import Level
 from daemon.watch.triggers import REPORT_TRIGGERS, ActionGate, Fired, Trigger
+from daemon.wrap.announcements import (
+    pids_by_watch,
+    read_announced,
+    remove_stale,
+    with_wrapped_watch,
+)
 
 log = structlog.get_logger("telemetryd")
 FiredSlot = tuple[str, tuple[int, int], Trigger]

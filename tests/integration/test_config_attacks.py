@@ -17,7 +17,7 @@ from daemon.config.load import load_config
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import RANGES
 from daemon.runtime.service import Service
-from daemon.runtime.wrapped import DEFAULT_WATCH
+from daemon.wrap.announcements import DEFAULT_WATCH
 from tests.integration.test_cli_config import assert_config_error, telemetryd
 from tests.support.daemon_proc import DaemonProcess, clean_env
 from tests.support.waiting import wait_for

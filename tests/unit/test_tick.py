@@ -130,7 +130,7 @@ def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Ag
     import subprocess
     import sys
 
-    from daemon.runtime.wrapped import WrappedChild, announce
+    from daemon.wrap.announcements import WrappedChild, announce
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

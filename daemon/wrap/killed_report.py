@@ -24,7 +24,7 @@ from daemon.config.schema import Config
 from daemon.runtime.delivery import open_spool
 from daemon.runtime.evidence import collect
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.wrap_run import Outcome
+from daemon.wrap.child import Outcome
 
 log = structlog.get_logger("telemetryd.wrap")
 
