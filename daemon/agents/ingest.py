@@ -148,17 +148,16 @@ class Ingestor:
     def _write(self, records: list[Record]) -> None:
         if not records:
             return
-        priced = [price_tokens(r) if isinstance(r, TokenUsage) else r for r in records]
         try:
-            written = self.store.append(priced)
+            written = self.store.append([_priced(record) for record in records])
         except Exception as exc:  # the writer must outlive a full disk or a locked file
             self.counters.add("write_errors")
             log.error("agents.store.write_failed", error=type(exc).__name__, records=len(records))
             # One record the store cannot take must not cost the others: write them one by one.
             written = 0
-            for record in priced:
+            for record in records:
                 try:
-                    written += self.store.append([record])
+                    written += self.store.append([_priced(record)])
                 except Exception:  # counted below; the batch's error is already logged
                     self.counters.add("records_dropped.write_error")
         self.counters.add("events_written", written)
@@ -182,3 +181,8 @@ class Ingestor:
                 deleted_hourly_rows=result.deleted_hourly_rows,
                 used_bytes=result.used_bytes,
             )
+
+
+def _priced(record: Record) -> Record:
+    """Token usage with its cost computed; other records as they are."""
+    return price_tokens(record) if isinstance(record, TokenUsage) else record

@@ -36,13 +36,23 @@ _NEVER_KEYS = frozenset(
 )
 
 
+# Indexed or namespaced forms of the same content (OpenLLMetry, OpenInference, ...):
+# gen_ai.prompt.0.content, llm.input_messages.0.message.content, input.value.
+CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages",
+                    "llm.output_messages", "input.value", "output.value")
+CONTENT_SUFFIXES = (".content", ".text", ".messages", ".arguments", ".prompt")
+
+
 def is_content(key: str) -> bool:
     """Whether an attribute holds what the user or the model wrote.
 
     >>> is_content("prompt"), is_content("gen_ai.system_instructions"), is_content("model")
     (True, True, False)
+    >>> is_content("gen_ai.prompt.0.content"), is_content("llm.input_messages.0.message.role")
+    (True, True)
     """
-    return key in CONTENT_KEYS
+    return (key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES)
+            or key.endswith(CONTENT_SUFFIXES))
 
 
 def clean_text(value: str, limit: int = MAX_STORED_CHARS) -> str:

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -69,7 +70,7 @@ class ActionRunner:
     def submit(self, fired: Fired) -> bool:
         """Queue the actions of one trigger; False (and a log line) when the queue is full."""
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="telemetryd-actions",
                                                 daemon=True)
                 self._thread.start()
@@ -121,22 +122,30 @@ def run_one(action: WatchAction, fired: Fired) -> dict[str, Any]:
 
 
 def run_exec(action: ExecAction, fired: Fired) -> dict[str, Any]:
-    """Run the program (no shell) in its own session; kill its group at the timeout."""
-    try:
-        proc = subprocess.Popen(list(action.argv), env=action_environment(fired, os.environ),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        return {"ok": False, "error": exc.strerror or str(exc)}
-    try:
-        output, _ = proc.communicate(timeout=action.timeout_seconds)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        timed_out = True
-    text = output[-OUTPUT_BYTES:].decode(errors="replace").strip()
+    """Run the program (no shell) in its own session; kill its group at the timeout.
+
+    Its output goes to a temporary file, not a pipe: a chatty program cannot grow the
+    daemon's memory, and a grandchild that keeps the file open cannot hang the worker.
+    """
+    with tempfile.TemporaryFile() as output:
+        try:
+            proc = subprocess.Popen(list(action.argv),
+                                    env=action_environment(fired, os.environ),
+                                    stdin=subprocess.DEVNULL, stdout=output,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            return {"ok": False, "error": exc.strerror or str(exc)}
+        try:
+            proc.wait(timeout=action.timeout_seconds)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            timed_out = True
+        size = output.seek(0, os.SEEK_END)
+        output.seek(max(0, size - OUTPUT_BYTES))
+        text = output.read(OUTPUT_BYTES).decode(errors="replace").strip()
     return {"ok": not timed_out and proc.returncode == 0, "exit_status": proc.returncode,
             "timed_out": timed_out, "output": text}
 

@@ -119,8 +119,9 @@ def _py_spy(py_spy: str | None, pid: int, seconds_left: float,
         not_collected.append(NotCollected("py_spy", pid, "evidence deadline reached"))
         return None
     try:
-        result = subprocess.run([py_spy, "dump", "--pid", str(pid)], capture_output=True,
-                                timeout=timeout, check=False)
+        # --nonblocking: read the stack without pausing a process already in trouble.
+        result = subprocess.run([py_spy, "dump", "--nonblocking", "--pid", str(pid)],
+                                capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         not_collected.append(NotCollected("py_spy", pid, f"timed out after {timeout:.1f} s"))
         return None

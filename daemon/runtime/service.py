@@ -81,6 +81,7 @@ class Service:
         self._tick_lock = threading.Lock()
         self._last_tick_done: float | None = None
         self._last_ping = 0.0
+        self._switch_interval: float | None = None
         self.publisher = StatusPublisher(self.paths.status)
 
     @property
@@ -96,6 +97,7 @@ class Service:
         # then waits for it. With a decode thread busy, every wait lasts the switch interval
         # (5 ms by default): 300 processes made a 0.25 s tick take 2 s. At 0.5 ms the tick
         # keeps its interval under a decode flood (tests/e2e/test_tick_under_flood.py).
+        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(TICK_FRIENDLY_SWITCH_INTERVAL_SECONDS)
         try:
             self.paths.ensure()
@@ -215,6 +217,8 @@ class Service:
         log.info("daemon.stopped", ticks=self.ticker.count,
                  reports_written=self.ticker.reports_written)
         self.lock.release()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
 
     def run(self) -> None:
         """Start, serve until SIGTERM/SIGINT, reloading on SIGHUP; restore signal handlers."""

@@ -181,7 +181,7 @@ class Ticker:
                 # gone; in a storm only the first few (their reports are aggregated).
                 key = (action.process.watch, action.process.key)
                 count = remembered.get(action.process.watch, 0)
-                if key not in running.reports.details and count <= STORM_MIN_PROCESSES:
+                if key not in running.reports.details and count < STORM_MIN_PROCESSES:
                     remembered[action.process.watch] = count + 1
                     running.reports.remember(action.process)
         for planned in aggregate(requests):

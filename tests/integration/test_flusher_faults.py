@@ -321,8 +321,15 @@ def test_flush_state_never_contains_the_key(spool: Spool, server: FaultServer) -
     assert f"127.0.0.1:{server.port}/1" in state
 
 
-def test_upload_returns_retry_for_dns_failure() -> None:
-    """An unresolvable host is a retry, not a crash."""
+def test_upload_returns_retry_for_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unresolvable host is a retry, not a crash (the resolver's failure is injected, so
+    no query leaves the machine)."""
+    import socket
+
+    def no_such_host(*args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
     outcome = Uploader("http://k@does-not-exist.invalid/1", "1", timeout_seconds=2).send(
         make_envelope()
     )
