@@ -16,7 +16,7 @@ import structlog
 
 from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.schema import Config, WatchRule
+from daemon.config.schema import Config, SignalAction, WatchRule
 from daemon.runtime.action_runner import ActionRunner
 from daemon.runtime.evidence import LeakEvidence, collect
 from daemon.runtime.paths import StatePaths
@@ -184,13 +184,21 @@ class Ticker:
                 if key not in running.reports.details and count < STORM_MIN_PROCESSES:
                     remembered[action.process.watch] = count + 1
                     running.reports.remember(action.process)
+        # Signals first, before any report is written: a stop must never wait behind the
+        # evidence a report gathers (exec actions need the report's id, so they wait).
+        for item in fired.values():
+            signals = tuple(a for a in item.actions if isinstance(a, SignalAction))
+            if signals:
+                self.runner.submit(dataclasses.replace(item, actions=signals))
         for planned in aggregate(requests):
             if isinstance(planned, StormReport):
                 self._write_storm(running, planned, oom)
             else:
                 self._write_report(running, planned, oom, fired)
         for item in fired.values():
-            self.runner.submit(item)  # run off the tick; never blocks
+            rest = tuple(a for a in item.actions if not isinstance(a, SignalAction))
+            if rest:
+                self.runner.submit(dataclasses.replace(item, actions=rest))  # off the tick
         if self.reaper.pending:
             self.reaper.poll()
         if running.transport.held_count:
