@@ -49,12 +49,19 @@ def memory_watch(agent: Agent, warning_mib: int, critical_mib: int, **extra: obj
 
 
 def pending_envelopes(state: Path) -> list[Envelope]:
-    """Every envelope waiting in the spool."""
+    """Every envelope waiting in the spool (one delivered while we list it is left out)."""
     folder = state / "spool" / "pending"
     if not folder.exists():
         return []
-    return [Envelope.deserialize(p.read_bytes()) for p in sorted(folder.iterdir())
-            if not p.name.startswith(".") and p.suffix == ".env"]
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix != ".env":
+            continue
+        try:
+            found.append(Envelope.deserialize(path.read_bytes()))
+        except FileNotFoundError:
+            continue  # the daemon delivered and removed it between listing and reading
+    return found
 
 
 def status(config: Path) -> tuple[int, dict]:
