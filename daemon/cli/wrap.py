@@ -12,11 +12,14 @@ import dataclasses
 import os
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err
 from daemon.config.schema import Config
+
+if TYPE_CHECKING:
+    from daemon.runtime.paths import StatePaths
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -49,6 +52,21 @@ def receiver_endpoint(config: Config) -> str | None:
     return f"http://{otlp.listen}"
 
 
+def node_heap_dir(config: Config, watch: str, paths: StatePaths) -> str | None:
+    """The folder Node writes heap snapshots to (created 0700) when the watch asks for them."""
+    from crash_reports.storage.files import ensure_private_dir
+
+    if not any(rule.name == watch and rule.evidence_node_heap for rule in config.watches):
+        return None
+    try:
+        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_private_dir(paths.heap_snapshots)
+    except OSError as exc:
+        err(f"telemetryd wrap: no Node heap snapshots: {exc}")
+        return None
+    return str(paths.heap_snapshots)
+
+
 def run(args: argparse.Namespace) -> ExitCode | int:
     """Run the child; write a ``killed`` report when a signal or the OOM killer ended it.
 
@@ -75,6 +93,7 @@ def run(args: argparse.Namespace) -> ExitCode | int:
         err(f"telemetryd wrap: no watch named {watch!r} in {config.source}")
         return ExitCode.USAGE
     paths = StatePaths(config.daemon.state_dir)
+    heap_dir = node_heap_dir(config, watch, paths)
     wrap_id = uuid.uuid4().hex[:16]
     endpoint = receiver_endpoint(config)
     parent_env = dict(os.environ)
@@ -100,7 +119,8 @@ def run(args: argparse.Namespace) -> ExitCode | int:
 
     try:
         outcome = wrap_run.run(
-            argv, lambda pid: child_environment(parent_env, endpoint, pid, wrap_id), tell_daemon,
+            argv, lambda pid: child_environment(parent_env, endpoint, pid, wrap_id, heap_dir),
+            tell_daemon,
             publish_sample)
     finally:
         for child in announced:

@@ -282,6 +282,7 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
         raise table.error(
             "cpu_warning", f"must be below cpu_critical ({cpu_warning} >= {cpu_critical})"
         )
+    node_heap = table.get_bool("evidence_node_heap", WatchRule.evidence_node_heap)
     actions = {key: parse_actions(table.raw(key), table.key_path(key), table.source)
                for key in ("on_warning", "on_critical", "on_exit_under_pressure")}
     table.reject_unknown()
@@ -297,6 +298,7 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
         pidfile=Path(pidfile_text) if pidfile_text else None,
         user=user,
         include_children=include_children,
+        evidence_node_heap=node_heap,
         rss_warning_bytes=rss_warning,
         rss_critical_bytes=rss_critical,
         cpu_warning_percent=cpu_warning,

@@ -53,6 +53,7 @@ def describe(config: Config) -> dict[str, Any]:
                 "orphans_rss": w.orphans_rss_bytes,
                 "reap_orphans": w.reap_orphans,
                 "reap_grace": w.reap_grace_seconds,
+                "evidence_node_heap": w.evidence_node_heap,
                 **{key: [action_table(action) for action in getattr(w, key)] or None
                    for key in ("on_warning", "on_critical", "on_exit_under_pressure")},
             }

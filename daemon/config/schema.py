@@ -119,6 +119,7 @@ class WatchRule:
     on_warning: tuple[WatchAction, ...] = ()
     on_critical: tuple[WatchAction, ...] = ()
     on_exit_under_pressure: tuple[WatchAction, ...] = ()
+    evidence_node_heap: bool = False  # Node heap snapshot for `wrap` trees (holds secrets)
 
 
 @dataclass(frozen=True, kw_only=True)

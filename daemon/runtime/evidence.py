@@ -21,6 +21,8 @@ from typing import Any
 import psutil
 
 from crash_reports.event.redact import redact_args
+from daemon.runtime import node_heap
+from daemon.runtime.node_heap import NodeHeap
 from daemon.watch.members import MemberGrowth
 
 TOP_MEMBERS = 3
@@ -74,9 +76,13 @@ def smaps_rollup(text: str) -> dict[str, int]:
 
 
 def collect(members: Sequence[MemberGrowth], *, proc: Path = Path("/proc"),
-            py_spy: str | None = None, monotonic: Callable[[], float] = time.monotonic
-            ) -> LeakEvidence:
-    """Members largest growth first; smaps_rollup and py-spy dumps for the top ones."""
+            py_spy: str | None = None, monotonic: Callable[[], float] = time.monotonic,
+            heap: NodeHeap | None = None) -> LeakEvidence:
+    """Members largest growth first; smaps_rollup and py-spy dumps for the top ones.
+
+    With ``heap`` (a tree of the daemon's), a heap snapshot of the top growing Node member,
+    bounded by ``node_heap.HEAP_SECONDS`` apart from the deadline of the rest.
+    """
     evidence = LeakEvidence()
     deadline = monotonic() + DEADLINE_SECONDS
     py_spy = py_spy if py_spy is not None else shutil.which("py-spy")
@@ -98,7 +104,27 @@ def collect(members: Sequence[MemberGrowth], *, proc: Path = Path("/proc"),
         if member.name.startswith("python"):
             item["py_spy"] = _py_spy(py_spy, member.pid, deadline - monotonic(),
                                      evidence.not_collected)
+    if heap is not None:
+        _node_heap(heap, evidence)
     return evidence
+
+
+def _node_heap(heap: NodeHeap, evidence: LeakEvidence) -> None:
+    node = next((item for item in evidence.members if node_heap.is_node(item["name"])), None)
+    if node is None:
+        if heap.folder is not None and evidence.members:
+            evidence.not_collected.append(NotCollected(
+                "node_heap", evidence.members[0]["pid"], "no Node member in the tree"))
+        return
+    if heap.folder is None:
+        evidence.not_collected.append(NotCollected("node_heap", node["pid"], heap.why_not))
+        return
+    try:
+        taken = node_heap.take(heap.folder, node["pid"])
+    except (node_heap.HeapSnapshotError, OSError) as exc:
+        evidence.not_collected.append(NotCollected("node_heap", node["pid"], str(exc)))
+        return
+    node["heap_snapshot"] = {"path": str(taken.path), "size_bytes": taken.size_bytes}
 
 
 def _cmdline(pid: int) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -19,6 +20,7 @@ from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, SignalAction, WatchRule
 from daemon.runtime.action_runner import ActionRunner
 from daemon.runtime.evidence import LeakEvidence, collect
+from daemon.runtime.node_heap import NodeHeap
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.recent_events import EventKind, RecentEvent
 from daemon.runtime.running import Running
@@ -105,12 +107,21 @@ def watches_of(config: Config) -> tuple[WatchRule, ...]:
     return with_wrapped_watch(config.watches, psutil.virtual_memory().total)
 
 
-def leak_evidence(process: TrackedProcess) -> LeakEvidence:
+def leak_evidence(process: TrackedProcess, heap: NodeHeap | None = None) -> LeakEvidence:
     """Which members of the tree grew over the trend window, with smaps and stacks (edge)."""
     members = process.members
     if members is None:
         return LeakEvidence()
-    return collect(members.growth(member.pid for member in process.last.member_rss))
+    return collect(members.growth(member.pid for member in process.last.member_rss), heap=heap)
+
+
+def node_heap_for(rule: WatchRule | None, wrapped: bool, folder: Path) -> NodeHeap:
+    """Whether this tree's Node members may be snapshotted, and where (pure)."""
+    if rule is None or not rule.evidence_node_heap:
+        return NodeHeap(None, "evidence_node_heap is off for this watch")
+    if not wrapped:
+        return NodeHeap(None, "not started by telemetryd wrap (no --heapsnapshot-signal)")
+    return NodeHeap(folder)
 
 
 def crossed_event(action: Crossed) -> RecentEvent:
@@ -136,6 +147,8 @@ class Ticker:
         self.monitor = Monitor(watches, config.daemon.history_samples,
                                config.daemon.trend_window_seconds)
         self.wrapped_dir = StatePaths(config.daemon.state_dir).wrapped
+        self.heap_dir = StatePaths(config.daemon.state_dir).heap_snapshots
+        self.wrapped_pids: set[int] = set()
         self.system = system
         self.monotonic = monotonic
         self.reaper = Reaper(monotonic)
@@ -230,6 +243,7 @@ class Ticker:
         # Children of `telemetryd wrap` join their watch from the first tick they exist.
         children = read_announced(self.wrapped_dir)
         gone = remove_stale(self.wrapped_dir, children, pid_alive)
+        self.wrapped_pids = {child.pid for child in children if child not in gone}
         return pids_by_watch([child for child in children if child not in gone])
 
     def _oom_evidence(self) -> OomEvidence:
@@ -270,7 +284,10 @@ class Ticker:
         try:
             evidence = report_evidence(request, oom)
             if request.kind in LEAK_EVIDENCE_KINDS:
-                evidence["leak"] = leak_evidence(request.process).as_dict()
+                process = request.process
+                heap = node_heap_for(self.monitor.rules.get(process.watch),
+                                     process.pid in self.wrapped_pids, self.heap_dir)
+                evidence["leak"] = leak_evidence(process, heap).as_dict()
             if planned is not None:
                 evidence["actions"] = [action.describe() for action in planned.actions]
             report_id = running.reports.write(request, evidence)

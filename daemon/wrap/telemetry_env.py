@@ -47,8 +47,19 @@ def add_resource_attributes(existing: str | None, extra: Mapping[str, str]) -> s
     return ",".join(items)
 
 
+def node_heap_options(existing: str | None, heap_dir: str) -> str:
+    """``NODE_OPTIONS`` with the heap-snapshot signal and folder appended (never replaced).
+
+    >>> node_heap_options("--max-old-space-size=512", "/s/heap")
+    '--max-old-space-size=512 --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=/s/heap'
+    """
+    extra = f"--heapsnapshot-signal=SIGUSR2 --diagnostic-dir={heap_dir}"
+    return f"{existing} {extra}" if existing and existing.strip() else extra
+
+
 def child_environment(
-    parent: Mapping[str, str], endpoint: str | None, pid: int, wrap_id: str
+    parent: Mapping[str, str], endpoint: str | None, pid: int, wrap_id: str,
+    heap_dir: str | None = None,
 ) -> dict[str, str]:
     """The child's environment.
 
@@ -67,4 +78,6 @@ def child_environment(
         {"process.pid": str(pid), WRAP_ID_ATTRIBUTE: wrap_id},
     )
     env["TELEMETRYD_WRAP_ID"] = wrap_id
+    if heap_dir is not None:
+        env["NODE_OPTIONS"] = node_heap_options(parent.get("NODE_OPTIONS"), heap_dir)
     return env
