@@ -121,6 +121,8 @@ class Service:
         running.scheduler = make_scheduler(
             self.tick, self.config.daemon.interval_seconds, self._on_job_error,
             on_missed=lambda: log.warning("tick.missed"),
+            on_clock_step=lambda step: log.warning("clock.stepped", seconds=round(step, 3),
+                                                   action="tick kept its monotonic rhythm"),
         )
         running.scheduler.start()
         # After the scheduler: the first sample never waits behind a backlog of reports.
