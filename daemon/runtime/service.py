@@ -214,7 +214,7 @@ class Service:
                 running.scheduler.shutdown(wait=True)
                 running.scheduler = None
             self._publish_status(running, None, stopped=True)
-            self.ticker.close()
+            self.ticker.close(running)
             running.close(self.clock())
             self.running = None
         log.info("daemon.stopped", ticks=self.ticker.count,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from daemon.wrap.node_options import heap_flags
+
 WRAP_ID_ATTRIBUTE = "telemetryd.wrap_id"
 
 
@@ -48,12 +50,13 @@ def add_resource_attributes(existing: str | None, extra: Mapping[str, str]) -> s
 
 
 def node_heap_options(existing: str | None, heap_dir: str) -> str:
-    """``NODE_OPTIONS`` with the heap-snapshot signal and folder appended (never replaced).
+    """``NODE_OPTIONS`` with the heap-snapshot signal and folder appended (never replaced;
+    last, so ours win over the same flags earlier in the user's value).
 
     >>> node_heap_options("--max-old-space-size=512", "/s/heap")
     '--max-old-space-size=512 --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=/s/heap'
     """
-    extra = f"--heapsnapshot-signal=SIGUSR2 --diagnostic-dir={heap_dir}"
+    extra = heap_flags(heap_dir)
     return f"{existing} {extra}" if existing and existing.strip() else extra
 
 
