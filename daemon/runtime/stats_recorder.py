@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,15 @@ KEEP_SECONDS = 90 * 86400
 class StatsRecorder:
     """Owns the stats store for the daemon: samples, counters, its own figures, shipping."""
 
-    def __init__(self, path: Path, host: str | None = None) -> None:
+    def __init__(self, path: Path, host: str | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = StatsStore.open(path)
+        self._monotonic = monotonic
         self.history = _open_history(path)
         self.host = host or socket.gethostname()
         self._self = psutil.Process()
         self._cpu_before: tuple[float, float] | None = None
-        self._next_ship_at = 0.0
+        self._next_ship_at: float | None = None
 
     def start(self, now: float) -> None:
         """Count a start (an unclean one if the last run did not stop) and prune old hours."""
@@ -112,10 +114,12 @@ class StatsRecorder:
         self.store.incr(entry.watch if entry and entry.watch else "", counter, now)
 
     def ship_due(self, client: sentry_sdk.Client, now: float, force: bool = False) -> int:
-        """Put closed, unshipped hours into the spool as info events (at most once a minute)."""
-        if not force and now < self._next_ship_at:
+        """Put closed, unshipped hours into the spool as info events (at most once a minute,
+        on the monotonic clock; the hours themselves are wall-clock hours)."""
+        at = self._monotonic()
+        if not force and self._next_ship_at is not None and at < self._next_ship_at:
             return 0
-        self._next_ship_at = now + SHIP_EVERY_SECONDS
+        self._next_ship_at = at + SHIP_EVERY_SECONDS
         queued = 0
         for period in self.store.closed_unshipped_periods(now):
             event = stats_event(period, self.host)
