@@ -15,7 +15,6 @@ from daemon.runtime.service import Service
 from tests.support.waiting import wait_for
 from tests.unit.test_redact_corpus import CORPUS, fill
 
-
 # One of each token shape that reached the spooled envelope before (issue 14), with the part
 # that must not survive.
 HEX32 = "9e107d9d372bb6826bd81d3542a419d6"
