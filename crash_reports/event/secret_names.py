@@ -31,7 +31,7 @@ _DESCRIBES = frozenset({
     "id", "ids", "name", "names", "url", "uri", "endpoint", "host", "helper", "type", "mode",
     "method", "scheme", "format", "prompt", "store", "env", "var", "command", "cmd", "ttl",
     "timeout", "expiry", "expires", "duration", "lifetime", "algorithm", "version", "policy",
-    "provider", "region", "profile", "header",
+    "provider", "region", "profile",
 })
 _SWITCH_FIRST = frozenset({"no", "without", "disable", "skip"})
 _COUNT_FIRST = frozenset({"max", "min", "num"})

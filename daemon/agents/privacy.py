@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields, replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from crash_reports.event.redact import redact_name, redact_text
@@ -122,10 +122,16 @@ def _with_text_redacted(item: _TextRecord) -> _TextRecord:
         if cleaned != value:
             changes[name] = cleaned
     if not isinstance(item, Agent):
-        agent = _with_text_redacted(item.agent)
-        if agent is not item.agent:
+        agent = _redacted_agent(item.agent)
+        if agent is not item.agent and agent != item.agent:
             changes["agent"] = agent
     return replace(item, **changes) if changes else item
+
+
+@lru_cache(maxsize=1024)
+def _redacted_agent(agent: Agent) -> Agent:
+    """An agent's names redacted; remembered, since one agent sends many records."""
+    return _with_text_redacted(agent)
 
 
 def redacted_record(record: Record) -> Record:
