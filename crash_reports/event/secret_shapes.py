@@ -79,10 +79,10 @@ def looks_random(text: str) -> bool:
     At least 20 characters mixing capitals, small letters and digits, few separators
     (``-._/``, at most one per 16 characters and one more), and less than 60 % of its letters
     in word-like runs (a capital and two or more small letters, three or more small letters,
-    four or more capitals).  Measured on 99,000 non-secrets (the ~1,900 model ids of
-    genai-prices, recorded agent command lines, every file name under /usr and 20,000
-    CamelCase identifiers from the Python standard library): none passes; 78-94 % of random
-    base62/base64 tokens of 20-64 characters do.
+    four or more capitals).  ``benchmarks/bench_redaction.py`` measured no false positive
+    over 95,643 non-secrets (model ids, recorded agent command lines, file names under /usr,
+    identifiers from the Python standard library) and 77-93 % of random base62/base64
+    tokens of 20-64 characters caught.
 
     >>> looks_random("Q9zvXk27LmPq0RtY8wBnA4"), looks_random("Qwen3-Coder-480B-A35B-Instruct")
     (True, False)
