@@ -11,6 +11,7 @@ import structlog
 
 from daemon.agents.counters import Counters
 from daemon.agents.pricing import price_tokens
+from daemon.agents.privacy import redacted_record
 from daemon.agents.records import Record, TokenUsage
 from daemon.agents.store import EventStore
 from daemon.config.schema import OtlpSettings
@@ -149,7 +150,7 @@ class Ingestor:
         if not records:
             return
         try:
-            written = self.store.append([_priced(record) for record in records])
+            written = self.store.append([_stored(record) for record in records])
         except Exception as exc:  # the writer must outlive a full disk or a locked file
             self.counters.add("write_errors")
             log.error("agents.store.write_failed", error=type(exc).__name__, records=len(records))
@@ -157,7 +158,7 @@ class Ingestor:
             written = 0
             for record in records:
                 try:
-                    written += self.store.append([_priced(record)])
+                    written += self.store.append([_stored(record)])
                 except Exception:  # counted below; the batch's error is already logged
                     self.counters.add("records_dropped.write_error")
         self.counters.add("events_written", written)
@@ -183,6 +184,8 @@ class Ingestor:
             )
 
 
-def _priced(record: Record) -> Record:
-    """Token usage with its cost computed; other records as they are."""
+def _stored(record: Record) -> Record:
+    """A record as the store keeps it: every name redacted (the one place names from OTLP
+    are redacted, so everything read from the store is), token usage priced."""
+    record = redacted_record(record)
     return price_tokens(record) if isinstance(record, TokenUsage) else record

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from crash_reports.event.humanize import printable
 from daemon.agents import budget_gate
 from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err, out
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         try:
             session, tool = read_hook(sys.stdin.buffer)
         except ValueError as exc:
-            err(f"telemetryd budget check: {exc}")
+            err(f"telemetryd budget check: {printable(str(exc))}")
             return ExitCode.FAILURE
     try:
         view = load_budget_view(args.config, environ_snapshot())
@@ -80,11 +81,12 @@ def run(args: argparse.Namespace) -> ExitCode:
         err(f"telemetryd budget check: cannot read the event store: {exc}")
         return ExitCode.FAILURE
     if verdict.over:
-        suffix = f"; {tool} blocked by telemetryd" if tool else ""
-        err(f"telemetryd: over budget: {verdict.reason}{suffix}")
+        # One line whatever the session id, the agent or the tool name hold.
+        suffix = f"; {printable(tool)} blocked by telemetryd" if tool else ""
+        err(f"telemetryd: over budget: {printable(verdict.reason)}{suffix}")
         return ExitCode.OVER_BUDGET
     if not args.hook:
-        out(f"telemetryd: {verdict.reason}")
+        out(f"telemetryd: {printable(verdict.reason)}")
     return ExitCode.OK
 
 
