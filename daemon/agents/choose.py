@@ -31,6 +31,7 @@ _WEIGHTS: dict[str, tuple[str, bool]] = {
     "sessions": ("sessions", False), "work": ("work", True),
 }
 _PREFERENCE: dict[str, int] = {"event": 0, "metric": 1, "span": 2}
+PREFERENCE = _PREFERENCE  # ties between sources, for readers listing one source's entries
 MAX_MEASURES = frozenset({"context_max", "context_window"})
 
 

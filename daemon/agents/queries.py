@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from crash_reports.storage import sqlite
 from daemon.agents import spend
-from daemon.agents.choose import Row, choose, measure_key
+from daemon.agents.choose import PREFERENCE, Row, choose, measure_key
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
 from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
@@ -169,6 +169,17 @@ class StoreReader:
             ).fetchone()
         return None if found is None else SessionSeen(*found)
 
+    def session_seen(self, agent: str, session_id: str) -> SessionSeen | None:
+        """One session as the store knows it (its agent version, host, first and last use)."""
+        if not self.exists():
+            return None
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT agent, session_id, host, version, pid, first_ts, last_ts "
+                "FROM session_seen WHERE agent = ? AND session_id = ?", (agent, session_id),
+            ).fetchone()
+        return None if found is None else SessionSeen(*found)
+
     def agent_context(
         self,
         pid: int | None,
@@ -191,7 +202,11 @@ class StoreReader:
             ).fetchall()
         if not found:
             return None
-        return _context(found, window_seconds, [column for column, _ in matches])
+        context = _context(found, window_seconds, [column for column, _ in matches])
+        if context["session_id"] is not None:
+            seen = self.session_seen(context["agent"], context["session_id"])
+            context["agent_version"] = seen.version if seen is not None else None
+        return context
 
 
 def summarize(found: list[Any], by: StatsBy) -> list[StatsRow]:
@@ -289,24 +304,41 @@ def _event_rows(kind: str, agent: str, data: dict[str, Any]) -> list[Row]:
     return []
 
 
+def _one_source(by_source: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The entries of one source only, chosen as the stats choose (most calls counted, ties
+    to events): one request is one entry, never an event and a metric copy of it. Spans only
+    time calls others count, so they are never listed."""
+    candidates = {source: entries for source, entries in by_source.items() if source != "span"}
+    if not candidates:
+        return []
+    best = max(candidates, key=lambda source: (
+        sum(int(entry.get("count") or 0) for entry in candidates[source]),
+        -PREFERENCE.get(source, 9)))
+    return candidates[best]
+
+
 def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> dict[str, Any]:
     rows: list[Row] = []
-    last_requests: list[dict[str, Any]] = []
-    last_tools: list[dict[str, Any]] = []
+    requests_by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    tools_by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     agents: set[str] = set()
     streams: set[str] = set()
     sessions: set[str] = set()
+    latest: tuple[str, str] | None = None
     for ts, kind, agent, stream, raw, session in found:
         agents.add(agent)
         streams.add(stream)
         if session:
             sessions.add(session)
+            latest = (agent, session)
         data = json.loads(raw)
         rows.extend(_event_rows(kind, agent, data))
-        if kind == "request" and (data.get("source") or "metric") != "span":
-            last_requests.append({"ts": ts, **data})
-        elif kind == "tool_call" and (data.get("source") or "metric") != "span":
-            last_tools.append({"ts": ts, **data})
+        if kind == "request":
+            requests_by_source[data.get("source") or "metric"].append({"ts": ts, **data})
+        elif kind == "tool_call":
+            tools_by_source[data.get("source") or "metric"].append({"ts": ts, **data})
+    last_requests = _one_source(requests_by_source)
+    last_tools = _one_source(tools_by_source)
     found_rows = [("", *r.group, r.measure, r.dim, r.value, r.count) for r in rows]
     summary = (summarize(found_rows, "session") or [StatsRow("")])[0]
     tokens: dict[str, int] = dict.fromkeys(TOKEN_TYPES, 0)
@@ -331,4 +363,7 @@ def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> 
                        "error": summary.tool_failures},
         "last_requests": last_requests[-LAST_ITEMS:],
         "last_tool_calls": last_tools[-LAST_ITEMS:],
+        # The agent and session of the most recent activity, however the context was matched.
+        "agent": latest[0] if latest else None,
+        "session_id": latest[1] if latest else None,
     }
