@@ -6,8 +6,9 @@ because an agent's types overlap (cached inside input) and are made disjoint tog
 Metrics that only repeat another one of the same agent are kept as generic series:
 Gemini's ``gen_ai.client.*`` repeat ``gemini_cli.*``, and its ``gemini_cli.api.request.*``
 repeat its ``api_response``/``api_error`` events, badly: each failed request is counted in two
-series (one with ``error_type``, one without), so requests come from the events only; Codex's ``codex.api_request`` and
-``codex.tool.call`` counters repeat their ``*.duration_ms`` histograms.
+series (one with ``error_type``, one without), so requests come from the events only.
+Codex's ``codex.api_request`` and ``codex.tool.call`` counters repeat their ``*.duration_ms``
+histograms.
 """
 
 from __future__ import annotations

@@ -59,6 +59,11 @@ class StatePaths(NamedTuple):
         return self.root / "wrapped"
 
     @property
+    def trees(self) -> Path:
+        """Which watched tree each running process came from, so orphans outlive a restart."""
+        return self.root / "trees.json"
+
+    @property
     def heap_snapshots(self) -> Path:
         """Node heap snapshots taken as evidence (0700: they hold the agent's secrets)."""
         return self.root / "heap-snapshots"

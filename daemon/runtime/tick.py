@@ -27,6 +27,7 @@ from daemon.runtime.recent_events import EventKind, RecentEvent
 from daemon.runtime.running import Running
 from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
+from daemon.runtime.trees import TreeMemory
 from daemon.watch.log_lines import log_line
 from daemon.watch.members import MemberGrowth
 from daemon.watch.monitor import (
@@ -173,6 +174,8 @@ class Ticker:
                                config.daemon.trend_window_seconds)
         self.wrapped_dir = StatePaths(config.daemon.state_dir).wrapped
         self.heap_dir = StatePaths(config.daemon.state_dir).heap_snapshots
+        self.trees = TreeMemory(StatePaths(config.daemon.state_dir).trees)
+        self.sampler.restore(self.trees.load())
         self.wrapped_pids: set[int] = set()
         self.system = system
         self.monotonic = monotonic
@@ -200,6 +203,7 @@ class Ticker:
         """Sample, evaluate, log, write reports, feed stats; return the sample."""
         started = self.monotonic()
         sample = self.sampler.sample(started, now, self._announced())
+        self.trees.save_if_changed(self.sampler.origins)
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)

@@ -183,6 +183,18 @@ class Sampler:
     def __post_init__(self) -> None:
         self.selector = Selector(self.rules)
 
+    @property
+    def origins(self) -> Mapping[tuple[int, int], Origin]:
+        """Which watched tree each process (by pid and start time) belonged to last tick."""
+        return self._origins
+
+    def restore(self, origins: Mapping[tuple[int, int], Origin]) -> None:
+        """Take back what an earlier run knew about the trees (before the first sample): the
+        processes trees left behind are orphans again, not ordinary processes. A pid reused
+        since has another start time and matches nothing."""
+        if self._previous_at is None:
+            self._origins = dict(origins)
+
     def set_rules(self, rules: Sequence[WatchRule]) -> None:
         """Swap the watches (on reload); CPU history is kept."""
         self.rules = rules
@@ -229,18 +241,21 @@ class Sampler:
                 candidates.setdefault(origin.watch, {})[key[0]] = origin
         in_trees = {pid for rule, pids in zip(self.rules, matches, strict=True)
                     if rule.include_children for pid in pids}
-        blockers = in_trees | {pid for found in candidates.values() for pid in found}
+        # A process left behind by a tree stays that tree's orphan, even where another
+        # watch's selectors match it (an MCP server outliving its agent): one place only.
+        left_behind = {pid for found in candidates.values() for pid in found}
+        blockers = in_trees | left_behind
         origins: dict[tuple[int, int], Origin] = {}
         by_watch: dict[str, list[TreeSample]] = {}
         orphans: dict[str, list[OrphanSample]] = {}
         for rule, pids in zip(self.rules, matches, strict=True):
             mine = candidates.get(rule.name, {})
-            if not rule.include_children:
-                roots = pids
-            elif rule.pid is not None or rule.pidfile is not None:
-                roots = top_matches(pids, table)  # an explicit pid is always its own tree
+            if rule.pid is not None or rule.pidfile is not None:
+                roots = top_matches(pids, table) if rule.include_children else pids
+            elif not rule.include_children:
+                roots = [p for p in pids if p not in left_behind]
             else:
-                roots = top_matches([p for p in pids if p not in mine], table, blockers)
+                roots = top_matches([p for p in pids if p not in left_behind], table, blockers)
             samples = []
             attached: set[int] = set()
             for root_pid in sorted(roots):
