@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from crash_reports.event.redact import redact_name
 from daemon.config.schema import WatchRule
+from daemon.watch.helpers import long_lived, may_be_helper
 from daemon.watch.members import MemberRss
 from daemon.watch.proctable import ProcessTable, ProcStat
 from daemon.watch.selection import Selector
@@ -273,7 +274,8 @@ class Sampler:
                                                   member.rss_bytes))
                         rss += member.rss_bytes
                         cpu += cpu_percent(member)
-                        origins[member.key] = origin
+                        if not self._outlives_its_tree(member):
+                            origins[member.key] = origin
                     members += len(live)
                     member_pids = tuple(live)
                     attached.update(live)
@@ -330,6 +332,14 @@ class Sampler:
                 create_time=self.table_source.create_time(stat), rss_bytes=rss,
                 cpu_percent=round(cpu, 2), members=1 + len(below), agent_key=origin.agent_key))
         return found
+
+    def _outlives_its_tree(self, stat: ProcStat) -> bool:
+        """A server the agent starts to outlive it (helpers.py): never its orphan."""
+        if not may_be_helper(stat.comm):
+            return False
+        identity = self.selector.identity(stat)
+        return identity is not None and long_lived(
+            stat.comm, identity.exe, identity.cmdline) is not None
 
     def _version(self, root: ProcStat, member_pids: Sequence[int],
                  table: Mapping[int, ProcStat]) -> str | None:
