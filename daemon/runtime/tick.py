@@ -255,7 +255,8 @@ class Ticker:
             self.reaper.poll()
         if running.transport.held_count:
             running.transport.retry_failed_writes()
-        running.stats.ship_due(running.client, now)
+        if running.dsn:  # without one, stats stay in stats.db: nothing is pending delivery
+            running.stats.ship_due(running.client, now)
         running.agents.check_budgets(running.client, now)
         duration = self.monotonic() - started
         if running.metrics is not None:
