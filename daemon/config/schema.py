@@ -134,6 +134,14 @@ class DaemonSettings:
     trend_window_seconds: float = 120.0
 
 
+# Growth and time to critical are shown ("—" until then) only past a process's start-up
+# ramp (agents load and allocate fast in their first minute), from at least this many
+# points spanning at least half the trend window.
+TREND_STARTUP_SECONDS = 60.0
+TREND_MIN_POINTS = 6
+TREND_MIN_SPAN_FRACTION = 0.5
+
+
 @dataclass(frozen=True)
 class SentrySettings:
     """The [sentry] table; no DSN means nothing ever leaves the machine."""
