@@ -20,7 +20,6 @@ from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, st
 from daemon.watch.trend import TREND_POINTS, add_point, seconds_until
 
 
-
 # slots: a daemon keeps history_samples of these per watched tree (120,000 at 1,000
 # trees); without an instance dict each is one 64-byte allocation instead of two.
 @dataclass(frozen=True, slots=True)
