@@ -32,6 +32,7 @@ _WEIGHTS: dict[str, tuple[str, bool]] = {
 }
 _PREFERENCE: dict[str, int] = {"event": 0, "metric": 1, "span": 2}
 PREFERENCE = _PREFERENCE  # ties between sources, for readers listing one source's entries
+FAMILIES = _FAMILIES  # which figures one source must give together, for partial-hour readers
 MAX_MEASURES = frozenset({"context_max", "context_window"})
 
 

@@ -13,10 +13,12 @@ from typing import Any, Literal
 
 from crash_reports.storage import sqlite
 from daemon.agents import spend
-from daemon.agents.choose import PREFERENCE, Row, choose, measure_key
+from daemon.agents.choose import PREFERENCE, Row, choose
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
+from daemon.agents.rows import event_rows
 from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
+from daemon.agents.window import range_rows
 
 StatsBy = Literal["agent", "model", "tool", "session"]
 LAST_ITEMS = 10
@@ -95,8 +97,9 @@ class StoreReader:
             db.close()
 
     def stats(self, since: float, until: float, by: StatsBy) -> list[StatsRow]:
-        """Totals per agent, model, tool or session over [since, until] (hours that overlap
-        it; sessions active in it), one source per figure (choose.py)."""
+        """Totals per agent, model, tool or session over [since, until] (to the event within
+        the raw events' retention, see window.py; sessions active in it), one source per
+        figure (choose.py)."""
         if not self.exists():
             return []
         with self._connect() as db:
@@ -109,12 +112,7 @@ class StoreReader:
                     (since, until),
                 ).fetchall()
             else:
-                found = db.execute(
-                    "SELECT '', agent, model, tool, measure, dim, sum(value), sum(count) "
-                    "FROM hourly WHERE hour BETWEEN ? AND ? "
-                    "GROUP BY agent, model, tool, measure, dim",
-                    (int(since // 3600), int(until // 3600)),
-                ).fetchall()
+                found = range_rows(db, since, until)
         return summarize(found, by)
 
     def spend_usd(self, agent: str | None, since: float, until: float) -> float:
@@ -273,37 +271,6 @@ def _add(row: StatsRow, measure: str, dim: str, value: float, count: int) -> Non
         row.context_window_tokens = max(row.context_window_tokens or 0, int(value))
 
 
-def _event_rows(kind: str, agent: str, data: dict[str, Any]) -> list[Row]:
-    """The aggregate rows a stored event stands for (the inverse of rows.figures)."""
-    src = data.get("source") or "metric"
-    model, tool = str(data.get("model", "")), str(data.get("tool", ""))
-    group = (agent, model, tool)
-    if kind == "tokens":
-        out = [Row(group, measure_key("tokens", src), data["token_type"], data["tokens"],
-                   data.get("requests", 0))]
-        if data.get("cost_status") == "computed" and data.get("cost_usd") is not None:
-            out.append(Row(group, measure_key("cost_computed", src), "", data["cost_usd"], 0))
-        elif data.get("cost_status") == "unknown":
-            out.append(Row(group, measure_key("tokens_unpriced", src), data["token_type"],
-                           data["tokens"], 0))
-        return out
-    if kind == "cost":
-        return [Row(group, measure_key("cost_reported", src), "", data["usd"], 0)]
-    if kind == "request":
-        error = data.get("error_class")
-        out = [Row(group, measure_key("requests", src), "ok" if error is None else "error",
-                   data["duration_ms"], data["count"])]
-        if error is not None:
-            out.append(Row(group, measure_key("errors", src), error, 0.0, data["count"]))
-        return out
-    if kind == "tool_call":
-        return [Row(group, measure_key("tool_calls", src), "ok" if data["success"] else "error",
-                    data["duration_ms"], data["count"])]
-    if kind == "session":
-        return [Row(group, measure_key("sessions", src), "", data["count"], data["count"])]
-    return []
-
-
 def _one_source(by_source: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The entries of one source only, chosen as the stats choose (most calls counted, ties
     to events): one request is one entry, never an event and a metric copy of it. Spans only
@@ -332,7 +299,7 @@ def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> 
             sessions.add(session)
             latest = (agent, session)
         data = json.loads(raw)
-        rows.extend(_event_rows(kind, agent, data))
+        rows.extend(event_rows(kind, agent, data))
         if kind == "request":
             requests_by_source[data.get("source") or "metric"].append({"ts": ts, **data})
         elif kind == "tool_call":
