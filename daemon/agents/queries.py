@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from crash_reports.storage import sqlite
 from daemon.agents import spend
-from daemon.agents.choose import PREFERENCE, Row, choose
+from daemon.agents.calls import one_source, with_call_tokens
+from daemon.agents.choose import Row, choose
 from daemon.agents.costs import CostGroup, combine
 from daemon.agents.records import TOKEN_TYPES
 from daemon.agents.rows import event_rows
@@ -271,23 +272,11 @@ def _add(row: StatsRow, measure: str, dim: str, value: float, count: int) -> Non
         row.context_window_tokens = max(row.context_window_tokens or 0, int(value))
 
 
-def _one_source(by_source: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The entries of one source only, chosen as the stats choose (most calls counted, ties
-    to events): one request is one entry, never an event and a metric copy of it. Spans only
-    time calls others count, so they are never listed."""
-    candidates = {source: entries for source, entries in by_source.items() if source != "span"}
-    if not candidates:
-        return []
-    best = max(candidates, key=lambda source: (
-        sum(int(entry.get("count") or 0) for entry in candidates[source]),
-        -PREFERENCE.get(source, 9)))
-    return candidates[best]
-
-
 def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> dict[str, Any]:
     rows: list[Row] = []
     requests_by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     tools_by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    call_tokens: list[dict[str, Any]] = []
     agents: set[str] = set()
     streams: set[str] = set()
     sessions: set[str] = set()
@@ -300,12 +289,14 @@ def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> 
             latest = (agent, session)
         data = json.loads(raw)
         rows.extend(event_rows(kind, agent, data))
+        if kind == "tokens" and data.get("source") == "event" and data.get("requests") == 1:
+            call_tokens.append({"ts": ts, **data})
         if kind == "request":
             requests_by_source[data.get("source") or "metric"].append({"ts": ts, **data})
         elif kind == "tool_call":
             tools_by_source[data.get("source") or "metric"].append({"ts": ts, **data})
-    last_requests = _one_source(requests_by_source)
-    last_tools = _one_source(tools_by_source)
+    last_requests = with_call_tokens(one_source(requests_by_source), call_tokens)
+    last_tools = one_source(tools_by_source)
     found_rows = [("", *r.group, r.measure, r.dim, r.value, r.count) for r in rows]
     summary = (summarize(found_rows, "session") or [StatsRow("")])[0]
     tokens: dict[str, int] = dict.fromkeys(TOKEN_TYPES, 0)
