@@ -91,6 +91,10 @@ def figures(record: Record, buckets: bool = False) -> list[Figure]:
             mean = record.duration_ms / 1000.0 / record.count
             out.append((record.model, "", measure_key("request_le", src),
                         duration_bucket(mean), 0.0, record.count))
+        if buckets and record.ttft_ms is not None:  # one call's; only events carry it
+            out.append((record.model, "", "ttft", "", record.ttft_ms, 1))
+            out.append((record.model, "", "ttft_le", duration_bucket(record.ttft_ms / 1000.0),
+                        0.0, 1))
         return out
     if isinstance(record, ToolCall):
         src = record.source
