@@ -236,10 +236,11 @@ def _parse_daemon(table: _Table, environ: Mapping[str, str]) -> DaemonSettings:
         raise table.error("log_level", f"expected one of {expected}, got {log_level!r}")
     history = table.get_int("history_samples", DaemonSettings.history_samples, minimum=2)
     window = table.get_duration("trend_window", DaemonSettings.trend_window_seconds)
+    startup = table.get_duration("trend_startup", DaemonSettings.trend_startup_seconds)
     table.reject_unknown()
     return DaemonSettings(interval_seconds=interval, state_dir=state_dir, log_format=log_format,
                           log_level=log_level, history_samples=history,
-                          trend_window_seconds=window)
+                          trend_window_seconds=window, trend_startup_seconds=startup)
 
 
 def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:

@@ -26,6 +26,7 @@ def describe(config: Config) -> dict[str, Any]:
             "log_level": daemon.log_level,
             "history_samples": daemon.history_samples,
             "trend_window": daemon.trend_window_seconds,
+            "trend_startup": daemon.trend_startup_seconds,
         },
         "watch": [
             {

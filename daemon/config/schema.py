@@ -132,12 +132,12 @@ class DaemonSettings:
     log_level: str = "info"
     history_samples: int = 120
     trend_window_seconds: float = 120.0
+    # Growth and time to critical are shown ("—" until then) only this long after a process
+    # started: agents load and allocate fast in their first minute, which is no leak.
+    trend_startup_seconds: float = 60.0
 
 
-# Growth and time to critical are shown ("—" until then) only past a process's start-up
-# ramp (agents load and allocate fast in their first minute), from at least this many
-# points spanning at least half the trend window.
-TREND_STARTUP_SECONDS = 60.0
+# ... and from at least this many points spanning at least half the trend window.
 TREND_MIN_POINTS = 6
 TREND_MIN_SPAN_FRACTION = 0.5
 
@@ -262,6 +262,7 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "daemon.interval": (0.01, 3600.0),
     "daemon.history_samples": (2, 1_000_000),
     "daemon.trend_window": (1.0, 30 * _DAY),
+    "daemon.trend_startup": (0.0, _DAY),
     "watch.pid": (1, 4_194_304),  # the kernel's largest pid_max
     "watch.rss_warning": (1, 1 << 50),
     "watch.rss_critical": (1, 1 << 50),

@@ -171,7 +171,8 @@ class Ticker:
         watches = watches_of(config)
         self.sampler = Sampler(process_table, watches)
         self.monitor = Monitor(watches, config.daemon.history_samples,
-                               config.daemon.trend_window_seconds)
+                               config.daemon.trend_window_seconds,
+                               config.daemon.trend_startup_seconds)
         self.wrapped_dir = StatePaths(config.daemon.state_dir).wrapped
         self.heap_dir = StatePaths(config.daemon.state_dir).heap_snapshots
         self.trees = TreeMemory(StatePaths(config.daemon.state_dir).trees)
@@ -197,6 +198,7 @@ class Ticker:
         self.monitor.set_rules(watches)
         self.monitor.history_samples = config.daemon.history_samples
         self.monitor.trend_window_seconds = config.daemon.trend_window_seconds
+        self.monitor.trend_startup_seconds = config.daemon.trend_startup_seconds
         self.evidence_wait = evidence_wait_seconds(config.daemon.interval_seconds)
 
     def tick(self, running: Running, now: float) -> TickSample:

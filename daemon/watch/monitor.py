@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from crash_reports.event.kinds import ReportKind
-from daemon.config.schema import WatchRule
+from daemon.config.schema import DaemonSettings, WatchRule
 from daemon.watch.members import MemberHistory
 from daemon.watch.sampler import OrphanSample, TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
@@ -215,10 +215,12 @@ class Monitor:
     """Turns each tick into transitions, trends and report requests."""
 
     def __init__(self, rules: tuple[WatchRule, ...], history_samples: int,
-                 trend_window_seconds: float) -> None:
+                 trend_window_seconds: float,
+                 trend_startup_seconds: float = DaemonSettings.trend_startup_seconds) -> None:
         self.rules = {rule.name: rule for rule in rules}
         self.history_samples = history_samples
         self.trend_window_seconds = trend_window_seconds
+        self.trend_startup_seconds = trend_startup_seconds
         self.tracked: dict[tuple[str, tuple[int, int]], TrackedProcess] = {}
         self.orphans: dict[tuple[str, tuple[int, int]], OrphanTrack] = {}
         # Agents that exited while (or just before) leaving processes behind, by tree.
@@ -378,7 +380,7 @@ class Monitor:
         started = tracked.last.create_time or tracked.first_seen
         tracked.rate_bytes_per_min = add_point(
             tracked.trend_points, now, float(tracked.last.rss_bytes), started,
-            tracked.first_seen, self.trend_window_seconds)
+            tracked.first_seen, self.trend_window_seconds, self.trend_startup_seconds)
         tracked.eta_seconds = seconds_until(
             tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
         )

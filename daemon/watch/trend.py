@@ -5,34 +5,32 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from daemon.config.schema import (
-    TREND_MIN_POINTS,
-    TREND_MIN_SPAN_FRACTION,
-    TREND_STARTUP_SECONDS,
-)
+from daemon.config.schema import TREND_MIN_POINTS, TREND_MIN_SPAN_FRACTION
 
 TREND_POINTS = 12
 
 
 def add_point(points: deque[tuple[float, float]], now: float, value: float, started: float,
-              first_seen: float, window_seconds: float) -> float | None:
+              first_seen: float, window_seconds: float, startup_seconds: float,
+              ) -> float | None:
     """Add one observation to a process's trend points; its growth per minute, or None
     while the figure would say more about its start-up than about a leak.
 
     A dozen points spread over the window keep the slope cheap at any tick rate. The
     start-up ramp (an agent loading, 1 GiB/min for seconds) is no leak: points are taken
-    only ``TREND_STARTUP_SECONDS`` after the process started, and a rate needs
-    ``TREND_MIN_POINTS`` spanning half the window. Just after the ramp the points are
+    only ``startup_seconds`` (``[daemon] trend_startup``) after the process started, and a
+    rate needs ``TREND_MIN_POINTS`` spanning half the window. Just after the ramp the points are
     closer together, so they fill that span evenly.
 
     >>> pts: deque[tuple[float, float]] = deque(maxlen=13)
-    >>> [add_point(pts, t, 100.0 + t, 0.0, 0.0, 120.0) for t in (10.0, 30.0)]
+    >>> [add_point(pts, t, 100.0 + t, 0.0, 0.0, 120.0, 60.0) for t in (10.0, 30.0)]
     [None, None]
-    >>> rates = [add_point(pts, float(t), 100.0 + t, 0.0, 0.0, 120.0) for t in range(60, 130, 5)]
+    >>> rates = [add_point(pts, float(t), 100.0 + t, 0.0, 0.0, 120.0, 60.0)
+    ...          for t in range(60, 130, 5)]
     >>> rates[:12] == [None] * 12, [round(rate) for rate in rates[12:]]
     (True, [60, 60])
     """
-    ramp_end = started + TREND_STARTUP_SECONDS
+    ramp_end = started + startup_seconds
     if now < ramp_end:
         points.clear()
         return None

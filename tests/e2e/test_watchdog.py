@@ -23,7 +23,7 @@ def write_config(tmp_path: Path, watch: str, interval: float = 0.2, extra: str =
     path = tmp_path / "telemetryd.toml"
     path.write_text(
         f'[daemon]\ninterval = {interval}\nstate_dir = "{state}"\nlog_format = "json"\n'
-        f'trend_window = "3s"\n{extra}\n'
+        f'trend_window = "3s"\ntrend_startup = "1s"\n{extra}\n'
         # Ephemeral ports, so tests running side by side never collide.
         '[otlp]\nlisten = "127.0.0.1:0"\n[metrics]\nlisten = "127.0.0.1:0"\n'
         f"[[watch]]\n{watch}\n"
