@@ -241,7 +241,8 @@ class OtlpReceiver:
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None
             accepted = result is not None and (
-                not result.records or self.ingestor.submit(result.records, result.accepted)
+                not result.records
+                or self.ingestor.submit(result.records, result.accepted, signal.name)
             )
             if accepted:
                 self.tracker.commit(txn, now)
