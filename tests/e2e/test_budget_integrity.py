@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -27,7 +28,7 @@ from tests.support.waiting import wait_for
 MODEL = "claude-sonnet-4-5"
 SESSION = "sess-over"
 BUDGET = '\n[[budget]]\nagent = "claude-code"\nsession_usd = 20.0\ndaily_usd = 20.0\n'
-# The daemon's tick sees the test process under pid 1: the receiver trusts it (trust=watched).
+# The tick sees the test process under pid 1: the default trust ("watched") takes it.
 WATCH_ALL = 'name = "init"\npid = 1'
 
 
@@ -82,10 +83,13 @@ def stored_tokens(config: Path, at_least: int) -> bool:
                for r in rows.get("rows") or [])
 
 
-def test_a_cheap_metrics_export_does_not_unblock_a_session_over_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("trust", [None, "any"])
+def test_a_cheap_metrics_export_does_not_unblock_a_session_over_budget(
+        tmp_path: Path, trust: str | None) -> None:
     """50 M tokens at 0.000001 USD sent as metrics for a session over its limit: the hook
-    still blocks (exit 2) and `budget check --agent` does not drop below what was spent."""
-    config = write_config(tmp_path, WATCH_ALL, extra=BUDGET)
+    still blocks (exit 2) and `budget check --agent` does not drop below what was spent,
+    under the default trust and with every sender trusted alike."""
+    config = write_config(tmp_path, WATCH_ALL, extra=BUDGET, trust=trust)
     daemon = DaemonProcess(config, tmp_path / "log.jsonl")
     try:
         port = otlp_port(config)
@@ -109,7 +113,8 @@ def test_a_cheap_metrics_export_does_not_unblock_a_session_over_budget(tmp_path:
 def test_an_agent_over_its_daily_budget_cannot_start_a_fresh_session(tmp_path: Path) -> None:
     """claude-code spent 25 of its 20 USD daily budget in one session; a brand-new session
     that has sent nothing yet has its tool calls blocked too, naming the daily budget."""
-    config = write_config(tmp_path, WATCH_ALL, extra=BUDGET.replace("session_usd = 20.0\n", ""))
+    config = write_config(tmp_path, WATCH_ALL, extra=BUDGET.replace("session_usd = 20.0\n", ""),
+                          trust=None)
     daemon = DaemonProcess(config, tmp_path / "log.jsonl")
     try:
         port = otlp_port(config)
