@@ -14,7 +14,6 @@ import textwrap
 from pathlib import Path
 
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
 from tests.e2e.test_agent_telemetry import otlp_port, scrape
 from tests.e2e.test_budget_hook import hook
@@ -22,6 +21,7 @@ from tests.e2e.test_watchdog import write_config
 from tests.e2e.test_wrap import wrap
 from tests.support.daemon_proc import REPO, DaemonProcess, clean_env, cli
 from tests.support.waiting import wait_for
+from tests.unit.agents.payloads import claude_resource, metrics_request, sum_metric
 
 MODEL = "claude-sonnet-4-5"
 BUDGET = '\n[[budget]]\nagent = "claude-code"\ndaily_usd = 10.0\n'
@@ -49,21 +49,9 @@ SENDER = textwrap.dedent("""
 
 def cost_request(usd: float, session: str) -> bytes:
     """An ExportMetricsServiceRequest with one claude_code.cost.usage point."""
-    request = metrics_service_pb2.ExportMetricsServiceRequest()
-    resource = request.resource_metrics.add()
-    attr = resource.resource.attributes.add()
-    attr.key, attr.value.string_value = "service.name", "claude-code"
-    metric = resource.scope_metrics.add().metrics.add()
-    metric.name = "claude_code.cost.usage"
-    metric.sum.aggregation_temporality = 1  # delta
-    metric.sum.is_monotonic = True
-    point = metric.sum.data_points.add()
-    point.as_double = usd
-    point.time_unix_nano = 1
-    for key, value in (("model", MODEL), ("session.id", session)):
-        item = point.attributes.add()
-        item.key, item.value.string_value = key, value
-    return request.SerializeToString()
+    point = ({"model": MODEL, "session.id": session}, usd, 0, 1)
+    return metrics_request(claude_resource(), [sum_metric("claude_code.cost.usage", [point])]
+                           ).SerializeToString()
 
 
 def post(port: int, body: bytes) -> tuple[int, str]:
