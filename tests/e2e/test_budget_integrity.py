@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from tests.e2e.test_agent_telemetry import otlp_port
+from tests.e2e.test_agent_telemetry import otlp_port, scrape
 from tests.e2e.test_budget_hook import hook
 from tests.e2e.test_watchdog import write_config
 from tests.support.daemon_proc import DaemonProcess, cli
@@ -102,12 +102,16 @@ def test_a_cheap_metrics_export_does_not_unblock_a_session_over_budget(
         wait_for(lambda: stored_tokens(config, 50_000_000), message="metrics export stored")
         after_code, after_stderr = hook(config, SESSION, tool="Write")
         after = agent_figure(config)
+        exposition = scrape(config)
     finally:
         assert daemon.stop() == 0
     assert before_code == 2 and before[0] == 2 and before[1] == 25.0, before
     assert after_code == 2, after_stderr
     assert "Write blocked" in after_stderr
     assert after[0] == 2 and after[1] >= before[1], after
+    # The 0.000001 USD was refused as implausible for 50 M tokens, and counted as such.
+    assert 'telemetryd_otlp_points_total{outcome="implausible_cost",signal="metrics"} 1.0' \
+        in exposition
 
 
 def test_an_agent_over_its_daily_budget_cannot_start_a_fresh_session(tmp_path: Path) -> None:
