@@ -6,10 +6,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import structlog
 
 from daemon.agents.counters import Counters
+from daemon.agents.integrity import REFUSAL_REASON, screen
 from daemon.agents.pricing import price_tokens
 from daemon.agents.privacy import redacted_record
 from daemon.agents.records import Record, TokenUsage
@@ -18,6 +20,13 @@ from daemon.config.schema import OtlpSettings
 
 log = structlog.get_logger(__name__)
 _STOP = object()
+
+
+class _Request(NamedTuple):
+    """One request's records waiting in the queue, and the signal they came as."""
+
+    signal: str
+    records: list[Record]
 
 
 class Ingestor:
@@ -72,15 +81,19 @@ class Ingestor:
             return
         thread.join(timeout)
 
-    def submit(self, records: Sequence[Record], points: int) -> bool:
-        """Queue one request's records; False (and counted) when the queue is full."""
+    def submit(self, records: Sequence[Record], points: int, signal: str = "metrics") -> bool:
+        """Queue one request's records; False (and counted) when the queue is full.
+
+        ``signal`` (metrics, logs, traces) names the refusal counter of values the writer
+        refuses (``points_refused.<signal>.implausible_cost``, see integrity.py).
+        """
         with self._queued_lock:
             held = self._queued_records
             if held and held + len(records) > self._max_queued_records:
                 taken = False
             else:
                 try:
-                    self._queue.put_nowait(list(records))
+                    self._queue.put_nowait(_Request(signal, list(records)))
                     self._queued_records = held + len(records)
                     taken = True
                 except queue.Full:
@@ -113,10 +126,10 @@ class Ingestor:
         next_retention = self._clock() + self._retention_interval
         while True:
             batch = self._take_batch()
-            records = [r for item in batch if isinstance(item, list) for r in item]
-            self._write(records)
+            requests = [item for item in batch if isinstance(item, _Request)]
+            self._write([r for request in requests for r in self._screened(request)])
             with self._queued_lock:
-                self._queued_records -= len(records)
+                self._queued_records -= sum(len(request.records) for request in requests)
             now = self._clock()
             if now >= next_retention:
                 next_retention = now + self._retention_interval
@@ -136,15 +149,27 @@ class Ingestor:
             batch = [self._queue.get(timeout=1.0)]
         except queue.Empty:
             return []
-        size = len(batch[0]) if isinstance(batch[0], list) else 0
+        size = len(batch[0].records) if isinstance(batch[0], _Request) else 0
         while size < self._batch_max and batch[-1] is not _STOP:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             batch.append(item)
-            size += len(item) if isinstance(item, list) else 0
+            size += len(item.records) if isinstance(item, _Request) else 0
         return batch
+
+    def _screened(self, request: _Request) -> list[Record]:
+        """One request's records priced, and what they may add to the spend (integrity.py)."""
+        try:
+            result = screen([_priced(record) for record in request.records])
+        except Exception as exc:  # a pricing bug costs this request, never the writer
+            log.error("agents.store.screen_failed", error=type(exc).__name__,
+                      records=len(request.records))
+            self.counters.add("records_dropped.write_error", len(request.records))
+            return []
+        self.counters.add(f"points_refused.{request.signal}.{REFUSAL_REASON}", result.refused)
+        return result.records
 
     def _write(self, records: list[Record]) -> None:
         if not records:

@@ -19,9 +19,11 @@ from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
 from daemon.agents.today import AGENTS_REFRESH_SECONDS, AgentToday, read_agents_today
+from daemon.agents.trust import WatchedTrees
 from daemon.config.schema import Config, OtlpSettings
 from daemon.runtime.snapshot import BudgetUse, OtlpStatus
 from daemon.watch.monitor import TrackedProcess
+from daemon.watch.sampler import TickSample
 
 log = structlog.get_logger("telemetryd.agents")
 
@@ -62,6 +64,10 @@ class AgentLink:
     def stop(self) -> None:
         """Stop receiving and write what is queued."""
         self.telemetry.stop()
+
+    def note_watched(self, sample: TickSample) -> None:
+        """Tell the receiver which process trees the tick watched ([otlp] trust)."""
+        self.telemetry.admission.set_watched(watched_trees(sample))
 
     def context_for(self, tracked: TrackedProcess, now: float) -> dict[str, Any] | None:
         """What the agent behind a watched process was doing; the context says how it was
@@ -157,6 +163,29 @@ class AgentLink:
             points_accepted=sum(v for k, v in counters.items()
                                 if k.startswith("points_accepted")),
             dropped_or_refused=dropped, evicted=evicted or None)
+
+
+def watched_trees(sample: TickSample) -> WatchedTrees:
+    """Every watched root and every orphan still counted under its agent, with its watch,
+    and every member pid (pure).
+
+    >>> from daemon.watch.sampler import TreeSample
+    >>> tree = TreeSample("bot", 7, (7, 70), "bot", 0.0, 1, 0.0, 1, 0.0, 2, member_pids=(9,))
+    >>> trees = watched_trees(TickSample(0.0, {"bot": [tree]}, 1))
+    >>> trees.roots, trees.members
+    ({(7, 70): 'bot'}, (7, 9))
+    """
+    roots: dict[tuple[int, int], str] = {}
+    members: list[int] = []
+    for trees in sample.by_watch.values():
+        for tree in trees:
+            roots[tree.key] = tree.watch
+            members += (tree.pid, *tree.member_pids)
+    for orphans in sample.orphans.values():
+        for orphan in orphans:
+            roots.setdefault(orphan.key, orphan.watch)
+            members.append(orphan.pid)
+    return WatchedTrees(roots, tuple(members))
 
 
 def open_telemetry(settings: OtlpSettings, db_path: Path) -> AgentTelemetry:

@@ -22,6 +22,7 @@ from crash_reports.storage import sqlite
 from daemon.agents.cardinality import Evicted, IdentityCaps, IdentityLimits, LruDict
 from daemon.agents.choose import MAX_MEASURES
 from daemon.agents.counters import Counters
+from daemon.agents.legacy_costs import fill_counted
 from daemon.agents.records import Record
 from daemon.agents.rows import HourlyKey, data_json, figures, hourly_increments, kind_of
 from daemon.agents.totals import (
@@ -186,6 +187,9 @@ class EventStore:
             _incremental_vacuum_mode(self._db, path)
             sqlite.use_wal(self._db)
             self._db.executescript(SCHEMA + TOTALS_SCHEMA)
+            filled = fill_counted(self._db)
+            if filled:
+                log.info("agents.store.counted_cost_filled", groups=filled)
             found = self._db.execute(IDENTITIES).fetchall()
             evicted = self._caps.load(
                 (agent for kind, agent, _ in found if kind == "agent"),

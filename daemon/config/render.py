@@ -97,6 +97,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_sessions": config.otlp.max_sessions,
             "series_idle": config.otlp.series_idle_seconds,
             "retention_check_interval": config.otlp.retention_check_seconds,
+            "trust": config.otlp.trust,
         },
         "metrics": {
             "enabled": config.metrics.enabled,

@@ -20,6 +20,11 @@ from daemon.config.patterns import SelectorPattern
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Whose telemetry the OTLP receiver takes ([otlp] trust; docs/security/budgets.md): "any"
+# local sender, senders in a "watched" agent's process tree or carrying the token
+# `telemetryd wrap` gives its child, or only senders with that "token".
+OtlpTrust = Literal["any", "watched", "token"]
+OTLP_TRUST_MODES: tuple[OtlpTrust, ...] = ("any", "watched", "token")
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,10 @@ class OtlpSettings:
     series_idle_seconds: float = 3600.0
     # How often retention by age runs (the size bound is checked after every write).
     retention_check_seconds: float = 60.0
+    # Whose telemetry counts (OTLP_TRUST_MODES): the default takes agents the daemon
+    # watches (the embedded default's agents, however they were started) and `wrap`'s
+    # children, and refuses any other local process.
+    trust: OtlpTrust = "watched"
 
 
 @dataclass(frozen=True)
