@@ -162,7 +162,7 @@ class Ingestor:
     def _screened(self, request: _Request) -> list[Record]:
         """One request's records priced, and what they may add to the spend (integrity.py)."""
         try:
-            result = screen([_priced(record) for record in request.records])
+            result = screen([_stored(record) for record in request.records])
         except Exception as exc:  # a pricing bug costs this request, never the writer
             log.error("agents.store.screen_failed", error=type(exc).__name__,
                       records=len(request.records))
@@ -175,7 +175,7 @@ class Ingestor:
         if not records:
             return
         try:
-            written = self.store.append([_stored(record) for record in records])
+            written = self.store.append(records)
         except Exception as exc:  # the writer must outlive a full disk or a locked file
             self.counters.add("write_errors")
             log.error("agents.store.write_failed", error=type(exc).__name__, records=len(records))
@@ -183,7 +183,7 @@ class Ingestor:
             written = 0
             for record in records:
                 try:
-                    written += self.store.append([_stored(record)])
+                    written += self.store.append([record])
                 except Exception:  # counted below; the batch's error is already logged
                     self.counters.add("records_dropped.write_error")
         self.counters.add("events_written", written)
