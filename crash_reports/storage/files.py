@@ -63,7 +63,7 @@ def open_regular(path: Path | str, flags: int, mode: int = 0o600,
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFileError(path, f"is not a regular file ({_kind(info.st_mode)})")
+            raise UnsafeFileError(path, f"is not a regular file ({describe_mode(info.st_mode)})")
         os.set_blocking(fd, True)
         if flags & os.O_CREAT:
             os.fchmod(fd, mode)
@@ -112,7 +112,7 @@ def check_private_dir(path: Path | str, uid: int | None = None) -> None:
     if stat.S_ISLNK(info.st_mode):
         raise UnsafeFileError(path, "is a symlink; use the real directory")
     if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeFileError(path, f"is not a directory ({_kind(info.st_mode)})")
+        raise UnsafeFileError(path, f"is not a directory ({describe_mode(info.st_mode)})")
     if info.st_uid != uid:
         raise UnsafeFileError(
             path, f"is owned by uid {info.st_uid}, not by this user (uid {uid})"
@@ -149,7 +149,8 @@ def ensure_private_dir(path: Path | str, mode: int = 0o700) -> None:
         os.close(fd)
 
 
-def _kind(mode: int) -> str:
+def describe_mode(mode: int) -> str:
+    """What kind of file a ``st_mode`` is, for a message ("a FIFO", "a directory"...)."""
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symlink")):
