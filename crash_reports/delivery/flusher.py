@@ -40,8 +40,8 @@ class Sender(Protocol):
 
     target: str
 
-    def send(self, envelope: bytes) -> UploadOutcome:
-        """POST one envelope and classify the answer."""
+    def send(self, envelope: bytes, cancel: threading.Event | None = None) -> UploadOutcome:
+        """POST one envelope and classify the answer; ``cancel`` ends it early (a Retry)."""
         ...
 
 
@@ -139,7 +139,8 @@ class Flusher:
 
         ``force`` ignores our own backoff (not the server's rate limits);
         ``lock_timeout_seconds`` waits that long for another flush to finish;
-        ``cancel``, once set, stops the flush before its next upload (daemon shutdown).
+        ``cancel``, once set, ends the upload under way and stops the flush (daemon
+        shutdown); the report stays pending with no attempt counted.
         """
         started = self._clock() if now is None else now
         if self.sender is None:
@@ -186,7 +187,9 @@ class Flusher:
                 envelope = self.spool.read(entry.id)
             except KeyError:
                 continue  # moved aside as corrupt, or dropped by retention meanwhile
-            outcome = sender.send(envelope)
+            outcome = sender.send(envelope, cancel=cancel)
+            if cancel is not None and cancel.is_set() and isinstance(outcome, Retry):
+                break  # cut short by a stop: neither an attempt nor an outage
             at = self._clock()
             if isinstance(outcome, Delivered):
                 self.spool.mark_delivered(entry.id, at=at, status=outcome.status)
