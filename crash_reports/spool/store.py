@@ -58,6 +58,7 @@ from crash_reports.spool.retention import (
 )
 from crash_reports.storage.atomic import fsync_dir, write_atomic
 from crash_reports.storage.files import ensure_private_dir, read_regular
+from crash_reports.storage.reserve import DiskReserve
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,8 @@ class Spool:
         self.delivered_dir = self.root / "delivered"
         self.corrupt_dir = self.root / "corrupt"
         self._listing = Listing(self.corrupt_dir)
+        # What the other stores on this filesystem leave free for reports (limits reload).
+        self.reserve = DiskReserve(self.root, lambda: self.limits.disk_reserve_bytes)
         self.root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Made 0700 through a descriptor that never follows a symlink: a planted link
         # is refused (UnsafeFileError), never chmodded through.
