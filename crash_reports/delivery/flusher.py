@@ -27,7 +27,7 @@ from crash_reports.delivery.retry import RetryPolicy, limited_until, merge_rate_
 from crash_reports.delivery.upload import Delivered, Reject, Retry, UploadOutcome
 from crash_reports.spool.store import Spool
 from crash_reports.storage.atomic import write_atomic
-from crash_reports.storage.files import open_regular, read_regular
+from crash_reports.storage.files import UnsafeFileError, open_regular, read_regular, rename_aside
 
 log = structlog.get_logger(__name__)
 
@@ -359,7 +359,7 @@ def _held(thread_lock: threading.Lock, path: Path, timeout_seconds: float) -> It
         yield False
         return
     try:
-        fd = open_regular(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_lock(path)
         try:
             while True:
                 try:
@@ -378,3 +378,14 @@ def _held(thread_lock: threading.Lock, path: Path, timeout_seconds: float) -> It
             os.close(fd)
     finally:
         thread_lock.release()
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor. A FIFO, symlink or directory planted under its name is
+    renamed aside once (logged), never opened, and a real lock file takes its place."""
+    try:
+        return open_regular(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except UnsafeFileError as exc:
+        aside = rename_aside(path)
+        log.warning("flush.lock_refused", path=str(path), reason=exc.reason, moved_to=str(aside))
+    return open_regular(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from pathlib import Path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -90,6 +91,17 @@ def read_regular(path: Path | str, max_bytes: int, follow_symlinks: bool = False
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def rename_aside(path: Path) -> Path:
+    """Rename a file planted where a regular file belongs (a FIFO, symlink, socket,
+    directory) to ``.<name>.refused-<ns>`` beside it, so it is never opened and never
+    seen under its name again; return the new path. The rename moves the entry itself (a
+    symlink's target is untouched); a person can look at what was planted.
+    """
+    aside = path.with_name(f".{path.name}.refused-{time.time_ns()}")
+    os.rename(path, aside)
+    return aside
 
 
 def is_regular(path: Path | str) -> bool:

@@ -10,7 +10,7 @@ daemon (``stale``).
 The folder is in the state dir, which anything running as the user can write into: a FIFO,
 symlink, socket or directory named ``*.json`` is never opened (opening a FIFO blocks until a
 writer comes: it would stop the tick for good). It is renamed to a dot name the reader
-skips (``.refused-<ns>-<name>``), with one ``wrapped.refused`` log line.
+skips (``.<name>.refused-<ns>``), with one ``wrapped.refused`` log line.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,12 @@ from pathlib import Path
 import structlog
 
 from crash_reports.storage.atomic import write_atomic
-from crash_reports.storage.files import UnsafeFileError, describe_mode, read_regular
+from crash_reports.storage.files import (
+    UnsafeFileError,
+    describe_mode,
+    read_regular,
+    rename_aside,
+)
 from daemon.config.parse import parse_config
 from daemon.config.schema import WatchRule
 
@@ -71,6 +75,9 @@ def read_announced(folder: Path) -> list[WrappedChild]:
                              key=lambda entry: entry.name)[:MAX_ENTRIES]
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        refuse(folder.parent, folder.name, "is not a directory")
+        return []
     except OSError as exc:
         log.warning("wrapped.unreadable", path=str(folder), error=str(exc))
         return []
@@ -96,9 +103,8 @@ def read_announced(folder: Path) -> list[WrappedChild]:
 def refuse(folder: Path, name: str, reason: str) -> None:
     """Rename a file no ``wrap`` wrote to a dot name the reader skips; log it (once: the
     name is gone from the listing afterwards)."""
-    aside = folder / f".refused-{time.time_ns()}-{name}"
     try:
-        os.rename(folder / name, aside)
+        aside = rename_aside(folder / name)
     except FileNotFoundError:
         return
     except OSError as exc:

@@ -124,3 +124,54 @@ def test_planted_database_names_are_refused_then_moved_aside_not_followed(tmp_pa
     fresh.execute("CREATE TABLE t (x)")
     fresh.close()
     assert stat.S_ISREG(os.lstat(path).st_mode)
+
+
+def test_fifos_under_every_state_file_name_never_hang_the_daemon(tmp_path: Path) -> None:
+    """A FIFO under the name of every file the daemon reads or writes in its state dir
+    (the lock aside: a FIFO there refuses the start, tested elsewhere): the daemon starts,
+    ticks, serves OTLP and stops on SIGTERM, with no traceback."""
+    state = tmp_path / "state"
+    paths = StatePaths(state)
+    for folder in (state, paths.wrapped, paths.spool / "pending", paths.spool / "delivered"):
+        folder.mkdir(parents=True, mode=0o700)
+    planted = [paths.status, paths.stats_db, Path(f"{paths.stats_db}-wal"), paths.events_db,
+               paths.events_series, paths.budgets, paths.wrapped / "x.json",
+               paths.spool / "flush.lock", paths.spool / "rate_limits.json",
+               paths.spool / "pending" / f"{1:020d}-{'a' * 32}.env",
+               paths.spool / "pending" / f"{1:020d}-{'a' * 32}.meta.json",
+               paths.spool / "delivered" / f"{1:020d}-{'b' * 32}.json"]
+    for path in planted:
+        os.mkfifo(path)
+    config = tmp_path / "t.toml"
+    config.write_text(quiet_config(state, otlp=True).replace(
+        "[[watch]]", '[sentry]\ndsn = "http://k@127.0.0.1:9/1"\n[[watch]]'))
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    try:
+        daemon.wait_event("agents.receiver.started", timeout=30)
+        wait_for(lambda: stat.S_ISREG(os.lstat(paths.status).st_mode), timeout=30,
+                 message="a status written over the FIFO")
+        daemon.wait_event("spool.corrupt", timeout=30)  # the flusher listed the spool
+        stopped_at = time.monotonic()
+        code = daemon.stop(timeout=30)
+        stopping = time.monotonic() - stopped_at
+    finally:
+        for path in planted:
+            release(path)
+        daemon.kill()
+    log_text = (tmp_path / "daemon.log").read_text()
+    assert code == 0, log_text[-3000:]
+    assert "Traceback" not in log_text, log_text[-3000:]
+    assert stopping < 10, stopping
+
+
+def test_wrapped_folder_that_is_a_fifo_is_refused_once(tmp_path: Path) -> None:
+    """``wrapped`` itself a FIFO: no child is read, it is renamed aside with one line, and
+    the next read finds no folder (nothing logged)."""
+    from daemon.wrap.announcements import read_announced
+
+    folder = tmp_path / "wrapped"
+    os.mkfifo(folder)
+    with capture_logs() as logs:
+        assert read_announced(folder) == [] and read_announced(folder) == []
+    assert [e["event"] for e in logs] == ["wrapped.refused"]
+    assert not os.path.lexists(folder)
