@@ -162,6 +162,12 @@ def test_fifos_under_every_state_file_name_never_hang_the_daemon(tmp_path: Path)
     assert code == 0, log_text[-3000:]
     assert "Traceback" not in log_text, log_text[-3000:]
     assert stopping < 10, stopping
+    events = {e["event"] for e in daemon.events()}
+    assert {"stats.corrupt", "agents.store_corrupt", "flush.lock_refused", "wrapped.refused",
+            "spool.corrupt"} <= events, events
+    assert "stats.unavailable" not in events  # moved aside, not run from memory
+    for database in (paths.stats_db, paths.events_db):
+        assert stat.S_ISREG(os.lstat(database).st_mode)
 
 
 def test_wrapped_folder_that_is_a_fifo_is_refused_once(tmp_path: Path) -> None:
