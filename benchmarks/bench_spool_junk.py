@@ -21,11 +21,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(repo: Path, junk: int, reports: int) -> dict[str, float]:
+def measure(repo: Path, junk: int, reports: int) -> dict[str, float | str]:
     """Run in a child whose imports come from ``repo``; the figures in seconds."""
     sys.path.insert(0, str(repo))
     sys.path.insert(1, str(REPO))  # the envelope builder of the tests' support
@@ -40,7 +41,7 @@ def measure(repo: Path, junk: int, reports: int) -> dict[str, float]:
             return list(Spool(spool.root).list_all())
 
         timed(listing, reports)  # imports and caches warmed
-        figures = {"clean": timed(listing, reports)}
+        figures: dict[str, float | str] = {"clean": timed(listing, reports)}
         pending = spool.pending_dir
         well_named = junk // 10
         for index in range(junk - well_named):
@@ -52,6 +53,7 @@ def measure(repo: Path, junk: int, reports: int) -> dict[str, float]:
         started = time.perf_counter()
         spool.pending_count()
         figures["count_after"] = time.perf_counter() - started
+    figures["code"] = str(Path(sys.modules[Spool.__module__].__file__ or "?").parents[2])
     return figures
 
 
@@ -66,11 +68,12 @@ def timed(listing: Callable[[], list[object]], reports: int) -> float:
     return seconds
 
 
-def run_child(repo: Path, junk: int, reports: int) -> dict[str, float]:
+def run_child(repo: Path, junk: int, reports: int) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(repo), "--junk", str(junk),
          "--reports", str(reports)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+    figures: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return figures
 
 
 def main() -> None:
@@ -93,7 +96,7 @@ def main() -> None:
         f = run_child(repo, args.junk, args.reports)
         print(f"{label:<10} {f['clean'] * 1e3:9.1f} {f['junk_first'] * 1e3:12.1f} "
               f"{f['junk_second'] * 1e3:12.1f} {f['junk_first'] / f['clean']:10.1f} "
-              f"{f['junk_second'] / f['clean']:10.1f} {f['count_after'] * 1e3:9.2f}")
+              f"{f['junk_second'] / f['clean']:10.1f} {f['count_after'] * 1e3:9.2f}  {f['code']}")
 
 
 if __name__ == "__main__":
