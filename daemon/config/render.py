@@ -70,6 +70,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_reports": config.spool.max_reports,
             "max_bytes": config.spool.max_bytes,
             "max_age_days": config.spool.max_age_days,
+            "disk_reserve": config.spool.disk_reserve_bytes,
         },
         "otlp": {
             "enabled": config.otlp.listen.enabled,

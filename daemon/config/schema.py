@@ -156,6 +156,9 @@ class SpoolSettings:
     max_reports: int = 200
     max_bytes: int = 64 * 1024**2
     max_age_days: float = 30.0
+    # Free space on the state dir's filesystem kept for reports: below it the agent event
+    # store and the stats databases stop writing (crash_reports/storage/reserve.py).
+    disk_reserve_bytes: int = 32 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,7 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "spool.max_reports": (1, 1_000_000),
     "spool.max_bytes": (1024, _TIB),
     "spool.max_age_days": (0.0001, 3650.0),
+    "spool.disk_reserve": (1, _TIB),
     "otlp.max_body_bytes": (1024, 1 << 30),
     "otlp.queue_size": (1, 1_000_000),
     "otlp.max_series_per_metric": (1, 10_000_000),

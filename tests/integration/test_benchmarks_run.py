@@ -25,6 +25,7 @@ SMALL_RUNS = [
     ("bench_clock_step.py", ["--quick"], "largest tick gap across a 1 h step back"),
     ("bench_redaction.py", ["--quick"], "false positives"),
     ("bench_peer_lookup.py", ["--connections", "5", "--requests", "20"], "ratio"),
+    ("bench_spool_junk.py", ["--junk", "200", "--reports", "5"], "spool listing"),
 ]
 
 
