@@ -54,7 +54,7 @@ def test_otlp_flood_stops_at_the_reserve_and_the_next_report_is_written(tmp_path
             pidfile = tmp_path / "agent.pid"
             text = (f'[daemon]\ninterval = 0.2\nstate_dir = "{state}"\n'
                     '[metrics]\nenabled = false\n'
-                    '[otlp]\nlisten = "127.0.0.1:0"\n'
+                    '[otlp]\nlisten = "127.0.0.1:0"\ntrust = "any"\n'
                     'max_series_per_metric = 1000000\nmax_series = 1000000\n'
                     f'[[watch]]\nname = "agent"\npidfile = "{pidfile}"\n'
                     'rss_warning = "512KB"\nrss_critical = "1MB"\nsustained = 1\n')
