@@ -12,10 +12,15 @@ from typing import Any
 
 from daemon.config.errors import ConfigError
 from daemon.config.quantities import parse_duration
-from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAction
+from daemon.config.schema import (
+    MAX_ACTIONS,
+    ExecAction,
+    NotifyAction,
+    SignalAction,
+    WatchAction,
+)
 
 ACTION_KEYS = {"notify": set(), "exec": {"timeout"}, "signal": {"grace"}}
-MAX_ACTIONS = 8
 MAX_TIMEOUT_SECONDS = 3600.0  # an exec action holds the one action worker that long at most
 MAX_GRACE_SECONDS = 86400.0
 

@@ -156,7 +156,7 @@ def _start_metrics(running: Running, config: Config, paths: StatePaths,
         return
     from daemon.runtime.page_sources import daemon_page_sources
     from daemon.web.metrics import DaemonMetricsCollector
-    from daemon.web.metrics_server import metrics_limits, serve_metrics
+    from daemon.web.metrics_server import serve_metrics
     from daemon.web.status_routes import page_routes
 
     telemetry = running.agents.telemetry
@@ -166,7 +166,7 @@ def _start_metrics(running: Running, config: Config, paths: StatePaths,
     try:
         running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
                                                running.metrics, routes=page_routes(pages),
-                                               limits=metrics_limits(config.metrics))
+                                               limits=config.metrics.wire)
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))

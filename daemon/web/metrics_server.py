@@ -16,24 +16,11 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
-from daemon.config.schema import Config, MetricsSettings
+from daemon.config.schema import Config
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, shared_host
 
 log = structlog.get_logger(__name__)
-
-
-def metrics_limits(settings: MetricsSettings = Config.metrics) -> ListenerLimits:
-    """The wire limits of the metrics listener, from [metrics]."""
-    return ListenerLimits(
-        max_connections=settings.max_connections,
-        read_timeout_seconds=settings.read_timeout_seconds,
-        keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
-        max_header_bytes=settings.max_header_bytes,
-        max_body_bytes=settings.max_body_bytes,
-        max_decompressed_bytes=settings.max_body_bytes,
-        max_inflight_bytes=settings.max_inflight_bytes,
-    )
 
 
 @dataclass
@@ -100,7 +87,7 @@ def serve_metrics(
         table.add(path, route)
     try:
         listener = (http or shared_host()).serve("metrics", host, port, table,
-                                                 limits or metrics_limits())
+                                                 limits or Config.metrics.wire)
     except OSError:
         pool.shutdown(wait=False)
         raise
