@@ -147,17 +147,12 @@ def read_keys(table: TableReader, cls: type, total_memory_bytes: int,
             value = _read(table, key, fallback(name), total_memory_bytes)
         values[name] = value
     for name, inner, spread in flattened(cls):
+        # Read through ``_Only``: a key the table does not take keeps ``inner_default``'s value.
         inner_default = fallback(name)
-        chosen = {field: value for field, value in read_keys(
-            _Only(table, spread.keys), inner, total_memory_bytes, inner_default).items()
-            if _toml_of(inner, field) in spread.keys}
-        values[name] = dataclasses.replace(inner_default, **chosen)
+        inner_values = read_keys(_Only(table, spread.keys), inner, total_memory_bytes,
+                                 inner_default)
+        values[name] = dataclasses.replace(inner_default, **inner_values)
     return values
-
-
-def _toml_of(cls: type, field: str) -> str:
-    names = {name: key.toml for name, key in keys_of(cls)}
-    return names.get(field, "listen" if field == "port" else field)
 
 
 class _Only(TableReader):

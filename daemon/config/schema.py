@@ -9,8 +9,11 @@ That is all: the parser (``reader.py``) reads it with its range check and key-pa
 errors, ``check-config`` shows it (``render.py``), and the reference is generated from it
 (``python -m daemon.config.reference > docs/configuration.md``; a test fails until the
 checked-in file is regenerated). Only a rule between keys (``rss_warning`` below
-``rss_critical``) is written by hand, in ``parse.py``. A new table is a class here and a
-``section(...)`` field of ``Config``, plus one line in ``parse.parse_config``.
+``rss_critical``) is written by hand, in ``parse.py``. A wire limit of both listeners is
+one field of ``WireLimits``, with its default in each table's instance (``OtlpSettings.wire``,
+``MetricsSettings.wire``) and its TOML name in the ``keys=`` of each table that reads it.
+A new table is a class here and a ``section(...)`` field of ``Config``, plus one line in
+``parse.parse_config``.
 
 Every default lives here: a field default, or for the levels that depend on the
 machine's RAM a ``ShareOfRam`` resolved once at load. Constructing a value has no side
