@@ -149,13 +149,19 @@ def part_of(default: Any = _MISSING) -> Any:
     return dataclasses.field(default=default, metadata={"part_of": True})
 
 
-def keys_of(cls: type) -> Iterator[tuple[str, Key]]:
+def keys_of(cls: type) -> tuple[tuple[str, Key], ...]:
     """The declared keys of a settings class, as (field name, Key), in field order;
     flattened dataclasses are not expanded (see ``flattened``)."""
-    for field in dataclasses.fields(cls):
-        key = field.metadata.get("key")
-        if key is not None:
-            yield field.name, dataclasses.replace(key, toml=key.toml or field.name)
+    found = _KEYS.get(cls)
+    if found is None:
+        found = _KEYS[cls] = tuple(
+            (field.name, dataclasses.replace(key, toml=key.toml or field.name))
+            for field in dataclasses.fields(cls)
+            if (key := field.metadata.get("key")) is not None)
+    return found
+
+
+_KEYS: dict[type, tuple[tuple[str, Key], ...]] = {}
 
 
 def flattened(cls: type) -> Iterator[tuple[str, type, Flatten]]:
@@ -174,7 +180,13 @@ def undeclared(cls: type) -> list[str]:
 
 def field_default(cls: type, name: str) -> Any:
     """A field's default (``dataclasses.MISSING`` when it has none)."""
-    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS[cls] = {f.name: f.default for f in dataclasses.fields(cls)}
+    return defaults[name]
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
