@@ -37,12 +37,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_metrics import fill  # noqa: E402
+from bench_metrics import fill
 
-from daemon.agents.store import EventStore  # noqa: E402
-from daemon.runtime.paths import StatePaths  # noqa: E402
-from tests.support.listener_attacks import Attack, Tally, exchange, well_behaved  # noqa: E402
-from tests.unit.agents.payloads import claude_code_metrics, claude_resource  # noqa: E402
+from daemon.agents.store import EventStore
+from daemon.runtime.paths import StatePaths
+from tests.support.listener_attacks import Attack, Tally, exchange, well_behaved
+from tests.unit.agents.payloads import claude_code_metrics, claude_resource
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,10 @@ from __future__ import annotations
 import array
 import asyncio
 import collections
+import contextlib
 import fcntl
+import socket
+import struct
 import termios
 import time
 from dataclasses import dataclass, field
@@ -222,14 +225,23 @@ class GuardedH11(H11Protocol):
         self.book.silent.pop(self, None)
         if evicted:
             self.book.count("evicted")
-        if self.transport.get_write_buffer_size():
-            self.transport.abort()  # even one already closing: it would wait for the client
+        if self.transport.get_write_buffer_size() or self.stuck_since is not None:
+            self._reset()  # even one already closing: it would wait for the client
             return
         if self.transport.is_closing():
             return
         if self.conn.our_state is h11.IDLE or self.conn.our_state is h11.DONE:
             self.conn.send(h11.ConnectionClosed())
         self.transport.close()
+
+    def _reset(self) -> None:
+        """Abort with a reset: the kernel drops what it still holds for a client that does
+        not read, instead of keeping it (and the connection) until the client does."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def timeout_keep_alive_handler(self) -> None:
         self.drop()

@@ -25,7 +25,7 @@ LOOPBACK = "127.0.0.1"
 
 
 def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -33,8 +33,12 @@ def _raise_fd_limit() -> None:
 # --- attacks (each runs in a child process until ``stop`` is set) ------------------------
 
 
-def churn(port: int, stop: Any, threads: int = 8, hold_seconds: float = 2.0) -> None:
-    """``threads`` threads opening connections back to back, holding each ``hold_seconds``."""
+def churn(port: int, stop: Any, progress: Any, threads: int = 8,
+          hold_seconds: float = 2.0) -> None:
+    """``threads`` threads opening connections back to back, holding each ``hold_seconds``.
+
+    ``progress``: connections opened.
+    """
     _raise_fd_limit()
 
     def one() -> None:
@@ -43,6 +47,8 @@ def churn(port: int, stop: Any, threads: int = 8, hold_seconds: float = 2.0) -> 
             try:
                 sock = socket.create_connection((LOOPBACK, port), timeout=2)
                 held.append((time.monotonic(), sock))
+                with progress.get_lock():
+                    progress.value += 1
             except OSError:
                 time.sleep(0.001)
             while held and time.monotonic() - held[0][0] >= hold_seconds:
@@ -57,8 +63,12 @@ def churn(port: int, stop: Any, threads: int = 8, hold_seconds: float = 2.0) -> 
         worker.join()
 
 
-def slow_bodies(port: int, stop: Any, clients: int = 40, body_bytes: int = 4096) -> None:
-    """``clients`` requests whose head comes whole and whose body comes at 1 byte a second."""
+def slow_bodies(port: int, stop: Any, progress: Any, clients: int = 40,
+                body_bytes: int = 4096) -> None:
+    """``clients`` requests whose head comes whole and whose body comes at 1 byte a second.
+
+    ``progress``: body bytes sent.
+    """
     _raise_fd_limit()
     head = (f"POST /v1/metrics HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
             f"Content-Type: application/x-protobuf\r\nContent-Length: {body_bytes}\r\n\r\n"
@@ -77,6 +87,7 @@ def slow_bodies(port: int, stop: Any, clients: int = 40, body_bytes: int = 4096)
             try:
                 sock.send(b"\0")
                 kept.append(sock)
+                progress.value += 1
             except OSError:
                 sock.close()  # cut off: a new one takes its place
         socks = kept
@@ -85,8 +96,12 @@ def slow_bodies(port: int, stop: Any, clients: int = 40, body_bytes: int = 4096)
         sock.close()
 
 
-def slow_readers(port: int, stop: Any, clients: int = 20, path: str = "/metrics") -> None:
-    """``clients`` scrapes that never read their answer (a 4 KiB receive buffer)."""
+def slow_readers(port: int, stop: Any, progress: Any, clients: int = 20,
+                 path: str = "/metrics") -> None:
+    """``clients`` scrapes that never read their answer (a 4 KiB receive buffer).
+
+    ``progress``: requests sent.
+    """
     _raise_fd_limit()
     request = f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n\r\n".encode()
     cut = select.POLLERR | select.POLLHUP | select.POLLRDHUP | select.POLLNVAL
@@ -100,6 +115,7 @@ def slow_readers(port: int, stop: Any, clients: int = 20, path: str = "/metrics"
                 sock.connect((LOOPBACK, port))
                 sock.sendall(request)
                 socks.append(sock)
+                progress.value += 1
             except OSError:
                 sock.close()
                 break
@@ -123,13 +139,24 @@ ATTACKS: dict[str, Callable[..., None]] = {
 
 
 class Attack:
-    """One attack in a child process; a context manager that stops it on exit."""
+    """One attack in a child process; a context manager that stops it on exit.
+
+    ``progress`` counts what the attack has done so far (its unit depends on the attack),
+    so a test can wait until it is under way instead of sleeping.
+    """
 
     def __init__(self, name: str, port: int, **options: Any) -> None:
         context = multiprocessing.get_context("fork")
         self._stop = context.Event()
-        self._child = context.Process(target=ATTACKS[name], args=(port, self._stop),
+        self._progress = context.Value("q", 0)
+        self._child = context.Process(target=ATTACKS[name],
+                                      args=(port, self._stop, self._progress),
                                       kwargs=options, daemon=True)
+
+    @property
+    def progress(self) -> int:
+        """What the attack has done so far."""
+        return int(self._progress.value)
 
     def __enter__(self) -> Attack:
         self._child.start()

@@ -289,7 +289,8 @@ def test_chunked_bodies_are_read_and_capped(make_agents: object) -> None:
 
 def test_missing_length_is_411(agents: AgentTelemetry) -> None:
     """A POST with neither Content-Length nor chunking is 411."""
-    request = b"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n\r\n"
+    request = (b"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Type: application/x-protobuf\r\n\r\n")
     assert raw_exchange(agents.receiver.port, request).startswith(b"HTTP/1.1 411")
 
 
