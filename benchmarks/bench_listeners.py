@@ -15,13 +15,18 @@ Figures: per phase, the share of the client's exports to ``/v1/metrics`` answere
 of its scrapes of ``/metrics`` answered 200, with the median and worst time per request.
 Attacks run in child processes (tests/support/listener_attacks.py), never in this one.
 
+Each attack runs until it is under way (5,000 connections opened; every slow body two bytes
+in; every unread scrape sent) before the client starts.
+
 Usage: .venv/bin/python benchmarks/bench_listeners.py [--requests 16] [--every 0.5]
-       [--agents 50] [--models 40] [--quick]
+       [--agents 50] [--models 50] [--tools 20] [--only churn,slow_bodies,slow_readers]
+       [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import signal
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,12 +93,12 @@ class Daemon:
                 self.proc.wait(10)
 
 
-def start_daemon(folder: Path, agents: int, models: int) -> Daemon:
+def start_daemon(folder: Path, agents: int, models: int, tools: int) -> Daemon:
     """Fill the event store, then start the daemon on it with default listener limits."""
     state = folder / "state"
     state.mkdir(mode=0o700)
     store = EventStore(StatePaths(state).events_db, 30.0, 1 << 34)
-    fill(store, agents, models, 10)
+    fill(store, agents, models, tools)
     store.close()
     config = folder / "telemetryd.toml"
     config.write_text(
@@ -124,13 +130,34 @@ def measure(otlp: int, metrics: int, requests: int, every: float) -> tuple[Tally
     return exports, scrapes[0]
 
 
+def under_attack(name: str, port: int, progress: int, otlp: int, metrics: int,
+                 requests: int, every: float) -> tuple[Tally, Tally]:
+    """Start the attack, wait until it has done ``progress`` (its own unit), then measure."""
+    with Attack(name, port) as attack:
+        deadline = time.monotonic() + 60
+        while attack.progress < progress and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return measure(otlp, metrics, requests, every)
+
+
+def scrape_bytes(port: int) -> int:
+    """The size of one /metrics answer."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as answer:
+        return len(answer.read())
+
+
 def line(name: str, tally: Tally) -> str:
     """One printed row."""
     median = statistics.median(tally.seconds) if tally.seconds else 0.0
     worst = max(tally.seconds, default=0.0)
-    return (f"  {name:<13} {tally.share:>6.0%} ({tally.ok:>2}/{len(tally.statuses):<2})"
-            f"  median {median * 1000:7.1f} ms  worst {worst:5.2f} s  "
-            f"statuses {dict(sorted(__import__('collections').Counter(tally.statuses).items()))}")
+    statuses = dict(sorted(collections.Counter(tally.statuses).items()))
+    return (f"  {name:<8} {tally.share:>5.0%} ({tally.ok:>2}/{len(tally.statuses):<2}) "
+            f"median {median * 1000:7.1f} ms  worst {worst:5.2f} s  statuses {statuses}")
+
+
+# Attack, its target, and how much of it (in its own unit) is done before measuring: 5,000
+# connections opened; every slow body 2 bytes in; every unread scrape sent.
+PHASES = (("churn", "otlp", 5000), ("slow_bodies", "otlp", 80), ("slow_readers", "metrics", 20))
 
 
 def main() -> None:
@@ -138,51 +165,54 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16, help="per client and phase")
     parser.add_argument("--every", type=float, default=0.5, help="seconds between requests")
     parser.add_argument("--agents", type=int, default=50)
-    parser.add_argument("--models", type=int, default=40)
-    parser.add_argument("--settle", type=float, default=3.0,
-                        help="seconds an attack runs before the client starts")
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--tools", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="a smoke run (small and short)")
     parser.add_argument("--only", default="", help="comma-separated attacks to run")
     args = parser.parse_args()
     if args.quick:
-        args.requests, args.every, args.agents, args.models, args.settle = 4, 0.25, 5, 5, 1.0
+        args.requests, args.every, args.agents, args.models, args.tools = 3, 0.2, 3, 3, 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    results: list[tuple[str, Tally, Tally]] = []
     with tempfile.TemporaryDirectory(prefix="tdbench-listeners-") as tmp:
-        daemon = start_daemon(Path(tmp), args.agents, args.models)
+        daemon = start_daemon(Path(tmp), args.agents, args.models, args.tools)
         try:
-            otlp, metrics = daemon.port("otlp"), daemon.port("metrics")
-            size = len(b"x" if exchange(metrics, "GET", "/metrics") != 200 else
-                       __import__("urllib.request").request.urlopen(
-                           f"http://127.0.0.1:{metrics}/metrics", timeout=30).read())
-            phases: list[tuple[str, str | None, int]] = [
-                ("quiet", None, 0), ("churn", "churn", otlp),
-                ("slow bodies", "slow_bodies", otlp), ("slow readers", "slow_readers", metrics),
-            ]
-            if args.only:
-                phases = [p for p in phases if p[1] is None or p[1] in args.only.split(",")]
-            results = []
-            for name, attack, port in phases:
-                if attack is None:
-                    results.append((name, *measure(otlp, metrics, args.requests, args.every)))
+            ports = {"otlp": daemon.port("otlp"), "metrics": daemon.port("metrics")}
+            size = scrape_bytes(ports["metrics"])
+            results.append(("quiet", *measure(ports["otlp"], ports["metrics"], args.requests,
+                                              args.every)))
+            for name, target, progress in PHASES:
+                if args.only and name not in args.only.split(","):
                     continue
-                with Attack(attack, port):
-                    time.sleep(args.settle)
-                    results.append((name, *measure(otlp, metrics, args.requests, args.every)))
-                time.sleep(1.0)
+                if args.quick:
+                    progress = min(progress, 500)
+                results.append((name.replace("_", " "), *under_attack(
+                    name, ports[target], progress, ports["otlp"], ports["metrics"],
+                    args.requests, args.every)))
         finally:
             daemon.stop()
+    report(results, size, args)
+
+
+def report(results: list[tuple[str, Tally, Tally]], size: int, args: argparse.Namespace) -> None:
+    """Print every phase, then each attack's shares beside the quiet phase's."""
     print(f"bench_listeners: /metrics answer {size / 1e6:.1f} MB, {args.requests} requests "
           f"per client and phase, one every {args.every} s; load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    quiet_exports, quiet_scrapes = results[0][1], results[0][2]
     for name, exports, scrapes in results:
         print(f"{name}:")
         print(line("exports", exports))
         print(line("scrapes", scrapes))
+    quiet_exports, quiet_scrapes = results[0][1], results[0][2]
     for name, exports, scrapes in results[1:]:
         print(f"exports accepted under {name}: {exports.share:.0%} (quiet: "
-              f"{quiet_exports.share:.0%}); scrapes answered: {scrapes.share:.0%} "
-              f"(quiet: {quiet_scrapes.share:.0%}); target >= 50 %")
+              f"{quiet_exports.share:.0%}, ratio {_ratio(exports, quiet_exports)}); "
+              f"scrapes answered: {scrapes.share:.0%} (quiet: {quiet_scrapes.share:.0%}); "
+              f"target >= 50 %")
+
+
+def _ratio(attacked: Tally, quiet: Tally) -> str:
+    return f"{attacked.share / quiet.share:.2f}" if quiet.share else "n/a"
 
 
 if __name__ == "__main__":

@@ -98,12 +98,12 @@ class GuardedH11(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if self.book.admitted:
-            self.book.admitted.popleft()
-        self.book.connections.add(self)
-        self.book.silent[self] = time.monotonic()
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES, low=0)
         now = time.monotonic()
+        if self.book.admitted:
+            self.book.admitted.popleft()  # built: no longer pending
+        self.book.connections.add(self)
+        self.book.silent[self] = now
         self.peer_closed = False
         self.phase_since = now
         self.progress_bytes = 0
@@ -177,7 +177,7 @@ class GuardedH11(H11Protocol):
         if not self.transport.get_write_buffer_size() and not self.flow.write_paused:
             self.stuck_since = None
             return
-        self.book.count("write_timeouts")
+        self.book.count("write_timeout")
         self.drop()
 
     # --- admission ------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_tick_under_flood import ticks
 from tests.e2e.test_tick_under_other_floods import listen_port
@@ -132,6 +133,20 @@ def test_connection_churn_does_not_keep_exports_out(running: Running) -> None:
         wait_for(lambda: attack.progress >= 5000, timeout=60, message="churn under way")
         tally = well_behaved(lambda: exporter(running.otlp), requests=10, every_seconds=0.25)
     assert tally.ok >= 5, f"exports under connection churn: {tally}"
+    # What was dropped is counted, by reason, in the daemon's own metrics.
+    wait_for(lambda: dropped(running, "shed") > 0, message="shed connections in /metrics")
+
+
+def dropped(running: Running, reason: str) -> float:
+    """telemetryd_otlp_connections_dropped_total{reason} from the daemon's /metrics."""
+    status, body = request(running.metrics, "GET", "/metrics", f"127.0.0.1:{running.metrics}")
+    assert status == 200
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if (sample.name == "telemetryd_otlp_connections_dropped_total"
+                    and sample.labels.get("reason") == reason):
+                return float(sample.value)
+    return 0.0
 
 
 def test_slow_bodies_do_not_keep_exports_out(running: Running) -> None:

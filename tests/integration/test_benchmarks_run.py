@@ -22,6 +22,7 @@ SMALL_RUNS = [
     ("bench_budget_check.py", ["--runs", "5", "--sessions", "50", "--events", "10"],
      "hook, over budget"),
     ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3"], "CPU ratio"),
+    ("bench_listeners.py", ["--quick"], "exports accepted under churn"),
 ]
 
 

@@ -94,7 +94,7 @@ def test_a_client_that_does_not_read_is_cut_off_at_the_write_deadline() -> None:
         poller.register(sock, select.POLLERR | select.POLLHUP | select.POLLRDHUP)
         wait_for(lambda: poller.poll(0), timeout=30, message="the connection cut off")
         sock.close()
-        wait_for(lambda: server.stats()["connections_write_timeouts"] == 1, timeout=10,
+        wait_for(lambda: server.stats()["connections_dropped.write_timeout"] == 1, timeout=10,
                  message="the write timeout counted")
         assert server._listener.connections == 0
     finally:

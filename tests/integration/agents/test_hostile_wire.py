@@ -114,7 +114,8 @@ def test_idle_connections_past_the_cap_are_evicted(make_agents: object) -> None:
     try:
         assert post(port, "/v1/metrics", good_metrics()).status == 200
         stats = agents.stats()
-        assert stats["connections_evicted"] + stats["connections_shed"] >= 4
+        assert (stats["connections_dropped.evicted"]
+                + stats["connections_dropped.shed"]) >= 4
     finally:
         for sock in idle:
             sock.close()
