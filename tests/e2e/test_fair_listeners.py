@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.test_tick_under_flood import ticks
 from tests.e2e.test_tick_under_other_floods import listen_port
 from tests.e2e.test_watchdog import write_config
+from tests.support.cdp import Browser
 from tests.support.daemon_proc import DaemonProcess
 from tests.support.listener_attacks import Attack, exchange, well_behaved
 from tests.support.waiting import wait_for
@@ -157,3 +158,21 @@ def test_slow_bodies_do_not_keep_exports_out(running: Running) -> None:
         wait_for(lambda: attack.progress >= 80, timeout=60, message="slow bodies under way")
         tally = well_behaved(lambda: exporter(running.otlp), requests=8, every_seconds=0.25)
     assert tally.ok >= 4, f"exports under 40 slow bodies: {tally}"
+
+
+FETCH = """fetch(%s, %s).then(async r => ({status: r.status, body: await r.text()}))"""
+
+
+def test_what_a_rebinding_page_gets_in_a_real_browser(running: Running, tmp_path: Path) -> None:
+    """Chromium resolving rebind.attacker.example to 127.0.0.1 (as a rebound name does): the
+    page's same-origin fetch of /api/status reads a 421 and no data; a fetch to the
+    listener's own address from that page fails as a cross-origin request (403, no CORS)."""
+    rule = f"--host-resolver-rules=MAP {REBIND} 127.0.0.1"
+    with Browser(tmp_path / "profile", extra_flags=(rule,)) as browser:
+        browser.open(f"http://{REBIND}:{running.metrics}/")
+        assert "misdirected_host" in browser.evaluate("document.body.innerText")
+        got = browser.evaluate_async(FETCH % ("'/api/status'", "{}"))
+        assert got == {"status": 421, "body": "misdirected_host\n"}
+        direct = json.dumps(f"http://127.0.0.1:{running.metrics}/api/status")
+        got = browser.evaluate_async(FETCH % (direct, "{}"))
+        assert "Failed to fetch" in str(got.get("error")), got
