@@ -87,8 +87,20 @@ class ListenerBook:
         return admitted
 
     def crowded(self) -> bool:
-        """Past the cap and its reserve: a request now gets 503."""
-        return len(self.open_connections()) > self.limits.max_connections + self.reserve
+        """Whether a request that arrived whole must get 503: the listener is past its cap
+        and its reserve, and no silent, half-sent or stuck connection can go, whatever its
+        age (a complete request is worth more than one still within its grace period)."""
+        open_now = {id(c): c for c in self.open_connections()}
+        if len(open_now) <= self.limits.max_connections + self.reserve:
+            return False
+        now = time.monotonic()
+        views = [view for c in open_now.values()
+                 if (view := c.view(now)).phase in (Phase.SILENT, Phase.HEAD, Phase.STUCK)]
+        victim = choose_victim(views, now, 0.0, lambda key: open_now[key].unread_bytes())
+        if victim is None:
+            return True
+        open_now[victim].drop(evicted=True)
+        return False
 
 
 class GuardedH11(H11Protocol):

@@ -3,8 +3,8 @@
 ``/metrics`` is several MB of text that takes a few hundred ms of CPU to build. Scrapers
 that come at once, or come back as fast as they can, share one rendering: it is built at
 most once per ``interval_seconds`` (the daemon's sampling interval: the data behind it
-changes once a tick), on the given pool, never on the event loop; requests arriving while
-it is built wait for that same rendering.
+changes once a tick) and is served for that long after it is built, on the given pool,
+never on the event loop; requests arriving while it is built wait for that same rendering.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ class SharedRendering:
         if self._pending is None:
             self.renders += 1
             pending = asyncio.get_running_loop().run_in_executor(self._pool, self._render)
-            pending.add_done_callback(lambda done: self._settle(done, now))
+            pending.add_done_callback(self._settle)
             self._pending = pending
         # shield: a waiter that goes away (client gone) does not cancel the others' rendering
         return await asyncio.shield(self._pending)
 
-    def _settle(self, done: asyncio.Future[bytes], started: float) -> None:
+    def _settle(self, done: asyncio.Future[bytes]) -> None:
         self._pending = None
         if not done.cancelled() and done.exception() is None:
-            self._body, self._rendered_at = done.result(), started
+            self._body, self._rendered_at = done.result(), self._monotonic()
