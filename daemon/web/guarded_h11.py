@@ -258,6 +258,13 @@ class GuardedH11(H11Protocol):
     def timeout_keep_alive_handler(self) -> None:
         self.drop()
 
+    def shutdown(self) -> None:
+        # On stop, an answer the client is not reading is not waited for.
+        if self.stuck_since is not None:
+            self.drop()
+            return
+        super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.book.connections.discard(self)
         self.book.silent.pop(self, None)

@@ -10,6 +10,7 @@ import dataclasses
 import select
 import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -138,3 +139,28 @@ def test_a_whole_head_over_the_cap_is_refused_on_metrics_too(
     headers["Host"] = f"127.0.0.1:{server.port}"
     assert exchange(server.port, "GET", "/metrics", headers=headers) == 431
     assert collector.collected == 0
+
+
+def test_stopping_does_not_wait_for_clients_that_do_not_read() -> None:
+    """Five clients not reading their answer: stop() resets them at once instead of waiting
+    out the graceful shutdown (3 s) for answers nobody reads."""
+    server = serve_metrics("127.0.0.1", 0, BigCollector(60_000), process_metrics=False)
+    clients = []
+    try:
+        for _ in range(5):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n"
+                         .encode())
+            clients.append(sock)
+        poller = select.poll()
+        for sock in clients:
+            poller.register(sock, select.POLLIN)
+        wait_for(lambda: len(poller.poll(0)) == 5, timeout=60, message="every answer begun")
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 2.0
+    finally:
+        for sock in clients:
+            sock.close()
