@@ -4,8 +4,8 @@ What this subclass adds to ``uvicorn.protocols.http.h11_impl.H11Protocol``:
 
 - a request head must arrive whole within ``read_timeout_seconds`` of the connection
   opening or of the previous answer, however slowly it trickles in;
-- every connection knows its phase (``admission.Phase``) and how fast it progresses; past
-  ``max_connections`` a new connection evicts the victim ``admission.choose_victim`` picks
+- every connection knows its phase (``fairness.Phase``) and how fast it progresses; past
+  ``max_connections`` a new connection evicts the victim ``fairness.choose_victim`` picks
   (silent, slow or stuck connections; never a request that arrived whole);
 - an answer must leave the write buffer within ``write_timeout_seconds`` once the buffer
   passed its high-water mark (a client that does not read is cut off, its buffer freed);
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-from daemon.web.admission import ConnectionView, Phase, admit_at_accept, choose_victim
+from daemon.web.fairness import ConnectionView, Phase, admit_at_accept, choose_victim
 from daemon.web.routes import ListenerLimits
 
 # The write buffer's high-water mark; the low one is 0, so resume_writing() means "empty".

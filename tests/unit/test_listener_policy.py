@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from daemon.web.admission import ConnectionView, Phase, admit_at_accept, choose_victim
+from daemon.web.fairness import ConnectionView, Phase, admit_at_accept, choose_victim
 from daemon.web.host_check import CROSS_ORIGIN, MISDIRECTED, HostPolicy
 from daemon.web.rendering import SharedRendering
 
