@@ -76,6 +76,7 @@ def parse_otlp(table: _Table) -> OtlpSettings:
         read_timeout_seconds=table.get_duration("read_timeout", d.read_timeout_seconds),
         keepalive_timeout_seconds=table.get_duration("keepalive_timeout",
                                                      d.keepalive_timeout_seconds),
+        write_timeout_seconds=table.get_duration("write_timeout", d.write_timeout_seconds),
         decode_concurrency=table.get_int("decode_concurrency", d.decode_concurrency),
         max_queued_records=table.get_int("max_queued_records", d.max_queued_records),
         max_metrics=table.get_int("max_metrics", d.max_metrics),
@@ -122,6 +123,7 @@ def parse_metrics(table: _Table) -> MetricsSettings:
         read_timeout_seconds=table.get_duration("read_timeout", d.read_timeout_seconds),
         keepalive_timeout_seconds=table.get_duration("keepalive_timeout",
                                                      d.keepalive_timeout_seconds),
+        write_timeout_seconds=table.get_duration("write_timeout", d.write_timeout_seconds),
         max_header_bytes=table.get_size("max_header_bytes", d.max_header_bytes, 0),
     )
     table.reject_unknown()

@@ -88,6 +88,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_connections": config.otlp.max_connections,
             "read_timeout": config.otlp.read_timeout_seconds,
             "keepalive_timeout": config.otlp.keepalive_timeout_seconds,
+            "write_timeout": config.otlp.write_timeout_seconds,
             "decode_concurrency": config.otlp.decode_concurrency,
             "max_queued_records": config.otlp.max_queued_records,
             "max_metrics": config.otlp.max_metrics,
@@ -106,6 +107,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_connections": config.metrics.max_connections,
             "read_timeout": config.metrics.read_timeout_seconds,
             "keepalive_timeout": config.metrics.keepalive_timeout_seconds,
+            "write_timeout": config.metrics.write_timeout_seconds,
             "max_header_bytes": config.metrics.max_header_bytes,
         },
         "budget": [

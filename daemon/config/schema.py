@@ -178,6 +178,8 @@ class MetricsSettings(ListenSettings):
     max_connections: int = 16
     read_timeout_seconds: float = 10.0
     keepalive_timeout_seconds: float = 15.0
+    # An answer (a /metrics scrape of several MB) must leave the write buffer within this.
+    write_timeout_seconds: float = 10.0
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 64 * 1024
     max_inflight_bytes: int = 1024**2
@@ -206,6 +208,7 @@ class OtlpSettings:
     max_connections: int = 32
     read_timeout_seconds: float = 10.0
     keepalive_timeout_seconds: float = 15.0
+    write_timeout_seconds: float = 10.0
     # Threads decoding requests (each holds the GIL while it parses).
     decode_concurrency: int = 1
     # Decoded records waiting for the store writer, all requests together (429 past it).
@@ -292,6 +295,7 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "otlp.max_connections": (1, 10_000),
     "otlp.read_timeout": (0.1, 3600.0),
     "otlp.keepalive_timeout": (0.1, 3600.0),
+    "otlp.write_timeout": (0.1, 3600.0),
     "otlp.decode_concurrency": (1, 64),
     "otlp.max_queued_records": (1000, 10_000_000),
     "otlp.max_metrics": (1, 1_000_000),
@@ -305,6 +309,7 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "metrics.max_connections": (1, 10_000),
     "metrics.read_timeout": (0.1, 3600.0),
     "metrics.keepalive_timeout": (0.1, 3600.0),
+    "metrics.write_timeout": (0.1, 3600.0),
     "metrics.max_header_bytes": (1024, 1 << 20),
     "budget.daily_usd": (0.000001, 1e12),
     "budget.monthly_usd": (0.000001, 1e12),

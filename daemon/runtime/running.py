@@ -164,9 +164,10 @@ def _start_metrics(running: Running, config: Config, paths: StatePaths,
     pages = daemon_page_sources(snapshot, paths.stats_db, lambda: running.spool,
                                 telemetry.reader, lambda: running.dsn)
     try:
-        running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
-                                               running.metrics, routes=page_routes(pages),
-                                               limits=metrics_limits(config.metrics))
+        running.metrics_server = serve_metrics(
+            config.metrics.host, config.metrics.port, running.metrics,
+            routes=page_routes(pages), limits=metrics_limits(config.metrics),
+            render_interval_seconds=config.daemon.interval_seconds)
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))

@@ -276,6 +276,8 @@ _OTLP_SINGLES: dict[str, tuple[str, str, bool]] = {
                     "Requests waiting for the store writer.", False),
     "active_series": ("telemetryd_otlp_active_series",
                       "Incoming series remembered for cardinality caps.", False),
+    "connections_open": ("telemetryd_otlp_connections_open",
+                         "Connections open to the receiver now.", False),
 }
 
 
@@ -299,6 +301,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         "telemetryd_otlp_evicted",
         "Agents, models, tools, sessions and series forgotten past their caps (LRU).",
         labels=["kind"])
+    connections = CounterMetricFamily(
+        "telemetryd_otlp_connections_dropped",
+        "Receiver connections dropped: evicted past the cap, shed at accept, write timeout.",
+        labels=["reason"])
     singles: dict[str, float] = dict.fromkeys(_OTLP_SINGLES, 0.0)
     for name, value in sorted(counters.items()):
         head, _, rest = name.partition(".")
@@ -322,8 +328,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
             dropped.add_metric([rest], float(value))
         elif head == "evicted":
             evicted.add_metric([rest], float(value))
+        elif head == "connections_dropped":
+            connections.add_metric([rest], float(value))
         # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
-    out: list[Metric] = [requests, refused, trusted, points, dropped, evicted]
+    out: list[Metric] = [requests, refused, trusted, points, dropped, evicted, connections]
     for name, (metric, doc, is_counter) in _OTLP_SINGLES.items():
         make = _counter if is_counter else _gauge
         out.append(make(metric, doc, singles[name]))

@@ -103,6 +103,7 @@ def listener_limits(settings: OtlpSettings) -> ListenerLimits:
         max_connections=settings.max_connections,
         read_timeout_seconds=settings.read_timeout_seconds,
         keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
+        write_timeout_seconds=settings.write_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
         max_body_bytes=settings.max_body_bytes,
         max_decompressed_bytes=settings.max_decompressed_bytes,
