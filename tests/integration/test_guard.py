@@ -38,7 +38,8 @@ from tests.support.waiting import wait_for
 STORM = r"""
 import subprocess, sys
 print("ready", flush=True)
-sys.stdin.readline()
+if sys.stdin.readline().strip() != "go":
+    sys.exit(0)
 kids = [subprocess.Popen(["sleep", "60"]) for _ in range(int(sys.argv[1]))]
 print("spawned", flush=True)
 sys.stdin.readline()
@@ -70,7 +71,7 @@ class StormParent:
         children = psutil.Process(self.proc.pid).children()
         assert self.proc.stdin is not None
         self.proc.stdin.write("stop\n")
-        self.proc.stdin.flush()
+        self.proc.stdin.close()
         self.proc.wait(timeout=60)
         wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
                                  for c in children), message="every child reaped")
