@@ -253,7 +253,7 @@ class GuardSettings:
     version_regression_factor: float = 3.0
     version_regression_use_seconds: float = 3600.0
     # How many trees, sessions or agents each rule remembers (least recently seen dropped).
-    max_subjects: int = 2_000
+    max_subjects: int = 1_000
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ whatever the agent sends. A session with any cost figure is measured in USD; one
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from daemon.guard.verdicts import CostSurgeEvidence
@@ -19,13 +19,14 @@ MAX_MODELS = 8
 SessionId = tuple[str, str]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Channel:
-    buckets: deque[list[float]] = field(default_factory=deque)  # [start, amount]
     total: float = 0.0
+    starts: list[float] = field(default_factory=list)  # bucket start times, oldest first
+    amounts: list[float] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     usd: dict[str, _Channel] = field(default_factory=dict)
     tokens: dict[str, _Channel] = field(default_factory=dict)
@@ -104,14 +105,19 @@ class CostSurgeRule:
     def _add(self, channel: _Channel, amount: float, now: float) -> None:
         channel.total += amount
         width = self.window_seconds / BUCKETS
-        if channel.buckets and now - channel.buckets[-1][0] < width:
-            channel.buckets[-1][1] += amount
+        if channel.starts and now - channel.starts[-1] < width:
+            channel.amounts[-1] += amount
         else:
-            channel.buckets.append([now, amount])
+            channel.starts.append(now)
+            channel.amounts.append(amount)
         horizon = now - self.window_seconds
-        while channel.buckets and channel.buckets[0][0] < horizon:
-            channel.buckets.popleft()
+        stale = 0
+        while stale < len(channel.starts) and channel.starts[stale] < horizon:
+            stale += 1
+        if stale:  # at most BUCKETS + 1 entries: cheap to cut from the front
+            del channel.starts[:stale], channel.amounts[:stale]
 
     def _in_window(self, channel: _Channel, now: float) -> float:
         horizon = now - self.window_seconds
-        return sum(amount for start, amount in channel.buckets if start >= horizon)
+        return sum(amount for start, amount in zip(channel.starts, channel.amounts, strict=True)
+                   if start >= horizon)

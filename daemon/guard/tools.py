@@ -7,7 +7,7 @@ span records, never the metric totals that repeat them). No input is kept, only 
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from daemon.guard.verdicts import ToolLoopEvidence
@@ -15,10 +15,10 @@ from daemon.guard.verdicts import ToolLoopEvidence
 SessionId = tuple[str, str]  # (agent, session)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     signature: tuple[str, str | None, bool]
-    arrivals: deque[float]  # monotonic, the last ``calls`` of the run
+    arrivals: list[float]  # monotonic, the last ``calls`` of the run
     first_at: float  # agent timestamps of the run's first and last call
     last_at: float
     length: int = 1
@@ -52,13 +52,15 @@ class ToolLoopRule:
         repeats = (run is not None and run.signature == signature
                    and (input_hash is not None or not success))
         if not repeats or run is None:
-            run = _Run(signature, deque([now], maxlen=self.calls), agent_ts, agent_ts, 1, tool,
+            run = _Run(signature, [now], agent_ts, agent_ts, 1, tool,
                        "input" if input_hash is not None else "failure")
             self.runs[session] = run
             while len(self.runs) > self.max_sessions:
                 self.runs.popitem(last=False)
         else:
             run.arrivals.append(now)
+            if len(run.arrivals) > self.calls:
+                del run.arrivals[0]
             run.last_at = agent_ts
             run.length += 1
             self.runs.move_to_end(session)
