@@ -22,7 +22,8 @@ TreeId = tuple[str, tuple[int, int]]
 @dataclass
 class _Tree:
     previous: frozenset[int]
-    arrivals: deque[tuple[float, int]] = field(default_factory=deque)
+    seen_at: float  # when the previous member set was read
+    arrivals: deque[tuple[float, int, float]] = field(default_factory=deque)  # (at, n, since)
     new_pids: deque[int] = field(default_factory=lambda: deque(maxlen=MAX_NEW_PIDS))
     history: deque[tuple[float, int]] = field(default_factory=lambda: deque(
         maxlen=HISTORY_POINTS))
@@ -52,7 +53,7 @@ class ForkStormRule:
         """Take one tick's members of a tree; the evidence while the storm condition holds."""
         tree = self.trees.get(tree_id)
         if tree is None:
-            tree = _Tree(frozenset(member_pids))
+            tree = _Tree(frozenset(member_pids), now)
             self.trees[tree_id] = tree
             while len(self.trees) > self.max_trees:
                 self.trees.popitem(last=False)
@@ -63,23 +64,29 @@ class ForkStormRule:
         if members != tree.previous:
             new = members - tree.previous
             if new:
-                tree.arrivals.append((now, len(new)))
+                tree.arrivals.append((now, len(new), now - tree.seen_at))
                 tree.new_pids.extend(sorted(new))
             tree.previous = members
+        tree.seen_at = now
         horizon = now - self.window_seconds
         while tree.arrivals and tree.arrivals[0][0] < horizon:
             tree.arrivals.popleft()
         step = self.window_seconds / HISTORY_POINTS
         if not tree.history or now - tree.history[-1][0] >= step:
             tree.history.append((now, len(members) + 1))
-        count = sum(n for _, n in tree.arrivals)
+        count = sum(n for _, n, _ in tree.arrivals)
         if count < self.threshold:
             return None
-        span = tree.arrivals[-1][0] - tree.arrivals[0][0]
+        # From the tick before the first arrival to the last: the new processes came within it.
+        first_at, _, first_gap = tree.arrivals[0]
+        span = tree.arrivals[-1][0] - first_at + first_gap
+        history = [*tree.history]
+        if history[-1][0] != now:
+            history.append((now, len(members) + 1))
         return ForkStormEvidence(
             count=count, window_seconds=self.window_seconds, span_seconds=span,
             members_now=len(members) + 1, new_pids=tuple(list(tree.new_pids)[-64:]),
-            members_over_time=tuple((round(now - at, 2), n) for at, n in tree.history))
+            members_over_time=tuple((round(now - at, 2), n) for at, n in history))
 
     def recent_new_pids(self, tree_id: TreeId) -> tuple[int, ...]:
         """The latest new pids of a tree (up to MAX_NEW_PIDS), to find their parent."""

@@ -25,7 +25,7 @@ class ForkStormEvidence:
     @property
     def rate_per_second(self) -> float:
         """New processes per second over the span they arrived in."""
-        return self.count / max(self.span_seconds, 1.0)
+        return self.count / max(self.span_seconds, 0.001)
 
     def facts(self) -> dict[str, Any]:
         """The evidence as a report's context."""
@@ -185,7 +185,7 @@ class Verdict:
         e = self.evidence
         who = self.subject
         if isinstance(e, ForkStormEvidence):
-            return (f"{who}: fork storm, {e.count} new processes in {e.span_seconds:.0f}s "
+            return (f"{who}: fork storm, {e.count} new processes in {e.span_seconds:.1f}s "
                     f"({e.rate_per_second:.0f}/s)")
         if isinstance(e, ToolLoopEvidence):
             how = "same input" if e.compared_by == "input" else "failing"
