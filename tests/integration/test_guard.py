@@ -147,7 +147,7 @@ def test_fork_storm_of_real_processes_is_reported_once_with_its_spawner(tmp_path
     out = tmp_path / "actions.txt"
     parent = StormParent(marker, 220)
     try:
-        with daemon(tmp_path, action_watch("storm", marker, out)) as service:
+        with daemon(tmp_path, action_watch("storm", marker, out), "block = true") as service:
             spool = running_of(service).spool
             wait_for(lambda: service.tick_count >= 2, message="the tree seen")
             parent.spawn()
@@ -157,6 +157,8 @@ def test_fork_storm_of_real_processes_is_reported_once_with_its_spawner(tmp_path
             wait_for(lambda: service.tick_count >= ticks + 4, message="four more ticks")
             again = guard_events(spool, "fork_storm")
             metrics = scrape(service)
+            strip = [e.text for e in running_of(service).recent.items()]
+            decision = hook(tmp_path, "any-session")
     finally:
         parent.stop()
     assert len(again) == 1, [e["message"] for e in again]
@@ -174,6 +176,8 @@ def test_fork_storm_of_real_processes_is_reported_once_with_its_spawner(tmp_path
     assert 'telemetryd_guard_reports_total{rule="fork_storm"} 1.0' in metrics
     listed = cli("--config", str(tmp_path / "config.toml"), "reports", "list")
     assert "fork_storm" in listed.stdout
+    assert any("fork_storm report written" in text for text in strip)  # the page and top
+    assert decision.returncode == 0, decision.stderr  # a fork storm never blocks a session
 
 
 def test_calm_session_and_a_tree_of_20_children_raise_nothing(tmp_path):
@@ -264,19 +268,29 @@ def test_error_storm_from_real_shaped_claude_api_errors(tmp_path):
     """Twenty of Claude Code's captured `api_error` ("Connection error.") within five minutes:
     one error_storm report naming the error classes, status codes and the model; the hook
     does not block for an error storm."""
-    with daemon(tmp_path, guard="block = true") as service:
-        running = running_of(service)
-        body = repeat_protobuf("claude-api-error-logs.pb", "api_error", 19)
-        assert post(otlp_port(service), "/v1/logs", body, PROTOBUF) == 200
-        assert running.agents.telemetry.ingestor.flush(10)
-        ticks = service.tick_count
-        wait_for(lambda: service.tick_count >= ticks + 2, message="two ticks")
-        assert guard_events(running.spool, "error_storm") == []  # 19: not yet
-        body = repeat_protobuf("claude-api-error-logs.pb", "api_error", 1)
-        assert post(otlp_port(service), "/v1/logs", body, PROTOBUF) == 200
-        [event] = wait_for(lambda: guard_events(running.spool, "error_storm"),
-                           message="report")
-        decision = hook(tmp_path, "8c929116-9892-43ea-838a-781680a1321b")
+    marker = f"claude-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "actions.txt"
+    agent = sleeper(marker)
+    try:
+        with daemon(tmp_path, action_watch("claude-code", marker, out), "block = true") as service:
+            running = running_of(service)
+            wait_for(lambda: service.tick_count >= 2, message="the agent's tree seen")
+            body = repeat_protobuf("claude-api-error-logs.pb", "api_error", 19)
+            assert post(otlp_port(service), "/v1/logs", body, PROTOBUF) == 200
+            assert running.agents.telemetry.ingestor.flush(10)
+            ticks = service.tick_count
+            wait_for(lambda: service.tick_count >= ticks + 2, message="two ticks")
+            assert guard_events(running.spool, "error_storm") == []  # 19: not yet
+            body = repeat_protobuf("claude-api-error-logs.pb", "api_error", 1)
+            assert post(otlp_port(service), "/v1/logs", body, PROTOBUF) == 200
+            [event] = wait_for(lambda: guard_events(running.spool, "error_storm"),
+                               message="report")
+            wait_for(out.exists, message="on_guard ran")
+            decision = hook(tmp_path, "8c929116-9892-43ea-838a-781680a1321b")
+    finally:
+        agent.kill()
+        agent.wait()
+    assert out.read_text().split()[:2] == ["guard", "error_storm"]
     guard = event["contexts"]["guard"]
     assert guard["agent"] == "claude-code" and guard["failed_requests"] == 20
     assert guard["error_classes"] == {"network": 20}
@@ -290,16 +304,26 @@ def test_cost_surge_from_real_shaped_claude_requests_reports_and_blocks(tmp_path
     two-minute window, $30.9/h: one cost_surge report naming session, spend, rate and model;
     the hook blocks that session, naming the rule, and lets another pass."""
     session = f"surge-{uuid.uuid4().hex[:8]}"
-    with daemon(tmp_path, guard="block = true") as service:
-        running = running_of(service)
-        body = repeat_protobuf("claude-print-logs.pb", "api_request", 150, session=session)
-        assert post(otlp_port(service), "/v1/logs", body, PROTOBUF) == 200
-        [event] = wait_for(lambda: guard_events(running.spool, "cost_surge"), message="report")
-        wait_for(lambda: hook(tmp_path, session).returncode == 2, message="hook blocks")
-        blocked = hook(tmp_path, session)
-        calm = with_session("claude-print-logs.pb", "calm-session")
-        assert post(otlp_port(service), "/v1/logs", calm, PROTOBUF) == 200
-        other = hook(tmp_path, "calm-session")
+    marker = f"claude-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "actions.txt"
+    agent = sleeper(marker)
+    try:
+        with daemon(tmp_path, action_watch("claude-code", marker, out), "block = true") as service:
+            running = running_of(service)
+            wait_for(lambda: service.tick_count >= 2, message="the agent's tree seen")
+            body = repeat_protobuf("claude-print-logs.pb", "api_request", 150, session=session)
+            assert post(otlp_port(service), "/v1/logs", body, PROTOBUF) == 200
+            [event] = wait_for(lambda: guard_events(running.spool, "cost_surge"), message="report")
+            wait_for(lambda: hook(tmp_path, session).returncode == 2, message="hook blocks")
+            blocked = hook(tmp_path, session)
+            calm = with_session("claude-print-logs.pb", "calm-session")
+            assert post(otlp_port(service), "/v1/logs", calm, PROTOBUF) == 200
+            other = hook(tmp_path, "calm-session")
+            wait_for(out.exists, message="on_guard ran")
+    finally:
+        agent.kill()
+        agent.wait()
+    assert out.read_text().split()[:2] == ["guard", "cost_surge"]
     guard = event["contexts"]["guard"]
     assert guard["session"] == session and guard["measured"] == "usd"
     # Raised the moment the window held $1.00 (30 $/h over 2 min), part way through the batch.
