@@ -15,6 +15,7 @@ from daemon.guard.verdicts import ForkStormEvidence
 
 HISTORY_POINTS = 24  # process counts kept per tree, spread over the window
 MAX_NEW_PIDS = 256  # new pids kept per tree, to find who spawned them
+MAX_ARRIVALS = 256  # ticks with new processes kept per tree; later ones fold into the last
 
 TreeId = tuple[str, tuple[int, int]]
 
@@ -63,9 +64,12 @@ class ForkStormRule:
         members = frozenset(member_pids)
         if members != tree.previous:
             new = members - tree.previous
-            if new:
+            if new and len(tree.arrivals) >= MAX_ARRIVALS:
+                _, count, gap = tree.arrivals.pop()  # never the first: its gap starts the span
+                tree.arrivals.append((now, count + len(new), gap))
+            elif new:
                 tree.arrivals.append((now, len(new), now - tree.seen_at))
-                tree.new_pids.extend(sorted(new))
+            tree.new_pids.extend(sorted(new))
             tree.previous = members
         tree.seen_at = now
         horizon = now - self.window_seconds

@@ -23,6 +23,7 @@ SMALL_RUNS = [
      "hook, over budget"),
     ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3"], "CPU ratio"),
     ("bench_clock_step.py", ["--quick"], "largest tick gap across a 1 h step back"),
+    ("bench_guard.py", ["--quick"], "tick, median CPU: guard on"),
 ]
 
 

@@ -345,7 +345,7 @@ def test_idle_spin_of_a_real_spinning_process(tmp_path):
         with daemon(tmp_path, action_watch("spinner", marker, out) +
                     f'[[watch]]\nname = "claude-code"\ncmdline = "{marker}-claude"\n',
                     'idle_spin_window = "1s"\nidle_spin_fallback_window = "2s"\n'
-                    'idle_spin_cpu = 30') as service:
+                    'idle_spin_cpu = 10') as service:
             running = running_of(service)
             [event] = wait_for(lambda: guard_events(running.spool, "idle_spin"),
                                message="report", timeout=60)
@@ -355,7 +355,7 @@ def test_idle_spin_of_a_real_spinning_process(tmp_path):
         spinner.wait()
     guard = event["contexts"]["guard"]
     assert guard["telemetry"] is False and "cpu alone" in guard["basis"]
-    assert guard["spinning_seconds"] >= 2.0 and guard["cpu_percent_mean"] >= 30
+    assert guard["spinning_seconds"] >= 2.0 and guard["cpu_percent_mean"] >= 10
     assert guard["pid"] == spinner.pid
     assert out.read_text().split()[:2] == ["guard", "idle_spin"]
 
@@ -368,7 +368,7 @@ def test_idle_spin_with_telemetry_uses_the_agent_window(tmp_path):
     try:
         with daemon(tmp_path, f'[[watch]]\nname = "claude-code"\ncmdline = "{marker}"\n',
                     'idle_spin_window = "1s"\nidle_spin_fallback_window = "1h"\n'
-                    'idle_spin_cpu = 30') as service:
+                    'idle_spin_cpu = 10') as service:
             running = running_of(service)
             assert post(otlp_port(service), "/v1/logs", fixture("claude-print-logs.pb"),
                         PROTOBUF) == 200

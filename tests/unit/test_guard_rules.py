@@ -239,3 +239,17 @@ def test_guard_table_parses_with_ranges_and_renders() -> None:
     with pytest.raises(ConfigError, match=r"guard\.idle_spin_fallback_window"):
         parse_config_text('[guard]\nidle_spin_window = "1h"\nidle_spin_fallback_window = "1m"\n',
                           "t", {}, 8 << 30)
+
+
+def test_fork_arrivals_stay_bounded_in_a_tree_that_churns_every_tick() -> None:
+    """A tree starting one process every tick for 10,000 ticks within a long window keeps at
+    most MAX_ARRIVALS entries, and still counts every new process."""
+    from daemon.guard.forks import MAX_ARRIVALS, ForkStormRule
+
+    rule = ForkStormRule(threshold=1_000_000, window_seconds=1e9, max_trees=4)
+    tree_id = ("w", (1, 1))
+    for step in range(10_000):
+        rule.observe(tree_id, (100_000 + step,), float(step))
+    state = rule.trees[tree_id]
+    assert len(state.arrivals) <= MAX_ARRIVALS
+    assert sum(n for _, n, _ in state.arrivals) == 9_999
