@@ -39,7 +39,7 @@ class GuardStep:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self._blocks_open = True  # at start, whatever an earlier run left is cleared
+        self._blocks_open: bool | None = None  # None: whether an earlier run left a file
         self._versions_loaded = False
 
     def run(self, running: Running, sample: TickSample, rules: Mapping[str, WatchRule],
@@ -105,8 +105,10 @@ class GuardStep:
             {"rule": b.rule.value, "agent": b.agent, "session": b.session,
              "reason": b.reason, "until": wall + b.seconds_left}
             for b in guard.blocks(now)]
+        if self._blocks_open is None:
+            self._blocks_open = blocks_path(self.state_dir).exists()  # cleared if left over
         if not entries and not self._blocks_open:
-            return  # the file already says nothing is blocked
+            return  # no file, or it already says nothing is blocked
         try:
             write_atomic(blocks_path(self.state_dir), encode_blocks(entries, wall),
                          durable=False)
