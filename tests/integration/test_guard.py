@@ -379,3 +379,49 @@ def test_idle_spin_with_telemetry_uses_the_agent_window(tmp_path):
         spinner.wait()
     guard = event["contexts"]["guard"]
     assert guard["telemetry"] is True and guard["last_activity_seconds_ago"] >= 1.0
+
+
+def test_version_regression_between_two_real_installed_versions(tmp_path):
+    """Two real processes installed as Claude Code 2.1.104 (idle) and 2.1.108 (spinning),
+    their versions read from the install path, the hour of use shortened to 2 s by config:
+    one version_regression naming both versions and both figures; on_guard runs; the
+    figures are kept in the state dir."""
+    marker = f"verreg-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "actions.txt"
+    scripts = {}
+    for version, body in (("2.1.104", "import time\ntime.sleep(600)\n"), ("2.1.108", SPIN)):
+        script = tmp_path / marker / "claude" / "versions" / version / "cli.py"
+        script.parent.mkdir(parents=True)
+        script.write_text(body)
+        scripts[version] = script
+    guard_table = ('version_regression_use = "2s"\nidle_spin_cpu = 100000\n')
+    old = subprocess.Popen([sys.executable, str(scripts["2.1.104"])])
+    new: subprocess.Popen[bytes] | None = None
+    try:
+        with daemon(tmp_path, action_watch("claude-code", marker, out), guard_table) as service:
+            running = running_of(service)
+            book = running.guard.versions
+            wait_for(lambda: book.agents.get("claude-code", {}).get("2.1.104") is not None
+                     and book.agents["claude-code"]["2.1.104"].settled,
+                     message="2.1.104 settled")
+            old.kill()
+            old.wait()
+            new = subprocess.Popen([sys.executable, str(scripts["2.1.108"])])
+            [event] = wait_for(lambda: guard_events(running.spool, "version_regression"),
+                               message="report")
+            wait_for(out.exists, message="on_guard ran")
+            kept = json.loads((tmp_path / "state" / "guard-versions.json").read_text())
+    finally:
+        for proc in (old, new):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    guard = event["contexts"]["guard"]
+    assert guard["previous"]["version"] == "2.1.104"
+    assert guard["current"]["version"] == "2.1.108"
+    assert "idle_cpu" in guard["worse"]
+    assert guard["current"]["idle_cpu_percent"] >= 3 * max(
+        guard["previous"]["idle_cpu_percent"], 1.0)
+    assert "2.1.108 regressed against 2.1.104" in event["message"]
+    assert out.read_text().split()[:2] == ["guard", "version_regression"]
+    assert kept["claude-code"]["2.1.108"]["reported"] is True
