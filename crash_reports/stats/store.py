@@ -107,11 +107,15 @@ class StatsStore(ShippingLedger):
         ready = True
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite.connect(path, busy_timeout_seconds=busy_timeout_seconds)
             try:
-                ready = prepare(conn)
-            except sqlite.CorruptDatabaseError as exc:
-                conn.close()
+                conn = sqlite.connect(path, busy_timeout_seconds=busy_timeout_seconds)
+                try:
+                    ready = prepare(conn)
+                except sqlite.CorruptDatabaseError:
+                    conn.close()
+                    raise
+            except (sqlite.CorruptDatabaseError, sqlite.PlantedFileError) as exc:
+                # Damaged, or a FIFO/symlink planted under its name: kept aside, never opened.
                 sqlite.move_aside_logged(path, exc, event="stats.corrupt")
                 conn = sqlite.connect(path, busy_timeout_seconds=busy_timeout_seconds)
                 ready = prepare(conn)

@@ -14,7 +14,9 @@ ErrorClass = Literal["network", "auth", "rate_limit", "overloaded", "server", "c
 ERROR_CLASSES: tuple[ErrorClass, ...] = (
     "network", "auth", "rate_limit", "overloaded", "server", "client", "other",
 )
-CostStatus = Literal["reported", "computed", "unknown", "none"]
+# "covered": priced here, but the agent reported this cost itself in the same export (its
+# own figure counts; daemon/agents/integrity.py).
+CostStatus = Literal["reported", "computed", "covered", "unknown", "none"]
 # Where a figure came from. Agents often send the same spend as a metric and as an event
 # (and timings as spans); queries use one source per group, never the sum (see choose.py).
 Source = Literal["metric", "event", "span"]

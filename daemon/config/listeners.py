@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from daemon.config.schema import Config, ListenSettings, MetricsSettings, OtlpSettings
+from daemon.config.schema import (
+    OTLP_TRUST_MODES,
+    Config,
+    ListenSettings,
+    MetricsSettings,
+    OtlpSettings,
+    OtlpTrust,
+)
 
 if TYPE_CHECKING:
     from daemon.config.parse import _Table
@@ -80,6 +87,7 @@ def parse_otlp(table: _Table) -> OtlpSettings:
         series_idle_seconds=table.get_duration("series_idle", d.series_idle_seconds),
         retention_check_seconds=table.get_duration("retention_check_interval",
                                                    d.retention_check_seconds),
+        trust=_trust(table),
     )
     # A body that is not compressed counts against the inflated limit too, and one request
     # of the largest size must fit in the bytes held at once.
@@ -91,6 +99,17 @@ def parse_otlp(table: _Table) -> OtlpSettings:
                           f"({max_inflight} < {max_inflated})")
     table.reject_unknown()
     return settings
+
+
+def _trust(table: _Table) -> OtlpTrust:
+    text = table.get_str("trust")
+    if text is None:
+        return OtlpSettings.trust
+    for mode in OTLP_TRUST_MODES:
+        if text == mode:
+            return mode
+    expected = ", ".join(f'"{mode}"' for mode in OTLP_TRUST_MODES[:-1])
+    raise table.error("trust", f'expected {expected} or "{OTLP_TRUST_MODES[-1]}", got {text!r}')
 
 
 def parse_metrics(table: _Table) -> MetricsSettings:

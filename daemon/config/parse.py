@@ -368,8 +368,9 @@ def _parse_spool(table: _Table) -> SpoolSettings:
     max_reports = table.get_int("max_reports", SpoolSettings.max_reports)
     max_bytes = table.get_size("max_bytes", SpoolSettings.max_bytes, 0)
     max_age_days = table.get_number("max_age_days", SpoolSettings.max_age_days)
+    disk_reserve = table.get_size("disk_reserve", SpoolSettings.disk_reserve_bytes, 0)
     table.reject_unknown()
-    return SpoolSettings(max_reports, max_bytes, max_age_days)
+    return SpoolSettings(max_reports, max_bytes, max_age_days, disk_reserve)
 
 
 def _parse_budget(table: _Table) -> BudgetRule:

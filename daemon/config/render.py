@@ -73,6 +73,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_reports": config.spool.max_reports,
             "max_bytes": config.spool.max_bytes,
             "max_age_days": config.spool.max_age_days,
+            "disk_reserve": config.spool.disk_reserve_bytes,
         },
         "otlp": {
             "enabled": config.otlp.listen.enabled,
@@ -100,6 +101,7 @@ def describe(config: Config) -> dict[str, Any]:
             "max_sessions": config.otlp.max_sessions,
             "series_idle": config.otlp.series_idle_seconds,
             "retention_check_interval": config.otlp.retention_check_seconds,
+            "trust": config.otlp.trust,
         },
         "metrics": {
             "enabled": config.metrics.enabled,

@@ -20,6 +20,11 @@ from daemon.config.patterns import SelectorPattern
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Whose telemetry the OTLP receiver takes ([otlp] trust; docs/security/budgets.md): "any"
+# local sender, senders in a "watched" agent's process tree or carrying the token
+# `telemetryd wrap` gives its child, or only senders with that "token".
+OtlpTrust = Literal["any", "watched", "token"]
+OTLP_TRUST_MODES: tuple[OtlpTrust, ...] = ("any", "watched", "token")
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,9 @@ class SpoolSettings:
     max_reports: int = 200
     max_bytes: int = 64 * 1024**2
     max_age_days: float = 30.0
+    # Free space on the state dir's filesystem kept for reports: below it the agent event
+    # store and the stats databases stop writing (crash_reports/storage/reserve.py).
+    disk_reserve_bytes: int = 32 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -216,6 +224,10 @@ class OtlpSettings:
     series_idle_seconds: float = 3600.0
     # How often retention by age runs (the size bound is checked after every write).
     retention_check_seconds: float = 60.0
+    # Whose telemetry counts (OTLP_TRUST_MODES): the default takes agents the daemon
+    # watches (the embedded default's agents, however they were started) and `wrap`'s
+    # children, and refuses any other local process.
+    trust: OtlpTrust = "watched"
 
 
 @dataclass(frozen=True)
@@ -295,6 +307,7 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "spool.max_reports": (1, 1_000_000),
     "spool.max_bytes": (1024, _TIB),
     "spool.max_age_days": (0.0001, 3650.0),
+    "spool.disk_reserve": (1, _TIB),
     "otlp.max_body_bytes": (1024, 1 << 30),
     "otlp.queue_size": (1, 1_000_000),
     "otlp.max_series_per_metric": (1, 10_000_000),

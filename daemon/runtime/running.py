@@ -108,8 +108,6 @@ class Running:
 def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: float,
                  snapshot: Callable[[], Any]) -> Running:
     """Open the stores, the spool, sentry-sdk and the listeners (not yet the scheduler)."""
-    stats = StatsRecorder(paths.stats_db)
-    stats.start(now)
     holder: list[Running] = []
 
     def on_drop(item: Dropped) -> None:
@@ -122,9 +120,12 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
             holder[0].delivery.trigger()
 
     spool = open_spool(config, on_drop=on_drop)
+    # The stores that grow with what they are sent leave spool.reserve free for reports.
+    stats = StatsRecorder(paths.stats_db, reserve=spool.reserve)
+    stats.start(now)
     transport = SpoolTransport(spool, on_put=on_put)
     client = make_sentry_client(transport, config)
-    agents = AgentLink(config, paths.events_db, paths.budgets)
+    agents = AgentLink(config, paths.events_db, paths.budgets, reserve=spool.reserve)
 
     def on_flush(result: FlushResult) -> None:
         # On the flush thread: count deliveries, mark stats periods shipped.

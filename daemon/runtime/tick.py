@@ -202,6 +202,7 @@ class Ticker:
         """Sample, evaluate, log, write reports, feed stats; return the sample."""
         started = self.monotonic()
         sample = self.sampler.sample(started, now, self._announced())
+        running.agents.note_watched(sample)  # whose telemetry the receiver trusts
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)

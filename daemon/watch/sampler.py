@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from crash_reports.event.redact import redact_name
 from daemon.config.schema import WatchRule
 from daemon.watch.members import MemberRss
 from daemon.watch.proctable import ProcessTable, ProcStat
@@ -239,13 +240,14 @@ class Sampler:
                 root_cpu = cpu_percent(root)
                 rss, cpu, members = root.rss_bytes, root_cpu, 1
                 member_pids: tuple[int, ...] = ()
-                member_rss = [MemberRss(root_pid, root.comm, root.rss_bytes)]
+                member_rss = [MemberRss(root_pid, redact_name(root.comm), root.rss_bytes)]
                 if rule.include_children:
                     live = live_tree(root_pid)
                     origin = Origin(rule.name, root.key)
                     for member_pid in live:
                         member = table[member_pid]
-                        member_rss.append(MemberRss(member_pid, member.comm, member.rss_bytes))
+                        member_rss.append(MemberRss(member_pid, redact_name(member.comm),
+                                                  member.rss_bytes))
                         rss += member.rss_bytes
                         cpu += cpu_percent(member)
                         origins[member.key] = origin
@@ -259,7 +261,7 @@ class Sampler:
                         watch=rule.name,
                         pid=root_pid,
                         key=root.key,
-                        name=root.comm,
+                        name=redact_name(root.comm),
                         create_time=self.table_source.create_time(root),
                         rss_bytes=rss,
                         cpu_percent=round(cpu, 2),
@@ -301,7 +303,7 @@ class Sampler:
                 cpu += cpu_percent(member)
                 origins[member.key] = origin
             found.append(OrphanSample(
-                watch=origin.watch, pid=pid, key=stat.key, name=stat.comm,
+                watch=origin.watch, pid=pid, key=stat.key, name=redact_name(stat.comm),
                 create_time=self.table_source.create_time(stat), rss_bytes=rss,
                 cpu_percent=round(cpu, 2), members=1 + len(below), agent_key=origin.agent_key))
         return found

@@ -294,6 +294,9 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
     refused = CounterMetricFamily("telemetryd_otlp_requests_refused",
                                   "OTLP requests answered with an error status.",
                                   labels=["status", "reason"])
+    trusted = CounterMetricFamily("telemetryd_otlp_requests_trusted",
+                                  "OTLP requests taken, by what vouched for the sender "
+                                  "([otlp] trust: token, watched, any).", labels=["how"])
     points = CounterMetricFamily("telemetryd_otlp_points",
                                  "Data points and log records received, by outcome.",
                                  labels=["signal", "outcome"])
@@ -314,6 +317,8 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         elif head == "requests_refused":
             status, _, reason = rest.partition(".")
             refused.add_metric([status, reason], float(value))
+        elif head == "requests_trusted":
+            trusted.add_metric([rest], float(value))
         elif head == "points_accepted":
             points.add_metric([rest, "accepted"], float(value))
         elif head == "points_refused":
@@ -326,7 +331,7 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         elif head == "evicted":
             evicted.add_metric([rest], float(value))
         # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
-    out: list[Metric] = [requests, refused, points, dropped, evicted]
+    out: list[Metric] = [requests, refused, trusted, points, dropped, evicted]
     for name, (metric, doc, is_counter) in _OTLP_SINGLES.items():
         make = _counter if is_counter else _gauge
         out.append(make(metric, doc, singles[name]))

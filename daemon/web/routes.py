@@ -42,6 +42,8 @@ class Request:
     query: str
     headers: Mapping[str, str]
     body: bytes = b""
+    client: tuple[str, int] | None = None  # the peer's address and port
+    server: tuple[str, int] | None = None  # ours, on this connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,8 @@ def make_app(table: RouteTable, limits: ListenerLimits) -> Callable[..., Awaitab
             if route.body:
                 body, held = await _read_body(receive, headers, limits, budget)
             request = Request(method, scope["path"], scope["query_string"].decode("latin-1"),
-                              headers, body)
+                              headers, body, _address(scope.get("client")),
+                              _address(scope.get("server")))
             try:
                 response = await route.handler(request)
             except PayloadError:
@@ -140,6 +143,13 @@ def make_app(table: RouteTable, limits: ListenerLimits) -> Callable[..., Awaitab
             budget.used -= held
 
     return app
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    """An ASGI ``client``/``server`` pair as (host, port); None when the server gave none."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return str(value[0]), int(value[1])
+    return None
 
 
 async def _read_body(

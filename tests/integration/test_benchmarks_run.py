@@ -23,6 +23,9 @@ SMALL_RUNS = [
      "hook, over budget"),
     ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3"], "CPU ratio"),
     ("bench_clock_step.py", ["--quick"], "largest tick gap across a 1 h step back"),
+    ("bench_redaction.py", ["--quick"], "false positives"),
+    ("bench_peer_lookup.py", ["--connections", "5", "--requests", "20"], "ratio"),
+    ("bench_spool_junk.py", ["--junk", "200", "--reports", "5"], "spool listing"),
     ("bench_guard.py", ["--quick"], "tick, median CPU: guard on"),
 ]
 

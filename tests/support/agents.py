@@ -86,5 +86,9 @@ class Agent:
 
 
 def loopback_otlp(host: str = "127.0.0.1", **overrides: Any) -> OtlpSettings:
-    """The schema's [otlp] defaults on an ephemeral loopback port, with ``overrides``."""
-    return dataclasses.replace(OtlpSettings(listen=ListenSettings(True, host, 0)), **overrides)
+    """The schema's [otlp] defaults on an ephemeral loopback port, with ``overrides``.
+
+    ``trust`` is "any" unless overridden: a receiver without a daemon's tick watches no
+    process, so by default it would take no sender (tests of trust set it themselves)."""
+    settings = OtlpSettings(listen=ListenSettings(True, host, 0), trust="any")
+    return dataclasses.replace(settings, **overrides)

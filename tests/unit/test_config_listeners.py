@@ -34,6 +34,7 @@ max_tools = 30
 max_sessions = 500
 series_idle = "30m"
 retention_check_interval = "10s"
+trust = "token"
 [metrics]
 max_connections = 4
 read_timeout = "2s"
@@ -59,6 +60,7 @@ def test_every_receiver_bound_is_read_from_the_file() -> None:
     assert (otlp.max_metrics, otlp.max_series, otlp.max_agents, otlp.max_models,
             otlp.max_tools, otlp.max_sessions) == (100, 5000, 20, 40, 30, 500)
     assert (otlp.series_idle_seconds, otlp.retention_check_seconds) == (1800.0, 10.0)
+    assert otlp.trust == "token"
     metrics = config.metrics
     assert (metrics.max_connections, metrics.read_timeout_seconds,
             metrics.keepalive_timeout_seconds, metrics.max_header_bytes) == (4, 2.0, 5.0, 4096)
@@ -79,7 +81,8 @@ def test_check_config_prints_every_bound_and_it_parses_back() -> None:
     config = parse(BOUNDS)
     text = as_toml(describe(config))
     for key in ("max_agents = 20", "max_sessions = 500", "read_timeout = 3.0",
-                "retention_check_interval = 10.0", "decode_concurrency = 2"):
+                "retention_check_interval = 10.0", "decode_concurrency = 2",
+                'trust = "token"'):
         assert key in text
     again = parse(text)
     assert again.otlp == config.otlp
@@ -90,6 +93,7 @@ def test_defaults_come_from_the_schema() -> None:
     """With no keys, the settings are the schema's defaults."""
     config = parse('[daemon]\nstate_dir = "/tmp/x"\n')
     assert config.otlp == dataclasses.replace(OtlpSettings(), listen=config.otlp.listen)
+    assert config.otlp.trust == "watched"
     assert config.metrics == Config.metrics
 
 
@@ -105,6 +109,8 @@ def test_defaults_come_from_the_schema() -> None:
     ('[otlp]\nmax_inflight_bytes = "1MiB"', "otlp.max_inflight_bytes",
      "at least max_decompressed_bytes"),
     ('[otlp]\nseries_idle = "0s"', "otlp.series_idle", "positive"),
+    ('[otlp]\ntrust = "all"', "otlp.trust", 'expected "any", "watched" or "token"'),
+    ("[otlp]\ntrust = true", "otlp.trust", "expected a string"),
     ("[metrics]\nmax_connections = 0", "metrics.max_connections", "expected an integer >= 1"),
     ('[metrics]\nkeepalive_timeout = "1d"', "metrics.keepalive_timeout", "between"),
     ("[metrics]\nmax_body_bytes = 10", "metrics.max_body_bytes", "unknown key"),
