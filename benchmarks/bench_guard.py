@@ -168,7 +168,7 @@ def rss_pair(group: ProcessGroup, root: Path, marker: str, sessions: int,
         port = free_port()
         path = root / f"{name}.toml"
         path.write_text(config_text(state, marker, enabled, 0.5,
-                                    f'listen = "127.0.0.1:{port}"'))
+                                    f'listen = "127.0.0.1:{port}"\ntrust = "any"'))
         env = {k: v for k, v in os.environ.items()
                if k not in ("TELEMETRYD_CONFIG", "SENTRY_DSN", "STATE_DIRECTORY",
                             "NOTIFY_SOCKET")}

@@ -79,7 +79,9 @@ class StormParent:
 
 def config_text(tmp_path: Path, watches: str = "", guard: str = "") -> str:
     return (f'[daemon]\ninterval = 0.25\nstate_dir = "{tmp_path / "state"}"\n'
-            '[metrics]\nlisten = "127.0.0.1:0"\n[otlp]\nlisten = "127.0.0.1:0"\n'
+            '[metrics]\nlisten = "127.0.0.1:0"\n'
+            # The test process replays the agents' telemetry: it is no watched agent.
+            '[otlp]\nlisten = "127.0.0.1:0"\ntrust = "any"\n'
             f'[guard]\n{guard}\n{watches}')
 
 
