@@ -1,4 +1,4 @@
-"""``on_warning``, ``on_critical`` and ``on_exit_under_pressure`` of a watch: arrays of actions.
+"""``on_warning``, ``on_critical``, ``on_exit_under_pressure``, ``on_guard`` of a watch: actions.
 
 Each item is exactly one of ``{ notify = true }``, ``{ exec = [...], timeout = "10s" }`` or
 ``{ signal = "SIGTERM", grace = "30s" }``; errors name the key path

@@ -25,6 +25,7 @@ from typing import Any
 from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.actions import parse_actions
 from daemon.config.errors import ConfigError
+from daemon.config.guard import parse_guard
 from daemon.config.listeners import parse_metrics, parse_otlp
 from daemon.config.locations import default_state_dir
 from daemon.config.patterns import SelectorPattern, compile_bounded
@@ -208,9 +209,10 @@ def parse_config(
     otlp = parse_otlp(_subtable(root, "otlp"))
     metrics = parse_metrics(_subtable(root, "metrics"))
     budgets = tuple(_parse_budget(table) for table in _table_list(root, "budget"))
+    guard = parse_guard(_subtable(root, "guard"))
     root.reject_unknown()
     return Config(source=source, daemon=daemon, watches=watches, sentry=sentry, spool=spool,
-                  otlp=otlp, metrics=metrics, budgets=budgets)
+                  otlp=otlp, metrics=metrics, budgets=budgets, guard=guard)
 
 
 def _parse_daemon(table: _Table, environ: Mapping[str, str]) -> DaemonSettings:
@@ -283,8 +285,9 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
             "cpu_warning", f"must be below cpu_critical ({cpu_warning} >= {cpu_critical})"
         )
     node_heap = table.get_bool("evidence_node_heap", WatchRule.evidence_node_heap)
+    guard = table.get_bool("guard", WatchRule.guard)
     actions = {key: parse_actions(table.raw(key), table.key_path(key), table.source)
-               for key in ("on_warning", "on_critical", "on_exit_under_pressure")}
+               for key in ("on_warning", "on_critical", "on_exit_under_pressure", "on_guard")}
     table.reject_unknown()
     return WatchRule(
         name=name,
@@ -299,6 +302,7 @@ def _parse_watch(table: _Table, total_memory_bytes: int) -> WatchRule:
         user=user,
         include_children=include_children,
         evidence_node_heap=node_heap,
+        guard=guard,
         rss_warning_bytes=rss_warning,
         rss_critical_bytes=rss_critical,
         cpu_warning_percent=cpu_warning,

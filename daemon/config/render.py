@@ -6,6 +6,7 @@ import signal
 from typing import Any
 
 from crash_reports.event.humanize import is_unsafe_char
+from daemon.config.guard import describe_guard
 from daemon.config.schema import Config, ExecAction, ListenSettings, SignalAction, WatchAction
 
 
@@ -54,8 +55,10 @@ def describe(config: Config) -> dict[str, Any]:
                 "reap_orphans": w.reap_orphans,
                 "reap_grace": w.reap_grace_seconds,
                 "evidence_node_heap": w.evidence_node_heap,
+                "guard": w.guard,
                 **{key: [action_table(action) for action in getattr(w, key)] or None
-                   for key in ("on_warning", "on_critical", "on_exit_under_pressure")},
+                   for key in ("on_warning", "on_critical", "on_exit_under_pressure",
+                               "on_guard")},
             }
             for w in config.watches
         ],
@@ -110,6 +113,7 @@ def describe(config: Config) -> dict[str, Any]:
             "write_timeout": config.metrics.write_timeout_seconds,
             "max_header_bytes": config.metrics.max_header_bytes,
         },
+        "guard": describe_guard(config.guard),
         "budget": [
             {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd,
              "session_usd": b.session_usd}

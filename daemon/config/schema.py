@@ -124,6 +124,8 @@ class WatchRule:
     on_warning: tuple[WatchAction, ...] = ()
     on_critical: tuple[WatchAction, ...] = ()
     on_exit_under_pressure: tuple[WatchAction, ...] = ()
+    on_guard: tuple[WatchAction, ...] = ()  # run when a guard rule fires on this watch
+    guard: bool = True  # the [guard] rules over this watch's trees (fork_storm, idle_spin...)
     evidence_node_heap: bool = False  # Node heap snapshot for `wrap` trees (holds secrets)
 
 
@@ -245,6 +247,31 @@ class BudgetRule:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GuardSettings:
+    """The [guard] table: rules over a watched tree and its agent's telemetry that raise a
+    report of their own kind (daemon/guard/). Rates and windows in seconds."""
+
+    enabled: bool = True
+    block: bool = False  # `budget check --hook` exits 2 in an active tool_loop / cost_surge
+    fork_storm_processes: int = 200
+    fork_storm_window_seconds: float = 60.0
+    tool_loop_calls: int = 10
+    tool_loop_window_seconds: float = 600.0
+    error_storm_errors: int = 20
+    error_storm_window_seconds: float = 300.0
+    cost_surge_usd_per_hour: float = 30.0
+    cost_surge_tokens_per_hour: float = 5_000_000.0  # sessions with no cost figure
+    cost_surge_window_seconds: float = 120.0
+    idle_spin_cpu_percent: float = 50.0
+    idle_spin_window_seconds: float = 300.0
+    idle_spin_fallback_window_seconds: float = 1800.0  # CPU alone, with telemetry off
+    version_regression_factor: float = 3.0
+    version_regression_use_seconds: float = 3600.0
+    # How many trees, sessions or agents each rule remembers (least recently seen dropped).
+    max_subjects: int = 1_000
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """Everything telemetryd needs to run, validated."""
 
@@ -256,6 +283,7 @@ class Config:
     otlp: OtlpSettings = OtlpSettings()
     metrics: MetricsSettings = MetricsSettings(True, "127.0.0.1", 9464)
     budgets: tuple[BudgetRule, ...] = ()
+    guard: GuardSettings = GuardSettings()
 
 
 _DAY = 86400.0
@@ -311,6 +339,21 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "metrics.keepalive_timeout": (0.1, 3600.0),
     "metrics.write_timeout": (0.1, 3600.0),
     "metrics.max_header_bytes": (1024, 1 << 20),
+    "guard.fork_storm_processes": (2, 1_000_000),
+    "guard.fork_storm_window": (0.1, _DAY),
+    "guard.tool_loop_calls": (2, 1_000_000),
+    "guard.tool_loop_window": (0.1, 7 * _DAY),
+    "guard.error_storm_errors": (1, 1_000_000),
+    "guard.error_storm_window": (0.1, _DAY),
+    "guard.cost_surge_usd_per_hour": (0.000001, 1e9),
+    "guard.cost_surge_tokens_per_hour": (1, 1e15),
+    "guard.cost_surge_window": (1.0, _DAY),
+    "guard.idle_spin_cpu": (0.1, 100_000.0),
+    "guard.idle_spin_window": (0.1, 7 * _DAY),
+    "guard.idle_spin_fallback_window": (0.1, 30 * _DAY),
+    "guard.version_regression_factor": (1.01, 1000.0),
+    "guard.version_regression_use": (1.0, 365 * _DAY),
+    "guard.max_subjects": (1, 1_000_000),
     "budget.daily_usd": (0.000001, 1e12),
     "budget.monthly_usd": (0.000001, 1e12),
     "budget.session_usd": (0.000001, 1e12),

@@ -27,6 +27,7 @@ from daemon import __version__
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
 from daemon.agents.totals import read_totals
+from daemon.guard.guard import GuardCounts
 from daemon.runtime.snapshot import FlushStatus, StatusSnapshot
 from daemon.web.agent_metrics import (
     AgentLabelCaps,
@@ -34,6 +35,7 @@ from daemon.web.agent_metrics import (
     agent_families,
 )
 from daemon.web.fleet_metrics import fleet_families
+from daemon.web.guard_metrics import guard_families
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +98,10 @@ class DaemonMetricsCollector(Collector):
         cache_seconds: float = 5.0,
         version: str = __version__,
         monotonic: Callable[[], float] = time.monotonic,
+        guard: Callable[[], GuardCounts] | None = None,
     ) -> None:
         self.snapshot = snapshot
+        self.guard = guard
         self.agent_counters = agent_counters
         self.agent_reader = agent_reader
         self.limits = limits or LabelLimits()
@@ -126,6 +130,10 @@ class DaemonMetricsCollector(Collector):
             yield from daemon_families(snapshot)
             yield from watch_families(snapshot)
             yield from fleet_families(snapshot)
+        if self.guard is not None:
+            counts = self._guarded("guard", self.guard)
+            if counts is not None:
+                yield from guard_families(counts)
         if self.agent_counters is not None:
             counters = self._guarded("otlp", self.agent_counters)
             if counters is not None:
