@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     except ConfigError as exc:
         err(f"telemetryd budget check: config error: {exc}")
         return ExitCode.FAILURE
+    blocked = guard_blocked(view.state_dir, session if args.hook else None)
+    if blocked is not None:
+        suffix = f"; {printable(tool)} blocked by telemetryd" if tool else ""
+        err(f"telemetryd: guard: {printable(blocked)}{suffix}")
+        return ExitCode.OVER_BUDGET
     try:
         verdict = check(view.budgets, StatePaths(view.state_dir).events_db, agent,
                         session, time.time(), explicit_agent=args.agent is not None)
@@ -140,6 +145,14 @@ def check(rules: Iterable[budget_gate.BudgetLimits], events_db: Path, agent: str
     finally:
         db.close()
     return budget_gate.decide(spent, session)
+
+
+def guard_blocked(state_dir: Path, session: str | None) -> str | None:
+    """Why the behaviour guard blocks this session now (an open tool_loop or cost_surge
+    with ``[guard] block = true``, daemon/guard/blocks.py), or None."""
+    from daemon.guard.blocks import read_blocked_reason
+
+    return read_blocked_reason(state_dir, session, time.time())
 
 
 def read_hook(stream: BinaryIO) -> tuple[str, str | None, str | None]:

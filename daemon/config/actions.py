@@ -1,4 +1,4 @@
-"""``on_warning``, ``on_critical`` and ``on_exit_under_pressure`` of a watch: arrays of actions.
+"""``on_warning``, ``on_critical``, ``on_exit_under_pressure``, ``on_guard`` of a watch: actions.
 
 Each item is exactly one of ``{ notify = true }``, ``{ exec = [...], timeout = "10s" }`` or
 ``{ signal = "SIGTERM", grace = "30s" }``; errors name the key path
@@ -10,15 +10,15 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from daemon.config.errors import ConfigError
-from daemon.config.quantities import parse_duration
-from daemon.config.schema import (
+from daemon.config.action_types import (
     MAX_ACTIONS,
     ExecAction,
     NotifyAction,
     SignalAction,
     WatchAction,
 )
+from daemon.config.errors import ConfigError
+from daemon.config.quantities import parse_duration
 
 ACTION_KEYS = {"notify": set(), "exec": {"timeout"}, "signal": {"grace"}}
 MAX_TIMEOUT_SECONDS = 3600.0  # an exec action holds the one action worker that long at most

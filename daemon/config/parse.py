@@ -30,6 +30,7 @@ from daemon.config.schema import (
     BudgetRule,
     Config,
     DaemonSettings,
+    GuardSettings,
     MetricsSettings,
     OtlpSettings,
     SentrySettings,
@@ -93,9 +94,10 @@ def parse_config(
     metrics = MetricsSettings(**_read(_subtable(root, "metrics"), MetricsSettings,
                                       default=Config.metrics))
     budgets = tuple(_parse_budget(table) for table in _table_list(root, "budget"))
+    guard = _parse_guard(_subtable(root, "guard"))
     root.reject_unknown()
     return Config(source=source, daemon=daemon, watches=watches, sentry=sentry, spool=spool,
-                  otlp=otlp, metrics=metrics, budgets=budgets)
+                  otlp=otlp, metrics=metrics, budgets=budgets, guard=guard)
 
 
 def _read(table: TableReader, cls: type, total_memory_bytes: int = 0,
@@ -162,3 +164,12 @@ def _parse_budget(table: TableReader) -> BudgetRule:
     if not any(values[field] for field in ("daily_usd", "monthly_usd", "session_usd")):
         raise table.error(None, "a budget needs daily_usd, monthly_usd, session_usd or several")
     return BudgetRule(**values)
+
+
+def _parse_guard(table: TableReader) -> GuardSettings:
+    settings = GuardSettings(**_read(table, GuardSettings))
+    if settings.idle_spin_fallback_window_seconds < settings.idle_spin_window_seconds:
+        raise table.error("idle_spin_fallback_window", "must be at least idle_spin_window "
+                          f"({settings.idle_spin_fallback_window_seconds:g}s < "
+                          f"{settings.idle_spin_window_seconds:g}s)")
+    return settings

@@ -29,6 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from daemon.config.action_types import MAX_ACTIONS as MAX_ACTIONS
+from daemon.config.action_types import ExecAction as ExecAction
+from daemon.config.action_types import NotifyAction as NotifyAction
+from daemon.config.action_types import SignalAction as SignalAction
+from daemon.config.action_types import WatchAction as WatchAction
+from daemon.config.guard import GuardSettings as GuardSettings
 from daemon.config.keys import (
     DAY,
     TIB,
@@ -51,53 +57,11 @@ from daemon.config.patterns import MAX_PATTERN_CHARS, SelectorPattern
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-MAX_ACTIONS = 8  # actions per on_* key
 # Whose telemetry the OTLP receiver takes ([otlp] trust; docs/security/budgets.md): "any"
 # local sender, senders in a "watched" agent's process tree or carrying the token
 # `telemetryd wrap` gives its child, or only senders with that "token".
 OtlpTrust = Literal["any", "watched", "token"]
 OTLP_TRUST_MODES: tuple[OtlpTrust, ...] = ("any", "watched", "token")
-
-
-@dataclass(frozen=True)
-class NotifyAction:
-    """``{ notify = true }``: a desktop notification naming the agent, level and time left."""
-
-    timeout_seconds: float = 5.0
-
-    def describe(self) -> str:
-        """One line for logs, reports and check-config."""
-        return "notify"
-
-
-@dataclass(frozen=True)
-class ExecAction:
-    """``{ exec = [...], timeout = "10s" }``: a program run without a shell."""
-
-    argv: tuple[str, ...]
-    timeout_seconds: float = 10.0
-
-    def describe(self) -> str:
-        """One line for logs, reports and check-config (the program, not its arguments)."""
-        return f"exec {self.argv[0]} (timeout {self.timeout_seconds:g}s)"
-
-
-@dataclass(frozen=True)
-class SignalAction:
-    """``{ signal = "SIGTERM", grace = "30s" }``: a signal to the tree's root, then SIGKILL."""
-
-    signal: int
-    grace_seconds: float | None = None
-
-    def describe(self) -> str:
-        """One line for logs, reports and check-config."""
-        import signal
-
-        grace = f", SIGKILL after {self.grace_seconds:g}s" if self.grace_seconds else ""
-        return f"signal {signal.Signals(self.signal).name}{grace}"
-
-
-WatchAction = NotifyAction | ExecAction | SignalAction
 
 
 _ACTIONS = (0, MAX_ACTIONS)
@@ -174,6 +138,11 @@ class WatchRule:
     on_exit_under_pressure: tuple[WatchAction, ...] = listed(
         (), kind=Kind.ACTIONS, range=_ACTIONS,
         doc="Actions run when the tree ends while critical.")
+    on_guard: tuple[WatchAction, ...] = listed(
+        (), kind=Kind.ACTIONS, range=_ACTIONS, doc="Actions run when a [guard] rule fires on "
+        "this watch.")
+    guard: bool = flag(True, doc="The [guard] rules watch this watch's trees (fork_storm, "
+                       "idle_spin...).")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +203,9 @@ class WireLimits:
     keepalive_timeout_seconds: float = duration(range=(0.1, 3600.0), toml="keepalive_timeout",
                                                 doc="Time an idle keep-alive connection "
                                                 "stays open.")
+    write_timeout_seconds: float = duration(range=(0.1, 3600.0), toml="write_timeout",
+                                            doc="Time an answer (a /metrics scrape of several "
+                                            "MB) has to leave the write buffer.")
     max_header_bytes: int = size(range=(1024, 1 << 20), doc="Request line and headers.")
     max_body_bytes: int = size(range=(1024, 1 << 30),
                                doc="A request body as sent (chunked or not).")
@@ -275,9 +247,10 @@ class MetricsSettings(ListenSettings):
 
     wire: WireLimits = flatten(WireLimits(
         max_connections=16, read_timeout_seconds=10.0, keepalive_timeout_seconds=15.0,
-        max_header_bytes=16 * 1024, max_body_bytes=64 * 1024,
+        write_timeout_seconds=10.0, max_header_bytes=16 * 1024, max_body_bytes=64 * 1024,
         max_decompressed_bytes=64 * 1024, max_inflight_bytes=1024**2,
-    ), keys=("max_connections", "read_timeout", "keepalive_timeout", "max_header_bytes"))
+    ), keys=("max_connections", "read_timeout", "keepalive_timeout", "write_timeout",
+             "max_header_bytes"))
 
 
 _COUNT = (1, 1_000_000)
@@ -293,10 +266,11 @@ class OtlpSettings:
                                      keys=("enabled", "listen"))
     wire: WireLimits = flatten(WireLimits(
         max_connections=32, read_timeout_seconds=10.0, keepalive_timeout_seconds=15.0,
-        max_header_bytes=16 * 1024, max_body_bytes=4 * 1024**2,
+        write_timeout_seconds=10.0, max_header_bytes=16 * 1024, max_body_bytes=4 * 1024**2,
         max_decompressed_bytes=8 * 1024**2, max_inflight_bytes=32 * 1024**2,
-    ), keys=("max_connections", "read_timeout", "keepalive_timeout", "max_header_bytes",
-             "max_body_bytes", "max_decompressed_bytes", "max_inflight_bytes"))
+    ), keys=("max_connections", "read_timeout", "keepalive_timeout", "write_timeout",
+             "max_header_bytes", "max_body_bytes", "max_decompressed_bytes",
+             "max_inflight_bytes"))
     queue_size: int = count(10_000, range=_COUNT,
                             doc="Decoded requests waiting for the store writer "
                             "(429 past it).")
@@ -372,3 +346,6 @@ class Config:
                                        doc="The Prometheus listener and the status page.")
     budgets: tuple[BudgetRule, ...] = section((), toml="budget", settings=BudgetRule, array=True,
                                               doc="Cost limits per agent.")
+    guard: GuardSettings = section(GuardSettings(), toml="guard", settings=GuardSettings,
+                                   doc="Behaviour rules over watched trees and their agents' "
+                                   "telemetry (docs/guard.md).")

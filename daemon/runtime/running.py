@@ -18,6 +18,7 @@ from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
 from daemon.agents.link import AgentLink
 from daemon.config.schema import Config
+from daemon.guard.guard import Guard
 from daemon.runtime.crash_hooks import install_crash_hooks
 from daemon.runtime.delivery import Delivery, is_flush_failure, open_spool
 from daemon.runtime.paths import StatePaths
@@ -66,6 +67,7 @@ class Running:
     dsn: str | None = None
     recent: RecentEvents = field(default_factory=RecentEvents)
     report_trees: dict[str, tuple[str, int]] = field(default_factory=dict)
+    guard: Guard | None = None  # the behaviour guard, fed by the tick and the store writer
 
     def report_written(self, report_id: str, watch: str, pid: int, kind: str, at: float) -> None:
         """Note a report for the events strip (and for its delivery later)."""
@@ -135,7 +137,9 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
                            agent_context=agents.context_for, stats_context=stats.recent)
     running = Running(stats=stats, spool=spool, transport=transport, client=client,
                       agents=agents, reports=reports, delivery=Delivery(spool, on_flush),
-                      restore_hooks=install_crash_hooks(client), dsn=config.sentry.dsn)
+                      restore_hooks=install_crash_hooks(client), dsn=config.sentry.dsn,
+                      guard=Guard(config.guard))
+    agents.telemetry.ingestor.observer = running.guard.observe_records  # type: ignore[union-attr]
     holder.append(running)
     log.info("config.loaded", source=config.source, watches=len(config.watches),
              interval=config.daemon.interval_seconds, state_dir=str(paths.root))
@@ -160,13 +164,16 @@ def _start_metrics(running: Running, config: Config, paths: StatePaths,
     from daemon.web.status_routes import page_routes
 
     telemetry = running.agents.telemetry
-    running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader)
+    running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader,
+                                             guard=running.guard.counts if running.guard
+                                             else None)
     pages = daemon_page_sources(snapshot, paths.stats_db, lambda: running.spool,
                                 telemetry.reader, lambda: running.dsn)
     try:
-        running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
-                                               running.metrics, routes=page_routes(pages),
-                                               limits=config.metrics.wire)
+        running.metrics_server = serve_metrics(
+            config.metrics.host, config.metrics.port, running.metrics,
+            routes=page_routes(pages), limits=config.metrics.wire,
+            render_interval_seconds=config.daemon.interval_seconds)
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))

@@ -203,6 +203,8 @@ class Service:
             running.spool.limits = spool_limits(new)
             running.reports.environment = new.sentry.environment
             running.agents.set_budgets(new)
+            if running.guard is not None:
+                running.guard.set_settings(new.guard)
             running.dsn = new.sentry.dsn
 
     def shutdown(self) -> None:

@@ -44,7 +44,7 @@ def connection_churn(port: int, stop: threading.Event, seed: int) -> None:
     while not stop.is_set():
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n")
+                sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         except OSError:
             time.sleep(0.01)
 

@@ -26,6 +26,8 @@ SMALL_RUNS = [
     ("bench_redaction.py", ["--quick"], "false positives"),
     ("bench_peer_lookup.py", ["--connections", "5", "--requests", "20"], "ratio"),
     ("bench_spool_junk.py", ["--junk", "200", "--reports", "5"], "spool listing"),
+    ("bench_listeners.py", ["--quick"], "exports accepted under churn"),
+    ("bench_guard.py", ["--quick"], "tick, median CPU: guard on"),
 ]
 
 
