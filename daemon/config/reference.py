@@ -28,6 +28,14 @@ share of RAM, also `"25%"` of the machine's RAM); a *duration* is seconds or a s
 take more than linear time; an *action* is one of `{ notify = true }`,
 `{ exec = ["program", "arg"], timeout = "10s" }` or `{ signal = "SIGTERM", grace = "30s" }`.
 Ranges are inclusive.
+
+Rules between keys, checked too: a watch needs at least one selector (`process_name`,
+`exe`, `interpreter_cmdline`, `cmdline`, `pid`, `pidfile` or `user`) and a name no other
+watch has; `rss_warning` below `rss_critical` and `cpu_warning` below `cpu_critical`;
+`max_decompressed_bytes` at least `max_body_bytes` and `max_inflight_bytes` at least
+`max_decompressed_bytes`; `idle_spin_fallback_window` at least `idle_spin_window`; a budget
+needs `daily_usd`, `monthly_usd` or `session_usd`. `SIGHUP` reloads the file all or nothing;
+the state dir and the listeners change only on restart.
 """
 
 _UNITS = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
