@@ -27,7 +27,7 @@ from crash_reports.stats.figures import (
 )
 from crash_reports.storage import sqlite
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="stats")
 
 SCHEMA_VERSION = 1
 

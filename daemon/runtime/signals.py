@@ -10,7 +10,7 @@ from types import FrameType
 
 import structlog
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import structlog
 
 from daemon.agents.wire import Inflater, PayloadError
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from daemon.web.routes import ListenerLimits, RouteTable, make_app
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
 _SHUTDOWN_SECONDS = 3.0
 
 
