@@ -8,6 +8,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 import crash_reports
 import daemon
 
@@ -30,6 +32,7 @@ def test_daemon_and_crash_reports_come_from_this_distribution():
         assert needed in requirements
 
 
+@pytest.mark.xdist_group("pip-build")  # pip builds in the checkout (build/, *.egg-info)
 def test_wheel_holds_both_packages_and_the_console_script(tmp_path):
     """The built wheel ships daemon/ and crash_reports/ and a `telemetryd` entry point."""
     subprocess.run(
