@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -74,7 +75,9 @@ def test_sampling_never_stops_during_a_decode_flood(tmp_path: Path) -> None:
 
         def flood(body: bytes) -> None:
             while not stop.is_set():
-                post(port, "/v1/metrics", body)
+                # A request the busy daemon answers late is part of the flood, not its end.
+                with contextlib.suppress(OSError):
+                    post(port, "/v1/metrics", body)
 
         senders = [threading.Thread(target=flood, args=(p,), daemon=True) for p in payloads]
         for sender in senders:
