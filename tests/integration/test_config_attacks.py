@@ -46,13 +46,13 @@ def test_numbers_outside_their_range_exit_78_with_the_key_path(tmp_path, text, k
     assert_config_error(check(tmp_path, text), key, "must be between")
 
 
-def test_every_range_is_documented_in_the_readme():
+def test_every_range_is_documented_in_the_reference():
     """The README or a reference page under docs/ lists every key that has a range."""
     root = Path(__file__).resolve().parents[2]
-    readme = "\n".join(path.read_text() for path in
+    reference = "\n".join(path.read_text() for path in
                        [root / "README.md", *sorted((root / "docs").rglob("*.md"))])
     for key in RANGES:
-        assert f"`{key}`" in readme, key
+        assert f"`{key}`" in reference, key
 
 
 def test_deeply_nested_array_is_a_config_error(tmp_path):
