@@ -1,4 +1,5 @@
-"""The configuration reference, generated from the declarations in ``schema.py``.
+"""The configuration reference, generated from the declarations in ``schema.py`` (the
+prose around the tables is ``reference_prose.py``'s).
 
 ``python -m daemon.config.reference > docs/configuration.md`` writes it; a test fails when
 the checked-in file differs from ``reference()``, so the docs cannot drift from the keys.
@@ -10,33 +11,8 @@ import dataclasses
 from typing import Any
 
 from daemon.config.keys import Key, Kind, ShareOfRam, flattened, keys_of, sections
+from daemon.config.reference_prose import INTRO, OUTRO
 from daemon.config.schema import Config
-
-_HEADER = """\
-<!-- Generated from daemon/config/schema.py by `python -m daemon.config.reference`:
-     edit the declarations there, then regenerate this file (a test compares them). -->
-# Configuration reference
-
-telemetryd reads one TOML file (`telemetryd check-config` shows where it looked and prints
-the effective configuration). Every key is optional unless marked *required*; a key that
-is not listed here is refused, and so is a value outside its range, with the key's path
-(`watch[0].cooldown`) and exit code 78.
-
-Kinds: a *size* is bytes or a string like `"512MiB"`, `"2GB"` (where the default is a
-share of RAM, also `"25%"` of the machine's RAM); a *duration* is seconds or a string like
-`"90s"`, `"5m"`, `"24h"`, `"7d"`; a *pattern* is a regular expression refused when it could
-take more than linear time; an *action* is one of `{ notify = true }`,
-`{ exec = ["program", "arg"], timeout = "10s" }` or `{ signal = "SIGTERM", grace = "30s" }`.
-Ranges are inclusive.
-
-Rules between keys, checked too: a watch needs at least one selector (`process_name`,
-`exe`, `interpreter_cmdline`, `cmdline`, `pid`, `pidfile` or `user`) and a name no other
-watch has; `rss_warning` below `rss_critical` and `cpu_warning` below `cpu_critical`;
-`max_decompressed_bytes` at least `max_body_bytes` and `max_inflight_bytes` at least
-`max_decompressed_bytes`; `idle_spin_fallback_window` at least `idle_spin_window`; a budget
-needs `daily_usd`, `monthly_usd` or `session_usd`. `SIGHUP` reloads the file all or nothing;
-the state dir and the listeners change only on restart.
-"""
 
 _UNITS = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 _SPANS = (("d", 86400.0), ("h", 3600.0), ("m", 60.0))
@@ -133,14 +109,15 @@ def _rows(cls: type, default: Any, only: tuple[str, ...] | None = None) -> list[
 
 def reference() -> str:
     """The whole reference, as Markdown."""
-    parts = [_HEADER]
+    parts = [INTRO]
     for name, table in sections(Config):
         heading = f"[[{table.toml}]]" if table.array else f"[{table.toml}]"
         default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
         instance = None if table.array or default is dataclasses.MISSING else default
-        parts.append(f"## `{heading}`\n\n{table.doc}\n")
+        parts.append(f"### `{heading}`\n\n{table.doc}\n")
         parts.append("| Key | Kind | Default | Range | What it does |\n|---|---|---|---|---|")
         parts.append("\n".join(_rows(table.settings, instance)) + "\n")
+    parts.append(OUTRO)
     return "\n".join(parts)
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the HTTP stack and prometheus-client load only when /metric
     from daemon.web.metrics import DaemonMetricsCollector
     from daemon.web.metrics_server import MetricsServer
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 MAX_REMEMBERED_REPORTS = 200
 
 

@@ -21,7 +21,7 @@ from daemon.web.rendering import SharedRendering
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, shared_host
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="metrics")
 
 
 @dataclass

@@ -42,7 +42,7 @@ from daemon.web.routes import Request, Response, Route, RouteTable
 if TYPE_CHECKING:  # the HTTP stack (uvicorn, h11, an event loop) is imported by start()
     from daemon.web.server import HttpHost, Listener
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="otlp")
 RETRY_AFTER_SECONDS = 2
 # Sender lookups waiting for the lookup thread; past it a request that needs one gets 503.
 MAX_PENDING_LOOKUPS = 8

@@ -30,7 +30,7 @@ from daemon.agents.wire import Inflater, PayloadError
 from daemon.config.schema import WireLimits
 from daemon.web.host_check import HostPolicy
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
 SEND_CHUNK_BYTES = 64 * 1024
 
 

@@ -167,6 +167,6 @@ def test_the_reference_lists_every_key_of_every_table() -> None:
     """Each key appears in its table's section of the reference."""
     text = reference()
     for (table, array, name), _ in KEYS:
-        heading = f"## `[[{table}]]`" if array else f"## `[{table}]`"
-        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        heading = f"### `[[{table}]]`" if array else f"### `[{table}]`"
+        section = text.split(heading, 1)[1].split("\n#", 1)[0]
         assert f"| `{name}` |" in section, (table, name)
