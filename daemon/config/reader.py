@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,6 @@ from typing import Any
 from daemon.config.actions import parse_actions
 from daemon.config.errors import ConfigError
 from daemon.config.keys import Key, Kind, ShareOfRam, field_default, flattened, keys_of
-from daemon.config.listeners import parse_listen_address
 from daemon.config.patterns import SelectorPattern, compile_bounded
 from daemon.config.quantities import parse_duration, parse_size
 
@@ -260,3 +260,23 @@ def _pattern(table: TableReader, key: str) -> SelectorPattern | None:
         return compile_bounded(text)
     except ValueError as exc:
         raise table.error(key, str(exc)) from None
+
+
+def parse_listen_address(text: str) -> tuple[str, int] | None:
+    """Split "host:port" or "[::1]:port"; None when it is not one.
+
+    >>> parse_listen_address("127.0.0.1:4318")
+    ('127.0.0.1', 4318)
+    >>> parse_listen_address("[::1]:9464")
+    ('::1', 9464)
+    >>> parse_listen_address("nope") is None
+    True
+    """
+    match = re.fullmatch(r"\[([0-9a-fA-F:]+)\]:(\d{1,5})|([^:\[\]]+):(\d{1,5})", text.strip())
+    if not match:
+        return None
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        return None
+    return host, port

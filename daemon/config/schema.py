@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from daemon.config.action_types import MAX_ACTIONS as MAX_ACTIONS
-from daemon.config.action_types import ExecAction as ExecAction
-from daemon.config.action_types import NotifyAction as NotifyAction
-from daemon.config.action_types import SignalAction as SignalAction
-from daemon.config.action_types import WatchAction as WatchAction
+from daemon.config.actions import MAX_ACTIONS as MAX_ACTIONS
+from daemon.config.actions import ExecAction as ExecAction
+from daemon.config.actions import NotifyAction as NotifyAction
+from daemon.config.actions import SignalAction as SignalAction
+from daemon.config.actions import WatchAction as WatchAction
 from daemon.config.guard import GuardSettings as GuardSettings
 from daemon.config.keys import (
     DAY,

@@ -1,5 +1,5 @@
 """The configuration reference, generated from the declarations in ``schema.py`` (the
-prose around the tables is ``reference_prose.py``'s).
+prose around the tables is ``prose.py``'s).
 
 ``python -m daemon.config.reference > docs/configuration.md`` writes it; a test fails when
 the checked-in file differs from ``reference()``, so the docs cannot drift from the keys.
@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from daemon.config.keys import Key, Kind, ShareOfRam, flattened, keys_of, sections
-from daemon.config.reference_prose import INTRO, OUTRO
+from daemon.config.reference.prose import INTRO, OUTRO
 from daemon.config.schema import Config
 
 _UNITS = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
@@ -120,8 +120,3 @@ def reference() -> str:
     parts.append(OUTRO)
     return "\n".join(parts)
 
-
-if __name__ == "__main__":
-    import sys
-
-    sys.stdout.write(reference())

@@ -3,7 +3,7 @@
 tables generated from ``schema.py`` between them): what no declaration can say."""
 
 INTRO = """\
-<!-- Generated from daemon/config/schema.py and daemon/config/reference_prose.py by
+<!-- Generated from daemon/config/schema.py and daemon/config/reference/prose.py by
      `python -m daemon.config.reference > docs/configuration.md`: edit those, then
      regenerate this file (a test compares them). -->
 # Configuration reference
