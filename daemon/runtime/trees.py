@@ -18,7 +18,7 @@ from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 from daemon.watch.sampler import Origin
 
-log = structlog.get_logger("telemetryd.trees")
+log = structlog.get_logger(component="tick")
 
 MAX_BYTES = 4 * 1024 * 1024
 Key = tuple[int, int]

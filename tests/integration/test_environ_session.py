@@ -39,7 +39,7 @@ def test_mcp_child_environment_links_the_exact_session(tmp_path: Path) -> None:
     """The child's CLAUDE_CODE_SESSION_ID wins over the later session agent+time would pick;
     the context has that session's agent version; nothing else of the environment is kept."""
     config = parse_config_text(
-        '[otlp]\nlisten = "127.0.0.1:0"\nretention_days = 3650\n', "<t>", {},
+        '[otlp]\nlisten = "127.0.0.1:0"\ntrust = "any"\nretention_days = 3650\n', "<t>", {},
         psutil.virtual_memory().total)
     paths = StatePaths(tmp_path)
     link = AgentLink(config, paths.events_db, paths.budgets)

@@ -60,7 +60,7 @@ def test_report_matched_by_pid_lists_each_call_once(tmp_path: Any) -> None:
     """A report on the captured Gemini run, matched by its pid: 4 requests with their tokens,
     2 tool calls with read_file failed, the agent, session and agent version keys the
     agent+time path gives."""
-    config = parse_config_text('[otlp]\nlisten = "127.0.0.1:0"\n', "<t>", {},
+    config = parse_config_text('[otlp]\nlisten = "127.0.0.1:0"\ntrust = "any"\n', "<t>", {},
                                psutil.virtual_memory().total)
     paths = StatePaths(tmp_path)
     link = AgentLink(config, paths.events_db, paths.budgets)
