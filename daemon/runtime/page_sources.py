@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from crash_reports.spool.store import Spool
-from daemon.agents.queries import StoreReader
+from daemon.agents.queries import StatsRow, StoreReader
 from daemon.agents.today import hourly_cost
 from daemon.runtime.snapshot import StatusSnapshot
 from daemon.web.links import sentry_event_url
+from daemon.web.page_daemon import daemon_hours_from_file
 from daemon.web.sources import PageSources, earliest_from_file, history_from_file
 
 
@@ -26,11 +27,18 @@ def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db:
     def costs(since: float, until: float) -> dict[str, list[tuple[float, float]]]:
         return hourly_cost(agents, since, until) if agents is not None else {}
 
+    def sessions(since: float, until: float) -> list[StatsRow]:
+        if agents is None or not agents.exists():
+            return []
+        return agents.stats(since, until, "session")
+
     return PageSources(
         snapshot=snapshot,
         running=lambda: True,
         history=history_from_file(stats_db),
         earliest=earliest_from_file(stats_db),
+        daemon_hours=daemon_hours_from_file(stats_db),
+        sessions=sessions,
         reports=reports,
         costs=costs,
         event_url=lambda event_id: sentry_event_url(dsn(), event_id),

@@ -16,7 +16,9 @@ from urllib.parse import parse_qs
 
 from crash_reports.spool.records import SpoolEntry
 from crash_reports.stats.history import TreeHistory, connect, earliest, read_history
+from daemon.agents.queries import StatsRow
 from daemon.runtime.snapshot import StatusSnapshot
+from daemon.web.page_daemon import DaemonHour
 from daemon.web.view import EventUrl
 
 RANGES_SECONDS: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
@@ -44,6 +46,8 @@ class PageSources:
     costs: Callable[[float, float], Costs]
     event_url: EventUrl
     earliest: Callable[[float], float | None] = lambda _since: None
+    daemon_hours: Callable[[float], list[DaemonHour]] = lambda _since: []
+    sessions: Callable[[float, float], list[StatsRow]] = lambda _since, _until: []
     clock: Callable[[], float] = time.time
 
 
