@@ -23,13 +23,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 
 from crash_reports.stats.history import connect, read_history
 from daemon.cli.exit_codes import ExitCode
-from daemon.cli.top_view import SPARK_WIDTH, TopState, frame, on_key
+from daemon.cli.top_sessions import SessionRow, read_sessions
+from daemon.cli.top_view import SPARK_WIDTH, Panel, TopState, frame, on_key
 from daemon.runtime.lock import is_locked
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.snapshot import StatusUnreadableError
@@ -57,9 +59,10 @@ class Published:
     sparks: Mapping[tuple[str, int], Sequence[float]]
     refresh_seconds: float
     problem: str | None
+    sessions: Sequence[SessionRow] = ()
 
 
-def read_published(paths: StatePaths, now: float) -> Published:
+def read_published(paths: StatePaths, now: float, with_sessions: bool = False) -> Published:
     """Read status.json and the recent history (a missing or stale daemon is a value)."""
     try:
         snapshot = read_snapshot(paths.status)
@@ -70,7 +73,9 @@ def read_published(paths: StatePaths, now: float) -> Published:
     interval = snapshot.interval
     refresh = min(MAX_REFRESH_SECONDS, max(MIN_REFRESH_SECONDS, interval))
     problem = None if view.daemon.running else verdict.summary
-    return Published(view, read_sparks(paths.stats_db, view, now, interval), refresh, problem)
+    sessions = read_sessions(paths.events_db, now) if with_sessions else []
+    return Published(view, read_sparks(paths.stats_db, view, now, interval), refresh, problem,
+                     sessions)
 
 
 def read_sparks(stats_db: Path, view: StatusView, now: float,
@@ -124,12 +129,19 @@ def read_key(fd: int, timeout: float) -> str | None:
     return data.decode(errors="replace")[:1] if data else "q"
 
 
+def draw(published: Published, state: TopState, now: float, console: Console) -> Any:
+    """One frame for the console's size now (it may have been resized since the last)."""
+    size = console.size
+    return frame(published.view, published.sparks, state, now, size.height, published.problem,
+                 size.width, published.sessions)
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
                ) -> argparse.ArgumentParser:
     """Declare ``top [--once]``."""
     parser = subparsers.add_parser(
-        "top", help="live full-screen view of the running daemon (keys: s sort, "
-        "f filter by watch, q quit)")
+        "top", help="live full-screen view of the running daemon (keys: 1 trees, "
+        "2 sessions, 3 events, Tab next panel, s sort, f filter by watch, q quit)")
     parser.add_argument("--once", action="store_true",
                         help="print one frame and exit (also what happens without a terminal)")
     return parser
@@ -147,9 +159,8 @@ def run_top(paths: StatePaths, console: Console, once: bool = False) -> ExitCode
     """Show the view until ``q``; INTERRUPTED after Ctrl-C, TERMINATED after SIGTERM/SIGHUP."""
     state = TopState()
     if once or not (sys.stdin.isatty() and console.is_terminal):
-        published = read_published(paths, time.time())
-        console.print(frame(published.view, published.sparks, state, time.time(),
-                            console.size.height, published.problem))
+        published = read_published(paths, time.time(), with_sessions=True)
+        console.print(draw(published, state, time.time(), console))
         return ExitCode.OK if published.problem is None else ExitCode.UNKNOWN
     fd = sys.stdin.fileno()
     try:
@@ -157,19 +168,18 @@ def run_top(paths: StatePaths, console: Console, once: bool = False) -> ExitCode
                                                 auto_refresh=False) as live:
             while not state.quit:
                 now = time.time()
-                published = read_published(paths, now)
-                live.update(frame(published.view, published.sparks, state, now,
-                                  console.size.height, published.problem), refresh=True)
+                published = read_published(paths, now, state.panel is Panel.SESSIONS)
+                live.update(draw(published, state, now, console), refresh=True)
                 deadline = now + published.refresh_seconds
                 while not state.quit and time.time() < deadline:
                     key = read_key(fd, deadline - time.time())
                     if key is not None:
                         watches = sorted({t.watch for t in published.view.trees}
                                          | set(published.view.idle_watches))
-                        state = on_key(state, key, watches)
-                        live.update(frame(published.view, published.sparks, state, now,
-                                          console.size.height, published.problem),
-                                    refresh=True)
+                        before, state = state, on_key(state, key, watches)
+                        if state.panel is Panel.SESSIONS and before.panel is not state.panel:
+                            published = read_published(paths, now, with_sessions=True)
+                        live.update(draw(published, state, now, console), refresh=True)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     except StopSignalError:

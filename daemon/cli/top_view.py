@@ -19,12 +19,25 @@ from rich.table import Table
 from rich.text import Text
 
 from crash_reports.event.humanize import format_bytes, format_duration, printable
+from daemon.cli.top_layout import TREE_COLUMNS, name_widths, share_rows
+from daemon.cli.top_sessions import SessionRow, sessions_table
 from daemon.web.view import StatusView, TreeRow
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 14
 STATE_STYLES = {"ok": "green", "warning": "bold yellow", "critical": "bold red",
                 "orphaned": "dim italic"}
+
+
+class Panel(StrEnum):
+    """What fills the screen (``1`` trees, ``2`` sessions, ``3`` events; Tab cycles)."""
+
+    TREES = "trees"
+    SESSIONS = "sessions"
+    EVENTS = "events"
+
+
+PANEL_KEYS = {"1": Panel.TREES, "2": Panel.SESSIONS, "3": Panel.EVENTS}
 
 
 class SortKey(StrEnum):
@@ -44,6 +57,7 @@ class TopState:
     sort: SortKey = SortKey.RSS
     watch: str | None = None
     quit: bool = False
+    panel: Panel = Panel.TREES
 
 
 def on_key(state: TopState, key: str, watches: Sequence[str]) -> TopState:
@@ -57,9 +71,16 @@ def on_key(state: TopState, key: str, watches: Sequence[str]) -> TopState:
     True
     >>> on_key(TopState(), "q", []).quit
     True
+    >>> on_key(TopState(), "3", []).panel, on_key(TopState(), chr(9), []).panel
+    (<Panel.EVENTS: 'events'>, <Panel.SESSIONS: 'sessions'>)
     """
     if key in ("q", "Q"):
         return replace(state, quit=True)
+    if key in PANEL_KEYS:
+        return replace(state, panel=PANEL_KEYS[key])
+    if key == "\t":
+        panels = list(Panel)
+        return replace(state, panel=panels[(panels.index(state.panel) + 1) % len(panels)])
     if key == "s":
         order = list(SortKey)
         return replace(state, sort=order[(order.index(state.sort) + 1) % len(order)])
@@ -112,7 +133,7 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.2f}"
 
 
-def header(view: StatusView, state: TopState, now: float) -> Text:
+def header(view: StatusView, state: TopState, now: float, width: int = 80) -> Text:
     """The top line: the daemon's state, then sort and filter."""
     d = view.daemon
     line = Text()
@@ -124,32 +145,56 @@ def header(view: StatusView, state: TopState, now: float) -> Text:
     else:
         line.append("telemetryd is not running", style="bold red")
         line.append(" - waiting for it to start (last known state below)")
-    line.truncate(80, overflow="ellipsis")
+    line.truncate(width, overflow="ellipsis")
     return line
 
 
+def _table() -> Table:
+    return Table(box=None, padding=(0, 1), pad_edge=False, collapse_padding=True,
+                 show_edge=False, header_style="bold")
+
+
+def once_per_pid(rows: Sequence[TreeRow]) -> list[TreeRow]:
+    """Each process once: a pid listed under two watches keeps its first (sorted) row."""
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row.pid not in seen:
+            seen.add(row.pid)
+            out.append(row)
+    return out
+
+
 def trees_table(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
-                state: TopState, max_rows: int) -> Table:
-    """One row per watched tree: RSS with its sparkline, growth, time to critical, CPU, state."""
-    table = Table(box=None, padding=(0, 1), pad_edge=False, collapse_padding=True,
-                  show_edge=False, header_style="bold")
-    for name, justify, width in (("WATCH", "left", 10), ("PID", "right", 7),
-                                 ("RSS", "right", 9), ("HISTORY", "left", SPARK_WIDTH),
-                                 ("GROW/MIN", "right", 9), ("TO CRIT", "right", 7),
-                                 ("CPU%", "right", 4), ("STATE", "left", 8)):
-        table.add_column(name, justify=justify, width=width, no_wrap=True,  # type: ignore[arg-type]
-                         overflow="ellipsis")
+                state: TopState, max_rows: int, width: int = 80) -> Table:
+    """One row per watched tree: RSS with its sparkline, growth, time to critical, CPU, state.
+
+    The watch and process names take the width the terminal has, up to their longest value.
+    """
     rows = [r for r in view.trees if state.watch in (None, r.watch)]
-    for row in sort_rows(rows, state.sort)[:max_rows]:
+    ordered = once_per_pid(sort_rows(rows, state.sort))[:max_rows]
+    idle = [n for n in view.idle_watches if state.watch in (None, n)]
+    watch_w, name_w = name_widths(
+        width, [w for _, _, w in TREE_COLUMNS if w is not None],
+        [max([5, *(len(printable(r.watch)) for r in ordered), *(len(printable(n)) for n in idle)]),
+         max([4, *(len(printable(r.name)) for r in ordered)])])
+    table = _table()
+    flexible = iter((watch_w, name_w))
+    for name, justify, fixed in TREE_COLUMNS:
+        table.add_column(name, justify=justify,  # type: ignore[arg-type]
+                         width=fixed if fixed is not None else next(flexible), no_wrap=True,
+                         overflow="ellipsis")
+    for row in ordered:
         table.add_row(
-            shown(row.watch), str(row.pid), format_bytes(row.rss_bytes),
+            shown(row.watch), str(row.pid), shown(row.name), format_bytes(row.rss_bytes),
             Text(sparkline(sparks.get((row.watch, row.pid), ())), style="cyan"),
             "-" if row.rate_bytes_per_min is None else format_bytes(row.rate_bytes_per_min),
             "-" if row.eta_seconds is None else format_duration(row.eta_seconds),
             f"{row.cpu_percent:.0f}", shown(row.state, STATE_STYLES.get(row.state, "")))
-    for name in view.idle_watches:
-        if state.watch in (None, name) and len(table.rows) < max_rows:
-            table.add_row(shown(name), "-", "-", Text("no match", style="dim"), "", "", "", "")
+    for name in idle:
+        if len(table.rows) < max_rows:
+            table.add_row(shown(name), "-", Text("no match", style="dim"), "-", "", "", "",
+                          "", "")
     return table
 
 
@@ -172,7 +217,7 @@ def agents_table(view: StatusView, max_rows: int) -> Table:
     return table
 
 
-def events_strip(view: StatusView, max_rows: int) -> Text:
+def events_strip(view: StatusView, max_rows: int, width: int = 80) -> Text:
     """The newest events, one per line."""
     styles = {"critical": "red", "warning": "yellow", "delivery_failed": "red",
               "report_delivered": "green"}
@@ -180,33 +225,47 @@ def events_strip(view: StatusView, max_rows: int) -> Text:
     for event in view.events[:max_rows]:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
         line = shown(f"{stamp} {event.text}", styles.get(event.kind, ""))
-        line.truncate(79, overflow="ellipsis")
+        line.truncate(max(20, width - 1), overflow="ellipsis")
         lines.append(line)
     if not lines:
         return Text("no events yet", style="dim")
     return Text("\n").join(lines)
 
 
+def keys_line(state: TopState, width: int) -> Text:
+    """The keys, on screen: panels first, then what the trees panel understands."""
+    panels = " ".join(f"{k} {p}" + ("*" if p is state.panel else "")
+                      for k, p in PANEL_KEYS.items())
+    line = shown(f"{panels}  Tab next  s sort ({state.sort})  f filter "
+                 f"({state.watch or 'all'})  q quit", "reverse")
+    line.truncate(width, overflow="ellipsis")
+    return line
+
+
 def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
           state: TopState, now: float, height: int = 24,
-          problem: str | None = None) -> RenderableType:
-    """The whole screen for a terminal ``height`` lines tall (24 or more)."""
-    agent_rows = min(len(view.agents), 3)
-    event_rows = 4
-    # header, note, table header | blank, title, agents header + rows (or one line) |
-    # blank, title, events | footer
-    agent_lines = 1 + agent_rows if agent_rows else 1
-    fixed = 3 + (2 + agent_lines) + (2 + max(1, min(event_rows, len(view.events)))) + 1
-    tree_rows = max(3, height - fixed)
+          problem: str | None = None, width: int = 80,
+          sessions: Sequence[SessionRow] = ()) -> RenderableType:
+    """The whole screen for a terminal ``height`` lines tall (24 or more), ``width`` wide."""
     note = shown(problem or "", "red")
-    note.truncate(80, overflow="ellipsis")
-    parts: list[RenderableType] = [header(view, state, now), note]
-    parts.append(trees_table(view, sparks, state, tree_rows))
-    parts.append(Text("\nAgents today", style="bold"))
-    parts.append(agents_table(view, agent_rows) if view.agents
-                 else Text("no agent telemetry today", style="dim"))
-    parts.append(Text("\nRecent events", style="bold"))
-    parts.append(events_strip(view, event_rows))
-    parts.append(shown(f"s sort ({state.sort})  f filter by watch ({state.watch or 'all'})  "
-                       "q quit", "reverse"))
+    note.truncate(width, overflow="ellipsis")
+    parts: list[RenderableType] = [header(view, state, now, width), note]
+    body = max(3, height - 4)
+    if state.panel is Panel.EVENTS:
+        parts.append(Text(f"Recent events (newest first, {len(view.events)} kept)",
+                          style="bold"))
+        parts.append(events_strip(view, body, width))
+    elif state.panel is Panel.SESSIONS:
+        parts.append(Text("Agent sessions today", style="bold"))
+        parts.append(sessions_table(sessions, body - 1, width))
+    else:
+        rows = share_rows(height, len(view.trees) + len(view.idle_watches), len(view.agents),
+                          len(view.events))
+        parts.append(trees_table(view, sparks, state, rows.trees, width))
+        parts.append(Text("\nAgents today", style="bold"))
+        parts.append(agents_table(view, rows.agents) if view.agents
+                     else Text("no agent telemetry today", style="dim"))
+        parts.append(Text("\nRecent events", style="bold"))
+        parts.append(events_strip(view, rows.events, width))
+    parts.append(keys_line(state, width))
     return Group(*parts)

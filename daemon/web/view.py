@@ -136,7 +136,7 @@ def daemon_view(snapshot: StatusSnapshot | None, running: bool) -> DaemonView:
     )
 
 
-def event_rows(snapshot: StatusSnapshot, limit: int = 20) -> list[RecentEvent]:
+def event_rows(snapshot: StatusSnapshot, limit: int = 50) -> list[RecentEvent]:
     """The newest ``limit`` recent events, newest first."""
     return list(reversed(snapshot.events))[:limit]
 
