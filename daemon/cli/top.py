@@ -29,8 +29,9 @@ from rich.console import Console
 from rich.live import Live
 
 from crash_reports.stats.history import connect, read_history
+from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.cli.exit_codes import ExitCode
-from daemon.cli.top_sessions import SessionRow, read_sessions
+from daemon.cli.top_sessions import read_panel
 from daemon.cli.top_view import SPARK_WIDTH, Panel, TopState, frame, on_key
 from daemon.runtime.lock import is_locked
 from daemon.runtime.paths import StatePaths
@@ -59,10 +60,11 @@ class Published:
     sparks: Mapping[tuple[str, int], Sequence[float]]
     refresh_seconds: float
     problem: str | None
-    sessions: Sequence[SessionRow] = ()
+    sessions: Sequence[SessionSummary] = ()
+    steps: Sequence[SessionStep] = ()
 
 
-def read_published(paths: StatePaths, now: float, with_sessions: bool = False) -> Published:
+def read_published(paths: StatePaths, now: float, state: TopState | None = None) -> Published:
     """Read status.json and the recent history (a missing or stale daemon is a value)."""
     try:
         snapshot = read_snapshot(paths.status)
@@ -73,9 +75,10 @@ def read_published(paths: StatePaths, now: float, with_sessions: bool = False) -
     interval = snapshot.interval
     refresh = min(MAX_REFRESH_SECONDS, max(MIN_REFRESH_SECONDS, interval))
     problem = None if view.daemon.running else verdict.summary
-    sessions = read_sessions(paths.events_db, now) if with_sessions else []
+    sessions, steps = ((read_panel(paths.events_db, now, state.selected))
+                       if state is not None and state.panel is Panel.SESSIONS else ([], []))
     return Published(view, read_sparks(paths.stats_db, view, now, interval), refresh, problem,
-                     sessions)
+                     sessions, steps)
 
 
 def read_sparks(stats_db: Path, view: StatusView, now: float,
@@ -133,7 +136,7 @@ def draw(published: Published, state: TopState, now: float, console: Console) ->
     """One frame for the console's size now (it may have been resized since the last)."""
     size = console.size
     return frame(published.view, published.sparks, state, now, size.height, published.problem,
-                 size.width, published.sessions)
+                 size.width, published.sessions, published.steps)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -142,6 +145,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser = subparsers.add_parser(
         "top", help="live full-screen view of the running daemon (keys: 1 trees, "
         "2 sessions, 3 events, Tab next panel, s sort, f filter by watch, q quit)")
+    parser.add_argument("--panel", choices=[p.value for p in Panel], default=Panel.TREES.value,
+                        help="the panel to start on (default trees)")
     parser.add_argument("--once", action="store_true",
                         help="print one frame and exit (also what happens without a terminal)")
     return parser
@@ -152,14 +157,16 @@ def run(args: argparse.Namespace) -> ExitCode:
     from daemon.config.load import load_config_here
 
     config = load_config_here(args.config)
-    return run_top(StatePaths(config.daemon.state_dir), Console(), once=args.once)
+    return run_top(StatePaths(config.daemon.state_dir), Console(), once=args.once,
+                   panel=Panel(args.panel))
 
 
-def run_top(paths: StatePaths, console: Console, once: bool = False) -> ExitCode:
+def run_top(paths: StatePaths, console: Console, once: bool = False,
+            panel: Panel = Panel.TREES) -> ExitCode:
     """Show the view until ``q``; INTERRUPTED after Ctrl-C, TERMINATED after SIGTERM/SIGHUP."""
-    state = TopState()
+    state = TopState(panel=panel)
     if once or not (sys.stdin.isatty() and console.is_terminal):
-        published = read_published(paths, time.time(), with_sessions=True)
+        published = read_published(paths, time.time(), state)
         console.print(draw(published, state, time.time(), console))
         return ExitCode.OK if published.problem is None else ExitCode.UNKNOWN
     fd = sys.stdin.fileno()
@@ -168,7 +175,7 @@ def run_top(paths: StatePaths, console: Console, once: bool = False) -> ExitCode
                                                 auto_refresh=False) as live:
             while not state.quit:
                 now = time.time()
-                published = read_published(paths, now, state.panel is Panel.SESSIONS)
+                published = read_published(paths, now, state)
                 live.update(draw(published, state, now, console), refresh=True)
                 deadline = now + published.refresh_seconds
                 while not state.quit and time.time() < deadline:
@@ -177,8 +184,8 @@ def run_top(paths: StatePaths, console: Console, once: bool = False) -> ExitCode
                         watches = sorted({t.watch for t in published.view.trees}
                                          | set(published.view.idle_watches))
                         before, state = state, on_key(state, key, watches)
-                        if state.panel is Panel.SESSIONS and before.panel is not state.panel:
-                            published = read_published(paths, now, with_sessions=True)
+                        if state.panel is Panel.SESSIONS and before != state:
+                            published = read_published(paths, now, state)
                         live.update(draw(published, state, now, console), refresh=True)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED

@@ -19,8 +19,9 @@ from rich.table import Table
 from rich.text import Text
 
 from crash_reports.event.humanize import format_bytes, format_duration, printable
+from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.cli.top_layout import TREE_COLUMNS, name_widths, share_rows
-from daemon.cli.top_sessions import SessionRow, sessions_table
+from daemon.cli.top_sessions import sessions_panel
 from daemon.web.view import StatusView, TreeRow
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -58,6 +59,7 @@ class TopState:
     watch: str | None = None
     quit: bool = False
     panel: Panel = Panel.TREES
+    selected: int = 0
 
 
 def on_key(state: TopState, key: str, watches: Sequence[str]) -> TopState:
@@ -76,6 +78,8 @@ def on_key(state: TopState, key: str, watches: Sequence[str]) -> TopState:
     """
     if key in ("q", "Q"):
         return replace(state, quit=True)
+    if key in ("j", "k") and state.panel is Panel.SESSIONS:
+        return replace(state, selected=max(0, state.selected + (1 if key == "j" else -1)))
     if key in PANEL_KEYS:
         return replace(state, panel=PANEL_KEYS[key])
     if key == "\t":
@@ -245,7 +249,8 @@ def keys_line(state: TopState, width: int) -> Text:
 def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
           state: TopState, now: float, height: int = 24,
           problem: str | None = None, width: int = 80,
-          sessions: Sequence[SessionRow] = ()) -> RenderableType:
+          sessions: Sequence[SessionSummary] = (),
+          steps: Sequence[SessionStep] = ()) -> RenderableType:
     """The whole screen for a terminal ``height`` lines tall (24 or more), ``width`` wide."""
     note = shown(problem or "", "red")
     note.truncate(width, overflow="ellipsis")
@@ -256,8 +261,8 @@ def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
                           style="bold"))
         parts.append(events_strip(view, body, width))
     elif state.panel is Panel.SESSIONS:
-        parts.append(Text("Agent sessions today", style="bold"))
-        parts.append(sessions_table(sessions, body - 1, width))
+        parts.append(Text("Agent sessions today (j/k choose)", style="bold"))
+        parts.append(sessions_panel(sessions, steps, view, state.selected, body - 1, width, now))
     else:
         rows = share_rows(height, len(view.trees) + len(view.idle_watches), len(view.agents),
                           len(view.events))

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from crash_reports.spool.store import Spool
-from daemon.agents.queries import StatsRow, StoreReader
+from daemon.agents.queries import StoreReader
+from daemon.agents.session_list import SessionStep, SessionSummary, read_sessions, read_steps
 from daemon.agents.today import hourly_cost
 from daemon.runtime.snapshot import StatusSnapshot
 from daemon.web.links import sentry_event_url
@@ -27,10 +28,11 @@ def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db:
     def costs(since: float, until: float) -> dict[str, list[tuple[float, float]]]:
         return hourly_cost(agents, since, until) if agents is not None else {}
 
-    def sessions(since: float, until: float) -> list[StatsRow]:
-        if agents is None or not agents.exists():
-            return []
-        return agents.stats(since, until, "session")
+    def sessions(since: float, until: float) -> list[SessionSummary]:
+        return read_sessions(agents.path, since, until) if agents is not None else []
+
+    def steps(agent: str, session_id: str) -> list[SessionStep]:
+        return read_steps(agents.path, agent, session_id) if agents is not None else []
 
     return PageSources(
         snapshot=snapshot,
@@ -39,6 +41,7 @@ def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db:
         earliest=earliest_from_file(stats_db),
         daemon_hours=daemon_hours_from_file(stats_db),
         sessions=sessions,
+        session_steps=steps,
         reports=reports,
         costs=costs,
         event_url=lambda event_id: sentry_event_url(dsn(), event_id),

@@ -17,12 +17,13 @@ from functools import cache
 from html import escape
 from importlib import resources
 from string import Template
+from urllib.parse import parse_qs
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
 from daemon.web.page_daemon import daemon_tab
-from daemon.web.page_sessions import day_start, sessions_table
+from daemon.web.page_sessions import day_start, sessions_table, steps_table
 from daemon.web.page_trees import (
     ended_by_watch,
     ended_section,
@@ -164,9 +165,16 @@ def reports_heading(view: StatusView) -> str:
             "events and the daemon's own errors, which are not listed here")
 
 
-def sessions_section(sources: PageSources, now: float) -> str:
-    """One row per agent session today (see page_sessions)."""
-    return sessions_table(sources.sessions(day_start(now), now))
+def sessions_section(sources: PageSources, view: StatusView, now: float, query: str,
+                     range_name: str) -> str:
+    """One row per agent session today; the one chosen by ``?session=agent/id`` with steps."""
+    chosen = next(iter(parse_qs(query).get("session") or ()), None)
+    html = sessions_table(sources.sessions(day_start(now), now), view.trees, view.agents, now,
+                          chosen, range_name)
+    if chosen and "/" in chosen:
+        agent, session_id = chosen.split("/", 1)
+        html += steps_table(chosen, sources.session_steps(agent, session_id))
+    return html
 
 
 def render_page(sources: PageSources, query: str) -> Reply:
@@ -192,7 +200,7 @@ def render_page(sources: PageSources, query: str) -> Reply:
         daemon_tab=daemon_tab(sources.daemon_hours(now - RANGES_SECONDS["24h"]),
                               now - RANGES_SECONDS["24h"], now, last_tick),
         reports_heading=escape(reports_heading(view)),
-        sessions=sessions_section(sources, now),
+        sessions=sessions_section(sources, view, now, query, win.name),
         events_list=events_list(view.events), reports_table=reports_table(view.reports),
         generated=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
     )

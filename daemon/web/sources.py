@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from crash_reports.spool.records import SpoolEntry
 from crash_reports.stats.history import TreeHistory, connect, earliest, read_history
-from daemon.agents.queries import StatsRow
+from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.runtime.snapshot import StatusSnapshot
 from daemon.web.page_daemon import DaemonHour
 from daemon.web.view import EventUrl
@@ -47,7 +47,8 @@ class PageSources:
     event_url: EventUrl
     earliest: Callable[[float], float | None] = lambda _since: None
     daemon_hours: Callable[[float], list[DaemonHour]] = lambda _since: []
-    sessions: Callable[[float, float], list[StatsRow]] = lambda _since, _until: []
+    sessions: Callable[[float, float], list[SessionSummary]] = lambda _since, _until: []
+    session_steps: Callable[[str, str], list[SessionStep]] = lambda _agent, _session: []
     clock: Callable[[], float] = time.time
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from crash_reports.spool.records import SpoolEntry
 from crash_reports.stats.history import HistoryPoint, TreeHistory, TreeKey
+from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.runtime.snapshot import WatchStatus
 from daemon.web.page import render_page
 from daemon.web.page_daemon import DaemonHour
@@ -112,3 +114,28 @@ def test_charts_have_legends_units_local_time_and_costs_stack() -> None:
     daemon = html[html.index('id="daemon-tab"'):]
     assert 'id="daemon-tick"' in daemon and 'id="daemon-rss"' in daemon and "ms" in daemon
     assert '<a href="#daemon-tab">' in html and "https://" not in html.split("<footer>")[0]
+
+
+def test_sessions_tab_lists_sessions_and_shows_a_chosen_ones_steps() -> None:
+    """One row a session with its figures and linked tree; ?session= adds its last steps."""
+    sessions = [SessionSummary("claude-code", "s-1", "2.1.0", ("claude-opus",), NOW - 1800,
+                               NOW - 10, 2, 4, 5000, 0.5, 3, 1),
+                SessionSummary("codex", "s-2", "0.9", ("gpt",), NOW - 900, NOW - 60, None, 2,
+                               100, None, 1, 0)]
+    steps = [SessionStep(NOW - 10, "tool_call", "Bash", False, "failed", 12.0)]
+    src = replace(sources(), sessions=lambda since, until: sessions,
+                  session_steps=lambda agent, sid: steps if (agent, sid) == ("claude-code",
+                                                                             "s-1") else [])
+    html = render_page(src, "range=1h").body.decode()
+    table = html[html.index('id="sessions-table"'):html.index("</table>",
+                                                             html.index('id="sessions-table"'))]
+    rows = re.findall(r"<tr id=\"session-.*?</tr>", table, flags=re.S)
+    assert len(rows) == 2
+    first = re.sub(r"<[^>]+>", "|", rows[0])
+    for part in ("claude-code", "2.1.0", "claude-opus", "5,000", "$0.5000", "$1.01/h",
+                 "agents pid 2: 300.0 MiB"):
+        assert part in first, (part, first)
+    assert "session-steps" not in html
+    chosen = render_page(src, "range=1h&session=claude-code%2Fs-1").body.decode()
+    assert 'class="selected"' in chosen and "Last steps of claude-code/s-1" in chosen
+    assert "Bash" in chosen and "failed" in chosen and "12 ms" in chosen

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from daemon.agents.queries import StatsRow
+from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.cli.top_view import Panel, TopState, frame, on_key
 from daemon.runtime.recent_events import EventKind, RecentEvent
 from daemon.runtime.snapshot import WatchStatus
@@ -31,12 +31,13 @@ def view(trees: int = 5, events: int = 50) -> StatusView:
 
 
 def screen(v: StatusView, width: int, height: int, state: TopState = DEFAULT,
-           sessions: tuple[StatsRow, ...] = ()) -> list[str]:
+           sessions: tuple[SessionSummary, ...] = (),
+           steps: tuple[SessionStep, ...] = ()) -> list[str]:
     """One frame's plain lines on a terminal ``width`` x ``height``."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, height=height, force_terminal=False,
                       color_system=None)
-    console.print(frame(v, {}, state, NOW, height, None, width, sessions))
+    console.print(frame(v, {}, state, NOW, height, None, width, sessions, steps))
     return buffer.getvalue().rstrip("\n").split("\n")
 
 
@@ -72,11 +73,16 @@ def test_keys_switch_panels_and_are_shown() -> None:
     events = screen(view(), 80, 24, state)
     assert sum("event number" in line for line in events) >= 18
     assert "1 trees" in events[-1] and "2 sessions" in events[-1] and "3 events*" in events[-1]
-    sessions = (StatsRow("sess-a", {"input": 1000}, 0.25, requests=3, tool_calls=4,
-                         tool_failures=1, agent="claude-code"),
-                StatsRow("sess-b", {"input": 10}, None, requests=1, agent="codex"))
-    lines = screen(view(), 120, 30, on_key(state, "2", []), sessions)
+    sessions = (SessionSummary("claude-code", "sess-a", "2.1.0", ("claude-opus",), NOW - 600,
+                               NOW - 5, 101, 3, 1000, 0.25, 4, 1),
+                SessionSummary("codex", "sess-b", "0.9", ("gpt",), NOW - 900, NOW - 60, None, 1,
+                               10, None, 0, 0))
+    steps = (SessionStep(NOW - 5, "tool_call", "Bash", False, "failed", 12.0),
+             SessionStep(NOW - 6, "request", "claude-opus", True, "ok", 800.0))
+    lines = screen(view(), 200, 50, on_key(state, "2", []), sessions, steps)
     text = "\n".join(lines)
-    assert "claude-code" in text and "sess-a" in text and "$0.2500" in text
-    assert "codex" in text and "sess-b" in text
+    assert "claude-code" in text and "2.1.0" in text and "$0.2500" in text and "$1.5" in text
+    assert "codex" in text and "Last steps of claude-code/sess-a" in text
+    assert any("tool call Bash failed 12 ms" in line for line in lines)
+    assert any("512.0 MiB" in line for line in lines if "claude-code" in line)  # pid 101
     assert on_key(on_key(TopState(), "\t", []), "\t", []).panel is Panel.EVENTS
