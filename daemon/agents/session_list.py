@@ -20,6 +20,7 @@ from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
 
 MIN_BURN_SECONDS = 60.0
 LAST_STEPS = 15
+RECENT_SESSIONS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +80,19 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
-def read_sessions(path: Path, since: float, until: float) -> list[SessionSummary]:
-    """Sessions active in [since, until], the most recently active first."""
+def read_sessions(path: Path, until: float, limit: int = RECENT_SESSIONS) -> list[SessionSummary]:
+    """The ``limit`` most recently active sessions up to ``until``, the latest first."""
     reader = StoreReader(path)
     if not reader.exists():
         return []
-    figures = {row.key: row for row in reader.stats(since, until, "session")}
     with _connect(path) as db:
         seen = db.execute(
             "SELECT agent, session_id, version, pid, first_ts, last_ts FROM session_seen "
-            "WHERE last_ts >= ? AND first_ts <= ? ORDER BY last_ts DESC", (since, until),
+            "WHERE first_ts <= ? ORDER BY last_ts DESC LIMIT ?", (until, limit),
         ).fetchall()
+        if not seen:
+            return []
+        since = min(float(row[5]) for row in seen)
         models: dict[tuple[str, str], list[str]] = {}
         for agent, session, model in db.execute(
                 "SELECT DISTINCT t.agent, t.session_id, t.model FROM session_totals t "
@@ -97,6 +100,7 @@ def read_sessions(path: Path, since: float, until: float) -> list[SessionSummary
                 "WHERE t.model != '' AND s.last_ts >= ? AND s.first_ts <= ? "
                 "ORDER BY t.model", (since, until)):
             models.setdefault((agent, session), []).append(str(model))
+    figures = {row.key: row for row in reader.stats(since, until, "session")}
     out = []
     for agent, session, version, pid, first, last in seen:
         row = figures.get(f"{agent}/{session}")

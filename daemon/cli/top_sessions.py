@@ -1,4 +1,4 @@
-"""``telemetryd top``'s sessions panel: one row per agent session today, the chosen one's steps.
+"""``telemetryd top``'s sessions panel: one row per recent agent session, the chosen one's steps.
 
 Read from the agent event store (read-only, only while the panel is shown). ``j``/``k``
 choose a session; its last requests and tool calls (names, outcomes, durations; never
@@ -17,7 +17,7 @@ from rich.text import Text
 
 from crash_reports.event.humanize import format_bytes, format_duration, printable
 from daemon.agents.session_list import SessionStep, SessionSummary, read_sessions, read_steps
-from daemon.web.page_sessions import budget_state, day_start
+from daemon.web.page_sessions import budget_state
 from daemon.web.view import StatusView
 
 
@@ -25,7 +25,7 @@ def read_panel(events_db: Path, now: float,
                selected: int) -> tuple[list[SessionSummary], list[SessionStep]]:
     """Today's sessions and the chosen one's last steps (nothing when there is no store)."""
     try:
-        sessions = read_sessions(events_db, day_start(now), now)
+        sessions = read_sessions(events_db, now)
         if not sessions:
             return [], []
         chosen = sessions[min(max(0, selected), len(sessions) - 1)]
@@ -43,7 +43,7 @@ def sessions_panel(sessions: Sequence[SessionSummary], steps: Sequence[SessionSt
                    now: float) -> RenderableType:
     """The sessions table (the chosen row marked) and the chosen session's last steps."""
     if not sessions:
-        return Text("no agent session today", style="dim")
+        return Text("no agent session recorded", style="dim")
     chosen = min(max(0, selected), len(sessions) - 1)
     by_pid = {t.pid: t for t in view.trees}
     table = Table(box=None, padding=(0, 1), pad_edge=False, collapse_padding=True,

@@ -261,7 +261,7 @@ def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
                           style="bold"))
         parts.append(events_strip(view, body, width))
     elif state.panel is Panel.SESSIONS:
-        parts.append(Text("Agent sessions today (j/k choose)", style="bold"))
+        parts.append(Text("Agent sessions, latest first (j/k choose)", style="bold"))
         parts.append(sessions_panel(sessions, steps, view, state.selected, body - 1, width, now))
     else:
         rows = share_rows(height, len(view.trees) + len(view.idle_watches), len(view.agents),

@@ -28,8 +28,8 @@ def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db:
     def costs(since: float, until: float) -> dict[str, list[tuple[float, float]]]:
         return hourly_cost(agents, since, until) if agents is not None else {}
 
-    def sessions(since: float, until: float) -> list[SessionSummary]:
-        return read_sessions(agents.path, since, until) if agents is not None else []
+    def sessions(until: float) -> list[SessionSummary]:
+        return read_sessions(agents.path, until) if agents is not None else []
 
     def steps(agent: str, session_id: str) -> list[SessionStep]:
         return read_steps(agents.path, agent, session_id) if agents is not None else []

@@ -23,7 +23,7 @@ from crash_reports.event.humanize import format_bytes, format_duration
 from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
 from daemon.web.page_daemon import daemon_tab
-from daemon.web.page_sessions import day_start, sessions_table, steps_table
+from daemon.web.page_sessions import sessions_table, steps_table
 from daemon.web.page_trees import (
     ended_by_watch,
     ended_section,
@@ -167,9 +167,9 @@ def reports_heading(view: StatusView) -> str:
 
 def sessions_section(sources: PageSources, view: StatusView, now: float, query: str,
                      range_name: str) -> str:
-    """One row per agent session today; the one chosen by ``?session=agent/id`` with steps."""
+    """One row per recent agent session; the one chosen by ``?session=agent/id`` with steps."""
     chosen = next(iter(parse_qs(query).get("session") or ()), None)
-    html = sessions_table(sources.sessions(day_start(now), now), view.trees, view.agents, now,
+    html = sessions_table(sources.sessions(now), view.trees, view.agents, now,
                           chosen, range_name)
     if chosen and "/" in chosen:
         agent, session_id = chosen.split("/", 1)

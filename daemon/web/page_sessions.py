@@ -1,4 +1,4 @@
-"""The page's sessions tab: one row per agent session today; a chosen one shows its last steps.
+"""The page's sessions tab: one row per recent agent session; a chosen one shows its last steps.
 
 A row links the session's process tree (RSS, CPU) when the session's pid is a watched tree,
 and its agent's daily budget use. Choosing a session is a link (``?session=agent/id``), so
@@ -16,17 +16,6 @@ from crash_reports.event.humanize import format_bytes, format_duration
 from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.agents.today import AgentToday
 from daemon.web.view import TreeRow
-
-DAY_SECONDS = 86400.0
-
-
-def day_start(now: float) -> float:
-    """Start of the current UTC day (the agents' day, as budgets count it).
-
-    >>> day_start(90000.0)
-    86400.0
-    """
-    return now // DAY_SECONDS * DAY_SECONDS
 
 
 def _usd(value: float | None, digits: int = 4) -> str:
@@ -52,7 +41,7 @@ def sessions_table(sessions: Sequence[SessionSummary], trees: Sequence[TreeRow],
                    range_name: str) -> str:
     """The sessions, the most recently active first; the chosen one highlighted."""
     if not sessions:
-        return '<p class="muted">No agent session today.</p>'
+        return '<p class="muted">No agent session recorded.</p>'
     by_pid = {t.pid: t for t in trees}
     body = []
     for s in sessions:

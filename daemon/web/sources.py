@@ -47,7 +47,7 @@ class PageSources:
     event_url: EventUrl
     earliest: Callable[[float], float | None] = lambda _since: None
     daemon_hours: Callable[[float], list[DaemonHour]] = lambda _since: []
-    sessions: Callable[[float, float], list[SessionSummary]] = lambda _since, _until: []
+    sessions: Callable[[float], list[SessionSummary]] = lambda _until: []
     session_steps: Callable[[str, str], list[SessionStep]] = lambda _agent, _session: []
     clock: Callable[[], float] = time.time
 

@@ -123,7 +123,7 @@ def test_sessions_tab_lists_sessions_and_shows_a_chosen_ones_steps() -> None:
                 SessionSummary("codex", "s-2", "0.9", ("gpt",), NOW - 900, NOW - 60, None, 2,
                                100, None, 1, 0)]
     steps = [SessionStep(NOW - 10, "tool_call", "Bash", False, "failed", 12.0)]
-    src = replace(sources(), sessions=lambda since, until: sessions,
+    src = replace(sources(), sessions=lambda until: sessions,
                   session_steps=lambda agent, sid: steps if (agent, sid) == ("claude-code",
                                                                              "s-1") else [])
     html = render_page(src, "range=1h").body.decode()
