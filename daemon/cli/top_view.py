@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -169,11 +170,34 @@ def once_per_pid(rows: Sequence[TreeRow]) -> list[TreeRow]:
     return out
 
 
+def fit(text: str, width: int, right: bool = False) -> str:
+    """``text`` in exactly ``width`` cells: padded, or cut with an ellipsis.
+
+    >>> fit("claude-code", 6), fit("42", 4, right=True)
+    ('claud…', '  42')
+    """
+    if cell_len(text) > width:
+        return set_cell_size(text, max(0, width - 1)) + "…" if width > 0 else ""
+    return set_cell_size(text, width) if not right else " " * (width - cell_len(text)) + text
+
+
+def visible_trees(view: StatusView, state: TopState, height: int) -> list[TreeRow]:
+    """The tree rows the trees panel shows at this height (their sparklines are read)."""
+    if state.panel is not Panel.TREES:
+        return []
+    rows = [r for r in view.trees if state.watch in (None, r.watch)]
+    limit = share_rows(height, len(view.trees) + len(view.idle_watches), len(view.agents),
+                       len(view.events)).trees
+    return once_per_pid(sort_rows(rows, state.sort))[:limit]
+
+
 def trees_table(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
-                state: TopState, max_rows: int, width: int = 80) -> Table:
+                state: TopState, max_rows: int, width: int = 80) -> Text:
     """One row per watched tree: RSS with its sparkline, growth, time to critical, CPU, state.
 
     The watch and process names take the width the terminal has, up to their longest value.
+    Drawn as lines of Text with the widths computed here (a rich Table measured every cell
+    again on each refresh: most of a refresh's time at 200 trees).
     """
     rows = [r for r in view.trees if state.watch in (None, r.watch)]
     ordered = once_per_pid(sort_rows(rows, state.sort))[:max_rows]
@@ -182,24 +206,37 @@ def trees_table(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[floa
         width, [w for _, _, w in TREE_COLUMNS if w is not None],
         [max([5, *(len(printable(r.watch)) for r in ordered), *(len(printable(n)) for n in idle)]),
          max([4, *(len(printable(r.name)) for r in ordered)])])
-    table = _table()
     flexible = iter((watch_w, name_w))
-    for name, justify, fixed in TREE_COLUMNS:
-        table.add_column(name, justify=justify,  # type: ignore[arg-type]
-                         width=fixed if fixed is not None else next(flexible), no_wrap=True,
-                         overflow="ellipsis")
+    columns = [(name, justify == "right", fixed if fixed is not None else next(flexible))
+               for name, justify, fixed in TREE_COLUMNS]
+    out = Text(" ".join(fit(name, w, right) for name, right, w in columns).rstrip(),
+               style="bold")
+    lines = [out]
     for row in ordered:
-        table.add_row(
-            shown(row.watch), str(row.pid), shown(row.name), format_bytes(row.rss_bytes),
-            Text(sparkline(sparks.get((row.watch, row.pid), ())), style="cyan"),
-            "-" if row.rate_bytes_per_min is None else format_bytes(row.rate_bytes_per_min),
-            "-" if row.eta_seconds is None else format_duration(row.eta_seconds),
-            f"{row.cpu_percent:.0f}", shown(row.state, STATE_STYLES.get(row.state, "")))
-    for name in idle:
-        if len(table.rows) < max_rows:
-            table.add_row(shown(name), "-", Text("no match", style="dim"), "-", "", "", "",
-                          "", "")
-    return table
+        cells = [
+            (printable(row.watch), ""), (str(row.pid), ""), (printable(row.name), ""),
+            (format_bytes(row.rss_bytes), ""),
+            (sparkline(sparks.get((row.watch, row.pid), ())), "cyan"),
+            ("-" if row.rate_bytes_per_min is None else format_bytes(row.rate_bytes_per_min), ""),
+            ("-" if row.eta_seconds is None else format_duration(row.eta_seconds), ""),
+            (f"{row.cpu_percent:.0f}", ""), (printable(row.state),
+                                             STATE_STYLES.get(row.state, ""))]
+        lines.append(_line(columns, cells))
+    for name in idle[:max(0, max_rows - len(ordered))]:
+        lines.append(_line(columns, [(printable(name), ""), ("-", ""), ("no match", "dim"),
+                                     ("-", ""), ("", ""), ("", ""), ("", ""), ("", ""),
+                                     ("", "")]))
+    return Text("\n").join(lines)
+
+
+def _line(columns: Sequence[tuple[str, bool, int]], cells: Sequence[tuple[str, str]]) -> Text:
+    line = Text()
+    for i, ((_, right, w), (value, style)) in enumerate(zip(columns, cells, strict=True)):
+        if i:
+            line.append(" ")
+        line.append(fit(value, w, right), style=style)
+    line.rstrip()
+    return line
 
 
 def agents_table(view: StatusView, max_rows: int) -> Table:

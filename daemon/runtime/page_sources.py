@@ -13,7 +13,13 @@ from daemon.agents.today import hourly_cost
 from daemon.runtime.snapshot import StatusSnapshot
 from daemon.web.links import sentry_event_url
 from daemon.web.page_daemon import daemon_hours_from_file
-from daemon.web.sources import PageSources, earliest_from_file, history_from_file
+from daemon.web.sources import (
+    PageSources,
+    earliest_from_file,
+    history_from_file,
+    history_of_file,
+    spans_from_file,
+)
 
 
 def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db: Path,
@@ -38,6 +44,8 @@ def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db:
         snapshot=snapshot,
         running=lambda: True,
         history=history_from_file(stats_db),
+        history_of=history_of_file(stats_db),
+        spans=spans_from_file(stats_db),
         earliest=earliest_from_file(stats_db),
         daemon_hours=daemon_hours_from_file(stats_db),
         sessions=sessions,

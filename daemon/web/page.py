@@ -32,7 +32,14 @@ from daemon.web.page_trees import (
     local_clock,
     time_caption,
 )
-from daemon.web.sources import RANGES_SECONDS, PageSources, Reply, window
+from daemon.web.sources import (
+    RANGES_SECONDS,
+    PageSources,
+    Reply,
+    live_histories,
+    other_spans,
+    window,
+)
 from daemon.web.svg import Axes, Series, stacked_chart
 from daemon.web.view import (
     DaemonView,
@@ -44,6 +51,7 @@ from daemon.web.view import (
 )
 
 REFRESH_SECONDS = 10
+MAX_CHARTS = 24  # the most pressing live trees get a chart; the table lists every one
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
         "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'")
 
@@ -146,12 +154,16 @@ def cost_chart(sources: PageSources, since: float, until: float) -> str:
 def tree_sections(view: StatusView, sources: PageSources, since: float, until: float,
                   step: float) -> tuple[str, str]:
     """The live trees' charts and the ended trees folded per watch."""
-    histories = sources.history(since, until, step)
-    live_rows = [t for t in view.trees if t.state != "orphaned"]
+    live_rows = live_first([t for t in view.trees if t.state != "orphaned"])
     live = {(t.watch, t.pid) for t in view.trees}
-    charts = live_charts(live_rows, histories, view.reports, since, until, step)
-    ended = ended_section(ended_by_watch(histories, live, view.reports, step), view.reports,
-                          step)
+    charted = live_rows[:MAX_CHARTS]
+    histories = live_histories(sources, since, until, step, {(t.watch, t.pid) for t in charted})
+    charts = live_charts(charted, histories, view.reports, since, until, step)
+    if len(live_rows) > len(charted):
+        charts += (f'<p class="muted" id="more-live">{len(live_rows) - len(charted)} more live '
+                   "trees, less pressing: see the table above.</p>")
+    spans = other_spans(sources, since, until, step, live)
+    ended = ended_section(ended_by_watch(spans, live, view.reports, step), view.reports, step)
     return f'<div class="charts" id="tree-charts">{charts}</div>', ended
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from html import escape
 
 from crash_reports.event.humanize import format_bytes, format_duration
-from crash_reports.stats.history import TreeHistory
+from crash_reports.stats.history import TreeHistory, TreeKey, TreeSpan
 from daemon.web.svg import Axes, Level, Marker, Series, line_chart
 from daemon.web.view import ReportRow, TreeRow
 
+MIN_SPAN_SECONDS = 120.0
 SEVERITY = {"critical": 0, "warning": 1, "ok": 2, "orphaned": 3}
 _PID_IN_TITLE = re.compile(r" pid (\d+)\b")
 
@@ -55,12 +56,10 @@ def report_pid(report: ReportRow) -> int | None:
     return None
 
 
-def reports_of(history: TreeHistory, reports: Sequence[ReportRow],
+def reports_of(key: TreeKey, first: float, last: float, reports: Sequence[ReportRow],
                slack: float) -> list[ReportRow]:
     """The reports about this tree: same watch, same pid, written during its life."""
-    key = history.key
-    first = min(key.started_at, history.points[0].at if history.points else key.started_at)
-    last = history.points[-1].at if history.points else float("inf")
+    first = min(key.started_at, first)
     return [r for r in reports if r.watch == key.watch and report_pid(r) == key.pid
             and first - slack <= r.created_at <= last + slack]
 
@@ -98,9 +97,12 @@ def live_charts(trees: Sequence[TreeRow], histories: Sequence[TreeHistory],
         else:
             points = [(p.at, float(p.rss_bytes)) for p in history.points]
             marks = [Marker(r.created_at, f"{r.kind} report ({r.state})")
-                     for r in reports_of(history, reports, step)]
+                     for r in reports_of(history.key, history.points[0].at,
+                                         history.points[-1].at, reports, step)]
             started = history.key.started_at
-        svg = line_chart([Series(f"RSS of {row.name}", points)], (since, until), axes,
+        # A tree younger than the window gets the chart's width for its own life.
+        start = max(since, min(points[0][0], until - MIN_SPAN_SECONDS))
+        svg = line_chart([Series(f"RSS of {row.name}", points)], (start, until), axes,
                          levels=_levels(row), markers=marks, title=f"RSS of {name}")
         figures.append(
             f'<figure class="chart-box live" id="tree-{escape(row.watch)}-{row.pid}-'
@@ -115,28 +117,32 @@ class EndedWatch:
     """The ended trees of one watch, folded."""
 
     watch: str
-    trees: tuple[TreeHistory, ...]
+    trees: tuple[TreeSpan, ...]
     peak_bytes: int
     endings: tuple[tuple[str, int], ...]  # (how it ended, count), most common first
 
 
-def ended_by_watch(histories: Sequence[TreeHistory], live: set[tuple[str, int]],
+def _kinds(span: TreeSpan, reports: Sequence[ReportRow], slack: float) -> list[str]:
+    return sorted({r.kind or "report"
+                   for r in reports_of(span.key, span.first_at, span.last_at, reports, slack)})
+
+
+def ended_by_watch(spans: Sequence[TreeSpan], live: Collection[tuple[str, int]],
                    reports: Sequence[ReportRow], slack: float) -> list[EndedWatch]:
-    """Histories of trees not live now, grouped per watch, with how each ended."""
-    groups: dict[str, list[TreeHistory]] = {}
-    for history in histories:
-        if history.points and (history.key.watch, history.key.pid) not in live:
-            groups.setdefault(history.key.watch, []).append(history)
+    """Trees not live now, grouped per watch, with how each ended."""
+    groups: dict[str, list[TreeSpan]] = {}
+    for span in spans:
+        if (span.key.watch, span.key.pid) not in live:
+            groups.setdefault(span.key.watch, []).append(span)
     out = []
     for watch, trees in sorted(groups.items()):
         endings: dict[str, int] = {}
-        for history in trees:
-            kinds = sorted({r.kind or "report" for r in reports_of(history, reports, slack)})
+        for span in trees:
+            kinds = _kinds(span, reports, slack)
             how = "after " + ", ".join(kinds) + " report" if kinds else "exited, no report"
             endings[how] = endings.get(how, 0) + 1
-        peak = max(p.rss_bytes for h in trees for p in h.points)
-        trees.sort(key=lambda h: h.points[-1].at, reverse=True)
-        out.append(EndedWatch(watch, tuple(trees), peak,
+        trees.sort(key=lambda t: t.last_at, reverse=True)
+        out.append(EndedWatch(watch, tuple(trees), max(t.peak_rss_bytes for t in trees),
                               tuple(sorted(endings.items(), key=lambda kv: -kv[1]))))
     return out
 
@@ -149,16 +155,12 @@ def ended_section(groups: Sequence[EndedWatch], reports: Sequence[ReportRow],
     parts = []
     for group in groups:
         how = "; ".join(f"{n} {what}" for what, n in group.endings)
-        rows = []
-        for history in group.trees:
-            peak = max(p.rss_bytes for p in history.points)
-            kinds = ", ".join(sorted({r.kind or "report"
-                                      for r in reports_of(history, reports, slack)})) or "-"
-            rows.append(f"<tr><td class=num>{history.key.pid}</td>"
-                        f"<td>{local_clock(history.key.started_at)}</td>"
-                        f"<td>{local_clock(history.points[-1].at)}</td>"
-                        f"<td class=num>{escape(format_bytes(peak))}</td>"
-                        f"<td>{escape(kinds)}</td></tr>")
+        rows = [f"<tr><td class=num>{span.key.pid}</td>"
+                f"<td>{local_clock(span.key.started_at)}</td>"
+                f"<td>{local_clock(span.last_at)}</td>"
+                f"<td class=num>{escape(format_bytes(span.peak_rss_bytes))}</td>"
+                f"<td>{escape(', '.join(_kinds(span, reports, slack)) or '-')}</td></tr>"
+                for span in group.trees]
         parts.append(
             f'<details class="ended" id="ended-{escape(group.watch)}"><summary>'
             f"<b>{escape(group.watch)}</b>: {len(group.trees)} ended, peak "

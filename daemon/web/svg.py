@@ -152,8 +152,8 @@ def line_chart(series: Sequence[Series], x_range: tuple[float, float], axes: Axe
         out.append(f'<line class="{level.css_class}" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" '
                    f'y1="{y}" y2="{y}"><title>{escape(level.name)}</title></line>')
     for i, level in enumerate(far):
-        ay = PAD_TOP + 10 + 12 * i
-        out.append(f'<text class="beyond {level.css_class}" x="{WIDTH - PAD_RIGHT - 4}" y="{ay}" '
+        ay = PAD_TOP - 12 - 10 * i  # above the plot, beside the legend: never on the line
+        out.append(f'<text class="beyond {level.css_class}" x="{WIDTH - PAD_RIGHT}" y="{ay}" '
                    f'text-anchor="end">\u2191 {escape(level.name)} (off scale)</text>')
     for marker in markers:
         if canvas.x0 <= marker.x <= canvas.x1:

@@ -50,7 +50,7 @@ def test_page_leads_with_now_in_chromium(scene: Scene, tmp_path: Path) -> None:
             "rows: d.querySelectorAll('tbody tr').length, "
             "shown: d.getBoundingClientRect().height}))")
         first_row = browser.evaluate("document.querySelector('#watches tbody tr').innerText")
-        now = browser.screenshot(artifact_dir(tmp_path) / "status-page.png")
+        now = browser.screenshot(artifact_dir(tmp_path) / "look-page-now.png")
         history = scene.api("/api/history?range=15m")
         browser.open(scene.base_url + "/?range=1h#sessions", scripts=False)
         sessions = browser.evaluate(
@@ -58,11 +58,11 @@ def test_page_leads_with_now_in_chromium(scene: Scene, tmp_path: Path) -> None:
         visible = browser.evaluate(
             "getComputedStyle(document.getElementById('sessions')).display")
         hidden_now = browser.evaluate("getComputedStyle(document.getElementById('now')).display")
-        shot_sessions = browser.screenshot(artifact_dir(tmp_path) / "status-page-sessions.png")
+        shot_sessions = browser.screenshot(artifact_dir(tmp_path) / "look-page-sessions.png")
         browser.open(scene.base_url + "/?range=6h#daemon-tab", scripts=False)
         daemon_charts = browser.evaluate(
             "document.querySelectorAll('#daemon-tab svg.chart').length")
-        shot_daemon = browser.screenshot(artifact_dir(tmp_path) / "status-page-daemon.png")
+        shot_daemon = browser.screenshot(artifact_dir(tmp_path) / "look-page-daemon.png")
     # live trees come first, the critical one leading; only live trees get a chart
     assert {int(f["id"].split("-")[-2]) for f in figures} == pids
     assert figures[0]["id"].startswith(f"tree-{WATCH}-{scene.leaker.pid}-")
@@ -148,12 +148,12 @@ def test_top_at_200_by_50_shows_whole_names_and_many_events(scene: Scene,
         assert len(screen.splitlines()) <= 50
         keys = screen.rstrip("\n").splitlines()[-1]
         assert "1 trees" in keys and "2 sessions" in keys and "3 events" in keys
-        keep_for_docs(save_shot(term, artifact_dir(tmp_path), "top-200x50.png", 200, 50))
+        keep_for_docs(save_shot(term, artifact_dir(tmp_path), "look-top-200x50.png", 200, 50))
         term.key("2")
         sessions = term.wait_screen(lambda s: "Agent sessions" in s and "codex" in s
                                     and "claude-code" in s, "sessions panel")
         assert "Last steps of" in sessions
-        keep_for_docs(save_shot(term, artifact_dir(tmp_path), "top-sessions-200x50.png", 200,
+        keep_for_docs(save_shot(term, artifact_dir(tmp_path), "look-top-sessions-200x50.png", 200,
                                 50))
         term.key("q")
         term.wait_screen(lambda s: "q quit" not in s, "shell back")
@@ -171,7 +171,7 @@ def test_top_at_80_by_24_fits_and_switches_panels(scene: Scene, tmp_path: Path) 
                                   "top drawn")
         assert all(len(line) <= 80 for line in screen.splitlines())
         assert len(event_lines(screen)) >= 4
-        keep_for_docs(save_shot(term, artifact_dir(tmp_path), "top-80x24.png", 80, 24))
+        keep_for_docs(save_shot(term, artifact_dir(tmp_path), "look-top-80x24.png", 80, 24))
         term.key("3")
         events = term.wait_screen(lambda s: "3 events*" in s, "events panel")
         lines = events.rstrip("\n").splitlines()

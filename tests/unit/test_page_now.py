@@ -139,3 +139,23 @@ def test_sessions_tab_lists_sessions_and_shows_a_chosen_ones_steps() -> None:
     chosen = render_page(src, "range=1h&session=claude-code%2Fs-1").body.decode()
     assert 'class="selected"' in chosen and "Last steps of claude-code/s-1" in chosen
     assert "Bash" in chosen and "failed" in chosen and "12 ms" in chosen
+
+
+def test_only_the_most_pressing_live_trees_get_a_chart() -> None:
+    """Thirty live trees: the 24 most pressing are charted, the table lists all thirty."""
+    procs = tuple(process(500 + n, (100 + n) * MiB, state="critical" if n == 29 else "ok")
+                  for n in range(30))
+    snap = base([WatchStatus("agents", procs, rss_warning_bytes=GiB, rss_critical_bytes=2 * GiB)],
+                now=NOW, interval=2.0)
+    asked: list[set[tuple[str, int]]] = []
+
+    def history_of(since: float, until: float, step: float,
+                   only: object) -> list[TreeHistory]:
+        asked.append(set(only))  # type: ignore[call-overload]
+        return []
+    src = replace(sources(), snapshot=lambda: snap, history_of=history_of)
+    html = render_page(src, "range=1h").body.decode()
+    pids = list(figures(html))
+    assert len(pids) == 24 and pids[0] == 529 and "6 more live trees" in html
+    assert asked == [{("agents", pid) for pid in pids}]  # only the charted trees' points read
+    assert html.count("<tr><td>agents</td>") == 30
