@@ -22,7 +22,10 @@ def _usd(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"${value:.{digits}f}"
 
 
-def _when(at: float) -> str:
+def _when(at: float, now: float | None = None) -> str:
+    """HH:MM:SS local time; with the date when ``at`` is not within the last 20 hours."""
+    if now is not None and now - at > 72000:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 
@@ -55,7 +58,7 @@ def sessions_table(sessions: Sequence[SessionSummary], trees: Sequence[TreeRow],
             f'<td><a href="{href}">{escape(s.agent)}</a></td>',
             f"<td>{escape(s.version or '-')}</td>",
             f"<td>{escape(', '.join(s.models) or '-')}</td>",
-            f"<td>{_when(s.started_at)}</td>",
+            f"<td>{_when(s.started_at, now)}</td>",
             f"<td>{escape(format_duration(max(0.0, now - s.last_active_at)))} ago</td>",
             f"<td class=num>{s.requests}</td>", f"<td class=num>{s.tokens:,}</td>",
             f"<td class=num>{escape(_usd(s.cost_usd))}</td>",

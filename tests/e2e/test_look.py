@@ -58,6 +58,12 @@ def test_page_leads_with_now_in_chromium(scene: Scene, tmp_path: Path) -> None:
         visible = browser.evaluate(
             "getComputedStyle(document.getElementById('sessions')).display")
         hidden_now = browser.evaluate("getComputedStyle(document.getElementById('now')).display")
+        claude = browser.evaluate("[...document.querySelectorAll('#sessions-table a')]"
+                                  ".find(a => a.textContent === 'claude-code').href")
+        browser.open(claude, scripts=False)
+        steps = browser.evaluate(
+            "[...document.querySelectorAll('#sessions tr.step-tool_call, #sessions "
+            "tr.step-request')].map(r => r.innerText)")
         shot_sessions = browser.screenshot(artifact_dir(tmp_path) / "look-page-sessions.png")
         browser.open(scene.base_url + "/?range=6h#daemon-tab", scripts=False)
         daemon_charts = browser.evaluate(
@@ -87,6 +93,11 @@ def test_page_leads_with_now_in_chromium(scene: Scene, tmp_path: Path) -> None:
     for row in agents.values():
         cells = row.split("\t")
         assert int(cells[5]) > 0 and int(cells[6].replace(",", "")) > 0  # requests, tokens
+    # choosing a session shows its last requests and tool calls: names, outcomes, durations
+    tools = [row.split("\t") for row in steps if "tool call" in row]
+    assert {(t[2], t[3]) for t in tools} == {("Bash", "ok"), ("Read", "failed")}, steps
+    assert all(t[4].endswith(" ms") for t in tools)
+    assert any("request" in row and "claude-opus-4-8" in row for row in steps)
     assert daemon_charts == 2
     for shot in (now, shot_sessions, shot_daemon):
         keep_for_docs(shot)
