@@ -111,7 +111,7 @@ def look_scene(tmp: Path) -> Iterator[Scene]:
                 return not pids & live_pids(scene)
             wait_for(seen, timeout=120, message=f"ended batch {n} seen")
             if n == 0:
-                wait_for(lambda pids=pids: len(warned(scene, pids)) >= BATCH, timeout=120,
+                wait_for(lambda pids=pids: len(warned(scene, pids)) >= BATCH // 2, timeout=120,
                          message="the first batch warned")
             end(batch)
             wait_for(gone, timeout=120, message=f"ended batch {n} gone")
