@@ -7,7 +7,6 @@ trees collapse to one ``<details>`` line per watch: how many, their peak, how th
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -16,11 +15,10 @@ from html import escape
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.stats.history import TreeHistory, TreeKey, TreeSpan
 from daemon.web.svg import Axes, Level, Marker, Series, line_chart
-from daemon.web.view import ReportRow, TreeRow
+from daemon.web.view import ReportRow, TreeRow, report_pid
 
 MIN_SPAN_SECONDS = 120.0
 SEVERITY = {"critical": 0, "warning": 1, "ok": 2, "orphaned": 3}
-_PID_IN_TITLE = re.compile(r" pid (\d+)\b")
 
 
 def local_clock(at: float) -> str:
@@ -42,18 +40,6 @@ def live_first(trees: Sequence[TreeRow]) -> list[TreeRow]:
     [2, 1, 3]
     """
     return sorted(trees, key=lambda t: (SEVERITY.get(t.state, 4), -t.rss_bytes, t.watch, t.pid))
-
-
-def report_pid(report: ReportRow) -> int | None:
-    """The pid a report is about: its title says ``<watch> pid <pid>: ...``.
-
-    >>> report_pid(ReportRow("i", 0.0, "w", "rss_critical", "pending", "w pid 42: RSS", None))
-    42
-    """
-    if report.watch and report.title.startswith(f"{report.watch} pid "):
-        found = _PID_IN_TITLE.match(report.title, len(report.watch))
-        return int(found.group(1)) if found else None
-    return None
 
 
 def reports_of(key: TreeKey, first: float, last: float, reports: Sequence[ReportRow],

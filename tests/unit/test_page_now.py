@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -9,6 +10,7 @@ from crash_reports.spool.records import SpoolEntry
 from crash_reports.stats.history import HistoryPoint, TreeHistory, TreeKey
 from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.runtime.snapshot import WatchStatus
+from daemon.web.api import api_history
 from daemon.web.page import render_page
 from daemon.web.page_daemon import DaemonHour
 from daemon.web.sources import PageSources
@@ -159,3 +161,11 @@ def test_only_the_most_pressing_live_trees_get_a_chart() -> None:
     assert len(pids) == 24 and pids[0] == 529 and "6 more live trees" in html
     assert asked == [{("agents", pid) for pid in pids}]  # only the charted trees' points read
     assert html.count("<tr><td>agents</td>") == 30
+
+
+def test_api_history_marks_a_report_on_its_own_tree_only() -> None:
+    """/api/history: the report about pid 2 is on pid 2, not on its watch's other trees."""
+    doc = json.loads(api_history(sources(), "range=1h").body)
+    marks = {t["pid"]: len(t["reports"]) for t in doc["trees"]}
+    assert marks[2] == 1 and marks[1] == marks[3] == 0
+    assert marks[105] == 1 and sum(marks.values()) == 2
