@@ -23,7 +23,7 @@ from crash_reports.event.humanize import format_bytes, format_duration, printabl
 from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.cli.top_layout import TREE_COLUMNS, name_widths, share_rows
 from daemon.cli.top_sessions import sessions_panel
-from daemon.web.view import StatusView, TreeRow
+from daemon.web.view import StatusView, TreeRow, once_per_pid
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 14
@@ -157,17 +157,6 @@ def header(view: StatusView, state: TopState, now: float, width: int = 80) -> Te
 def _table() -> Table:
     return Table(box=None, padding=(0, 1), pad_edge=False, collapse_padding=True,
                  show_edge=False, header_style="bold")
-
-
-def once_per_pid(rows: Sequence[TreeRow]) -> list[TreeRow]:
-    """Each process once: a pid listed under two watches keeps its first (sorted) row."""
-    seen: set[int] = set()
-    out = []
-    for row in rows:
-        if row.pid not in seen:
-            seen.add(row.pid)
-            out.append(row)
-    return out
 
 
 def fit(text: str, width: int, right: bool = False) -> str:

@@ -47,6 +47,7 @@ from daemon.web.view import (
     StatusView,
     TreeRow,
     cost_steps,
+    once_per_pid,
     status_view,
 )
 
@@ -154,7 +155,7 @@ def cost_chart(sources: PageSources, since: float, until: float) -> str:
 def tree_sections(view: StatusView, sources: PageSources, since: float, until: float,
                   step: float) -> tuple[str, str]:
     """The live trees' charts and the ended trees folded per watch."""
-    live_rows = live_first([t for t in view.trees if t.state != "orphaned"])
+    live_rows = once_per_pid(live_first([t for t in view.trees if t.state != "orphaned"]))
     live = {(t.watch, t.pid) for t in view.trees}
     charted = live_rows[:MAX_CHARTS]
     histories = live_histories(sources, since, until, step, {(t.watch, t.pid) for t in charted})
@@ -206,7 +207,7 @@ def render_page(sources: PageSources, query: str) -> Reply:
         refresh=REFRESH_SECONDS, host_state="" if view.daemon.running else "(not running)",
         css=_asset("static", "page.css"), js=_asset("static", "page.js"), range=win.name,
         daemon_class=css_class, daemon_line=escape(line), ranges=ranges,
-        trees_table=trees_table(live_first(view.trees), view.idle_watches),
+        trees_table=trees_table(once_per_pid(live_first(view.trees)), view.idle_watches),
         tree_charts=charts, ended_trees=ended, agents_table=agents_table(view.agents),
         cost_chart=cost_chart(sources, win.since, win.until),
         daemon_tab=daemon_tab(sources.daemon_hours(now - RANGES_SECONDS["24h"]),

@@ -114,6 +114,17 @@ def tree_rows(snapshot: StatusSnapshot) -> tuple[list[TreeRow], list[str]]:
     return rows, idle
 
 
+def once_per_pid(rows: Sequence[TreeRow]) -> list[TreeRow]:
+    """Each process once: a pid listed under two watches keeps its first (sorted) row."""
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row.pid not in seen:
+            seen.add(row.pid)
+            out.append(row)
+    return out
+
+
 def daemon_view(snapshot: StatusSnapshot | None, running: bool) -> DaemonView:
     """The daemon line of the views (an empty one before the first snapshot)."""
     if snapshot is None:

@@ -169,3 +169,12 @@ def test_api_history_marks_a_report_on_its_own_tree_only() -> None:
     marks = {t["pid"]: len(t["reports"]) for t in doc["trees"]}
     assert marks[2] == 1 and marks[1] == marks[3] == 0
     assert marks[105] == 1 and sum(marks.values()) == 2
+
+
+def test_a_process_under_two_watches_is_listed_and_charted_once() -> None:
+    """A wrapped process matched by two watches: one table row, one chart."""
+    twice = process(7, 90 * MiB, state="ok")
+    snap = base([WatchStatus("agents", (twice,)), WatchStatus("wrapped", (twice,))], now=NOW)
+    html = render_page(replace(sources(), snapshot=lambda: snap), "range=1h").body.decode()
+    assert html.count("<td class=\"num\">7</td>") == 1
+    assert len(re.findall(r'<figure class="chart-box live" id="tree-[a-z]+-7-', html)) == 1
