@@ -235,15 +235,18 @@ def summarize(found: list[Any], by: StatsBy) -> list[StatsRow]:
             costs[_row(rows, by, session, agent, model, "").key].append(sources)
         for key, found_groups in costs.items():
             rows[key].cost_usd, rows[key].cost_status = total_cost(found_groups)
+    if by == "tool":
+        return sorted(rows.values(), key=lambda r: (-r.tool_calls, r.key, r.agent or ""))
     return sorted(rows.values(), key=lambda r: (-(r.cost_usd or 0.0), r.key))
 
 
 def _row(rows: dict[str, StatsRow], by: StatsBy, session: str, agent: str, model: str,
          tool: str) -> StatsRow:
     key = {"tool": tool, "model": model, "session": session}.get(by, agent)
-    stats = rows.get(key)
+    slot = f"{agent}\x1f{tool}" if by == "tool" else key  # a tool's row is per agent
+    stats = rows.get(slot)
     if stats is None:
-        stats = rows[key] = StatsRow(key, agent=agent if by == "session" else None)
+        stats = rows[slot] = StatsRow(key, agent=agent if by in ("session", "tool") else None)
     return stats
 
 
