@@ -6,7 +6,9 @@ number checked against its ``RANGES`` entry, errors naming the key path.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daemon.config.schema import (
@@ -40,6 +42,20 @@ def parse_listen_address(text: str) -> tuple[str, int] | None:
     if not 0 <= port <= 65535:
         return None
     return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is reachable from this machine only.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_listen(table: _Table, default: ListenSettings) -> ListenSettings:
@@ -123,6 +139,23 @@ def parse_metrics(table: _Table) -> MetricsSettings:
         keepalive_timeout_seconds=table.get_duration("keepalive_timeout",
                                                      d.keepalive_timeout_seconds),
         max_header_bytes=table.get_size("max_header_bytes", d.max_header_bytes, 0),
+        web_config_file=_web_config_file(table),
+        allow_unauthenticated=table.get_bool("allow_unauthenticated", d.allow_unauthenticated),
     )
+    if (settings.enabled and not is_loopback(settings.host) and settings.web_config_file is None
+            and not settings.allow_unauthenticated):
+        raise table.error("web_config_file", f"listen {settings.host!r} is reachable from "
+                          "other machines: give a web config (TLS and basic auth), or set "
+                          "[metrics] allow_unauthenticated = true on purpose")
     table.reject_unknown()
     return settings
+
+
+def _web_config_file(table: _Table) -> Path | None:
+    text = table.get_str("web_config_file")
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        raise table.error("web_config_file", f"expected an absolute path, got {text!r}")
+    return path

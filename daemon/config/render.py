@@ -106,6 +106,9 @@ def describe(config: Config) -> dict[str, Any]:
             "read_timeout": config.metrics.read_timeout_seconds,
             "keepalive_timeout": config.metrics.keepalive_timeout_seconds,
             "max_header_bytes": config.metrics.max_header_bytes,
+            "web_config_file": (str(config.metrics.web_config_file)
+                                if config.metrics.web_config_file else None),
+            "allow_unauthenticated": config.metrics.allow_unauthenticated,
         },
         "budget": [
             {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd,

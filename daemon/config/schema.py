@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from daemon.config.patterns import SelectorPattern
+
+if TYPE_CHECKING:  # read (with PyYAML) only when a config names a web config file
+    from daemon.config.web_config import WebConfig
 
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
@@ -170,7 +173,12 @@ class ListenSettings:
 @dataclass(frozen=True)
 class MetricsSettings(ListenSettings):
     """The [metrics] table: the Prometheus listener and its wire limits (GET only, so the
-    body limits are fixed, not read from the file)."""
+    body limits are fixed, not read from the file).
+
+    ``web_config_file`` (an absolute path) is an exporter-toolkit web config: TLS and basic
+    auth for every page of the listener (``daemon/config/web_config.py``). A listen address
+    off loopback needs one, unless ``allow_unauthenticated`` says so on purpose.
+    """
 
     max_connections: int = 16
     read_timeout_seconds: float = 10.0
@@ -178,6 +186,8 @@ class MetricsSettings(ListenSettings):
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 64 * 1024
     max_inflight_bytes: int = 1024**2
+    web_config_file: Path | None = None
+    allow_unauthenticated: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +260,9 @@ class Config:
     otlp: OtlpSettings = OtlpSettings()
     metrics: MetricsSettings = MetricsSettings(True, "127.0.0.1", 9464)
     budgets: tuple[BudgetRule, ...] = ()
+    # The file named by [metrics] web_config_file, read when the config is loaded (and again
+    # on every reload, so new users and rotated certificates take effect on SIGHUP).
+    web: WebConfig | None = None
 
 
 _DAY = 86400.0

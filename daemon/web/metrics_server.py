@@ -17,6 +17,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector
 
 from daemon.config.schema import Config, MetricsSettings
+from daemon.config.web_config import WebConfig
+from daemon.web.auth import WebGuard, guard
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, shared_host
 
@@ -46,10 +48,20 @@ class MetricsServer:
     routes: RouteTable
     _listener: Listener
     _pool: ThreadPoolExecutor = field(repr=False)
+    web_guard: WebGuard | None = None
 
     def add_route(self, path: str, route: Route) -> None:
         """Serve another page on this listener (takes effect for the next request)."""
-        self.routes.add(path, route)
+        self.routes.add(path, route if self.web_guard is None else guard(route, self.web_guard))
+
+    def apply_web_config(self, config: WebConfig | None) -> None:
+        """Take a reloaded web config (new users, the certificate re-read); SIGHUP's path."""
+        if config is None or self.web_guard is None:
+            if (config is None) != (self.web_guard is None):
+                log.warning("web_config.reload_ignored", key="metrics.web_config_file",
+                            reason="adding or removing a web config takes a restart")
+            return
+        self.web_guard.apply(config)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving, close the socket and wait for scrapes in flight."""
@@ -90,19 +102,26 @@ def serve_metrics(
     routes: dict[str, Route] | None = None,
     limits: ListenerLimits | None = None,
     http: HttpHost | None = None,
+    web_config: WebConfig | None = None,
 ) -> MetricsServer:
-    """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken."""
+    """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken
+    (or a TLS file of ``web_config`` unusable). With ``web_config``, every page of the
+    listener takes its TLS and basic auth."""
     registry = make_registry(collector, process_metrics=process_metrics)
+    web_guard = WebGuard(web_config) if web_config is not None else None
     pool = ThreadPoolExecutor(1, thread_name_prefix="telemetryd-scrape")
     table = RouteTable()
-    table.add("/metrics", scrape_route(registry, pool))
-    for path, route in (routes or {}).items():
-        table.add(path, route)
+    pages = {"/metrics": scrape_route(registry, pool), **(routes or {})}
+    for path, route in pages.items():
+        table.add(path, route if web_guard is None else guard(route, web_guard))
     try:
-        listener = (http or shared_host()).serve("metrics", host, port, table,
-                                                 limits or metrics_limits())
+        listener = (http or shared_host()).serve(
+            "metrics", host, port, table, limits or metrics_limits(),
+            ssl_context=web_guard.ssl_context if web_guard else None)
     except OSError:
         pool.shutdown(wait=False)
         raise
-    log.info("metrics.listening", host=host, port=listener.port)
-    return MetricsServer(host, listener.port, registry, table, listener, pool)
+    log.info("metrics.listening", host=host, port=listener.port,
+             tls=bool(web_guard and web_guard.ssl_context),
+             basic_auth=bool(web_guard and web_guard.requires_auth))
+    return MetricsServer(host, listener.port, registry, table, listener, pool, web_guard)

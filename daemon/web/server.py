@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import Future
@@ -145,8 +146,9 @@ class HttpHost:
             return self._loop
 
     def serve(self, name: str, host: str, port: int, routes: RouteTable,
-              limits: ListenerLimits) -> Listener:
-        """Bind ``host:port`` now (0: any free port; OSError if taken), serve on the loop."""
+              limits: ListenerLimits, ssl_context: ssl.SSLContext | None = None) -> Listener:
+        """Bind ``host:port`` now (0: any free port; OSError if taken), serve on the loop;
+        with ``ssl_context``, over TLS (the context can be reloaded in place)."""
         sock = _bind(host, port)
         evicted = [0]
         protocol = type("GuardedH11", (_GuardedH11,), {"limits": limits, "evicted": evicted})
@@ -157,12 +159,15 @@ class HttpHost:
             timeout_keep_alive=int(max(1, limits.keepalive_timeout_seconds)),
             h11_max_incomplete_event_size=limits.max_header_bytes,
             timeout_graceful_shutdown=int(_SHUTDOWN_SECONDS),
+            ssl_context_factory=(None if ssl_context is None
+                                 else lambda _config, _default: ssl_context),
         )
         server = uvicorn.Server(config)
         server.config.timeout_keep_alive = limits.keepalive_timeout_seconds  # type: ignore[assignment]
         done = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), self.loop())
         bound = int(sock.getsockname()[1])
-        log.info("http.listening", listener=name, host=host, port=bound)
+        log.info("http.listening", listener=name, host=host, port=bound,
+                 tls=ssl_context is not None)
         return Listener(name, bound, server, done, evicted)
 
 
