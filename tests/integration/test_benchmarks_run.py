@@ -25,6 +25,7 @@ SMALL_RUNS = [
     ("bench_clock_step.py", ["--quick"], "largest tick gap across a 1 h step back"),
     ("bench_redaction.py", ["--quick"], "false positives"),
     ("bench_peer_lookup.py", ["--connections", "5", "--requests", "20"], "ratio"),
+    ("bench_fleet_series.py", [], "5 watched agents sending telemetry"),
 ]
 
 
