@@ -305,8 +305,9 @@ def test_rules_routes_push_and_reports_across_three_hosts(
             for summary in bugsink_server.list_events(bugsink_project.id):
                 event = bugsink_server.lookup_event(summary["event_id"], bugsink_project.id)
                 data = (event or {}).get("data") or {}
-                kind = dict(_tags(data)).get("kind", "")
-                seen.setdefault(str(data.get("server_name")), set()).add(kind)
+                tags = dict(_tags(data))
+                assert tags.get("host") == data.get("server_name"), tags
+                seen.setdefault(str(data.get("server_name")), set()).add(tags.get("kind", ""))
             wanted = {a.name, b.name, c.name}
             return seen if wanted <= set(seen) and "rss_critical" in seen[a.name] else None
 
