@@ -6,9 +6,9 @@ process; host-a's process leaks. A central Prometheus (Debian's) scrapes host-a 
 over HTTPS with basic auth, evaluates monitoring/prometheus-alerts.yml (the memory alert's
 ``for`` shortened) and sends to a real Alertmanager routing to a webhook in this test.
 host-c listens on its own loopback only (a laptop behind NAT): a Prometheus in agent mode
-beside it scrapes it and remote-writes to the central one. Every host's crash reports land
-in one Bugsink, tagged with their host name. Traffic goes only to loopback and to the
-addresses of the namespaces made here.
+beside it scrapes it and remote-writes to the central one, over TLS with basic auth. Every
+host's crash reports land in one Bugsink, tagged with their host name. Traffic goes only to
+loopback and to the test's own bridge and namespace addresses.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import sys
 import textwrap
 import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.support.web_auth import get, make_cert, write_web_config
 
 MEMORY_ALERT = "TelemetrydTreeNearCritical"
 USER, PASSWORD = "prometheus", "fleet-scrape-pass"
+PUSHER, PUSH_PASSWORD = "host-c", "fleet-push-pass"
 METRICS_PORT = 9464
 
 pytestmark = pytest.mark.skipif(
@@ -225,9 +225,14 @@ def test_rules_routes_push_and_reports_across_three_hosts(
                                                 f"{b.address}:{METRICS_PORT}"]}],
             }],
         }))
+        # The central Prometheus takes pushes (and queries) only over TLS with a user.
+        central_cert, central_key = make_cert(tmp_path, "central", (fleet.gateway,))
+        central_web = write_web_config(tmp_path / "central-web.yml", {PUSHER: PUSH_PASSWORD},
+                                       central_cert, central_key)
+        (tmp_path / "push-password").write_text(PUSH_PASSWORD)
         processes.start("central", [
             "prometheus", f"--config.file={tmp_path / 'central.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'central-data'}",
+            f"--storage.tsdb.path={tmp_path / 'central-data'}", f"--web.config.file={central_web}",
             f"--web.listen-address={central}", "--web.enable-remote-write-receiver"])
 
         # host-c: a Prometheus in agent mode beside its daemon, pushing to the central one.
@@ -235,7 +240,10 @@ def test_rules_routes_push_and_reports_across_three_hosts(
             "global": {"scrape_interval": "2s", "scrape_timeout": "2s"},
             "scrape_configs": [{"job_name": "telemetryd", "static_configs": [
                 {"targets": [f"127.0.0.1:{METRICS_PORT}"], "labels": {"instance": c.name}}]}],
-            "remote_write": [{"url": f"http://{central}/api/v1/write",
+            "remote_write": [{"url": f"https://{central}/api/v1/write",
+                              "tls_config": {"ca_file": str(central_cert)},
+                              "basic_auth": {"username": PUSHER, "password_file":
+                                             str(tmp_path / "push-password")},
                               "queue_config": {"batch_send_deadline": "1s"}}],
         }))
         processes.start("agent", [
@@ -244,19 +252,29 @@ def test_rules_routes_push_and_reports_across_three_hosts(
             f"--storage.agent.path={tmp_path / 'agent-data'}",
             "--web.listen-address=127.0.0.1:9090"])
 
+        def api(path: str, **params: str) -> Any:
+            url = f"https://{central}/api/v1/{path}?" + urllib.parse.urlencode(params)
+            answer = get(url, central_cert, (PUSHER, PUSH_PASSWORD), timeout=10)
+            assert answer.status == 200, (path, answer.status, answer.body[:200])
+            return json.loads(answer.body)["data"]
+
         def query(expr: str) -> list[dict[str, Any]]:
-            url = f"http://{central}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-            with urllib.request.urlopen(url, timeout=10) as answer:
-                return json.loads(answer.read())["data"]["result"]  # type: ignore[no-any-return]
+            return api("query", query=expr)["result"]  # type: ignore[no-any-return]
 
         def diagnose() -> str:
-            return "\n".join(f"--- {n}\n{processes.log(n)}" for n in
+            return f"last central query: {last_error}\n" + "\n".join(
+                f"--- {n}\n{processes.log(n)}" for n in
                              ("host-a", "host-b", "host-c", "central", "agent", "alertmanager"))
+
+        last_error: list[str] = []
 
         def reachable() -> list[dict[str, Any]] | None:
             try:
-                return query("up == 1") or None
-            except OSError:
+                up = query("up")
+                last_error[:] = [str([(x["metric"]["instance"], x["value"][1]) for x in up])]
+                return [x for x in up if x["value"][1] == "1"] or None
+            except (OSError, AssertionError) as exc:
+                last_error[:] = [repr(exc)]
                 return None
 
         try:
@@ -286,10 +304,7 @@ def test_rules_routes_push_and_reports_across_three_hosts(
                         if v["name"] == "host")
         selector, label = re.fullmatch(r"label_values\((.*),\s*(\w+)\)",
                                        variable["query"]["query"]).groups()  # type: ignore[union-attr]
-        url = (f"http://{central}/api/v1/label/{label}/values?"
-               + urllib.parse.urlencode({"match[]": selector.replace("$job", ".*")}))
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            hosts = set(json.loads(answer.read())["data"])
+        hosts = set(api(f"label/{label}/values", **{"match[]": selector.replace("$job", ".*")}))
         assert hosts == {f"{a.address}:{METRICS_PORT}", f"{b.address}:{METRICS_PORT}", c.name}
 
         # Off loopback the status page and its API take the same basic auth, over TLS.
