@@ -18,7 +18,7 @@ from daemon.agents.records import Record, TokenUsage
 from daemon.agents.store import EventStore
 from daemon.config.schema import OtlpSettings
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents.ingest")
 _STOP = object()
 
 
@@ -59,6 +59,8 @@ class Ingestor:
         self._batch_max = batch_max_records
         self._retention_interval = retention_interval_seconds
         self._thread: threading.Thread | None = None
+        # Called on the writer thread with each batch once it is stored (the guard's feed).
+        self.observer: Callable[[Sequence[Record]], None] | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -187,6 +189,12 @@ class Ingestor:
                 except Exception:  # counted below; the batch's error is already logged
                     self.counters.add("records_dropped.write_error")
         self.counters.add("events_written", written)
+        if self.observer is not None:
+            try:
+                self.observer(records)
+            except Exception as exc:  # the guard failing must not stop ingestion
+                self.counters.add("observer_errors")
+                log.error("agents.observer_failed", error=repr(exc))
 
     def _over_size(self) -> bool:
         try:

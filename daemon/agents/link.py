@@ -14,6 +14,7 @@ import structlog
 from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
+from crash_reports.storage.reserve import DiskReserve
 from daemon.agents import budgets, periods
 from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
@@ -25,7 +26,7 @@ from daemon.runtime.snapshot import BudgetUse, OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 from daemon.watch.sampler import TickSample
 
-log = structlog.get_logger("telemetryd.agents")
+log = structlog.get_logger(component="agents.link")
 
 BUDGET_CHECK_SECONDS = 60.0
 MAX_CONTEXT_PIDS = 32
@@ -35,10 +36,11 @@ MAX_SESSION_WINDOW_SECONDS = 86400.0
 class AgentLink:
     """Runs the OTLP receiver and answers the daemon's questions about agents."""
 
-    def __init__(self, config: Config, db_path: Path, budget_state_path: Path) -> None:
+    def __init__(self, config: Config, db_path: Path, budget_state_path: Path,
+                 reserve: DiskReserve | None = None) -> None:
         self.otlp = config.otlp
         self.budgets = budgets_from(config.budgets)
-        self.telemetry = open_telemetry(self.otlp, db_path)
+        self.telemetry = open_telemetry(self.otlp, db_path, reserve)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
@@ -188,15 +190,16 @@ def watched_trees(sample: TickSample) -> WatchedTrees:
     return WatchedTrees(roots, tuple(members))
 
 
-def open_telemetry(settings: OtlpSettings, db_path: Path) -> AgentTelemetry:
+def open_telemetry(settings: OtlpSettings, db_path: Path,
+                   reserve: DiskReserve | None = None) -> AgentTelemetry:
     """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
     try:
-        return AgentTelemetry(settings, db_path)
+        return AgentTelemetry(settings, db_path, reserve)
     except (sqlite3.DatabaseError, sqlite.CorruptDatabaseError) as exc:
         if sqlite.is_busy(exc):
             raise  # held by another process: its file, not a damaged one
         sqlite.move_aside_logged(db_path, exc, event="agents.store_corrupt")
-        return AgentTelemetry(settings, db_path)
+        return AgentTelemetry(settings, db_path, reserve)
 
 
 def _load_budget_states(path: Path) -> dict[str, budgets.BudgetState]:

@@ -113,7 +113,11 @@ class ApiRequest:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """``count`` executions of one tool with one outcome, ``duration_ms`` in total."""
+    """``count`` executions of one tool with one outcome, ``duration_ms`` in total.
+
+    ``input_hash``: a digest of the call's input when the agent sent it (the guard compares
+    calls by it); the input itself is never kept, and the digest is not stored either.
+    """
 
     ts: float
     agent: Agent
@@ -123,6 +127,7 @@ class ToolCall:
     count: int
     duration_ms: float
     source: Source = "metric"
+    input_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

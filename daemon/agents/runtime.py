@@ -11,6 +11,7 @@ import structlog
 
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
+from crash_reports.storage.reserve import DiskReserve
 from daemon.agents.admission import Admission
 from daemon.agents.cardinality import IdentityLimits
 from daemon.agents.counters import Counters
@@ -22,18 +23,20 @@ from daemon.config.schema import OtlpSettings
 from daemon.runtime.paths import StatePaths, series_sidecar
 from daemon.web.otlp_receiver import OtlpReceiver
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents")
 
 
 class AgentTelemetry:
     """The agent-telemetry part of the daemon; ``db_path`` is ``StatePaths.events_db``."""
 
-    def __init__(self, settings: OtlpSettings, db_path: Path) -> None:
+    def __init__(self, settings: OtlpSettings, db_path: Path,
+                 reserve: DiskReserve | None = None) -> None:
         self.settings = settings
         self.admission = Admission(settings.trust, _token_key(StatePaths(db_path.parent)))
         counters = Counters()
         self.store = EventStore(db_path, settings.retention_days, settings.retention_bytes,
-                                limits=IdentityLimits.of(settings), counters=counters)
+                                limits=IdentityLimits.of(settings), counters=counters,
+                                reserve=reserve)
         self.reader = StoreReader(db_path)
         self.ingestor = Ingestor(self.store, settings.queue_size, counters,
                                  retention_interval_seconds=settings.retention_check_seconds,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,14 @@ MAX_HOOK_INPUT_BYTES = 1024 * 1024
 # session even before the session has sent any telemetry (Gemini CLI's hooks take the same
 # JSON as Claude Code's, under their own event names).
 HOOK_AGENTS = {"PreToolUse": "claude-code", "BeforeTool": "gemini"}
+
+# Hook JSON nested deeper than this is refused before it is decoded (json recurses once per
+# level: 100,000 levels would end in a RecursionError). Claude Code's own input is a few
+# levels deep; tool inputs nest rarely past ten.
+MAX_HOOK_NESTING = 200
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENERS = frozenset(b"[{")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -80,6 +89,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     except ConfigError as exc:
         err(f"telemetryd budget check: config error: {exc}")
         return ExitCode.FAILURE
+    blocked = guard_blocked(view.state_dir, session if args.hook else None)
+    if blocked is not None:
+        suffix = f"; {printable(tool)} blocked by telemetryd" if tool else ""
+        err(f"telemetryd: guard: {printable(blocked)}{suffix}")
+        return ExitCode.OVER_BUDGET
     try:
         verdict = check(view.budgets, StatePaths(view.state_dir).events_db, agent,
                         session, time.time(), explicit_agent=args.agent is not None)
@@ -133,12 +147,22 @@ def check(rules: Iterable[budget_gate.BudgetLimits], events_db: Path, agent: str
     return budget_gate.decide(spent, session)
 
 
+def guard_blocked(state_dir: Path, session: str | None) -> str | None:
+    """Why the behaviour guard blocks this session now (an open tool_loop or cost_surge
+    with ``[guard] block = true``, daemon/guard/blocks.py), or None."""
+    from daemon.guard.blocks import read_blocked_reason
+
+    return read_blocked_reason(state_dir, session, time.time())
+
+
 def read_hook(stream: BinaryIO) -> tuple[str, str | None, str | None]:
     """Session id, tool name and the agent whose hook it is (``HOOK_AGENTS``) from a hook's
     JSON (bounded); ValueError if bad."""
     raw = stream.read(MAX_HOOK_INPUT_BYTES + 1)
     if len(raw) > MAX_HOOK_INPUT_BYTES:
         raise ValueError("hook input larger than 1 MiB")
+    if nesting_exceeds(raw, MAX_HOOK_NESTING):
+        raise ValueError(f"hook input is JSON nested deeper than {MAX_HOOK_NESTING} levels")
     try:
         data: Any = json.loads(raw)
     except ValueError as exc:
@@ -149,3 +173,27 @@ def read_hook(stream: BinaryIO) -> tuple[str, str | None, str | None]:
     event = data.get("hook_event_name")
     return (data["session_id"], tool if isinstance(tool, str) else None,
             HOOK_AGENTS.get(event) if isinstance(event, str) else None)
+
+
+def nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text ``raw`` nests arrays/objects more than ``limit`` deep (pure).
+
+    Strings are cut out (brackets inside them do not count), then the brackets left are
+    counted, stopping at the first one past ``limit``. Not a validator: text that is not
+    JSON is left to the decoder, which says so.
+
+    >>> nesting_exceeds(b'{"a": [[1], {"b": "]]]"}]}', 3), nesting_exceeds(b'[[[[]]]]', 3)
+    (False, True)
+    """
+    text = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False  # the usual hook input: a handful of brackets
+    depth = 0
+    for byte in text:
+        if byte in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False

@@ -36,7 +36,7 @@ from daemon.runtime.tick import Ticker
 from daemon.watch.proctable import ProcessTable, default_process_table
 from daemon.watch.sampler import TickSample
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 
 ConfigLoader = Callable[[], Config]
 TICK_FRIENDLY_SWITCH_INTERVAL_SECONDS = 0.0005
@@ -207,6 +207,8 @@ class Service:
             running.spool.limits = spool_limits(new)
             running.reports.environment = new.sentry.environment
             running.agents.set_budgets(new)
+            if running.guard is not None:
+                running.guard.set_settings(new.guard)
             running.dsn = new.sentry.dsn
 
     def shutdown(self) -> None:

@@ -19,11 +19,12 @@ from crash_reports.stats.events import stats_event
 from crash_reports.stats.figures import Counter
 from crash_reports.stats.history import HistoryWriter, TreeKey
 from crash_reports.stats.store import StatsStore
+from crash_reports.storage.reserve import DiskReserve
 from daemon.watch.monitor import Action, Crossed, Exited, ReportRequest, Seen
 from daemon.watch.sampler import TickSample
 from daemon.watch.thresholds import Level
 
-log = structlog.get_logger("telemetryd.stats")
+log = structlog.get_logger(component="stats")
 
 _LEVEL_COUNTERS = {Level.WARNING: Counter.WARNINGS, Level.CRITICAL: Counter.CRITICALS}
 SHIP_EVERY_SECONDS = 60.0
@@ -34,10 +35,14 @@ class StatsRecorder:
     """Owns the stats store for the daemon: samples, counters, its own figures, shipping."""
 
     def __init__(self, path: Path, host: str | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 reserve: DiskReserve | None = None) -> None:
         self.store = StatsStore.open(path)
         self._monotonic = monotonic
+        self.store.reserve = reserve
         self.history = _open_history(path)
+        if self.history is not None:
+            self.history.reserve = reserve
         self.host = host or socket.gethostname()
         self._self = psutil.Process()
         self._cpu_before: tuple[float, float] | None = None

@@ -21,6 +21,7 @@ from daemon.config.schema import Config, SignalAction, WatchRule
 from daemon.runtime.action_runner import ActionRunner
 from daemon.runtime.evidence import LeakEvidence
 from daemon.runtime.evidence_worker import EvidenceJob, EvidenceWorker
+from daemon.runtime.guard_step import GuardStep
 from daemon.runtime.node_heap import NodeHeap
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.recent_events import EventKind, RecentEvent
@@ -50,7 +51,7 @@ from daemon.wrap.announcements import (
     with_wrapped_watch,
 )
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="tick")
 FiredSlot = tuple[str, tuple[int, int], Trigger]
 # Reports that say which member of the tree grew (``wrap`` adds it to ``killed`` ones).
 LEAK_EVIDENCE_KINDS = frozenset({ReportKind.RSS_CRITICAL, ReportKind.CPU_CRITICAL})
@@ -182,6 +183,7 @@ class Ticker:
         self.evidence = EvidenceWorker()
         self.evidence_wait = evidence_wait_seconds(config.daemon.interval_seconds)
         self.awaited: list[AwaitedReport] = []
+        self.guard = GuardStep(config.daemon.state_dir)
         self.count = 0
         self.reports_written = 0
         self.last: TickInfo | None = None
@@ -254,6 +256,8 @@ class Ticker:
             running.transport.retry_failed_writes()
         running.stats.ship_due(running.client, now)
         running.agents.check_budgets(running.client, now)
+        self.reports_written += self.guard.run(running, sample, self.monitor.rules,
+                                               self.monitor.tracked, self.runner, started, now)
         duration = self.monotonic() - started
         if running.metrics is not None:
             running.metrics.observe_tick(duration)

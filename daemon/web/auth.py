@@ -28,7 +28,7 @@ import structlog
 from daemon.config.web_config import TlsServerConfig, WebConfig
 from daemon.web.routes import Request, Response, Route
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web.auth")
 
 _REALM = 'Basic realm="telemetryd"'
 _MAX_REMEMBERED = 64

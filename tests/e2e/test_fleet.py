@@ -171,6 +171,11 @@ def start_host(processes: Processes, folder: Path, host: Host, config: Path, mod
         str(agent), mode])
 
 
+# Three daemons, two Prometheus servers, Alertmanager and Bugsink at once: kept off the
+# machine while the tick-gap tests measure (a group of its own would still run beside
+# them on the other worker), with minutes of waits of its own.
+@pytest.mark.xdist_group("tick-gaps")
+@pytest.mark.timeout(600)
 def test_rules_routes_push_and_reports_across_three_hosts(
     tmp_path: Path, fleet: Fleet, processes: Processes,
     bugsink_server: BugsinkServer, bugsink_project: BugsinkProject,

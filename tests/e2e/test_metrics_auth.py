@@ -77,6 +77,19 @@ def test_every_page_needs_credentials_over_tls(secured: Secured) -> None:
     assert b"telemetryd_" in scrape.body
 
 
+def test_a_page_of_the_tls_listener_is_served_to_its_own_https_origin(secured: Secured) -> None:
+    """Behind TLS the status page's own requests carry ``Origin: https://`` + Host: served;
+    the same page's ``http://`` origin, or another site's, is refused (403)."""
+    good = ("prometheus", "first-pass")
+    own = f"https://127.0.0.1:{secured.port}"
+    for path in ("/api/status", "/metrics"):
+        answer = get(secured.url(path), secured.cert, good, headers={"Origin": own})
+        assert answer.status == 200, path
+        for other in (f"http://127.0.0.1:{secured.port}", "https://evil.example"):
+            refused = get(secured.url(path), secured.cert, good, headers={"Origin": other})
+            assert refused.status == 403, (path, other)
+
+
 def test_plain_http_gets_nothing(secured: Secured) -> None:
     """The listener speaks TLS only: a plain-HTTP scrape with good credentials gets no page."""
     with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):

@@ -55,9 +55,9 @@ def write_web_config(path: Path, users: dict[str, str], cert: Path | None = None
 
 
 def get(url: str, cafile: Path | None = None, auth: tuple[str, str] | None = None,
-        timeout: float = 30.0) -> Answer:
+        timeout: float = 30.0, headers: dict[str, str] | None = None) -> Answer:
     """GET ``url`` (over TLS trusting only ``cafile``); any HTTP status is an answer."""
-    request = urllib.request.Request(url)
+    request = urllib.request.Request(url, headers=headers or {})
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
