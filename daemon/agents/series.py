@@ -105,10 +105,6 @@ class SeriesTracker:
         self.size = len(self._order)
         return restored
 
-    def active_series(self) -> int:
-        """How many series are remembered now."""
-        return self.size
-
     def _sweep(self, now: float) -> None:
         self._last_sweep = now
         horizon = now - self.idle_seconds

@@ -269,10 +269,6 @@ class Service:
             log.info("daemon.signal", signal=signal.Signals(flags.stop_signal).name,
                      action="stop")
 
-    def request_stop(self) -> None:
-        """Ask the main loop to stop (thread-safe)."""
-        self.signals.request_stop()
-
     def _publish_status(self, running: Running, sample: TickSample | None,
                         stopped: bool = False) -> None:
         self.last_snapshot = self.publisher.publish(

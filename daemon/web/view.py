@@ -16,7 +16,6 @@ from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
 from daemon.runtime.snapshot import StatusSnapshot
 
-STATES = ("ok", "warning", "critical", "orphaned")
 EventUrl = Callable[[str], str | None]
 
 
