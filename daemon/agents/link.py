@@ -173,7 +173,7 @@ def watched_trees(sample: TickSample) -> WatchedTrees:
 
     >>> from daemon.watch.sampler import TreeSample
     >>> tree = TreeSample("bot", 7, (7, 70), "bot", 0.0, 1, 0.0, 1, 0.0, 2, member_pids=(9,))
-    >>> trees = watched_trees(TickSample(0.0, {"bot": [tree]}, 1))
+    >>> trees = watched_trees(TickSample(0.0, 0.0, {"bot": [tree]}, 1))
     >>> trees.roots, trees.members
     ({(7, 70): 'bot'}, (7, 9))
     """

@@ -206,7 +206,7 @@ class Ticker:
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
-        fired = self._fired(actions, now)
+        fired = self._fired(actions, started)  # cooldowns: monotonic
         if self.awaited:
             self.write_awaited(running)  # before this tick's exits forget who they were
         requests: list[ReportRequest] = []
@@ -298,7 +298,8 @@ class Ticker:
                 running.reports.forget(process)  # gone while its evidence was gathered
 
     def _fired(self, actions: list[Action], now: float) -> dict[FiredSlot, Fired]:
-        # Watch actions this tick sets off, past their cooldown; reports fill in their ids.
+        # Watch actions this tick sets off, past their cooldown (``now`` is monotonic);
+        # reports fill in their ids.
         fired, suppressed = self.gate.select(actions, self.monitor.rules, now)
         for item in suppressed:
             log.info("action.suppressed", watch=item.watch, pid=item.pid,

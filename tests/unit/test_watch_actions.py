@@ -60,7 +60,7 @@ def _tick(at: float, rss: int) -> TickSample:
     tree = TreeSample(watch="w", pid=42, key=(42, 1), name="agent", create_time=1.0,
                       rss_bytes=rss, cpu_percent=0.0, root_rss_bytes=rss,
                       root_cpu_percent=0.0, members=1)
-    return TickSample(at, {"w": [tree]}, 1)
+    return TickSample(at, at, {"w": [tree]}, 1)
 
 
 def test_a_trigger_fires_once_per_cooldown_and_critical_carries_its_report() -> None:
