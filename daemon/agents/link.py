@@ -43,7 +43,7 @@ class AgentLink:
         self.telemetry = open_telemetry(self.otlp, db_path, reserve)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
-        self._next_budget_check = 0.0
+        self._next_budget_check = float("-inf")  # monotonic
         self._spent_usd: dict[str, float] = {}
         self._today: tuple[float, list[AgentToday]] = (float("-inf"), [])
         self.error: str | None = None
@@ -51,7 +51,7 @@ class AgentLink:
     def set_budgets(self, config: Config) -> None:
         """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
         self.budgets = budgets_from(config.budgets)
-        self._next_budget_check = 0.0
+        self._next_budget_check = float("-inf")
 
     def start(self) -> None:
         """Start the writer and the receiver; a port in use is logged, not fatal."""
@@ -103,11 +103,15 @@ class AgentLink:
             log.warning("otlp.context_failed", pid=tracked.pid, error=repr(exc))
         return None
 
-    def check_budgets(self, client: sentry_sdk.Client | None, now: float) -> None:
-        """Log each budget threshold crossed once per period; spool an event at 100 %."""
-        if not self.budgets or now < self._next_budget_check:
+    def check_budgets(self, client: sentry_sdk.Client | None, now: float, clock: float) -> None:
+        """Log each budget threshold crossed once per period; spool an event at 100 %.
+
+        ``now`` (wall) places the periods; ``clock`` (monotonic) paces the checks to one
+        per BUDGET_CHECK_SECONDS whatever the wall clock does.
+        """
+        if not self.budgets or clock < self._next_budget_check:
             return
-        self._next_budget_check = now + BUDGET_CHECK_SECONDS
+        self._next_budget_check = clock + BUDGET_CHECK_SECONDS
         changed = False
         for budget in self.budgets:
             key = f"{budget.agent}|{budget.period}"

@@ -255,7 +255,7 @@ class Ticker:
         if running.transport.held_count:
             running.transport.retry_failed_writes()
         running.stats.ship_due(running.client, now)
-        running.agents.check_budgets(running.client, now)
+        running.agents.check_budgets(running.client, now, started)
         self.reports_written += self.guard.run(running, sample, self.monitor.rules,
                                                self.monitor.tracked, self.runner, started, now)
         duration = self.monotonic() - started
