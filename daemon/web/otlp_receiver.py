@@ -158,7 +158,8 @@ class OtlpReceiver:
 
     def routes(self) -> RouteTable:
         """``/v1/metrics`` and ``/v1/logs``, refusals worded as OTLP wants."""
-        table = RouteTable(refuse=self._refusal)
+        table = RouteTable(refuse=self._refusal,
+                           failed=lambda: self.counters.add("handler_errors"))
         for path in _SIGNALS:
             table.add(path, Route(self._handler(path), frozenset({"POST"}), body=True))
         return table

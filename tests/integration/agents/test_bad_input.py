@@ -325,6 +325,23 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
     assert agents.stats()["requests_not_taken.internal_error"] == 1
 
 
+def test_a_handler_bug_is_answered_500_and_counted(
+    agents: AgentTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug past decoding costs one request (500), counted in handler_errors and /metrics."""
+    from daemon.web.metrics import otlp_families
+
+    def broken(*_: object, **__: object) -> bool:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(agents.receiver.ingestor, "submit", broken)
+    assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 500
+    monkeypatch.undo()
+    assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 200
+    families = {f.name: f for f in otlp_families(agents.stats())}
+    assert families["telemetryd_otlp_handler_errors"].samples[0].value == 1
+
+
 def test_ipv6_loopback_is_served(make_agents: object) -> None:
     """listen on ::1 binds an IPv6 socket and answers on it."""
     if not socket.has_ipv6:
