@@ -16,6 +16,7 @@ from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 from crash_reports.storage.reserve import DiskReserve
 from daemon.agents import budgets, periods
+from daemon.agents.counters import OtlpCounter
 from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
@@ -160,14 +161,16 @@ class AgentLink:
             return OtlpStatus(up=False, note="disabled in [otlp]")
         if not self.telemetry.receiver.running:
             return OtlpStatus(up=False, note="not started")
-        counters = self.telemetry.stats()
-        dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
-        evicted = {k.removeprefix("evicted."): v for k, v in counters.items()
-                   if k.startswith("evicted.") and v}
+        stats = self.telemetry.stats()
+        points = stats.by_labels(OtlpCounter.POINTS)
+        dropped = (stats.total(OtlpCounter.REQUESTS_REFUSED)
+                   + stats.total(OtlpCounter.POINTS_DROPPED)
+                   + stats.total(OtlpCounter.CONNECTIONS_DROPPED)
+                   + sum(n for (_, outcome), n in points.items() if outcome != "accepted"))
+        evicted = {kind: n for (kind,), n in stats.by_labels(OtlpCounter.EVICTED).items() if n}
         return OtlpStatus(
             up=True, listen=f"{self.otlp.listen.host}:{self.telemetry.receiver.port}",
-            points_accepted=sum(v for k, v in counters.items()
-                                if k.startswith("points_accepted")),
+            points_accepted=sum(n for (_, outcome), n in points.items() if outcome == "accepted"),
             dropped_or_refused=dropped, evicted=evicted or None)
 
 
