@@ -133,7 +133,7 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
         if holder:
             holder[0].flushed(result)
 
-    reports = ReportWriter(client, spool, system, config.sentry.environment,
+    reports = ReportWriter(client, transport, system, config.sentry.environment,
                            agent_context=agents.context_for, stats_context=stats.recent)
     running = Running(stats=stats, spool=spool, transport=transport, client=client,
                       agents=agents, reports=reports, delivery=Delivery(spool, on_flush),

@@ -328,7 +328,7 @@ class Ticker:
     def _write_storm(self, running: Running, storm: StormReport, oom: OomEvidence) -> None:
         request = storm.representative
         try:
-            report_id = running.reports.write_storm(storm, report_evidence(request, oom))
+            stored = running.reports.write_storm(storm, report_evidence(request, oom))
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=storm.watch, kind=storm.kind.value,
                       processes=len(storm.requests), error=repr(exc))
@@ -338,11 +338,11 @@ class Ticker:
                 for member in storm.requests:
                     running.reports.forget(member.process)
         log.warning("report.storm", watch=storm.watch, kind=storm.kind.value,
-                    processes=len(storm.requests), id=report_id)
-        if report_id is not None:
+                    processes=len(storm.requests), id=stored.id if stored else None)
+        if stored is not None:
             self.reports_written += 1
             running.stats.report_written(request)
-            running.report_written(report_id, storm.watch, request.process.pid,
+            running.report_written(stored.id, storm.watch, request.process.pid,
                                    f"{storm.kind.value} storm", request.at)
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
@@ -374,7 +374,7 @@ class Ticker:
                 evidence["leak"] = leak.as_dict()
             if planned is not None:
                 evidence["actions"] = [action.describe() for action in planned.actions]
-            report_id = running.reports.write(request, evidence)
+            stored = running.reports.write(request, evidence)
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=request.process.watch, pid=request.process.pid,
                       kind=request.kind.value, error=repr(exc))
@@ -382,14 +382,12 @@ class Ticker:
         finally:
             if request.kind is ReportKind.EXITED_UNDER_PRESSURE:
                 running.reports.forget(request.process)
-        if report_id is None:
+        if stored is None:
             return planned
         self.reports_written += 1
         running.stats.report_written(request)
-        running.report_written(report_id, request.process.watch, request.process.pid,
+        running.report_written(stored.id, request.process.watch, request.process.pid,
                                request.kind.value, request.at)
         if planned is None:
             return None
-        path = next(running.spool.pending_dir.glob(f"*-{report_id}.env"), None)
-        return dataclasses.replace(planned, report_id=report_id,
-                                   report_path=str(path) if path else None)
+        return dataclasses.replace(planned, report_id=stored.id, report_path=str(stored.path))
