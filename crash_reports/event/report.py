@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from crash_reports.event.evidence import Evidence
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import redact_command_line, redact_name
@@ -44,7 +45,7 @@ class ReportInput:
     trend: dict[str, Any]
     system: dict[str, Any]
     samples: list[dict[str, Any]]
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=Evidence)
     agent: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
     environment: str = "production"
@@ -97,22 +98,25 @@ def report_title(data: ReportInput) -> str:
     rss = data.tree.get("rss_bytes")
     detail = f" at RSS {format_bytes(rss)}" if isinstance(rss, int | float) else ""
     if data.kind == "child_oom_killed":
-        gone = ", ".join(str(pid) for pid in data.evidence.get("gone_pids", []))
-        before = data.evidence.get("rss_bytes_before")
-        if isinstance(before, int | float):
+        evidence = data.evidence
+        gone = ", ".join(str(pid) for pid in evidence.gone_pids)
+        before = evidence.rss_bytes_before
+        if before is not None:
             detail = f" at tree RSS {format_bytes(before)}"
         return (f"{who}: child {gone} killed by the kernel OOM killer"
-                f"{detail} ({data.evidence.get('level', 'warning')})")
+                f"{detail} ({evidence.level or 'warning'})")
     if data.kind == "orphans_left":
-        count = data.evidence.get("orphans_count", 0)
-        orphans_rss = data.evidence.get("orphans_rss_bytes", 0)
+        count = data.evidence.orphans_count
+        orphans_rss = data.evidence.orphans_rss_bytes
         return (f"{who} exited and left {count} process{'es' if count != 1 else ''} "
                 f"behind (RSS {format_bytes(orphans_rss)})")
-    oom = " (kernel OOM killer fired)" if data.evidence.get("oom_kill_delta") else ""
+    oom = " (kernel OOM killer fired)" if data.evidence.oom_kill_delta else ""
+    killed = data.evidence.killed
     if data.kind == ReportKind.KILLED:
-        how = data.evidence.get("signal_name") or f"exit status {data.evidence.get('exit_status')}"
+        how = (killed.signal_name if killed else None) or \
+            f"exit status {killed.exit_status if killed else None}"
         return f"{who}: killed by {how}{detail}{oom}"
-    level = data.evidence.get("level", "warning")
+    level = data.evidence.level or "warning"
     return f"{who} exited under pressure ({level}){detail}{oom}"
 
 
@@ -158,7 +162,7 @@ def build_report(data: ReportInput) -> BuiltReport:
             "value": data.value,
             "level": data.level_value,
             "at": data.at,
-            **data.evidence,
+            **data.evidence.as_dict(),
         },
     }
     if data.agent:

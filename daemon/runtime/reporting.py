@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ import sentry_sdk
 import structlog
 
 from crash_reports.event.capture import capture_report
+from crash_reports.event.evidence import Evidence
 from crash_reports.event.kinds import ReportKind
 from crash_reports.event.report import BuiltReport, ReportInput, build_report
 from crash_reports.event.system_facts import SystemFacts, process_details, tree_pss_bytes
@@ -65,7 +67,7 @@ class ReportWriter:
         capture_report(self.client, report)
         return self.transport.take_stored(report.event_id)
 
-    def write_storm(self, storm: StormReport, evidence: dict[str, Any]) -> StoredReport | None:
+    def write_storm(self, storm: StormReport, evidence: Evidence) -> StoredReport | None:
         """One report for a storm: built around its largest tree, listing every pid."""
         pids = storm.pids()
         storm_facts = {
@@ -75,10 +77,10 @@ class ReportWriter:
             "rss_bytes_sum": sum(r.process.last.rss_bytes for r in storm.requests),
             "pss_bytes": tree_pss_bytes(pids),
         }
-        return self.write(storm.representative, {**evidence, "storm": storm_facts},
+        return self.write(storm.representative, dataclasses.replace(evidence, storm=storm_facts),
                           title=storm.title)
 
-    def write(self, request: ReportRequest, evidence: dict[str, Any],
+    def write(self, request: ReportRequest, evidence: Evidence,
               title: str | None = None) -> StoredReport | None:
         """Build and spool one report; return what was stored, or None if it could not be
         stored now.

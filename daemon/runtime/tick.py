@@ -10,11 +10,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 import structlog
 
+from crash_reports.event.evidence import Evidence, OrphanFact
 from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, SignalAction, WatchRule
@@ -77,12 +77,6 @@ class OomEvidence:
     total: int | None = None
     delta: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """Fields for a report's evidence (empty when unknown)."""
-        if self.total is None or self.delta is None:
-            return {}
-        return {"oom_kill_total": self.total, "oom_kill_delta": self.delta}
-
 
 def emit(action: Action) -> None:
     """Write the log line an action calls for."""
@@ -91,31 +85,27 @@ def emit(action: Action) -> None:
         getattr(log, line.level)(line.event, **line.fields)
 
 
-def report_evidence(request: ReportRequest, oom: OomEvidence) -> dict[str, Any]:
+def report_evidence(request: ReportRequest, oom: OomEvidence) -> Evidence:
     """What a report carries beyond the tree: OOM evidence for trees under pressure (pure).
 
     >>> from types import SimpleNamespace
     >>> req = SimpleNamespace(kind=ReportKind.RSS_CRITICAL, gone_pids=(), samples=(),
     ...                       orphans=())
-    >>> report_evidence(req, OomEvidence(3, 1))  # type: ignore[arg-type]
-    {}
+    >>> report_evidence(req, OomEvidence(3, 1)) == Evidence()  # type: ignore[arg-type]
+    True
     """
-    extra: dict[str, Any] = {}
-    if request.kind in PRESSURE_KINDS:
-        extra = oom.as_dict()
-        extra["level"] = request.process.level.label
-    if request.orphans:
-        extra["orphans_count"] = sum(orphan.members for orphan in request.orphans)
-        extra["orphans_rss_bytes"] = sum(orphan.rss_bytes for orphan in request.orphans)
-        extra["orphans"] = [
-            {"pid": o.pid, "name": o.name, "rss_bytes": o.rss_bytes, "members": o.members,
-             "age_seconds": round(max(0.0, request.at - o.create_time), 1)}
-            for o in request.orphans]
-    if request.gone_pids:
-        extra["gone_pids"] = list(request.gone_pids)
-        if request.samples:
-            extra["rss_bytes_before"] = request.samples[-1].rss_bytes
-    return extra
+    pressure = request.kind in PRESSURE_KINDS
+    orphans = tuple(OrphanFact(o.pid, o.name, o.rss_bytes, o.members,
+                               round(max(0.0, request.at - o.create_time), 1))
+                    for o in request.orphans)
+    return Evidence(
+        level=request.process.level.label if pressure else None,
+        oom_kill_total=oom.total if pressure and oom.delta is not None else None,
+        oom_kill_delta=oom.delta if pressure and oom.total is not None else None,
+        gone_pids=tuple(request.gone_pids),
+        rss_bytes_before=request.samples[-1].rss_bytes
+        if request.gone_pids and request.samples else None,
+        orphans=orphans)
 
 
 def watches_of(config: Config) -> tuple[WatchRule, ...]:
@@ -369,11 +359,10 @@ class Ticker:
                       leak: LeakEvidence | None, planned: Fired | None) -> Fired | None:
         """Write one report; ``planned`` with the report's id and path (as is if unwritten)."""
         try:
-            evidence = report_evidence(request, oom)
-            if leak is not None:
-                evidence["leak"] = leak.as_dict()
-            if planned is not None:
-                evidence["actions"] = [action.describe() for action in planned.actions]
+            evidence = dataclasses.replace(
+                report_evidence(request, oom),
+                leak=leak.as_dict() if leak is not None else None,
+                actions=tuple(a.describe() for a in planned.actions) if planned else ())
             stored = running.reports.write(request, evidence)
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=request.process.watch, pid=request.process.pid,
