@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import structlog
 
+from crash_reports.event.kinds import Trigger
 from crash_reports.event.redact import redact_command_line
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
@@ -27,7 +28,7 @@ from daemon.runtime.action_runner import ActionRunner
 from daemon.runtime.running import Running
 from daemon.watch.monitor import TrackedProcess
 from daemon.watch.sampler import TickSample, TreeSample
-from daemon.watch.triggers import Fired, Trigger, actions_for
+from daemon.watch.triggers import Fired, actions_for
 
 log = structlog.get_logger("telemetryd.guard")
 VERSIONS_FILE = "guard-versions.json"

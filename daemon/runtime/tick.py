@@ -15,7 +15,7 @@ import psutil
 import structlog
 
 from crash_reports.event.evidence import Evidence, OrphanFact
-from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
+from crash_reports.event.kinds import ReportKind, Trigger
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, SignalAction, WatchRule
 from daemon.runtime.action_runner import ActionRunner
@@ -43,7 +43,7 @@ from daemon.watch.reaper import Reaper
 from daemon.watch.sampler import Sampler, TickSample
 from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
 from daemon.watch.thresholds import Level
-from daemon.watch.triggers import REPORT_TRIGGERS, ActionGate, Fired, Trigger
+from daemon.watch.triggers import ActionGate, Fired
 from daemon.wrap.announcements import (
     pids_by_watch,
     read_announced,
@@ -54,7 +54,6 @@ from daemon.wrap.announcements import (
 log = structlog.get_logger("telemetryd")
 FiredSlot = tuple[str, tuple[int, int], Trigger]
 # Reports that say which member of the tree grew (``wrap`` adds it to ``killed`` ones).
-LEAK_EVIDENCE_KINDS = frozenset({ReportKind.RSS_CRITICAL, ReportKind.CPU_CRITICAL})
 STOP_EVIDENCE_SECONDS = 2.0  # at shutdown, the most we wait for evidence under way
 # A tick waits this long (at most a quarter of the interval) for evidence it asked for, so a
 # quick gathering (/proc reads: milliseconds) still has its report written in that tick.
@@ -94,7 +93,7 @@ def report_evidence(request: ReportRequest, oom: OomEvidence) -> Evidence:
     >>> report_evidence(req, OomEvidence(3, 1)) == Evidence()  # type: ignore[arg-type]
     True
     """
-    pressure = request.kind in PRESSURE_KINDS
+    pressure = request.kind.pressure
     orphans = tuple(OrphanFact(o.pid, o.name, o.rss_bytes, o.members,
                                round(max(0.0, request.at - o.create_time), 1))
                     for o in request.orphans)
@@ -337,11 +336,11 @@ class Ticker:
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
                       fired: dict[FiredSlot, Fired]) -> None:
-        trigger = REPORT_TRIGGERS.get(request.kind)
+        trigger = request.kind.trigger
         slot = (request.process.watch, request.process.key, trigger)
         planned = fired.get(slot) if trigger is not None else None  # type: ignore[arg-type]
         process = request.process
-        if request.kind in LEAK_EVIDENCE_KINDS and process.members is not None:
+        if request.kind.leak_evidence and process.members is not None:
             # Evidence is gathered off the tick; the report follows on a later tick.
             heap = node_heap_for(self.monitor.rules.get(process.watch),
                                  process.pid in self.wrapped_pids, self.heap_dir)
@@ -350,7 +349,7 @@ class Ticker:
                 del fired[slot]  # type: ignore[arg-type]
             self.awaited.append(AwaitedReport(request, oom, planned, job))
             return
-        leak = LeakEvidence() if request.kind in LEAK_EVIDENCE_KINDS else None
+        leak = LeakEvidence() if request.kind.leak_evidence else None
         written = self._spool_report(running, request, oom, leak, planned)
         if written is not None:
             fired[slot] = written  # type: ignore[index]

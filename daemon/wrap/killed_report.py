@@ -58,7 +58,7 @@ def killed_input(config: Config, watch: str, wrap_id: str, argv: list[str], outc
     )
     members = sorted(outcome.members, key=lambda m: -int(m["rss_bytes"]))
     return ReportInput(
-        kind=ReportKind.KILLED.value,
+        kind=ReportKind.KILLED,
         watch=watch,
         host=host,
         version=__version__,

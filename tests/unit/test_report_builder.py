@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from crash_reports.event.evidence import Evidence
+from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import REDACTED
 from crash_reports.event.report import KINDS, ReportInput, build_report, sanitize_process
 
@@ -18,8 +19,10 @@ SECRET = "Zq7sEcReTvAlUe42"
 
 def report_input(**changes: Any) -> ReportInput:
     """A realistic rss_critical crossing, with secrets in the process's command line and env."""
+    if changes.get("kind") in KINDS:  # a known kind's value stands for the kind
+        changes["kind"] = ReportKind(changes["kind"])
     base = ReportInput(
-        kind="rss_critical",
+        kind=ReportKind.RSS_CRITICAL,
         watch="claude-code",
         host="devbox",
         version="0.1.0",

@@ -9,13 +9,14 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
+from crash_reports.event.kinds import Trigger
 from daemon.config.errors import ConfigError
 from daemon.config.parse import parse_config
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction
 from daemon.runtime.action_runner import ActionRunner
 from daemon.watch.monitor import Monitor
 from daemon.watch.sampler import TickSample, TreeSample
-from daemon.watch.triggers import ActionGate, Fired, Trigger
+from daemon.watch.triggers import ActionGate, Fired
 
 RAM = 8 * 1024**3
 
