@@ -15,6 +15,7 @@ from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
 from daemon.watch.monitor import OrphanTrack, TrackedProcess
 from daemon.watch.sampler import TreeSample
+from daemon.watch.thresholds import Level
 
 STATUS_VERSION = 1
 ZOMBIE_NOTE = "zombie (exited, not reaped)"
@@ -33,11 +34,11 @@ class ProcessStatus:
     name: str
     rss_bytes: int
     cpu_percent: float
-    state: str = "ok"
+    state: Level = Level.OK  # a Level until JSON: to_json writes its label
     create_time: float | None = None
     members: int = 1
-    rss_level: str = "ok"
-    cpu_level: str = "ok"
+    rss_level: Level = Level.OK
+    cpu_level: Level = Level.OK
     samples_over: int = 0
     rate_bytes_per_min: float | None = None
     eta_seconds: float | None = None
@@ -60,8 +61,9 @@ class ProcessStatus:
         return {
             "pid": self.pid, "name": self.name, "create_time": self.create_time,
             "rss_bytes": self.rss_bytes, "cpu_percent": self.cpu_percent,
-            "members": self.members, "state": self.state, "rss_level": self.rss_level,
-            "cpu_level": self.cpu_level, "samples_over": self.samples_over,
+            "members": self.members, "state": self.state.label,
+            "rss_level": self.rss_level.label, "cpu_level": self.cpu_level.label,
+            "samples_over": self.samples_over,
             "rate_bytes_per_min": self.rate_bytes_per_min, "eta_seconds": self.eta_seconds,
             "version": self.version, "note": self.note,
         }
@@ -74,11 +76,11 @@ class ProcessStatus:
             pid=int(data["pid"]), name=str(data.get("name") or ""),
             rss_bytes=int(data.get("rss_bytes") or 0),
             cpu_percent=float(data.get("cpu_percent") or 0.0),
-            state=str(data.get("state") or "ok"),
+            state=Level.of(data.get("state")),
             create_time=_opt_float(data.get("create_time")),
             members=int(data.get("members") or 1),
-            rss_level=str(data.get("rss_level") or "ok"),
-            cpu_level=str(data.get("cpu_level") or "ok"),
+            rss_level=Level.of(data.get("rss_level")),
+            cpu_level=Level.of(data.get("cpu_level")),
             samples_over=int(data.get("samples_over") or 0),
             rate_bytes_per_min=_opt_float(data.get("rate_bytes_per_min")),
             eta_seconds=_opt_float(data.get("eta_seconds")),
@@ -379,8 +381,7 @@ def process_status(tracked: TrackedProcess) -> ProcessStatus:
     return ProcessStatus(
         pid=tracked.pid, name=sample.name, create_time=sample.create_time,
         rss_bytes=sample.rss_bytes, cpu_percent=sample.cpu_percent, members=sample.members,
-        state=tracked.level.label, rss_level=tracked.rss.level.label,
-        cpu_level=tracked.cpu.level.label,
+        state=tracked.level, rss_level=tracked.rss.level, cpu_level=tracked.cpu.level,
         samples_over=max(tracked.rss.over_warning, tracked.cpu.over_warning),
         rate_bytes_per_min=tracked.rate_bytes_per_min, eta_seconds=tracked.eta_seconds,
         access_denied=sample.access_denied, version=sample.version,

@@ -29,6 +29,7 @@ from daemon.agents.queries import StoreReader
 from daemon.agents.totals import read_totals
 from daemon.guard.guard import GuardCounts
 from daemon.runtime.snapshot import FlushStatus, StatusSnapshot
+from daemon.watch.thresholds import Level
 from daemon.web.agent_metrics import (
     AgentLabelCaps,
     LabelLimits,
@@ -42,7 +43,6 @@ log = structlog.get_logger(__name__)
 TICK_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
-_LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 
 
 class TickDurations:
@@ -247,13 +247,13 @@ def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
     for watch in snapshot.watches:
         name = watch.name
         live = watch.live
-        levels = [_LEVELS.get(p.state, 0) for p in live]
+        levels = [p.state for p in live]
         processes.add_metric([name], float(len(live)))
         rss.add_metric([name], float(sum(_number(p.rss_bytes) for p in live)))
         cpu.add_metric([name], sum(_number(p.cpu_percent) for p in live) / 100.0)
-        level.add_metric([name], float(max(levels, default=0)))
-        for label, value in _LEVELS.items():
-            at_level.add_metric([name, label], float(levels.count(value)))
+        level.add_metric([name], float(max(levels, default=Level.OK)))
+        for each in Level:
+            at_level.add_metric([name, each.label], float(levels.count(each)))
         rates = [p.rate_bytes_per_min / 60.0 for p in live if p.rate_bytes_per_min is not None]
         if rates:
             growth.add_metric([name], max(rates))
