@@ -8,6 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from crash_reports.event.evidence import Evidence
 from crash_reports.event.system_facts import SystemFacts
 from crash_reports.spool.store import Spool, StoredReport
 from crash_reports.spool.transport import SpoolTransport
@@ -43,7 +44,7 @@ def test_a_written_report_comes_back_with_its_id_and_pending_file(tmp_path: Path
     """The write returns the stored id and the very file that holds it."""
     spool = Spool(tmp_path / "spool")
     transport = SpoolTransport(spool)
-    stored = writer_for(spool, transport).write(critical_request(), {})
+    stored = writer_for(spool, transport).write(critical_request(), Evidence())
     assert stored is not None
     (entry,) = spool.pending()
     assert (stored.id, stored.path) == (entry.id, spool.pending_dir / entry.name)
@@ -57,7 +58,7 @@ def test_a_report_delivered_before_the_writer_looks_still_counts_as_written(
     """Delivered at once (a flush racing the write): written, not 'deferred'."""
     spool = Spool(tmp_path / "spool")
     transport = SpoolTransport(spool, on_put=lambda report_id: spool.mark_delivered(report_id))
-    stored = writer_for(spool, transport).write(critical_request(), {})
+    stored = writer_for(spool, transport).write(critical_request(), Evidence())
     assert stored is not None and spool.pending() == []
 
 
@@ -70,5 +71,5 @@ def test_a_failed_write_is_none_and_held(tmp_path: Path, monkeypatch: pytest.Mon
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(spool, "store", full)
-    assert writer_for(spool, transport).write(critical_request(), {}) is None
+    assert writer_for(spool, transport).write(critical_request(), Evidence()) is None
     assert transport.held_count == 1
