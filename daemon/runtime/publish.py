@@ -13,9 +13,10 @@ from daemon import __version__
 from daemon.config.render import describe
 from daemon.config.schema import Config
 from daemon.runtime.running import Running
-from daemon.runtime.snapshot import ReportCounts, StatusSnapshot, watch_statuses
+from daemon.runtime.snapshot import ReportCounts, StatusSnapshot
 from daemon.runtime.status import write_snapshot
 from daemon.runtime.tick import Ticker
+from daemon.runtime.watch_statuses import watch_statuses
 from daemon.watch.sampler import TickSample
 from daemon.wrap.announcements import DEFAULT_WATCH
 
