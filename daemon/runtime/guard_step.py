@@ -47,8 +47,6 @@ class GuardStep:
             runner: ActionRunner, now: float, wall: float) -> int:
         """One tick of the guard; how many reports it wrote."""
         guard = running.guard
-        if guard is None:
-            return 0
         if not self._versions_loaded:
             self._load_versions(guard)
         written = 0
@@ -87,7 +85,7 @@ class GuardStep:
                     title=verdict.title, id=report.event_id if stored else None)
         where = verdict.watch or verdict.agent or "?"
         if stored:
-            running.report_written(report.event_id, where, verdict.pid or 0,
+            running.tally.written(report.event_id, where, verdict.pid or 0,
                                    verdict.rule.value, wall)
         if actions and tree is not None:
             process = tracked.get((tree.watch, tree.key))

@@ -79,7 +79,7 @@ class StatusPublisher:
                 pending=spool.pending_count(), quarantined=spool.quarantined_count(),
                 written_since_start=ticker.reports_written,
                 held_in_memory=running.transport.held_count,
-                dropped_total=running.reports_dropped,
+                dropped_total=running.tally.dropped,
                 oldest_pending_at=spool.oldest_pending_at()),
             flush=running.delivery.status(),
             otlp=None if inputs.stopped else running.agents.status(),
@@ -87,7 +87,7 @@ class StatusPublisher:
             degraded="disk full" if running.transport.disk_full else None,
             budgets=running.agents.budget_use(),
             agents=() if inputs.stopped else tuple(running.agents.today(inputs.now)),
-            events=tuple(running.recent.items()),
+            events=tuple(running.tally.recent.items()),
         )
 
     def _described_config(self, config: Config) -> dict[str, Any]:

@@ -203,9 +203,7 @@ class Service:
             running.spool.limits = spool_limits(new)
             running.reports.environment = new.sentry.environment
             running.agents.set_budgets(new)
-            if running.guard is not None:
-                running.guard.set_settings(new.guard)
-            running.dsn = new.sentry.dsn
+            running.guard.set_settings(new.guard)
 
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status, close."""

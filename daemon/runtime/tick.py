@@ -210,7 +210,7 @@ class Ticker:
                 continue
             emit(action)
             if isinstance(action, Crossed):
-                running.recent.add(crossed_event(action))
+                running.tally.recent.add(crossed_event(action))
             if isinstance(action, Crossed) and \
                     action.transition.to_level > action.transition.from_level:
                 # Remember who the process is while it exists, for a report after it is
@@ -331,7 +331,7 @@ class Ticker:
         if stored is not None:
             self.reports_written += 1
             running.stats.report_written(request)
-            running.report_written(stored.id, storm.watch, request.process.pid,
+            running.tally.written(stored.id, storm.watch, request.process.pid,
                                    f"{storm.kind.value} storm", request.at)
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
@@ -374,7 +374,7 @@ class Ticker:
             return planned
         self.reports_written += 1
         running.stats.report_written(request)
-        running.report_written(stored.id, request.process.watch, request.process.pid,
+        running.tally.written(stored.id, request.process.watch, request.process.pid,
                                request.kind.value, request.at)
         if planned is None:
             return None

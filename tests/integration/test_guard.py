@@ -160,7 +160,7 @@ def test_fork_storm_of_real_processes_is_reported_once_with_its_spawner(tmp_path
             wait_for(lambda: service.tick_count >= ticks + 4, message="four more ticks")
             again = guard_events(spool, "fork_storm")
             metrics = scrape(service)
-            strip = [e.text for e in running_of(service).recent.items()]
+            strip = [e.text for e in running_of(service).tally.recent.items()]
             decision = hook(tmp_path, "any-session")
     finally:
         parent.stop()
