@@ -32,7 +32,7 @@ from crash_reports.delivery.upload import Delivered, Reject, Retry, UploadOutcom
 from crash_reports.spool.store import Spool
 from crash_reports.storage.files import UnsafeFileError, open_regular, rename_aside
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="delivery")
 
 FlushStatus = Literal["ok", "retrying", "rate_limited", "waiting", "busy", "disabled", "error"]
 _LOCK_POLL_SECONDS = 0.05

@@ -12,7 +12,7 @@ import structlog
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 
-log = structlog.get_logger("crash_reports.delivery.flusher")
+log = structlog.get_logger(component="delivery")
 
 RATE_LIMITS_FILE = "rate_limits.json"
 

@@ -14,7 +14,7 @@ import structlog
 
 from crash_reports.delivery.flusher import Flusher, FlushResult
 
-log = structlog.get_logger("telemetryd.flush")
+log = structlog.get_logger(component="delivery")
 
 # A burst of reports (several processes crossing in one tick) goes out in one flush.
 NEW_REPORT_DELAY_SECONDS = 1.0

@@ -32,7 +32,7 @@ from crash_reports.spool.records import (
 )
 from crash_reports.storage.files import read_regular
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="spool")
 
 MAX_CORRUPT_FILES = 100
 

@@ -61,7 +61,7 @@ from crash_reports.storage.atomic import fsync_dir, write_atomic
 from crash_reports.storage.files import ensure_private_dir, read_regular
 from crash_reports.storage.reserve import DiskReserve
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="spool")
 
 PurgeScope = Literal["quarantined", "all"]
 

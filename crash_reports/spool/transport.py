@@ -14,7 +14,7 @@ from sentry_sdk.transport import Transport
 from crash_reports.spool.envelope import parse_envelope
 from crash_reports.spool.store import Spool, StoredReport
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="spool")
 
 # Stored reports remembered for the writer that captured them (``take_stored``); more are
 # only the daemon's own exceptions or held writes stored later, which nobody asks about.

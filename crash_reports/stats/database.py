@@ -28,7 +28,7 @@ from crash_reports.stats.figures import (
 from crash_reports.storage import sqlite
 from crash_reports.storage.reserve import DiskReserve
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="stats")
 
 SCHEMA_VERSION = 1
 

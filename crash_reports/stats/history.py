@@ -27,7 +27,7 @@ import structlog
 from crash_reports.storage import sqlite as storage
 from crash_reports.storage.reserve import DiskReserve
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="stats.history")
 
 MINUTE_SECONDS = 60
 

@@ -54,7 +54,7 @@ from crash_reports.stats.histogram import tick_bucket
 from crash_reports.stats.ledger import ShippingLedger
 from crash_reports.storage import sqlite
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="stats")
 
 
 class StatsUnavailableError(Exception):

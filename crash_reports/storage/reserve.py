@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="storage")
 
 
 def has_room(free_bytes: int, write_bytes: int, reserve_bytes: int) -> bool:

@@ -155,6 +155,6 @@ def move_aside_logged(path: Path, error: BaseException, *, event: str) -> Path:
     aside = move_aside(path)
     import structlog  # here: `budget check` opens stores through this module on every tool call
 
-    structlog.get_logger(__name__).error(event, path=str(path), moved_to=str(aside),
+    structlog.get_logger(component="storage").error(event, path=str(path), moved_to=str(aside),
                                          error=str(error))
     return aside

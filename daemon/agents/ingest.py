@@ -18,7 +18,7 @@ from daemon.agents.records import Record, TokenUsage
 from daemon.agents.store import EventStore
 from daemon.config.schema import OtlpSettings
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents.ingest")
 _STOP = object()
 
 

@@ -27,7 +27,7 @@ from daemon.runtime.snapshot import BudgetUse, OtlpStatus
 from daemon.watch.monitor import TrackedProcess
 from daemon.watch.sampler import TickSample
 
-log = structlog.get_logger("telemetryd.agents")
+log = structlog.get_logger(component="agents.link")
 
 BUDGET_CHECK_SECONDS = 60.0
 MAX_CONTEXT_PIDS = 32

@@ -23,7 +23,7 @@ from daemon.config.schema import OtlpSettings
 from daemon.runtime.paths import StatePaths, series_sidecar
 from daemon.web.otlp_receiver import OtlpReceiver
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents")
 
 
 class AgentTelemetry:

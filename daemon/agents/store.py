@@ -36,7 +36,7 @@ from daemon.agents.totals import (
 from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
 from daemon.config.schema import OtlpSettings
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (

@@ -30,7 +30,7 @@ from crash_reports.event.kinds import Trigger
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAction
 from daemon.watch.triggers import Fired
 
-log = structlog.get_logger("telemetryd.actions")
+log = structlog.get_logger(component="actions")
 
 QUEUE_SIZE = 32
 OUTPUT_BYTES = 4096  # of an exec's output, kept for its log line

@@ -13,7 +13,7 @@ import sentry_sdk
 import structlog
 from sentry_sdk.utils import event_from_exception
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 
 
 class ErrorThrottle:

@@ -16,7 +16,7 @@ from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.snapshot import FlushStatus
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="delivery")
 
 FLUSH_FAILURE_STATUSES = frozenset({"retrying", "rate_limited", "error"})
 

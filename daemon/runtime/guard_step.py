@@ -30,7 +30,7 @@ from daemon.watch.monitor import TrackedProcess
 from daemon.watch.sampler import TickSample, TreeSample
 from daemon.watch.triggers import Fired, actions_for
 
-log = structlog.get_logger("telemetryd.guard")
+log = structlog.get_logger(component="guard")
 VERSIONS_FILE = "guard-versions.json"
 
 

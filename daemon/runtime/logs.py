@@ -1,4 +1,10 @@
-"""structlog configuration: JSON lines off a TTY (journald reads stdout), console on one."""
+"""structlog configuration: JSON lines off a TTY (journald reads stdout), console on one.
+
+Every logger is made one way, ``log = structlog.get_logger(component="tick")``: the
+``component`` field (the part of telemetryd that wrote the line; the names are listed in
+docs/architecture.md) is bound lazily, so it rides on every line whatever pipeline
+``configure_logging`` later sets up. Libraries' stdlib records get their library's name.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ class _StdlibToStructlog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         method = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning"}.get(
             record.levelname, "error")
-        logger = structlog.get_logger("telemetryd")
+        logger = structlog.get_logger(component=record.name.split(".")[0])
         fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
         if record.exc_info and record.exc_info[1] is not None:
             fields["error"] = repr(record.exc_info[1])

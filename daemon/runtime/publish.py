@@ -20,7 +20,7 @@ from daemon.runtime.watch_statuses import watch_statuses
 from daemon.watch.sampler import TickSample
 from daemon.wrap.announcements import DEFAULT_WATCH
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="status")
 
 
 @dataclass(frozen=True, slots=True)

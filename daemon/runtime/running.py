@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the HTTP stack and prometheus-client load only when /metric
     from daemon.web.metrics import DaemonMetricsCollector
     from daemon.web.metrics_server import MetricsServer
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 MAX_REMEMBERED_REPORTS = 200
 
 
@@ -163,7 +163,7 @@ def _start_metrics(config: Config, paths: StatePaths, snapshot: Callable[[], Any
         return None, None
     from daemon.runtime.page_sources import daemon_page_sources
     from daemon.web.metrics import DaemonMetricsCollector
-    from daemon.web.metrics_server import metrics_limits, serve_metrics
+    from daemon.web.metrics_server import serve_metrics
     from daemon.web.status_routes import page_routes
 
     telemetry = agents.telemetry
@@ -174,7 +174,7 @@ def _start_metrics(config: Config, paths: StatePaths, snapshot: Callable[[], Any
     try:
         return metrics, serve_metrics(
             config.metrics.host, config.metrics.port, metrics,
-            routes=page_routes(pages), limits=metrics_limits(config.metrics),
+            routes=page_routes(pages), limits=config.metrics.wire,
             render_interval_seconds=config.daemon.interval_seconds)
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,

@@ -36,7 +36,7 @@ from daemon.runtime.tick import Ticker
 from daemon.watch.proctable import ProcessTable, default_process_table
 from daemon.watch.sampler import TickSample
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 
 ConfigLoader = Callable[[], Config]
 TICK_FRIENDLY_SWITCH_INTERVAL_SECONDS = 0.0005

@@ -24,7 +24,7 @@ from daemon.watch.monitor import Action, Crossed, Exited, ReportRequest, Seen
 from daemon.watch.sampler import TickSample
 from daemon.watch.thresholds import Level
 
-log = structlog.get_logger("telemetryd.stats")
+log = structlog.get_logger(component="stats")
 
 _LEVEL_COUNTERS = {Level.WARNING: Counter.WARNINGS, Level.CRITICAL: Counter.CRITICALS}
 SHIP_EVERY_SECONDS = 60.0

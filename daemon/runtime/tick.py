@@ -51,7 +51,7 @@ from daemon.wrap.announcements import (
     with_wrapped_watch,
 )
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="tick")
 FiredSlot = tuple[str, tuple[int, int], Trigger]
 # Reports that say which member of the tree grew (``wrap`` adds it to ``killed`` ones).
 STOP_EVIDENCE_SECONDS = 2.0  # at shutdown, the most we wait for evidence under way

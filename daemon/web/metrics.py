@@ -38,7 +38,7 @@ from daemon.web.agent_metrics import (
 from daemon.web.fleet_metrics import fleet_families
 from daemon.web.guard_metrics import guard_families
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="metrics")
 
 TICK_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

@@ -16,26 +16,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
-from daemon.config.schema import Config, DaemonSettings, MetricsSettings
+from daemon.config.schema import Config, DaemonSettings
 from daemon.web.rendering import SharedRendering
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, shared_host
 
-log = structlog.get_logger(__name__)
-
-
-def metrics_limits(settings: MetricsSettings = Config.metrics) -> ListenerLimits:
-    """The wire limits of the metrics listener, from [metrics]."""
-    return ListenerLimits(
-        max_connections=settings.max_connections,
-        read_timeout_seconds=settings.read_timeout_seconds,
-        keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
-        write_timeout_seconds=settings.write_timeout_seconds,
-        max_header_bytes=settings.max_header_bytes,
-        max_body_bytes=settings.max_body_bytes,
-        max_decompressed_bytes=settings.max_body_bytes,
-        max_inflight_bytes=settings.max_inflight_bytes,
-    )
+log = structlog.get_logger(component="metrics")
 
 
 @dataclass
@@ -108,7 +94,7 @@ def serve_metrics(
         table.add(path, route)
     try:
         listener = (http or shared_host()).serve("metrics", host, port, table,
-                                                 limits or metrics_limits())
+                                                 limits or Config.metrics.wire)
     except OSError:
         pool.shutdown(wait=False)
         raise

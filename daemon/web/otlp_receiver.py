@@ -38,12 +38,12 @@ from daemon.agents.ingest import Ingestor
 from daemon.agents.series import SeriesTracker
 from daemon.agents.trust import Verdict
 from daemon.config.schema import OtlpSettings
-from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
+from daemon.web.routes import Request, Response, Route, RouteTable
 
 if TYPE_CHECKING:  # the HTTP stack (uvicorn, h11, an event loop) is imported by start()
     from daemon.web.server import HttpHost, Listener
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="otlp")
 RETRY_AFTER_SECONDS = 2
 # Sender lookups waiting for the lookup thread; past it a request that needs one gets 503.
 MAX_PENDING_LOOKUPS = 8
@@ -96,20 +96,6 @@ _SIGNALS = {
         "traces", trace_service_pb2.ExportTraceServiceRequest, decode_traces, _traces_response
     ),
 }
-
-
-def listener_limits(settings: OtlpSettings) -> ListenerLimits:
-    """The wire limits of the OTLP listener."""
-    return ListenerLimits(
-        max_connections=settings.max_connections,
-        read_timeout_seconds=settings.read_timeout_seconds,
-        keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
-        write_timeout_seconds=settings.write_timeout_seconds,
-        max_header_bytes=settings.max_header_bytes,
-        max_body_bytes=settings.max_body_bytes,
-        max_decompressed_bytes=settings.max_decompressed_bytes,
-        max_inflight_bytes=settings.max_inflight_bytes,
-    )
 
 
 class OtlpReceiver:
@@ -177,7 +163,7 @@ class OtlpReceiver:
         try:
             self._listener = self.host.serve(
                 "otlp", self.settings.listen.host, self.settings.listen.port, self.routes(),
-                listener_limits(self.settings))
+                self.settings.wire)
         except OSError:
             self._pool.shutdown(wait=False)
             self._lookup_pool.shutdown(wait=False)

@@ -27,25 +27,16 @@ from typing import Any
 import structlog
 
 from daemon.agents.wire import Inflater, PayloadError
+from daemon.config.schema import WireLimits
 from daemon.web.host_check import HostPolicy
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
 SEND_CHUNK_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ListenerLimits:
-    """What one listener allows on the wire; the values come from config/schema.py
-    ([otlp] and [metrics]), which holds their defaults."""
-
-    max_connections: int
-    read_timeout_seconds: float
-    keepalive_timeout_seconds: float
-    write_timeout_seconds: float
-    max_header_bytes: int
-    max_body_bytes: int
-    max_decompressed_bytes: int
-    max_inflight_bytes: int
+# What one listener allows on the wire: the config's one type for both listeners
+# ([otlp] and [metrics]), declared with its keys' ranges in config/schema.py.
+ListenerLimits = WireLimits
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from daemon.web.guarded_h11 import ListenerBook, protocol_for
 from daemon.web.host_check import HostPolicy
 from daemon.web.routes import ListenerLimits, RouteTable, make_app
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
 _SHUTDOWN_SECONDS = 3.0
 
 

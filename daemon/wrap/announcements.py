@@ -37,7 +37,7 @@ from daemon.config.schema import WatchRule
 DEFAULT_WATCH = "wrapped"
 MAX_ENTRIES = 256  # a folder flooded by a runaway script costs one bounded listdir a tick
 MAX_FILE_BYTES = 4096
-log = structlog.get_logger("telemetryd.wrapped")
+log = structlog.get_logger(component="wrap")
 
 
 @dataclass(frozen=True, slots=True)

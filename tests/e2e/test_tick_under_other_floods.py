@@ -15,14 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_tick_under_flood import assert_ticks_kept, ticks, watch_ticks
+from tests.e2e.test_tick_under_flood import (
+    FLOOD_SECONDS,
+    assert_ticks_kept,
+    ticks,
+    watch_ticks,
+)
 from tests.e2e.test_watchdog import write_config
 from tests.integration.agents.conftest import post
 from tests.support.daemon_proc import DaemonProcess
 from tests.support.waiting import wait_for
 from tests.unit.agents.payloads import metrics_request, sum_metric
 
-FLOOD_SECONDS = 8.0
+pytestmark = pytest.mark.xdist_group("tick-gaps")
 Load = Callable[[int, threading.Event, int], None]
 
 

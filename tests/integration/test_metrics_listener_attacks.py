@@ -18,7 +18,8 @@ import pytest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.web.metrics_server import MetricsServer, metrics_limits, serve_metrics
+from daemon.config.schema import Config
+from daemon.web.metrics_server import MetricsServer, serve_metrics
 from tests.support.listener_attacks import Attack, exchange, well_behaved
 from tests.support.waiting import wait_for
 
@@ -83,7 +84,7 @@ def test_scrapers_that_never_read_do_not_lock_out_the_others(
 def test_a_client_that_does_not_read_is_cut_off_at_the_write_deadline() -> None:
     """An answer that does not leave the write buffer within write_timeout: the connection is
     aborted (its buffer freed) and counted."""
-    limits = dataclasses.replace(metrics_limits(), write_timeout_seconds=1.0)
+    limits = dataclasses.replace(Config.metrics.wire, write_timeout_seconds=1.0)
     server = serve_metrics("127.0.0.1", 0, BigCollector(60_000), process_metrics=False,
                            limits=limits)
     try:

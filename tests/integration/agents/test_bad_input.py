@@ -317,6 +317,7 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
     response = ExportMetricsServiceResponse.FromString(reply.body)
     assert response.partial_success.error_message == "not taken: internal error"
     assert {
+        "component": "otlp",
         "event": "agents.receiver.decode_failed",
         "error": "KeyError",
         "log_level": "error",
