@@ -10,12 +10,11 @@ from collections import deque
 from collections.abc import Mapping
 
 from crash_reports.event.kinds import ReportKind
-from daemon.config.schema import WatchRule
+from daemon.config.schema import DaemonSettings, WatchRule
 from daemon.watch.members import MemberHistory
 from daemon.watch.sampler import TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, Transition, step
 from daemon.watch.tracking import (
-    TREND_POINTS,
     Action,
     ChildrenGone,
     Crossed,
@@ -31,7 +30,7 @@ from daemon.watch.tracking import (
     Suppressed,
     TrackedProcess,
 )
-from daemon.watch.trend import growth_rate_per_minute, seconds_until
+from daemon.watch.trend import TREND_POINTS, add_point, seconds_until
 
 # The actions and the tracked state live in daemon/watch/tracking.py; importers may name
 # them from here too.
@@ -68,10 +67,12 @@ class Monitor:
     """Turns each tick into transitions, trends and report requests."""
 
     def __init__(self, rules: tuple[WatchRule, ...], history_samples: int,
-                 trend_window_seconds: float) -> None:
+                 trend_window_seconds: float,
+                 trend_startup_seconds: float = DaemonSettings.trend_startup_seconds) -> None:
         self.rules = {rule.name: rule for rule in rules}
         self.history_samples = history_samples
         self.trend_window_seconds = trend_window_seconds
+        self.trend_startup_seconds = trend_startup_seconds
         self.tracked: dict[tuple[str, tuple[int, int]], TrackedProcess] = {}
         self.orphans: dict[tuple[str, tuple[int, int]], OrphanTrack] = {}
         # Agents that exited while (or just before) leaving processes behind, by tree.
@@ -208,7 +209,7 @@ class Monitor:
         tracked.history.append(
             SamplePoint(now, sample.rss_bytes, sample.cpu_percent, sample.members)
         )
-        self._update_trend(tracked, rule, clock)
+        self._update_trend(tracked, rule, now, clock)
         actions: list[Action] = []
         rss_levels, cpu_levels = self._levels_of(rule)
         tracked.rss, rss_transitions = step(tracked.rss, sample.rss_bytes, rss_levels, now)
@@ -231,21 +232,15 @@ class Monitor:
             self._level_rules[rule.name] = cached
         return cached[1], cached[2]
 
-    def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float) -> None:
-        # ``now`` is monotonic: the points only ever measure intervals.
-        # A dozen points spread over the window keep the slope cheap at any tick rate.
-        # While a process is young the points are closer together, so a fast leak has a
-        # rate (and an ETA) within a few ticks rather than after a tenth of the window.
-        age = now - tracked.first_seen_monotonic
-        spacing = min(self.trend_window_seconds / TREND_POINTS, age / (TREND_POINTS / 2))
-        points = tracked.trend_points
-        if not points or now - points[-1][0] >= spacing:
-            points.append((now, float(tracked.last.rss_bytes)))
-        else:
-            points[-1] = (points[-1][0], float(tracked.last.rss_bytes))
-        tracked.rate_bytes_per_min = growth_rate_per_minute(
-            list(points), now, self.trend_window_seconds
-        )
+    def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float,
+                      clock: float) -> None:
+        # Trend points are on the monotonic clock (``clock``); the process's start time
+        # (wall) is carried onto it at this tick's offset between the two clocks.
+        start = tracked.last.create_time
+        started = start - (now - clock) if start else tracked.first_seen_monotonic
+        tracked.rate_bytes_per_min = add_point(
+            tracked.trend_points, clock, float(tracked.last.rss_bytes), started,
+            tracked.first_seen_monotonic, self.trend_window_seconds, self.trend_startup_seconds)
         tracked.eta_seconds = seconds_until(
             tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
         )

@@ -16,8 +16,7 @@ from daemon.config.schema import WatchRule
 from daemon.watch.members import MemberHistory
 from daemon.watch.sampler import OrphanSample, TreeSample
 from daemon.watch.thresholds import Level, LevelState, Transition
-
-TREND_POINTS = 12  # points of a tree's trend line kept over the trend window
+from daemon.watch.trend import TREND_POINTS
 
 
 # slots: a daemon keeps history_samples of these per watched tree (120,000 at 1,000
