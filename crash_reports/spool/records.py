@@ -29,6 +29,14 @@ RECORD_NAME = re.compile(r"^(\d{20})-([0-9a-f]{32})\.json$")
 MAX_SIDECAR_BYTES = 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """What a write put in the spool: the report's id and the file holding it."""
+
+    id: str
+    path: Path
+
+
 @dataclass(frozen=True)
 class SpoolEntry:
     """One report as ``reports list`` shows it."""

@@ -104,14 +104,6 @@ def rename_aside(path: Path) -> Path:
     return aside
 
 
-def is_regular(path: Path | str) -> bool:
-    """Whether ``path`` itself (not a symlink's target) is a regular file."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
 def check_private_dir(path: Path | str, uid: int | None = None) -> None:
     """Raise UnsafeFileError unless ``path`` is a real directory owned by ``uid`` (default:
     this process's effective user) that no group or other user can write into.

@@ -100,9 +100,9 @@ class Evicted:
     tools: list[Pair] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Counter increments, by counter name."""
-        return {"evicted.agents": len(self.agents), "evicted.models": len(self.models),
-                "evicted.tools": len(self.tools)}
+        """Evictions by kind (the ``kind`` label of ``OtlpCounter.EVICTED``)."""
+        return {"agents": len(self.agents), "models": len(self.models),
+                "tools": len(self.tools)}
 
 
 def model_of(record: Record) -> str | None:

@@ -87,11 +87,6 @@ def input_digest(attrs: dict[str, attr.Scalar]) -> str | None:
     return None
 
 
-def _whole(attrs: dict[str, attr.Scalar], key: str) -> int | None:
-    value = attr.number(attrs, key)
-    return None if value is None else round(value)
-
-
 def _raw_tokens(attrs: dict[str, attr.Scalar]) -> dict[str, float]:
     raw: dict[str, float] = {}
     for key in _TOKEN_FIELDS:

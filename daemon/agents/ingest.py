@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import structlog
 
-from daemon.agents.counters import Counters
+from daemon.agents.counters import OtlpCounter, OtlpCounters, OtlpStats
 from daemon.agents.integrity import REFUSAL_REASON, screen
 from daemon.agents.pricing import price_tokens
 from daemon.agents.privacy import redacted_record
@@ -42,7 +42,7 @@ class Ingestor:
         self,
         store: EventStore,
         queue_size: int,
-        counters: Counters | None = None,
+        counters: OtlpCounters | None = None,
         *,
         clock: Callable[[], float] = time.time,
         batch_max_records: int = 5000,
@@ -50,7 +50,7 @@ class Ingestor:
         max_queued_records: int = OtlpSettings.max_queued_records,
     ) -> None:
         self.store = store
-        self.counters = counters or Counters()
+        self.counters = counters or OtlpCounters()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._max_queued_records = max_queued_records
         self._queued_records = 0
@@ -101,8 +101,8 @@ class Ingestor:
                 except queue.Full:
                     taken = False
         if not taken:
-            self.counters.add("requests_dropped.queue_full")
-            self.counters.add("points_dropped.queue_full", points)
+            # The request itself is counted as refused (429 queue_full) by the receiver.
+            self.counters.count(OtlpCounter.POINTS_DROPPED, ("queue_full",), points)
         return taken
 
     def flush(self, timeout: float) -> bool:
@@ -118,11 +118,9 @@ class Ingestor:
         """Requests waiting for the writer."""
         return self._queue.qsize()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> OtlpStats:
         """Every counter plus the queue depth."""
-        snapshot = self.counters.snapshot()
-        snapshot["queue_depth"] = self.queue_depth()
-        return snapshot
+        return OtlpStats(self.counters.snapshot(), queue_depth=self.queue_depth())
 
     def _run(self) -> None:
         next_retention = self._clock() + self._retention_interval
@@ -168,9 +166,9 @@ class Ingestor:
         except Exception as exc:  # a pricing bug costs this request, never the writer
             log.error("agents.store.screen_failed", error=type(exc).__name__,
                       records=len(request.records))
-            self.counters.add("records_dropped.write_error", len(request.records))
+            self.counters.count(OtlpCounter.POINTS_DROPPED, ("write_error",), len(request.records))
             return []
-        self.counters.add(f"points_refused.{request.signal}.{REFUSAL_REASON}", result.refused)
+        self.counters.count(OtlpCounter.POINTS, (request.signal, REFUSAL_REASON), result.refused)
         return result.records
 
     def _write(self, records: list[Record]) -> None:
@@ -179,7 +177,7 @@ class Ingestor:
         try:
             written = self.store.append(records)
         except Exception as exc:  # the writer must outlive a full disk or a locked file
-            self.counters.add("write_errors")
+            self.counters.count(OtlpCounter.WRITE_ERRORS)
             log.error("agents.store.write_failed", error=type(exc).__name__, records=len(records))
             # One record the store cannot take must not cost the others: write them one by one.
             written = 0
@@ -187,13 +185,13 @@ class Ingestor:
                 try:
                     written += self.store.append([record])
                 except Exception:  # counted below; the batch's error is already logged
-                    self.counters.add("records_dropped.write_error")
-        self.counters.add("events_written", written)
+                    self.counters.count(OtlpCounter.POINTS_DROPPED, ("write_error",))
+        self.counters.count(OtlpCounter.EVENTS_WRITTEN, (), written)
         if self.observer is not None:
             try:
                 self.observer(records)
             except Exception as exc:  # the guard failing must not stop ingestion
-                self.counters.add("observer_errors")
+                self.counters.count(OtlpCounter.OBSERVER_ERRORS)
                 log.error("agents.observer_failed", error=repr(exc))
 
     def _over_size(self) -> bool:

@@ -15,6 +15,7 @@ from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 from crash_reports.storage.reserve import DiskReserve
 from daemon.agents import budgets, periods
+from daemon.agents.counters import OtlpCounter
 from daemon.agents.matching import process_context
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
@@ -40,7 +41,7 @@ class AgentLink:
         self.telemetry = open_telemetry(self.otlp, db_path, reserve)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
-        self._next_budget_check = 0.0
+        self._next_budget_check = float("-inf")  # monotonic
         self._spent_usd: dict[str, float] = {}
         self._today: tuple[float, list[AgentToday]] = (float("-inf"), [])
         self.error: str | None = None
@@ -48,7 +49,7 @@ class AgentLink:
     def set_budgets(self, config: Config) -> None:
         """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
         self.budgets = budgets_from(config.budgets)
-        self._next_budget_check = 0.0
+        self._next_budget_check = float("-inf")
 
     def start(self) -> None:
         """Start the writer and the receiver; a port in use is logged, not fatal."""
@@ -79,11 +80,15 @@ class AgentLink:
             log.warning("otlp.context_failed", pid=tracked.pid, error=repr(exc))
         return None
 
-    def check_budgets(self, client: sentry_sdk.Client | None, now: float) -> None:
-        """Log each budget threshold crossed once per period; spool an event at 100 %."""
-        if not self.budgets or now < self._next_budget_check:
+    def check_budgets(self, client: sentry_sdk.Client | None, now: float, clock: float) -> None:
+        """Log each budget threshold crossed once per period; spool an event at 100 %.
+
+        ``now`` (wall) places the periods; ``clock`` (monotonic) paces the checks to one
+        per BUDGET_CHECK_SECONDS whatever the wall clock does.
+        """
+        if not self.budgets or clock < self._next_budget_check:
             return
-        self._next_budget_check = now + BUDGET_CHECK_SECONDS
+        self._next_budget_check = clock + BUDGET_CHECK_SECONDS
         changed = False
         for budget in self.budgets:
             key = f"{budget.agent}|{budget.period}"
@@ -132,14 +137,16 @@ class AgentLink:
             return OtlpStatus(up=False, note="disabled in [otlp]")
         if not self.telemetry.receiver.running:
             return OtlpStatus(up=False, note="not started")
-        counters = self.telemetry.stats()
-        dropped = sum(v for k, v in counters.items() if "dropped" in k or "refused" in k)
-        evicted = {k.removeprefix("evicted."): v for k, v in counters.items()
-                   if k.startswith("evicted.") and v}
+        stats = self.telemetry.stats()
+        points = stats.by_labels(OtlpCounter.POINTS)
+        dropped = (stats.total(OtlpCounter.REQUESTS_REFUSED)
+                   + stats.total(OtlpCounter.POINTS_DROPPED)
+                   + stats.total(OtlpCounter.CONNECTIONS_DROPPED)
+                   + sum(n for (_, outcome), n in points.items() if outcome != "accepted"))
+        evicted = {kind: n for (kind,), n in stats.by_labels(OtlpCounter.EVICTED).items() if n}
         return OtlpStatus(
             up=True, listen=f"{self.otlp.listen.host}:{self.telemetry.receiver.port}",
-            points_accepted=sum(v for k, v in counters.items()
-                                if k.startswith("points_accepted")),
+            points_accepted=sum(n for (_, outcome), n in points.items() if outcome == "accepted"),
             dropped_or_refused=dropped, evicted=evicted or None)
 
 
@@ -149,7 +156,7 @@ def watched_trees(sample: TickSample) -> WatchedTrees:
 
     >>> from daemon.watch.sampler import TreeSample
     >>> tree = TreeSample("bot", 7, (7, 70), "bot", 0.0, 1, 0.0, 1, 0.0, 2, member_pids=(9,))
-    >>> trees = watched_trees(TickSample(0.0, {"bot": [tree]}, 1))
+    >>> trees = watched_trees(TickSample(0.0, 0.0, {"bot": [tree]}, 1))
     >>> trees.roots, trees.members
     ({(7, 70): 'bot'}, (7, 9))
     """

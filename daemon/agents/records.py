@@ -11,9 +11,6 @@ TOKEN_TYPES: tuple[TokenType, ...] = (
     "input", "output", "cache_read", "cache_creation", "reasoning",
 )
 ErrorClass = Literal["network", "auth", "rate_limit", "overloaded", "server", "client", "other"]
-ERROR_CLASSES: tuple[ErrorClass, ...] = (
-    "network", "auth", "rate_limit", "overloaded", "server", "client", "other",
-)
 # "covered": priced here, but the agent reported this cost itself in the same export (its
 # own figure counts; daemon/agents/integrity.py).
 CostStatus = Literal["reported", "computed", "covered", "unknown", "none"]
@@ -21,13 +18,9 @@ CacheTtl = Literal["5m", "1h"]
 # Where a figure came from. Agents often send the same spend as a metric and as an event
 # (and timings as spans); queries use one source per group, never the sum (see choose.py).
 Source = Literal["metric", "event", "span"]
-SOURCES: tuple[Source, ...] = ("metric", "event", "span")
 WorkKind = Literal[
     "lines_added", "lines_removed", "commits", "pull_requests", "compactions", "active_seconds",
 ]
-WORK_KINDS: tuple[WorkKind, ...] = (
-    "lines_added", "lines_removed", "commits", "pull_requests", "compactions", "active_seconds",
-)
 
 
 @dataclass(frozen=True, slots=True)

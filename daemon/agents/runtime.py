@@ -14,7 +14,7 @@ from crash_reports.storage.files import read_regular
 from crash_reports.storage.reserve import DiskReserve
 from daemon.agents.admission import Admission
 from daemon.agents.cardinality import IdentityLimits
-from daemon.agents.counters import Counters
+from daemon.agents.counters import OtlpCounters, OtlpStats
 from daemon.agents.ingest import Ingestor
 from daemon.agents.queries import StoreReader
 from daemon.agents.sender_token import load_key
@@ -33,7 +33,7 @@ class AgentTelemetry:
                  reserve: DiskReserve | None = None) -> None:
         self.settings = settings
         self.admission = Admission(settings.trust, _token_key(StatePaths(db_path.parent)))
-        counters = Counters()
+        counters = OtlpCounters()
         self.store = EventStore(db_path, settings.retention_days, settings.retention_bytes,
                                 limits=IdentityLimits.of(settings), counters=counters,
                                 reserve=reserve)
@@ -83,7 +83,7 @@ class AgentTelemetry:
             restored = self.receiver.tracker.import_cumulative(items, time.time())
             log.info("agents.series_restored", series=restored)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> OtlpStats:
         """Receiver and queue counters for ``status``."""
         return self.receiver.stats()
 

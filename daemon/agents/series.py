@@ -6,7 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.agents.counters import Counters
+from daemon.agents.counters import OtlpCounter, OtlpCounters
 
 Attributes = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, str, Attributes]
@@ -33,12 +33,12 @@ class SeriesTracker:
     """
 
     def __init__(self, max_series_per_metric: int, max_metrics: int, idle_seconds: float,
-                 *, max_series: int = 100_000, counters: Counters | None = None) -> None:
+                 *, max_series: int = 100_000, counters: OtlpCounters | None = None) -> None:
         self.max_series_per_metric = max_series_per_metric
         self.max_metrics = max_metrics
         self.max_series = max_series
         self.idle_seconds = idle_seconds
-        self.counters = counters or Counters()
+        self.counters = counters or OtlpCounters()
         self._metrics: dict[str, dict[SeriesKey, _Series]] = {}
         self._order: OrderedDict[tuple[str, SeriesKey], None] = OrderedDict()
         self.size = 0
@@ -64,7 +64,7 @@ class SeriesTracker:
             metric, key = self._order.popitem(last=False)[0]
             self._forget(metric, key)
             evicted += 1
-        self.counters.add("evicted.series", evicted)
+        self.counters.count(OtlpCounter.EVICTED, ("series",), evicted)
         self.size = len(self._order)
 
     def _forget(self, metric: str, key: SeriesKey) -> None:
@@ -104,10 +104,6 @@ class SeriesTracker:
                 restored += 1
         self.size = len(self._order)
         return restored
-
-    def active_series(self) -> int:
-        """How many series are remembered now."""
-        return self.size
 
     def _sweep(self, now: float) -> None:
         self._last_sweep = now

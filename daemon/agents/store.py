@@ -22,7 +22,7 @@ from crash_reports.storage import sqlite
 from crash_reports.storage.reserve import DiskReserve
 from daemon.agents.cardinality import Evicted, IdentityCaps, IdentityLimits, LruDict
 from daemon.agents.choose import MAX_MEASURES
-from daemon.agents.counters import Counters
+from daemon.agents.counters import OtlpCounter, OtlpCounters
 from daemon.agents.legacy_costs import fill_counted
 from daemon.agents.records import Record
 from daemon.agents.rows import HourlyKey, data_json, figures, hourly_increments, kind_of
@@ -166,17 +166,17 @@ class EventStore:
     Memory does not grow with what clients send: stream sequence numbers are cached for at
     most ``limits.sessions`` streams (the rest are read back from the ``streams`` table), and
     the all-time totals keep at most ``limits.agents`` agents and ``limits.models`` /
-    ``limits.tools`` pairs, least recently used evicted first (``evicted.*`` counters).
+    ``limits.tools`` pairs, least recently used evicted first (the ``EVICTED`` counter).
     """
 
     def __init__(self, path: Path, retention_days: float, retention_bytes: int, *,
-                 limits: IdentityLimits | None = None, counters: Counters | None = None,
+                 limits: IdentityLimits | None = None, counters: OtlpCounters | None = None,
                  reserve: DiskReserve | None = None) -> None:
         self.path = path
         self.reserve = reserve  # room kept for reports: appends stop short of it
         self.retention_days = retention_days
         self.retention_bytes = retention_bytes
-        self.counters = counters or Counters()
+        self.counters = counters or OtlpCounters()
         limits = limits or IdentityLimits.of(OtlpSettings())
         self._caps = IdentityCaps(limits)
         self._last_seq: LruDict[str, int] = LruDict(limits.sessions)
@@ -201,8 +201,8 @@ class EventStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._forget(evicted)
                 self._db.execute("COMMIT")
-                for name, count in evicted.counts().items():
-                    self.counters.add(name, count)
+                for kind, count in evicted.counts().items():
+                    self.counters.count(OtlpCounter.EVICTED, (kind,), count)
         except BaseException:
             self._db.close()
             raise
@@ -248,7 +248,7 @@ class EventStore:
                 self._note_session(record, sessions, seen)
         if self.reserve is not None and not self.reserve.allows(
                 "events", sum(2 * len(row[8]) + 512 for row in event_rows)):  # + WAL, indexes
-            self.counters.add("records_dropped.disk_reserve", len(event_rows))
+            self.counters.count(OtlpCounter.POINTS_DROPPED, ("disk_reserve",), len(event_rows))
             return 0
         evicted = self._caps.touch(records)
         totals = total_increments([r for r in records if self._caps.kept(r)])
@@ -279,9 +279,9 @@ class EventStore:
         evicted_streams = 0
         for stream, seq in last_seq.items():
             evicted_streams += len(self._last_seq.put(stream, seq))
-        self.counters.add("evicted.sessions", evicted_streams)
-        for name, count in evicted.counts().items():
-            self.counters.add(name, count)
+        self.counters.count(OtlpCounter.EVICTED, ("sessions",), evicted_streams)
+        for kind, count in evicted.counts().items():
+            self.counters.count(OtlpCounter.EVICTED, (kind,), count)
         return len(event_rows)
 
     def _stream_seq(self, stream: str) -> int:

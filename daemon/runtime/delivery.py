@@ -58,8 +58,10 @@ def make_flusher(config: Config, spool: Spool) -> Flusher:
 class Delivery:
     """The daemon's flush thread for one [sentry] table, and what it has done."""
 
-    def __init__(self, spool: Spool, on_result: Callable[[FlushResult], None]) -> None:
+    def __init__(self, spool: Spool, on_result: Callable[[FlushResult], None],
+                 dsn: str | None = None) -> None:
         self.spool = spool
+        self.dsn = dsn  # the target's DSN (the page links delivered reports through it)
         self.on_result = on_result
         self.failures = 0
         self.flusher: Flusher | None = None
@@ -67,6 +69,7 @@ class Delivery:
 
     def start(self, config: Config, state_dir_spool: str) -> None:
         """Start flushing to the configured target (at once, then every flush_interval)."""
+        self.dsn = config.sentry.dsn
         self.flusher = make_flusher(config, self.spool)
         self.worker = FlushWorker(self.flusher, config.sentry.flush_interval_seconds,
                                   on_result=self._on_result)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import structlog
 
-from crash_reports.event.capture import capture_report
+from crash_reports.event.kinds import Trigger
 from crash_reports.event.redact import redact_command_line
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
@@ -28,7 +28,7 @@ from daemon.runtime.action_runner import ActionRunner
 from daemon.runtime.running import Running
 from daemon.watch.monitor import TrackedProcess
 from daemon.watch.sampler import TickSample, TreeSample
-from daemon.watch.triggers import Fired, Trigger, actions_for
+from daemon.watch.triggers import Fired, actions_for
 
 log = structlog.get_logger(component="guard")
 VERSIONS_FILE = "guard-versions.json"
@@ -47,8 +47,6 @@ class GuardStep:
             runner: ActionRunner, now: float, wall: float) -> int:
         """One tick of the guard; how many reports it wrote."""
         guard = running.guard
-        if guard is None:
-            return 0
         if not self._versions_loaded:
             self._load_versions(guard)
         written = 0
@@ -78,26 +76,24 @@ class GuardStep:
                                     system=writer.system.snapshot(),
                                     actions=tuple(a.describe() for a in actions))
         try:
-            capture_report(running.client, report)
-            stored = running.spool.get(report.event_id) is not None
+            stored = writer.capture(report)
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", kind=verdict.rule.value, error=repr(exc))
-            stored = False
+            stored = None
         log.warning("guard.fired", rule=verdict.rule.value, watch=verdict.watch,
                     pid=verdict.pid, agent=verdict.agent, session=verdict.session,
                     title=verdict.title, id=report.event_id if stored else None)
         where = verdict.watch or verdict.agent or "?"
         if stored:
-            running.report_written(report.event_id, where, verdict.pid or 0,
+            running.tally.written(report.event_id, where, verdict.pid or 0,
                                    verdict.rule.value, wall)
         if actions and tree is not None:
             process = tracked.get((tree.watch, tree.key))
-            path = next(running.spool.pending_dir.glob(f"*-{report.event_id}.env"), None)
             runner.submit(Fired(
                 Trigger.GUARD, tree.watch, tree.pid, tree.key, tree.create_time,
                 verdict.rule.value, tree.rss_bytes,
                 process.eta_seconds if process is not None else None, actions,
-                report.event_id if stored else None, str(path) if path else None))
+                stored.id if stored else None, str(stored.path) if stored else None))
         return 1 if stored else 0
 
     def _write_blocks(self, guard: Guard, now: float, wall: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -10,10 +11,12 @@ import sentry_sdk
 import structlog
 
 from crash_reports.event.capture import capture_report
+from crash_reports.event.evidence import Evidence
 from crash_reports.event.kinds import ReportKind
-from crash_reports.event.report import ReportInput, build_report
+from crash_reports.event.report import BuiltReport, ReportInput, build_report
 from crash_reports.event.system_facts import SystemFacts, process_details, tree_pss_bytes
-from crash_reports.spool.store import Spool
+from crash_reports.spool.store import StoredReport
+from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
 from daemon.watch.monitor import ReportRequest, TrackedProcess
 from daemon.watch.storms import StormReport
@@ -30,7 +33,7 @@ class ReportWriter:
     def __init__(
         self,
         client: sentry_sdk.Client,
-        spool: Spool,
+        transport: SpoolTransport,
         system: SystemFacts,
         environment: str,
         host: str | None = None,
@@ -38,7 +41,7 @@ class ReportWriter:
         stats_context: StatsLookup | None = None,
     ) -> None:
         self.client = client
-        self.spool = spool
+        self.transport = transport
         self.system = system
         self.environment = environment
         self.host = host or socket.gethostname()
@@ -58,7 +61,13 @@ class ReportWriter:
         """Drop remembered details of a process that is gone."""
         self.details.pop((tracked.watch, tracked.key), None)
 
-    def write_storm(self, storm: StormReport, evidence: dict[str, Any]) -> str | None:
+    def capture(self, report: BuiltReport) -> StoredReport | None:
+        """Spool ``report`` through sentry-sdk; what was stored, or None if the write
+        failed (the envelope is then held in memory and retried each tick)."""
+        capture_report(self.client, report)
+        return self.transport.take_stored(report.event_id)
+
+    def write_storm(self, storm: StormReport, evidence: Evidence) -> StoredReport | None:
         """One report for a storm: built around its largest tree, listing every pid."""
         pids = storm.pids()
         storm_facts = {
@@ -68,12 +77,13 @@ class ReportWriter:
             "rss_bytes_sum": sum(r.process.last.rss_bytes for r in storm.requests),
             "pss_bytes": tree_pss_bytes(pids),
         }
-        return self.write(storm.representative, {**evidence, "storm": storm_facts},
+        return self.write(storm.representative, dataclasses.replace(evidence, storm=storm_facts),
                           title=storm.title)
 
-    def write(self, request: ReportRequest, evidence: dict[str, Any],
-              title: str | None = None) -> str | None:
-        """Build and spool one report; return its id, or None if it could not be stored now.
+    def write(self, request: ReportRequest, evidence: Evidence,
+              title: str | None = None) -> StoredReport | None:
+        """Build and spool one report; return what was stored, or None if it could not be
+        stored now.
 
         Tree memory fields: ``rss_bytes`` is the sum of each member's RSS (a page shared
         by N members counts N times, cheap, what thresholds compare); ``pss_bytes`` is
@@ -135,13 +145,12 @@ class ReportWriter:
             title=title,
         )
         report = build_report(data)
-        capture_report(self.client, report)
-        entry = self.spool.get(report.event_id)
-        if entry is None:
+        stored = self.capture(report)
+        if stored is None:
             log.error("report.write_deferred", watch=tracked.watch, pid=tracked.pid,
                       kind=request.kind, id=report.event_id,
                       reason="spool write failed; kept in memory and retried each tick")
             return None
         log.warning("report.written", watch=tracked.watch, pid=tracked.pid, kind=request.kind,
                     id=report.event_id, title=report.title)
-        return report.event_id
+        return stored

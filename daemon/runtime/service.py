@@ -207,9 +207,7 @@ class Service:
             running.spool.limits = spool_limits(new)
             running.reports.environment = new.sentry.environment
             running.agents.set_budgets(new)
-            if running.guard is not None:
-                running.guard.set_settings(new.guard)
-            running.dsn = new.sentry.dsn
+            running.guard.set_settings(new.guard)
 
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status, close."""
@@ -272,10 +270,6 @@ class Service:
         if flags.stop_signal:
             log.info("daemon.signal", signal=signal.Signals(flags.stop_signal).name,
                      action="stop")
-
-    def request_stop(self) -> None:
-        """Ask the main loop to stop (thread-safe)."""
-        self.signals.request_stop()
 
     def _publish_status(self, running: Running, sample: TickSample | None,
                         stopped: bool = False) -> None:

@@ -7,14 +7,13 @@ The daemon builds a ``StatusSnapshot`` each tick and writes ``to_json()`` to sta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
-from daemon.watch.monitor import OrphanTrack, TrackedProcess
-from daemon.watch.sampler import TreeSample
+from daemon.watch.thresholds import Level
 
 STATUS_VERSION = 1
 ZOMBIE_NOTE = "zombie (exited, not reaped)"
@@ -33,11 +32,11 @@ class ProcessStatus:
     name: str
     rss_bytes: int
     cpu_percent: float
-    state: str = "ok"
+    state: Level = Level.OK  # a Level until JSON: to_json writes its label
     create_time: float | None = None
     members: int = 1
-    rss_level: str = "ok"
-    cpu_level: str = "ok"
+    rss_level: Level = Level.OK
+    cpu_level: Level = Level.OK
     samples_over: int = 0
     rate_bytes_per_min: float | None = None
     eta_seconds: float | None = None
@@ -60,8 +59,9 @@ class ProcessStatus:
         return {
             "pid": self.pid, "name": self.name, "create_time": self.create_time,
             "rss_bytes": self.rss_bytes, "cpu_percent": self.cpu_percent,
-            "members": self.members, "state": self.state, "rss_level": self.rss_level,
-            "cpu_level": self.cpu_level, "samples_over": self.samples_over,
+            "members": self.members, "state": self.state.label,
+            "rss_level": self.rss_level.label, "cpu_level": self.cpu_level.label,
+            "samples_over": self.samples_over,
             "rate_bytes_per_min": self.rate_bytes_per_min, "eta_seconds": self.eta_seconds,
             "version": self.version, "note": self.note,
         }
@@ -74,11 +74,11 @@ class ProcessStatus:
             pid=int(data["pid"]), name=str(data.get("name") or ""),
             rss_bytes=int(data.get("rss_bytes") or 0),
             cpu_percent=float(data.get("cpu_percent") or 0.0),
-            state=str(data.get("state") or "ok"),
+            state=Level.of(data.get("state")),
             create_time=_opt_float(data.get("create_time")),
             members=int(data.get("members") or 1),
-            rss_level=str(data.get("rss_level") or "ok"),
-            cpu_level=str(data.get("cpu_level") or "ok"),
+            rss_level=Level.of(data.get("rss_level")),
+            cpu_level=Level.of(data.get("cpu_level")),
             samples_over=int(data.get("samples_over") or 0),
             rate_bytes_per_min=_opt_float(data.get("rate_bytes_per_min")),
             eta_seconds=_opt_float(data.get("eta_seconds")),
@@ -371,58 +371,3 @@ def _opt_float(value: Any) -> float | None:
 
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
-
-
-def process_status(tracked: TrackedProcess) -> ProcessStatus:
-    """A tracked process tree as a status row (pure)."""
-    sample = tracked.last
-    return ProcessStatus(
-        pid=tracked.pid, name=sample.name, create_time=sample.create_time,
-        rss_bytes=sample.rss_bytes, cpu_percent=sample.cpu_percent, members=sample.members,
-        state=tracked.level.label, rss_level=tracked.rss.level.label,
-        cpu_level=tracked.cpu.level.label,
-        samples_over=max(tracked.rss.over_warning, tracked.cpu.over_warning),
-        rate_bytes_per_min=tracked.rate_bytes_per_min, eta_seconds=tracked.eta_seconds,
-        access_denied=sample.access_denied, version=sample.version,
-    )
-
-
-def orphan_status(orphan: OrphanTrack, now: float) -> OrphanStatus:
-    """A left-behind process as a status row (pure)."""
-    sample = orphan.last
-    return OrphanStatus(
-        pid=orphan.pid, name=sample.name, agent_pid=sample.agent_pid,
-        agent_exited=orphan.agent_exited, rss_bytes=sample.rss_bytes,
-        cpu_percent=sample.cpu_percent, members=sample.members,
-        create_time=sample.create_time,
-        age_seconds=round(max(0.0, now - sample.create_time), 1),
-        orphaned_seconds=round(max(0.0, now - orphan.orphaned_at), 1))
-
-
-def watch_statuses(
-    watch_names: Sequence[str],
-    tracked: Iterable[TrackedProcess],
-    zombies: Mapping[str, Sequence[TreeSample]],
-    orphans: Iterable[OrphanTrack] = (),
-    now: float = 0.0,
-    rss_levels: Mapping[str, tuple[int | None, int | None]] | None = None,
-) -> tuple[WatchStatus, ...]:
-    """Group tracked trees (zombies seen this tick, orphans) under their watches, in config
-    order."""
-    # Grouped in one pass: this runs every tick, over every tracked process.
-    by_watch: dict[str, list[ProcessStatus]] = {}
-    for process in sorted(tracked, key=lambda t: (t.watch, t.key)):
-        by_watch.setdefault(process.watch, []).append(process_status(process))
-    for watch, trees in zombies.items():
-        for tree in trees:
-            if tree.zombie:
-                by_watch.setdefault(watch, []).append(
-                    ProcessStatus(pid=tree.pid, name=tree.name, rss_bytes=0, cpu_percent=0.0,
-                                  zombie=True))
-    left: dict[str, list[OrphanStatus]] = {}
-    for orphan in sorted(orphans, key=lambda o: (o.watch, o.key)):
-        left.setdefault(orphan.watch, []).append(orphan_status(orphan, now))
-    levels = rss_levels or {}
-    return tuple(WatchStatus(name, tuple(by_watch.get(name, ())), tuple(left.get(name, ())),
-                             *levels.get(name, (None, None)))
-                 for name in watch_names)

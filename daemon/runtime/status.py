@@ -17,9 +17,11 @@ from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 from daemon.cli.exit_codes import ExitCode
 from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError
+from daemon.watch.thresholds import Level
 
 _MAX_STATUS_BYTES = 64 * 1024 * 1024
-_STATE_CODES = {"ok": ExitCode.OK, "warning": ExitCode.WARNING, "critical": ExitCode.CRITICAL}
+_STATE_CODES = {Level.OK: ExitCode.OK, Level.WARNING: ExitCode.WARNING,
+                Level.CRITICAL: ExitCode.CRITICAL}
 
 
 def write_snapshot(path: Path, snapshot: StatusSnapshot) -> None:
@@ -99,7 +101,7 @@ def evaluate(snapshot: StatusSnapshot, lock_held: bool, alive: bool, now: float,
     worst = ExitCode.OK
     for watch in snapshot.watches:
         for proc in watch.processes:
-            worst = max(worst, _STATE_CODES.get(proc.state, ExitCode.OK))
+            worst = max(worst, _STATE_CODES[proc.state])
     summary = {0: "all watched processes ok", 1: "some watched process at warning",
                2: "some watched process at critical"}[worst]
     if degraded is not None:
@@ -170,7 +172,7 @@ def render_table(snapshot: StatusSnapshot, verdict: Verdict, now: float) -> str:
             rows.append((
                 watch.name, str(proc.pid), proc.name or "-",
                 format_bytes(proc.rss_bytes), f"{proc.cpu_percent:.0f}",
-                proc.state, str(proc.samples_over),
+                proc.state.label, str(proc.samples_over),
                 "-" if rate is None else format_bytes(rate),
                 "-" if eta is None else format_duration(eta),
                 "; ".join(part for part in (f"v{proc.version}" if proc.version else "",

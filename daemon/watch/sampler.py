@@ -82,7 +82,8 @@ class OrphanSample:
 class TickSample:
     """Everything one tick saw, for every watch."""
 
-    at: float
+    at: float  # wall time: what reports and history show
+    monotonic: float  # the monotonic time of the same moment: what intervals are measured on
     by_watch: dict[str, list[TreeSample]]
     processes_scanned: int
     orphans: dict[str, list[OrphanSample]] = field(default_factory=dict)
@@ -308,7 +309,7 @@ class Sampler:
         self._origins = origins
         self._previous_cpu = current_cpu
         self._previous_at = monotonic_now
-        return TickSample(wall_now, by_watch, len(table), orphans)
+        return TickSample(wall_now, monotonic_now, by_watch, len(table), orphans)
 
     def _orphan_trees(self, left: list[int], origin_of: Mapping[int, Origin],
                       table: Mapping[int, ProcStat], live_tree: Callable[[int], list[int]],

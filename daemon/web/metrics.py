@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -24,11 +24,12 @@ from prometheus_client.registry import Collector
 
 from crash_reports.stats.histogram import BucketCounts
 from daemon import __version__
-from daemon.agents.counters import Counters
+from daemon.agents.counters import Counters, OtlpCounter, OtlpStats
 from daemon.agents.queries import StoreReader
 from daemon.agents.totals import read_totals
 from daemon.guard.guard import GuardCounts
 from daemon.runtime.snapshot import FlushStatus, StatusSnapshot
+from daemon.watch.thresholds import Level
 from daemon.web.agent_metrics import (
     AgentLabelCaps,
     LabelLimits,
@@ -42,7 +43,6 @@ log = structlog.get_logger(component="metrics")
 TICK_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
-_LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 
 
 class TickDurations:
@@ -91,7 +91,7 @@ class DaemonMetricsCollector(Collector):
     def __init__(
         self,
         snapshot: Callable[[], StatusSnapshot | None],
-        agent_counters: Callable[[], Mapping[str, int]] | None = None,
+        agent_counters: Callable[[], OtlpStats] | None = None,
         agent_reader: StoreReader | None = None,
         *,
         limits: LabelLimits | None = None,
@@ -112,7 +112,7 @@ class DaemonMetricsCollector(Collector):
         self._caps = AgentLabelCaps(self.limits)
         self._agent_lock = threading.Lock()
         self._agent_cache: tuple[float, list[Metric]] | None = None
-        self._errors = Counters()  # scrapes run on several server threads
+        self._errors: Counters[str] = Counters()  # scrapes run on several server threads
 
     def observe_tick(self, seconds: float) -> None:
         """Record one tick's duration (call from ``Service.tick``)."""
@@ -146,7 +146,7 @@ class DaemonMetricsCollector(Collector):
             "telemetryd_scrape_errors", "Sources that failed while building a scrape.",
             labels=["part"],
         )
-        for part, count in self._errors.snapshot().items():
+        for part, count in sorted(self._errors.snapshot().items()):
             errors.add_metric([part], float(count))
         yield errors
 
@@ -247,13 +247,13 @@ def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
     for watch in snapshot.watches:
         name = watch.name
         live = watch.live
-        levels = [_LEVELS.get(p.state, 0) for p in live]
+        levels = [p.state for p in live]
         processes.add_metric([name], float(len(live)))
         rss.add_metric([name], float(sum(_number(p.rss_bytes) for p in live)))
         cpu.add_metric([name], sum(_number(p.cpu_percent) for p in live) / 100.0)
-        level.add_metric([name], float(max(levels, default=0)))
-        for label, value in _LEVELS.items():
-            at_level.add_metric([name, label], float(levels.count(value)))
+        level.add_metric([name], float(max(levels, default=Level.OK)))
+        for each in Level:
+            at_level.add_metric([name, each.label], float(levels.count(each)))
         rates = [p.rate_bytes_per_min / 60.0 for p in live if p.rate_bytes_per_min is not None]
         if rates:
             growth.add_metric([name], max(rates))
@@ -267,82 +267,32 @@ def watch_families(snapshot: StatusSnapshot) -> list[Metric]:
 
 # --- the OTLP receiver ----------------------------------------------------------------
 
-# counter name -> (metric name, help, is a counter rather than a gauge)
-_OTLP_SINGLES: dict[str, tuple[str, str, bool]] = {
-    "requests_timed_out": ("telemetryd_otlp_requests_timed_out",
-                           "Connections closed for reading too slowly.", True),
-    "handler_errors": ("telemetryd_otlp_handler_errors",
-                       "Requests that hit a bug in the receiver.", True),
-    "requests_not_taken.internal_error": (
-        "telemetryd_otlp_requests_not_taken",
-        "Well-formed exports a decoder bug kept out of the store (answered 200).", True),
-    "events_written": ("telemetryd_agent_events_written",
-                       "Agent events written to the event store.", True),
-    "write_errors": ("telemetryd_agent_store_write_errors",
-                     "Batches the event store failed to write.", True),
-    "queue_depth": ("telemetryd_otlp_queue_depth",
-                    "Requests waiting for the store writer.", False),
-    "active_series": ("telemetryd_otlp_active_series",
-                      "Incoming series remembered for cardinality caps.", False),
-    "connections_open": ("telemetryd_otlp_connections_open",
-                         "Connections open to the receiver now.", False),
-}
+# The receiver's gauges: (metric name, help, its OtlpStats field).
+_OTLP_GAUGES: tuple[tuple[str, str, Callable[[OtlpStats], int]], ...] = (
+    ("telemetryd_otlp_queue_depth", "Requests waiting for the store writer.",
+     lambda s: s.queue_depth),
+    ("telemetryd_otlp_active_series", "Incoming series remembered for cardinality caps.",
+     lambda s: s.active_series),
+    ("telemetryd_otlp_connections_open", "Connections open to the receiver now.",
+     lambda s: s.connections_open),
+)
 
 
-def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
-    """The receiver's counters (``daemon/agents/counters.py`` names) as labelled families."""
-    requests = CounterMetricFamily("telemetryd_otlp_requests",
-                                   "OTLP export requests received.", labels=["signal"])
-    refused = CounterMetricFamily("telemetryd_otlp_requests_refused",
-                                  "OTLP requests answered with an error status.",
-                                  labels=["status", "reason"])
-    trusted = CounterMetricFamily("telemetryd_otlp_requests_trusted",
-                                  "OTLP requests taken, by what vouched for the sender "
-                                  "([otlp] trust: token, watched, any).", labels=["how"])
-    points = CounterMetricFamily("telemetryd_otlp_points",
-                                 "Data points and log records received, by outcome.",
-                                 labels=["signal", "outcome"])
-    dropped = CounterMetricFamily("telemetryd_otlp_points_dropped",
-                                  "Accepted points dropped before reaching the store.",
-                                  labels=["reason"])
-    evicted = CounterMetricFamily(
-        "telemetryd_otlp_evicted",
-        "Agents, models, tools, sessions and series forgotten past their caps (LRU).",
-        labels=["kind"])
-    connections = CounterMetricFamily(
-        "telemetryd_otlp_connections_dropped",
-        "Receiver connections dropped: evicted past the cap, shed at accept, write timeout.",
-        labels=["reason"])
-    singles: dict[str, float] = dict.fromkeys(_OTLP_SINGLES, 0.0)
-    for name, value in sorted(counters.items()):
-        head, _, rest = name.partition(".")
-        if name in singles:
-            singles[name] = float(value)
-        elif head == "requests_received":
-            requests.add_metric([rest], float(value))
-        elif head == "requests_refused":
-            status, _, reason = rest.partition(".")
-            refused.add_metric([status, reason], float(value))
-        elif head == "requests_trusted":
-            trusted.add_metric([rest], float(value))
-        elif head == "points_accepted":
-            points.add_metric([rest, "accepted"], float(value))
-        elif head == "points_refused":
-            signal, _, reason = rest.partition(".")
-            points.add_metric([signal, reason], float(value))
-        elif head == "spans_dropped":
-            points.add_metric(["traces", f"dropped_{rest}"], float(value))
-        elif head in ("points_dropped", "records_dropped"):
-            dropped.add_metric([rest], float(value))
-        elif head == "evicted":
-            evicted.add_metric([rest], float(value))
-        elif head == "connections_dropped":
-            connections.add_metric([rest], float(value))
-        # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
-    out: list[Metric] = [requests, refused, trusted, points, dropped, evicted, connections]
-    for name, (metric, doc, is_counter) in _OTLP_SINGLES.items():
-        make = _counter if is_counter else _gauge
-        out.append(make(metric, doc, singles[name]))
+def otlp_families(stats: OtlpStats) -> list[Metric]:
+    """The receiver's counters (``daemon/agents/counters.py``) as labelled families."""
+    out: list[Metric] = []
+    for counter in OtlpCounter:
+        if counter.metric is None:
+            continue
+        if not counter.labels:
+            out.append(_counter(counter.metric, counter.doc, stats.get(counter)))
+            continue
+        family = CounterMetricFamily(counter.metric, counter.doc, labels=list(counter.labels))
+        for labels, count in sorted(stats.by_labels(counter).items()):
+            family.add_metric(list(labels), float(count))
+        out.append(family)
+    for name, doc, field_of in _OTLP_GAUGES:
+        out.append(_gauge(name, doc, field_of(stats)))
     return out
 
 

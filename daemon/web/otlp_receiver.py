@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from daemon.agents import wire
 from daemon.agents.admission import Admission
+from daemon.agents.counters import OtlpCounter, OtlpStats
 from daemon.agents.decode import (
     DecodeResult,
     decode_logs,
@@ -144,7 +145,8 @@ class OtlpReceiver:
 
     def routes(self) -> RouteTable:
         """``/v1/metrics`` and ``/v1/logs``, refusals worded as OTLP wants."""
-        table = RouteTable(refuse=self._refusal)
+        table = RouteTable(refuse=self._refusal,
+                           failed=lambda: self.counters.count(OtlpCounter.HANDLER_ERRORS))
         for path in _SIGNALS:
             table.add(path, Route(self._handler(path), frozenset({"POST"}), body=True))
         return table
@@ -183,19 +185,22 @@ class OtlpReceiver:
             self._lookup_pool = None
         log.info("agents.receiver.stopped")
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> OtlpStats:
         """Counters of the receiver and the ingest queue, plus remembered series (no lock)."""
-        snapshot = self.ingestor.stats()
-        snapshot["active_series"] = self.tracker.size
-        if self._listener is not None:
-            snapshot.update(self._listener.stats())
-        return snapshot
+        counts = self.counters.snapshot()
+        listener = self._listener
+        if listener is not None:
+            for reason, count in listener.dropped().items():
+                counts[(OtlpCounter.CONNECTIONS_DROPPED, (reason,))] = count
+        return OtlpStats(counts, queue_depth=self.ingestor.queue_depth(),
+                         active_series=self.tracker.size,
+                         connections_open=0 if listener is None else listener.connections)
 
     def refuse(self, status: int, reason: str) -> None:
         """Count a refused request and warn about it at most once a minute per reason."""
-        self.counters.add(f"requests_refused.{status}.{reason}")
+        self.counters.count(OtlpCounter.REQUESTS_REFUSED, (str(status), reason))
         if status == 408:
-            self.counters.add("requests_timed_out")
+            self.counters.count(OtlpCounter.REQUESTS_TIMED_OUT)
         now = time.monotonic()
         if now - self._last_logged.get(reason, -_LOG_EVERY_SECONDS) >= _LOG_EVERY_SECONDS:
             self._last_logged[reason] = now
@@ -218,7 +223,7 @@ class OtlpReceiver:
             verdict = await self._admit(request)
             if not verdict.accepted:
                 return self._untrusted(verdict, encoding)
-            self.counters.add(f"requests_trusted.{verdict.how}")
+            self.counters.count(OtlpCounter.REQUESTS_TRUSTED, (verdict.how,))
             loop = asyncio.get_running_loop()
             signal = _SIGNALS[path]
             return await loop.run_in_executor(pool, self._export, signal, request.body, encoding)
@@ -258,7 +263,7 @@ class OtlpReceiver:
         except wire.PayloadError as exc:
             return self._refusal(exc.status, exc.reason, {"content-type": _content_type(encoding)})
         counters = self.counters
-        counters.add(f"requests_received.{signal.name}")
+        counters.count(OtlpCounter.REQUESTS_RECEIVED, (signal.name,))
         with self.lock:
             now = self.clock()
             txn = self.tracker.begin(now)
@@ -278,15 +283,15 @@ class OtlpReceiver:
         if result is None:
             # The export was well formed: an error answer would only make the agent print
             # exporter errors into its user's terminal and retry the same bytes.
-            counters.add("requests_not_taken.internal_error")
+            counters.count(OtlpCounter.REQUESTS_NOT_TAKEN)
             response = signal.response(0, "not taken: internal error")
             return Response(200, wire.serialize(response, encoding), _content_type(encoding))
         if not accepted:
             return self._refusal(429, "queue_full", {"content-type": _content_type(encoding)})
-        counters.add(f"points_accepted.{signal.name}", result.accepted)
-        counters.add("spans_dropped.no_timing", result.dropped_spans)
+        counters.count(OtlpCounter.POINTS, (signal.name, "accepted"), result.accepted)
+        counters.count(OtlpCounter.POINTS, ("traces", "dropped_no_timing"), result.dropped_spans)
         for reason, count in result.refusals.items():
-            counters.add(f"points_refused.{signal.name}.{reason}", count)
+            counters.count(OtlpCounter.POINTS, (signal.name, reason), count)
         response = signal.response(result.rejected, result.message())
         return Response(200, wire.serialize(response, encoding), _content_type(encoding))
 

@@ -80,12 +80,18 @@ def plain_refusal(status: int, reason: str, headers: Mapping[str, str]) -> Respo
     return Response(status, reason.encode() + b"\n")
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass
 class RouteTable:
-    """Exact paths to routes, plus how this listener words a refusal."""
+    """Exact paths to routes, how this listener words a refusal, and who counts a handler
+    that raised (a bug: the request is answered 500)."""
 
     routes: dict[str, Route] = field(default_factory=dict)
     refuse: Refuser = plain_refusal
+    failed: Callable[[], None] = _nothing
 
     def add(self, path: str, route: Route) -> None:
         """Serve ``route`` at ``path`` (replacing any route there)."""
@@ -144,6 +150,7 @@ def make_app(table: RouteTable, limits: ListenerLimits, policy: HostPolicy,
                 raise
             except Exception as exc:  # a handler bug costs one request, not the listener
                 log.error("http.handler_failed", path=scope["path"], error=type(exc).__name__)
+                table.failed()
                 response = Response(500, b"internal error\n")
             await _send(send, response, close=False)
         except PayloadError as exc:

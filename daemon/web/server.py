@@ -57,13 +57,17 @@ class Listener:
         """Connections open now."""
         return len(self.server.server_state.connections)
 
-    def stats(self) -> dict[str, int]:
-        """Connections open now, and dropped by reason: ``evicted`` past the cap, ``shed``
-        at accept, ``write_timeout`` for a client not reading its answer."""
+    def dropped(self) -> dict[str, int]:
+        """Connections dropped by reason: ``evicted`` past the cap, ``shed`` at accept,
+        ``write_timeout`` for a client not reading its answer."""
         counts = dict(self.book.counts)  # a copy: the loop thread adds to it
+        return {reason: counts.get(reason, 0) for reason in ("evicted", "shed", "write_timeout")}
+
+    def stats(self) -> dict[str, int]:
+        """Connections open now, and dropped by reason (``dropped``)."""
         return {"connections_open": self.connections,
-                **{f"connections_dropped.{reason}": counts.get(reason, 0)
-                   for reason in ("evicted", "shed", "write_timeout")}}
+                **{f"connections_dropped.{reason}": count
+                   for reason, count in self.dropped().items()}}
 
 
 class HttpHost:

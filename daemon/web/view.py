@@ -17,7 +17,6 @@ from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
 from daemon.runtime.snapshot import StatusSnapshot
 
-STATES = ("ok", "warning", "critical", "orphaned")
 _PID_IN_TITLE = re.compile(r" pid (\d+)\b")
 EventUrl = Callable[[str], str | None]
 
@@ -98,7 +97,7 @@ def tree_rows(snapshot: StatusSnapshot) -> tuple[list[TreeRow], list[str]]:
         for proc in live:
             rows.append(TreeRow(
                 watch=watch.name, pid=proc.pid, name=proc.name, started_at=proc.create_time,
-                rss_bytes=proc.rss_bytes, cpu_percent=proc.cpu_percent, state=proc.state,
+                rss_bytes=proc.rss_bytes, cpu_percent=proc.cpu_percent, state=proc.state.label,
                 rate_bytes_per_min=proc.rate_bytes_per_min, eta_seconds=proc.eta_seconds,
                 rss_warning_bytes=watch.rss_warning_bytes,
                 rss_critical_bytes=watch.rss_critical_bytes, note=proc.note,

@@ -51,7 +51,7 @@ def tree(pid: int, members: tuple[int, ...], cpu: float = 0.0, rss: int = 100 <<
 
 
 def tick(g: Guard, clock: Clock, *trees: TreeSample) -> list[ReportKind]:
-    sample = TickSample(clock.now, {"claude-code": list(trees)}, 100)
+    sample = TickSample(clock.now, clock.now, {"claude-code": list(trees)}, 100)
     return [v.rule for v in g.on_tick(sample, {}, clock.now)]
 
 

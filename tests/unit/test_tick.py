@@ -200,3 +200,31 @@ def test_wrapped_process_a_watch_matches_is_tracked_once(tmp_path: Path, agent: 
     assert tracked == [("agent", agent.pid)]
     seen = [e["watch"] for e in logs if e["event"] == "process.seen" and e["pid"] == agent.pid]
     assert seen == ["agent"]
+
+
+def test_watch_action_cooldowns_run_on_the_monotonic_clock(tmp_path: Path, agent: Agent) -> None:
+    """The tick hands the action gate its monotonic time, so an hour's step back of the
+    wall clock cannot stretch an on_warning cooldown."""
+    text = f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+[otlp]
+enabled = false
+[metrics]
+enabled = false
+[[watch]]
+name = "agent"
+pid = {agent.pid}
+rss_warning = "1MiB"
+sustained = 1
+on_warning = [{{exec = ["true"]}}]
+"""
+    config = parse_config_text(text, "<test>", {}, psutil.virtual_memory().total)
+    running = started(config)
+    ticker = Ticker(config, default_process_table(), SystemFacts(), lambda: 500.0)
+    try:
+        ticker.tick(running, time.time() - 3600.0)
+    finally:
+        ticker.close(running)
+        running.close(time.time())
+    assert list(ticker.gate.last_fired.values()) == [500.0]

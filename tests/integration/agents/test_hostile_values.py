@@ -10,6 +10,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
+from daemon.agents.counters import OtlpCounter
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.totals import read_totals
 from tests.integration.agents.conftest import post
@@ -46,7 +47,7 @@ def test_pid_1e300_costs_no_point(agents: AgentTelemetry) -> None:
                               {"input": 3}, None, time.time_ns())
     assert post(agents.receiver.port, "/v1/metrics", two_agents(bad)).status == 200
     assert good_tokens(agents) == 8
-    assert "records_dropped.write_error" not in agents.stats()
+    assert agents.stats().get(OtlpCounter.POINTS_DROPPED, ("write_error",)) == 0
 
 
 def test_count_of_2_pow_64_is_refused_per_point(agents: AgentTelemetry) -> None:
@@ -61,7 +62,7 @@ def test_count_of_2_pow_64_is_refused_per_point(agents: AgentTelemetry) -> None:
     assert answer.partial_success.rejected_data_points == 1
     assert "overflow=1" in answer.partial_success.error_message
     assert good_tokens(agents) == 5
-    assert "records_dropped.write_error" not in agents.stats()
+    assert agents.stats().get(OtlpCounter.POINTS_DROPPED, ("write_error",)) == 0
 
 
 def test_cost_1e308_twice_never_makes_totals_infinite(agents: AgentTelemetry) -> None:
