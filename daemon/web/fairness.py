@@ -19,11 +19,11 @@ pace, and one with bytes waiting in its socket that have not been read yet (a re
 arrived whole while the event loop was busy: exactly the client to keep). When nothing can
 be dropped the listener goes past the cap, up to its reserve (``server.py``).
 
-Before any of that, at ``accept()`` (``admit_at_accept``): a full listener sheds a new
-connection that has sent nothing yet, unless the oldest silent one has been silent for the
-grace period (then the newcomer takes its place). Shedding costs an ``accept`` and a
-``close``; building a connection costs a hundred times more, so a client churning
-connections cannot keep the event loop from the requests that arrive whole.
+Before any of that, at ``accept()`` (``admit_at_accept``): a listener full past its
+reserve sheds a new connection that has sent nothing yet, unless the oldest silent one has
+been silent for the grace period (then the newcomer takes its place). Shedding costs an
+``accept`` and a ``close``; building a connection costs a hundred times more, so a client
+churning connections cannot keep the event loop from the requests that arrive whole.
 """
 
 from __future__ import annotations
@@ -88,10 +88,13 @@ def choose_victim(connections: Iterable[ConnectionView], now: float, grace_secon
 
 def admit_at_accept(open_connections: int, pending: int, max_connections: int,
                     unread_bytes: int, oldest_silent_seconds: float | None,
-                    grace_seconds: float) -> bool:
+                    grace_seconds: float, reserve: int = 0) -> bool:
     """Whether a connection just accepted is served (False: closed at once).
 
     ``pending``: connections admitted but not built yet (asyncio accepts in batches).
+    ``reserve``: room past the cap; a silent newcomer may take it, since on a busy machine
+    the loop can accept a well-behaved client's connection before its request arrives (it
+    is then the youngest silent one, evicted last).
 
     >>> admit_at_accept(3, 0, 32, 0, None, 1.0)
     True
@@ -103,8 +106,12 @@ def admit_at_accept(open_connections: int, pending: int, max_connections: int,
     True
     >>> admit_at_accept(32, 1, 32, 0, 4.0, 1.0)  # ... unless another newcomer already does
     False
+    >>> admit_at_accept(33, 0, 32, 0, 0.01, 1.0, reserve=8)  # room left in the reserve
+    True
+    >>> admit_at_accept(40, 0, 32, 0, 0.01, 1.0, reserve=8)  # the reserve is full: shed
+    False
     """
-    if open_connections + pending < max_connections or unread_bytes:
+    if open_connections + pending < max_connections + reserve or unread_bytes:
         return True
     return (pending == 0 and oldest_silent_seconds is not None
             and oldest_silent_seconds >= grace_seconds)

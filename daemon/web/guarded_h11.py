@@ -79,7 +79,8 @@ class ListenerBook:
         oldest = next(iter(self.silent.values()), None)
         admitted = admit_at_accept(len(self.connections), len(self.admitted),
                                    self.limits.max_connections, unread_bytes(fd),
-                                   None if oldest is None else now - oldest, GRACE_SECONDS)
+                                   None if oldest is None else now - oldest, GRACE_SECONDS,
+                                   self.reserve)
         if admitted:
             self.admitted.append(now)
         else:
