@@ -31,14 +31,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.decode import decode_metrics
-from daemon.agents.pricing import price_tokens
-from daemon.agents.records import TokenUsage
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.series import SeriesTracker
-from daemon.agents.store import EventStore
+from daemon.agents.budget.pricing import price_tokens
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.decoding.decode import decode_metrics
+from daemon.agents.decoding.records import TokenUsage
+from daemon.agents.decoding.series import SeriesTracker
+from daemon.agents.store.event_store import EventStore
 from daemon.config.schema import ListenSettings, OtlpSettings
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.unit.agents.payloads import claude_resource, metrics_request, sum_metric
 
 TOKEN_TYPES = ("input", "output", "cacheRead", "cacheCreation")

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from crash_reports.common.files import UnsafeFileError, open_regular, rename_aside
 from crash_reports.delivery.rate_limits_file import (
     RATE_LIMITS_FILE,
     load_rate_limits,
@@ -30,7 +31,6 @@ from crash_reports.delivery.rate_limits_file import (
 from crash_reports.delivery.retry import RetryPolicy, limited_until, merge_rate_limits
 from crash_reports.delivery.upload import Delivered, Reject, Retry, UploadOutcome
 from crash_reports.spool.store import Spool
-from crash_reports.storage.files import UnsafeFileError, open_regular, rename_aside
 
 log = structlog.get_logger(component="delivery")
 

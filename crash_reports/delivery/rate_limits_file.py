@@ -9,8 +9,8 @@ from pathlib import Path
 
 import structlog
 
-from crash_reports.storage.atomic import write_atomic
-from crash_reports.storage.files import read_regular
+from crash_reports.common.atomic import write_atomic
+from crash_reports.common.files import read_regular
 
 log = structlog.get_logger(component="delivery")
 

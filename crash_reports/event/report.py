@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from crash_reports.common.humanize import format_bytes, format_duration
 from crash_reports.event.evidence import Evidence
-from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import redact_command_line, redact_name
 

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from crash_reports.common.atomic import fsync_dir
+from crash_reports.common.files import read_regular
 from crash_reports.spool.envelope import EnvelopeSummary
-from crash_reports.storage.atomic import fsync_dir
-from crash_reports.storage.files import read_regular
 
 EntryState = Literal["pending", "quarantined", "delivered"]
 

@@ -31,6 +31,9 @@ __all__ = ["Dropped", "PurgeScope", "Spool", "SpoolLimits", "StoredReport"]
 
 import structlog
 
+from crash_reports.common.atomic import fsync_dir, write_atomic
+from crash_reports.common.files import ensure_private_dir, read_regular
+from crash_reports.common.reserve import DiskReserve
 from crash_reports.spool.envelope import parse_envelope
 from crash_reports.spool.listing import Listing
 from crash_reports.spool.records import (
@@ -57,9 +60,6 @@ from crash_reports.spool.retention import (
     Stored,
     choose_drops,
 )
-from crash_reports.storage.atomic import fsync_dir, write_atomic
-from crash_reports.storage.files import ensure_private_dir, read_regular
-from crash_reports.storage.reserve import DiskReserve
 
 log = structlog.get_logger(component="spool")
 

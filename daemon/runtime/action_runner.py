@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 import structlog
 
-from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.common.humanize import format_bytes, format_duration
 from crash_reports.event.kinds import Trigger
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAction
 from daemon.watch.triggers import Fired

@@ -13,12 +13,12 @@ from daemon import __version__
 from daemon.config.render import describe
 from daemon.config.schema import Config
 from daemon.runtime.running import Running
-from daemon.runtime.snapshot import ReportCounts, StatusSnapshot
-from daemon.runtime.status import write_snapshot
 from daemon.runtime.tick import Ticker
-from daemon.runtime.watch_statuses import watch_statuses
-from daemon.watch.sampler import TickSample
-from daemon.wrap.announcements import DEFAULT_WATCH
+from daemon.status.snapshot import ReportCounts, StatusSnapshot
+from daemon.status.status_file import write_snapshot
+from daemon.status.watch_statuses import watch_statuses
+from daemon.watch.proc.announcements import DEFAULT_WATCH
+from daemon.watch.proc.sampler import TickSample
 
 log = structlog.get_logger(component="status")
 

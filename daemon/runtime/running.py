@@ -15,19 +15,19 @@ from crash_reports.event.system_facts import SystemFacts
 from crash_reports.spool.store import Dropped, Spool
 from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
-from daemon.agents.link import AgentLink
 from daemon.config.reader import is_loopback
 from daemon.config.schema import Config
 from daemon.guard.guard import Guard
-from daemon.runtime.crash_hooks import install_crash_hooks
-from daemon.runtime.delivery import Delivery, is_flush_failure, open_spool
+from daemon.runtime.agent_link import AgentLink
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.recent_events import EventKind, RecentEvent, RecentEvents
-from daemon.runtime.reporting import ReportWriter
+from daemon.runtime.reports.crash_hooks import install_crash_hooks
+from daemon.runtime.reports.delivery import Delivery, is_flush_failure, open_spool
+from daemon.runtime.reports.reporting import ReportWriter
 from daemon.runtime.stats_recorder import StatsRecorder
+from daemon.status.recent_events import EventKind, RecentEvent, RecentEvents
 
 if TYPE_CHECKING:  # the HTTP stack and prometheus-client load only when /metrics starts
-    from daemon.web.metrics import DaemonMetricsCollector
+    from daemon.web.exposition.metrics import DaemonMetricsCollector
     from daemon.web.metrics_server import MetricsServer
 
 log = structlog.get_logger(component="service")
@@ -162,7 +162,7 @@ def _start_metrics(config: Config, paths: StatePaths, snapshot: Callable[[], Any
     if not config.metrics.enabled:
         return None, None
     from daemon.runtime.page_sources import daemon_page_sources
-    from daemon.web.metrics import DaemonMetricsCollector
+    from daemon.web.exposition.metrics import DaemonMetricsCollector
     from daemon.web.metrics_server import serve_metrics
     from daemon.web.status_routes import page_routes
 

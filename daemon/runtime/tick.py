@@ -19,18 +19,16 @@ from crash_reports.event.kinds import ReportKind, Trigger
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, SignalAction, WatchRule
 from daemon.runtime.action_runner import ActionRunner
-from daemon.runtime.evidence import LeakEvidence
-from daemon.runtime.evidence_worker import EvidenceJob, EvidenceWorker
-from daemon.runtime.guard_step import GuardStep
-from daemon.runtime.node_heap import NodeHeap
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.recent_events import EventKind, RecentEvent
+from daemon.runtime.reports.evidence import LeakEvidence
+from daemon.runtime.reports.evidence_worker import EvidenceJob, EvidenceWorker
+from daemon.runtime.reports.guard_step import GuardStep
+from daemon.runtime.reports.node_heap import NodeHeap
 from daemon.runtime.running import Running
-from daemon.runtime.snapshot import TickInfo
-from daemon.runtime.status import pid_alive
-from daemon.runtime.trees import TreeMemory
+from daemon.status.recent_events import EventKind, RecentEvent
+from daemon.status.snapshot import TickInfo
+from daemon.status.status_file import pid_alive
 from daemon.watch.log_lines import log_line
-from daemon.watch.members import MemberGrowth
 from daemon.watch.monitor import (
     Action,
     Crossed,
@@ -39,18 +37,20 @@ from daemon.watch.monitor import (
     ReportRequest,
     TrackedProcess,
 )
-from daemon.watch.proctable import ProcessTable
-from daemon.watch.reaper import Reaper
-from daemon.watch.sampler import Sampler, TickSample
-from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
-from daemon.watch.thresholds import Level
-from daemon.watch.triggers import ActionGate, Fired
-from daemon.wrap.announcements import (
+from daemon.watch.proc.announcements import (
     pids_by_watch,
     read_announced,
     remove_stale,
     with_wrapped_watch,
 )
+from daemon.watch.proc.members import MemberGrowth
+from daemon.watch.proc.proctable import ProcessTable
+from daemon.watch.proc.sampler import Sampler, TickSample
+from daemon.watch.proc.trees import TreeMemory
+from daemon.watch.reaper import Reaper
+from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
+from daemon.watch.thresholds import Level
+from daemon.watch.triggers import ActionGate, Fired
 
 log = structlog.get_logger(component="tick")
 FiredSlot = tuple[str, tuple[int, int], Trigger]

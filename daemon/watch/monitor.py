@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from crash_reports.event.kinds import ReportKind
 from daemon.config.schema import DaemonSettings, WatchRule
-from daemon.watch.members import MemberHistory
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.proc.members import MemberHistory
+from daemon.watch.proc.sampler import TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, Transition, step
 from daemon.watch.tracking import (
     Action,

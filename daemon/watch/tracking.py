@@ -13,8 +13,8 @@ from typing import Any
 
 from crash_reports.event.kinds import ReportKind
 from daemon.config.schema import WatchRule
-from daemon.watch.members import MemberHistory
-from daemon.watch.sampler import OrphanSample, TreeSample
+from daemon.watch.proc.members import MemberHistory
+from daemon.watch.proc.sampler import OrphanSample, TreeSample
 from daemon.watch.thresholds import Level, LevelState, Transition
 from daemon.watch.trend import TREND_POINTS
 

@@ -1,6 +1,6 @@
 """The metrics listener: ``/metrics`` from a private registry, plus whatever pages are added.
 
-It runs on the shared HTTP host (``daemon.web.server``) with its own wire limits; a scrape is
+It runs on the shared HTTP host (``daemon.web.http.server``) with its own wire limits; a scrape is
 rendered on one thread of its own, so the event loop and the tick never wait for it, and at
 most once per ``render_interval_seconds`` for all scrapers together (``SharedRendering``).
 More pages (the status page, its JSON API) are passed with ``routes=``.
@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from daemon.config.files.web_config import WebConfig
 from daemon.config.schema import Config, DaemonSettings
-from daemon.config.web_config import WebConfig
-from daemon.web.auth import WebGuard, guard
-from daemon.web.rendering import SharedRendering
-from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
-from daemon.web.server import HttpHost, Listener, shared_host
+from daemon.web.exposition.rendering import SharedRendering
+from daemon.web.http.auth import WebGuard, guard
+from daemon.web.http.routes import ListenerLimits, Request, Response, Route, RouteTable
+from daemon.web.http.server import HttpHost, Listener, shared_host
 
 log = structlog.get_logger(component="metrics")
 

@@ -4,7 +4,7 @@
 payload, 404 unknown path, 405 wrong method, 408 body too slow, 411 no length, 413 too large
 (declared, sent or inflated), 415 unsupported content type or encoding, 429 with Retry-After
 when the ingest queue is full, 503 with Retry-After when every connection slot or the
-in-flight byte budget is taken. The wire is handled by ``daemon.web.server`` (uvicorn + h11);
+in-flight byte budget is taken. The wire is handled by ``daemon.web.http.server`` (uvicorn + h11);
 decoding runs on a small thread pool, never on the event loop, and no input ever reaches a
 log line.
 """
@@ -24,24 +24,24 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from daemon.agents import wire
-from daemon.agents.admission import Admission
-from daemon.agents.counters import OtlpCounter, OtlpStats
-from daemon.agents.decode import (
+from daemon.agents.decoding.counters import OtlpCounter, OtlpStats
+from daemon.agents.decoding.decode import (
     DecodeResult,
     decode_logs,
     decode_metrics,
     decode_traces,
     too_many_items,
 )
-from daemon.agents.ingest import Ingestor
-from daemon.agents.series import SeriesTracker
-from daemon.agents.trust import Verdict
+from daemon.agents.decoding.series import SeriesTracker
+from daemon.agents.store.ingest import Ingestor
+from daemon.agents.trust.admission import Admission
+from daemon.agents.trust.policy import Verdict
 from daemon.config.schema import OtlpSettings
-from daemon.web.routes import Request, Response, Route, RouteTable
+from daemon.web.http import wire
+from daemon.web.http.routes import Request, Response, Route, RouteTable
 
 if TYPE_CHECKING:  # the HTTP stack (uvicorn, h11, an event loop) is imported by start()
-    from daemon.web.server import HttpHost, Listener
+    from daemon.web.http.server import HttpHost, Listener
 
 log = structlog.get_logger(component="otlp")
 RETRY_AFTER_SECONDS = 2
@@ -153,7 +153,7 @@ class OtlpReceiver:
 
     def start(self) -> None:
         """Bind the configured address and serve until ``stop()``; OSError if it is taken."""
-        from daemon.web.server import shared_host
+        from daemon.web.http.server import shared_host
 
         if self.host is None:
             self.host = shared_host()

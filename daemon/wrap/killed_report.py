@@ -20,12 +20,12 @@ from crash_reports.event.report import ReportInput, build_report
 from crash_reports.event.system_facts import SystemFacts
 from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
-from daemon.agents.matching import process_context
-from daemon.agents.queries import StoreReader
+from daemon.agents.linking.matching import process_context
+from daemon.agents.store.queries import StoreReader
 from daemon.config.schema import Config
-from daemon.runtime.delivery import open_spool
-from daemon.runtime.evidence import collect
 from daemon.runtime.paths import StatePaths
+from daemon.runtime.reports.delivery import open_spool
+from daemon.runtime.reports.evidence import collect
 from daemon.wrap.child import Outcome
 
 log = structlog.get_logger(component="wrap")

@@ -12,11 +12,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from daemon.agents.link import AgentLink
 from daemon.config.parse import parse_config_text
+from daemon.runtime.agent_link import AgentLink
 from daemon.runtime.paths import StatePaths
 from daemon.watch.monitor import TrackedProcess
-from daemon.watch.sampler import TreeSample
+from daemon.watch.proc.sampler import TreeSample
 
 
 def tracked(pid: int, members: tuple[int, ...]) -> TrackedProcess:

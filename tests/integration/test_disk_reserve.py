@@ -11,8 +11,8 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.storage.reserve import DiskReserve
-from daemon.agents.counters import OtlpCounter
+from crash_reports.common.reserve import DiskReserve
+from daemon.agents.decoding.counters import OtlpCounter
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import SpoolSettings
 from daemon.runtime.service import Service

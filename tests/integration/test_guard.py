@@ -19,7 +19,7 @@ from sentry_sdk.envelope import Envelope
 
 from crash_reports.event.kinds import GUARD_KINDS
 from crash_reports.spool.store import Spool
-from daemon.agents.counters import OtlpCounter
+from daemon.agents.decoding.counters import OtlpCounter
 from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
 from tests.support.daemon_proc import cli

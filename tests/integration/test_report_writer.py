@@ -13,10 +13,10 @@ from crash_reports.event.system_facts import SystemFacts
 from crash_reports.spool.store import Spool, StoredReport
 from crash_reports.spool.transport import SpoolTransport
 from daemon.config.parse import parse_config_text
-from daemon.runtime.reporting import ReportWriter
+from daemon.runtime.reports.reporting import ReportWriter
 from daemon.runtime.running import make_sentry_client
 from daemon.watch.monitor import Monitor, ReportRequest
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.proc.sampler import TickSample, TreeSample
 
 MIB = 1024**2
 CONFIG = ('[[watch]]\nname = "agent"\nprocess_name = "agent"\nrss_warning = "100MiB"\n'

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from daemon.runtime.snapshot import (
+from daemon.status.snapshot import (
     FlushStatus,
     OtlpStatus,
     ProcessStatus,

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from crash_reports.event.kinds import ReportKind
-from daemon.agents.records import Agent, ApiRequest, CostUsage, TokenUsage, ToolCall
+from daemon.agents.decoding.records import Agent, ApiRequest, CostUsage, TokenUsage, ToolCall
 from daemon.config.errors import ConfigError
 from daemon.config.parse import parse_config_text
 from daemon.config.render import as_toml, describe
@@ -19,7 +19,7 @@ from daemon.guard.guard import Guard
 from daemon.guard.report import build_guard_report
 from daemon.guard.verdicts import CostSurgeEvidence, VersionRegressionEvidence
 from daemon.guard.versions import VersionBook
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.proc.sampler import TickSample, TreeSample
 
 CLAUDE = Agent("claude-code", None, "s1", None)
 

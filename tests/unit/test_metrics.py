@@ -14,10 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from daemon import __version__
-from daemon.agents.counters import OtlpCounter, OtlpStats
-from daemon.agents.integrity import screen
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import (
+from daemon.agents.budget.integrity import screen
+from daemon.agents.decoding.counters import OtlpCounter, OtlpStats
+from daemon.agents.decoding.records import (
     Agent,
     ApiRequest,
     CostUsage,
@@ -25,11 +24,12 @@ from daemon.agents.records import (
     TokenUsage,
     ToolCall,
 )
-from daemon.agents.store import EventStore
-from daemon.agents.totals import read_totals
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.queries import StoreReader
+from daemon.agents.store.totals import read_totals
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.snapshot import FlushStatus, OtlpStatus, ReportCounts, StatusSnapshot
-from daemon.web.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
+from daemon.status.snapshot import FlushStatus, OtlpStatus, ReportCounts, StatusSnapshot
+from daemon.web.exposition.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
 from tests.support import snapshots as build
 
 NOW = 1_800_000_000.0

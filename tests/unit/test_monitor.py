@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from daemon.config.schema import WatchRule
 from daemon.watch.log_lines import LogLine, log_line
 from daemon.watch.monitor import Action, Monitor, ReportRequest
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.proc.sampler import TickSample, TreeSample
 from daemon.watch.thresholds import Level
 
 MIB = 1024**2

@@ -16,7 +16,7 @@ from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.tick import Ticker
-from daemon.watch.proctable import default_process_table
+from daemon.watch.proc.proctable import default_process_table
 from tests.support.agents import Agent
 from tests.support.waiting import wait_for
 
@@ -134,7 +134,7 @@ def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Ag
     import subprocess
     import sys
 
-    from daemon.wrap.announcements import WrappedChild, announce
+    from daemon.watch.proc.announcements import WrappedChild, announce
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -157,7 +157,7 @@ def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Ag
 def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent) -> None:
     """Service.tick refuses to run before startup; after it, each tick rewrites status.json."""
     from daemon.runtime.service import Service
-    from daemon.runtime.status import read_snapshot
+    from daemon.status.status_file import read_snapshot
 
     config = config_for(agent.pid, tmp_path / "state")
     service = Service(config)
@@ -183,7 +183,7 @@ def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent)
 def test_wrapped_process_a_watch_matches_is_tracked_once(tmp_path: Path, agent: Agent) -> None:
     """A process `wrap` announced to `wrapped` that a configured watch matches belongs to that
     watch only: one tracked entry, one process.seen."""
-    from daemon.wrap.announcements import WrappedChild, announce
+    from daemon.watch.proc.announcements import WrappedChild, announce
 
     config = config_for(agent.pid, tmp_path / "state")
     announce(StatePaths(config.daemon.state_dir).wrapped,

@@ -15,7 +15,7 @@ from daemon.config.parse import parse_config
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction
 from daemon.runtime.action_runner import ActionRunner
 from daemon.watch.monitor import Monitor
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.proc.sampler import TickSample, TreeSample
 from daemon.watch.triggers import ActionGate, Fired
 
 RAM = 8 * 1024**3

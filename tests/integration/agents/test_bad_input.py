@@ -15,10 +15,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from structlog.testing import capture_logs
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.ingest import Ingestor
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.ingest import Ingestor
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from daemon.web.otlp_receiver import OtlpReceiver
 from tests.integration.agents.conftest import BASE_SETTINGS, post
 from tests.unit.agents.payloads import (
@@ -199,7 +199,7 @@ def test_flood_gets_429_and_the_retry_is_counted_once(tmp_path: Path) -> None:
         receiver.stop()
         ingestor.stop()
         store.close()
-    from daemon.agents.queries import StoreReader
+    from daemon.agents.store.queries import StoreReader
 
     now = time.time()
     rows = {r.key: r for r in StoreReader(tmp_path / "a.sqlite3").stats(now - HOUR, now, "agent")}
@@ -331,7 +331,7 @@ def test_a_handler_bug_is_answered_500_and_counted(
     agents: AgentTelemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug past decoding costs one request (500), counted in handler_errors and /metrics."""
-    from daemon.web.metrics import otlp_families
+    from daemon.web.exposition.metrics import otlp_families
 
     def broken(*_: object, **__: object) -> bool:
         raise RuntimeError("boom")

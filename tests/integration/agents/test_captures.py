@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.queries import StatsRow
-from daemon.agents.runtime import AgentTelemetry
-from daemon.web.metrics import DaemonMetricsCollector
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.store.queries import StatsRow
+from daemon.runtime.agent_telemetry import AgentTelemetry
+from daemon.web.exposition.metrics import DaemonMetricsCollector
 from tests.support.captures import replay
 
 FOREVER = (0.0, time.time() + 365 * 86400.0)

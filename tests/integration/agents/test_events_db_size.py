@@ -8,10 +8,10 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.records import Agent, GenericPoint
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.decoding.records import Agent, GenericPoint
+from daemon.agents.store.event_store import EventStore
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.support.agents import loopback_otlp
 from tests.support.waiting import wait_for

@@ -10,9 +10,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.totals import read_totals
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.store.totals import read_totals
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.unit.agents.payloads import (
     claude_code_metrics,
@@ -81,7 +81,7 @@ def test_cost_1e308_twice_never_makes_totals_infinite(agents: AgentTelemetry) ->
 
 def test_store_totals_are_clamped_even_when_values_reach_it(agents: AgentTelemetry) -> None:
     """Large values added many times saturate instead of becoming +Inf (store-level bound)."""
-    from daemon.agents.records import Agent, CostUsage
+    from daemon.agents.decoding.records import Agent, CostUsage
 
     bot = Agent("bot", None, None, None)
     for _ in range(3):

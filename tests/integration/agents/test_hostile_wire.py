@@ -10,8 +10,8 @@ import time
 import psutil
 import pytest
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.runtime import AgentTelemetry
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.integration.agents.test_bad_input import good_metrics, raw_exchange
 

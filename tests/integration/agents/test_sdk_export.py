@@ -16,8 +16,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.runtime import AgentTelemetry
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.runtime.agent_telemetry import AgentTelemetry
 
 HOUR = 3600.0
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.runtime import AgentTelemetry
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.integration.agents.test_bad_input import good_metrics, refused
 from tests.support.waiting import wait_for
@@ -93,7 +93,7 @@ def test_gzip_with_trailing_bytes_is_refused(agents: AgentTelemetry, tail: bytes
 
 def test_a_storm_of_empty_gzip_members_is_refused(agents: AgentTelemetry) -> None:
     """More than MAX_GZIP_MEMBERS members (each costs an inflater on the event loop): 400."""
-    from daemon.agents.wire import MAX_GZIP_MEMBERS
+    from daemon.web.http.wire import MAX_GZIP_MEMBERS
 
     body = gzip.compress(b"") * (MAX_GZIP_MEMBERS + 1)
     reply = post(agents.receiver.port, "/v1/metrics", body, headers={"Content-Encoding": "gzip"})

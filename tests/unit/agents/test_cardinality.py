@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from daemon.agents.cardinality import IdentityLimits
-from daemon.agents.counters import OtlpCounter, OtlpCounters, OtlpStats
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import Agent, ApiRequest, SessionStart, ToolCall
-from daemon.agents.store import EventStore
-from daemon.agents.totals import read_totals
+from daemon.agents.decoding.cardinality import IdentityLimits
+from daemon.agents.decoding.counters import OtlpCounter, OtlpCounters, OtlpStats
+from daemon.agents.decoding.records import Agent, ApiRequest, SessionStart, ToolCall
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.queries import StoreReader
+from daemon.agents.store.totals import read_totals
 
 NOW = 1_800_000_000.0
 SMALL = IdentityLimits(agents=3, models=4, tools=2, sessions=5)
@@ -78,8 +78,8 @@ def test_a_lower_cap_at_reopen_trims_what_the_store_holds(tmp_path: Path) -> Non
 
 def test_evictions_reach_metrics_and_status() -> None:
     """EVICTED counts become telemetryd_otlp_evicted{kind} and status's evicted field."""
-    from daemon.runtime.snapshot import OtlpStatus
-    from daemon.web.metrics import otlp_families
+    from daemon.status.snapshot import OtlpStatus
+    from daemon.web.exposition.metrics import otlp_families
 
     (family,) = [f for f in otlp_families(OtlpStats({
                      (OtlpCounter.EVICTED, ("agents",)): 3,

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.agents.counters import OtlpCounter
-from daemon.agents.ingest import Ingestor
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import Agent, ApiRequest, Record
-from daemon.agents.store import EventStore
-from daemon.agents.wire import PayloadError, decompress
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.decoding.records import Agent, ApiRequest, Record
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.ingest import Ingestor
+from daemon.agents.store.queries import StoreReader
+from daemon.web.http.wire import PayloadError, decompress
 
 NOW = 1_800_000_000.0
 BOT = Agent("bot", None, None, 1)
