@@ -385,7 +385,7 @@ def leaker_state(state_dir: Path, pid: int) -> str | None:
     for watch in snapshot.watches if snapshot else ():
         for proc in watch.processes:
             if proc.pid == pid:
-                return proc.rss_level
+                return proc.rss_level.label
     return None
 
 
