@@ -6,6 +6,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import structlog
 
@@ -22,10 +23,11 @@ _STOP = object()
 class Ingestor:
     """``submit`` never blocks: a full queue answers False and the drop is counted.
 
-    The queue is bounded twice: ``queue_size`` requests and ``max_queued_records`` records
-    (what memory holds: a few requests of 20,000 points each would otherwise fill a
-    request-counted queue with hundreds of MB). A request arriving at an empty queue is
-    always taken, so no single request is refused for ever.
+    The queue is bounded three times: ``queue_size`` requests, ``max_queued_records``
+    records and ``max_queued_bytes`` of records (what memory holds: a few requests of 20,000
+    points each, or of records with long strings, would otherwise fill a request-counted
+    queue with hundreds of MB). A request arriving at an empty queue is always taken, so no
+    single request is refused for ever.
     """
 
     def __init__(
@@ -38,12 +40,15 @@ class Ingestor:
         batch_max_records: int = 5000,
         retention_interval_seconds: float = OtlpSettings.retention_check_seconds,
         max_queued_records: int = OtlpSettings.max_queued_records,
+        max_queued_bytes: int = OtlpSettings.max_queued_bytes,
     ) -> None:
         self.store = store
         self.counters = counters or Counters()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._max_queued_records = max_queued_records
         self._queued_records = 0
+        self._max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0
         self._queued_lock = threading.Lock()
         self._clock = clock
         self._batch_max = batch_max_records
@@ -71,16 +76,19 @@ class Ingestor:
             return
         thread.join(timeout)
 
-    def submit(self, records: Sequence[Record], points: int) -> bool:
-        """Queue one request's records; False (and counted) when the queue is full."""
+    def submit(self, records: Sequence[Record], points: int, size_bytes: int = 0) -> bool:
+        """Queue one request's records (``size_bytes`` of memory, ``record_bytes.py``);
+        False (and counted) when the queue is full."""
         with self._queued_lock:
             held = self._queued_records
-            if held and held + len(records) > self._max_queued_records:
+            if held and (held + len(records) > self._max_queued_records
+                         or self._queued_bytes + size_bytes > self._max_queued_bytes):
                 taken = False
             else:
                 try:
-                    self._queue.put_nowait(list(records))
+                    self._queue.put_nowait(_Batch(list(records), size_bytes))
                     self._queued_records = held + len(records)
+                    self._queued_bytes += size_bytes
                     taken = True
                 except queue.Full:
                     taken = False
@@ -108,25 +116,33 @@ class Ingestor:
         snapshot["queue_depth"] = self.queue_depth()
         return snapshot
 
+    def queued_bytes(self) -> int:
+        """Estimated bytes of the records waiting for the writer."""
+        return self._queued_bytes
+
     def _run(self) -> None:
         next_retention = self._clock() + self._retention_interval
         while True:
             batch = self._take_batch()
-            records = [r for item in batch if isinstance(item, list) for r in item]
+            records = [r for item in batch if isinstance(item, _Batch) for r in item.records]
             self._write(records)
+            stop = any(item is _STOP for item in batch)
             with self._queued_lock:
                 self._queued_records -= len(records)
+                self._queued_bytes -= sum(i.size_bytes for i in batch if isinstance(i, _Batch))
+            taken = len(batch)
+            del records, batch  # written: nothing of them stays while the writer waits
             now = self._clock()
             if now >= next_retention:
                 next_retention = now + self._retention_interval
                 self._retain(now, by_age=True)
-            elif batch and self._over_size():
+            elif taken and self._over_size():
                 # Checked after every write (three pragmas), so a flood cannot carry the file
                 # far past retention_bytes between two timed passes.
                 self._retain(now, by_age=False)
-            for _ in batch:
+            for _ in range(taken):
                 self._queue.task_done()
-            if any(item is _STOP for item in batch):
+            if stop:
                 return
 
     def _take_batch(self) -> list[object]:
@@ -135,14 +151,14 @@ class Ingestor:
             batch = [self._queue.get(timeout=1.0)]
         except queue.Empty:
             return []
-        size = len(batch[0]) if isinstance(batch[0], list) else 0
+        size = len(batch[0].records) if isinstance(batch[0], _Batch) else 0
         while size < self._batch_max and batch[-1] is not _STOP:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             batch.append(item)
-            size += len(item) if isinstance(item, list) else 0
+            size += len(item.records) if isinstance(item, _Batch) else 0
         return batch
 
     def _write(self, records: list[Record]) -> None:
@@ -181,6 +197,14 @@ class Ingestor:
                 deleted_hourly_rows=result.deleted_hourly_rows,
                 used_bytes=result.used_bytes,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One request's records in the queue, with their estimated bytes."""
+
+    records: list[Record]
+    size_bytes: int
 
 
 def _priced(record: Record) -> Record:

@@ -80,6 +80,18 @@ def parse_otlp(table: _Table) -> OtlpSettings:
         series_idle_seconds=table.get_duration("series_idle", d.series_idle_seconds),
         retention_check_seconds=table.get_duration("retention_check_interval",
                                                    d.retention_check_seconds),
+        max_attributes=table.get_int("max_attributes", d.max_attributes),
+        max_attribute_key_bytes=table.get_size("max_attribute_key_bytes",
+                                               d.max_attribute_key_bytes, 0),
+        max_attribute_value_bytes=table.get_size("max_attribute_value_bytes",
+                                                 d.max_attribute_value_bytes, 0),
+        max_stored_string_bytes=table.get_size("max_stored_string_bytes",
+                                               d.max_stored_string_bytes, 0),
+        max_series_key_bytes=table.get_size("max_series_key_bytes", d.max_series_key_bytes, 0),
+        max_series_bytes=table.get_size("max_series_bytes", d.max_series_bytes, 0),
+        max_queued_bytes=table.get_size("max_queued_bytes", d.max_queued_bytes, 0),
+        max_messages_per_request=table.get_int("max_messages_per_request",
+                                               d.max_messages_per_request),
     )
     # A body that is not compressed counts against the inflated limit too, and one request
     # of the largest size must fit in the bytes held at once.

@@ -212,6 +212,19 @@ class OtlpSettings:
     max_tools: int = 1_000
     max_sessions: int = 10_000
     series_idle_seconds: float = 3600.0
+    # What the daemon keeps of a client's strings, in UTF-8 bytes (docs/security/memory.md).
+    # Past a cap a string is cut and marked with a digest of the whole, so it never merges
+    # into another one; every cut is counted (telemetryd_otlp_truncated_total{kind}).
+    max_attributes: int = 128  # per attribute list; the rest are dropped unread
+    max_attribute_key_bytes: int = 256
+    max_attribute_value_bytes: int = 512
+    max_stored_string_bytes: int = 256  # each string a record keeps (names, ids, attributes)
+    max_series_key_bytes: int = 1024  # one series' identity: stream, metric, attributes
+    max_series_bytes: int = 24 * 1024**2  # every remembered series together (LRU evicted)
+    max_queued_bytes: int = 16 * 1024**2  # records waiting for the store writer (429 past it)
+    # Messages (attributes and their values included) a request may parse into: checked on
+    # the wire before parsing, 413 past it (an empty attribute is 2 bytes sent, ~56 held).
+    max_messages_per_request: int = 250_000
     # How often retention by age runs (the size bound is checked after every write).
     retention_check_seconds: float = 60.0
 
@@ -289,6 +302,14 @@ RANGES: Mapping[str, tuple[float, float]] = {
     "otlp.max_sessions": (1, 10_000_000),
     "otlp.series_idle": (1.0, 365 * _DAY),
     "otlp.retention_check_interval": (1.0, _DAY),
+    "otlp.max_attributes": (1, 100_000),
+    "otlp.max_attribute_key_bytes": (32, 1 << 20),
+    "otlp.max_attribute_value_bytes": (32, 1 << 20),
+    "otlp.max_stored_string_bytes": (32, 1 << 20),
+    "otlp.max_series_key_bytes": (64, 1 << 20),
+    "otlp.max_series_bytes": (64 * 1024, 16 << 30),
+    "otlp.max_queued_bytes": (1 << 20, 16 << 30),
+    "otlp.max_messages_per_request": (1000, 100_000_000),
     "metrics.max_connections": (1, 10_000),
     "metrics.read_timeout": (0.1, 3600.0),
     "metrics.keepalive_timeout": (0.1, 3600.0),

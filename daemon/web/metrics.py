@@ -276,6 +276,10 @@ _OTLP_SINGLES: dict[str, tuple[str, str, bool]] = {
                     "Requests waiting for the store writer.", False),
     "active_series": ("telemetryd_otlp_active_series",
                       "Incoming series remembered for cardinality caps.", False),
+    "series_bytes": ("telemetryd_otlp_series_bytes",
+                     "Estimated memory of the remembered series (max_series_bytes).", False),
+    "queued_bytes": ("telemetryd_otlp_queued_bytes",
+                     "Estimated memory of the records waiting for the store writer.", False),
 }
 
 
@@ -296,6 +300,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         "telemetryd_otlp_evicted",
         "Agents, models, tools, sessions and series forgotten past their caps (LRU).",
         labels=["kind"])
+    truncated = CounterMetricFamily(
+        "telemetryd_otlp_truncated",
+        "Strings cut to their byte caps (attribute keys and values, series keys, stored "
+        "strings) and attributes dropped past the per-list cap.", labels=["kind"])
     singles: dict[str, float] = dict.fromkeys(_OTLP_SINGLES, 0.0)
     for name, value in sorted(counters.items()):
         head, _, rest = name.partition(".")
@@ -317,8 +325,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
             dropped.add_metric([rest], float(value))
         elif head == "evicted":
             evicted.add_metric([rest], float(value))
+        elif head == "truncated":
+            truncated.add_metric([rest], float(value))
         # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
-    out: list[Metric] = [requests, refused, points, dropped, evicted]
+    out: list[Metric] = [requests, refused, points, dropped, evicted, truncated]
     for name, (metric, doc, is_counter) in _OTLP_SINGLES.items():
         make = _counter if is_counter else _gauge
         out.append(make(metric, doc, singles[name]))

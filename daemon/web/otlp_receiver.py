@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from daemon.agents import wire
+from daemon.agents.attributes import AttributeLimits
 from daemon.agents.decode import (
     DecodeResult,
     decode_logs,
@@ -33,6 +34,7 @@ from daemon.agents.decode import (
     too_many_items,
 )
 from daemon.agents.ingest import Ingestor
+from daemon.agents.record_bytes import fit_records
 from daemon.agents.series import SeriesTracker
 from daemon.config.schema import OtlpSettings
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
@@ -122,10 +124,8 @@ class OtlpReceiver:
         self.counters = ingestor.counters
         self.clock = clock
         self.host = host
-        self.tracker = SeriesTracker(
-            settings.max_series_per_metric, settings.max_metrics, settings.series_idle_seconds,
-            max_series=settings.max_series, counters=self.counters,
-        )
+        self.tracker = SeriesTracker.of(settings, self.counters)
+        self.limits = AttributeLimits.of(settings)
         # Decode, submit and commit run under one lock so a 429'd request leaves the series
         # state untouched and its retry counts in full. Only decoding threads take it: status,
         # /metrics and the tick read counters that need no lock.
@@ -186,6 +186,8 @@ class OtlpReceiver:
         """Counters of the receiver and the ingest queue, plus remembered series (no lock)."""
         snapshot = self.ingestor.stats()
         snapshot["active_series"] = self.tracker.size
+        snapshot["series_bytes"] = self.tracker.bytes
+        snapshot["queued_bytes"] = self.ingestor.queued_bytes()
         if self._listener is not None:
             snapshot.update(self._listener.stats())
         return snapshot
@@ -223,7 +225,8 @@ class OtlpReceiver:
     def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding) -> Response:
         """Parse, decode, queue and answer one request (on a decode thread)."""
         try:
-            request: Any = wire.parse(payload, encoding, signal.request_type)
+            request: Any = wire.parse(payload, encoding, signal.request_type,
+                                      self.settings.max_messages_per_request)
             if too_many_items(request, self.settings.max_items_per_request):
                 raise wire.PayloadError(413, "too_many_items")
         except wire.PayloadError as exc:
@@ -235,13 +238,17 @@ class OtlpReceiver:
             txn = self.tracker.begin(now)
             try:
                 result = signal.decode(
-                    request, txn, now, store_content=self.settings.store_content
+                    request, txn, now, store_content=self.settings.store_content,
+                    limits=self.limits,
                 )
+                del request  # the parsed message is the largest thing a request holds
+                fitted = fit_records(result.records, self.settings.max_stored_string_bytes)
             except Exception as exc:  # a decoder bug must cost one request, not the receiver
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None
             accepted = result is not None and (
-                not result.records or self.ingestor.submit(result.records, result.accepted)
+                not fitted.records
+                or self.ingestor.submit(fitted.records, result.accepted, fitted.bytes)
             )
             if accepted:
                 self.tracker.commit(txn, now)
@@ -257,6 +264,9 @@ class OtlpReceiver:
         counters.add("spans_dropped.no_timing", result.dropped_spans)
         for reason, count in result.refusals.items():
             counters.add(f"points_refused.{signal.name}.{reason}", count)
+        for kind, count in result.truncated.items():
+            counters.add(f"truncated.{kind}", count)
+        counters.add("truncated.stored_strings", fitted.cut)
         response = signal.response(result.rejected, result.message())
         return Response(200, wire.serialize(response, encoding), _content_type(encoding))
 
