@@ -36,6 +36,7 @@ class AgentLink:
     def __init__(self, config: Config, db_path: Path, budget_state_path: Path) -> None:
         self.otlp = config.otlp
         self.budgets = budgets_from(config.budgets)
+        self.watched_agents = frozenset(agent_for_watch(w.name) for w in config.watches)
         self.telemetry = open_telemetry(self.otlp, db_path)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
@@ -47,6 +48,7 @@ class AgentLink:
     def set_budgets(self, config: Config) -> None:
         """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
         self.budgets = budgets_from(config.budgets)
+        self.watched_agents = frozenset(agent_for_watch(w.name) for w in config.watches)
         self._next_budget_check = 0.0
 
     def start(self) -> None:
@@ -133,7 +135,7 @@ class AgentLink:
             return cached
         try:
             fresh = read_agents_today(self.telemetry.reader, self.budgets,
-                                      self._spent_usd, now)
+                                      self._spent_usd, now, keep=self.watched_agents)
         except sqlite3.Error as exc:  # the views go without agents rather than stop the tick
             log.warning("agents.today_failed", error=str(exc))
             fresh = cached

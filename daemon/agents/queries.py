@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,11 +94,23 @@ class StoreReader:
         finally:
             db.close()
 
-    def stats(self, since: float, until: float, by: StatsBy) -> list[StatsRow]:
+    def stats(self, since: float, until: float, by: StatsBy,
+              agents: Collection[str] | None = None) -> list[StatsRow]:
         """Totals per agent, model, tool or session over [since, until] (hours that overlap
-        it; sessions active in it), one source per figure (choose.py)."""
+        it; sessions active in it), one source per figure (choose.py); only of ``agents``
+        when given (not for sessions)."""
         if not self.exists():
             return []
+        if agents is not None and by != "session":
+            with self._connect() as db:
+                found = db.execute(
+                    "SELECT '', agent, model, tool, measure, dim, sum(value), sum(count) "
+                    "FROM hourly WHERE hour BETWEEN ? AND ? "
+                    "AND agent IN (SELECT value FROM json_each(?)) "
+                    "GROUP BY agent, model, tool, measure, dim",
+                    (int(since // 3600), int(until // 3600), json.dumps(sorted(agents))),
+                ).fetchall()
+            return summarize(found, by)
         with self._connect() as db:
             if by == "session":
                 found = db.execute(
@@ -117,9 +129,24 @@ class StoreReader:
                 ).fetchall()
         return summarize(found, by)
 
+    def busiest_agents(self, since: float, until: float, limit: int) -> list[str]:
+        """The ``limit`` agents with the most tokens over the hours in [since, until] (every
+        source added up: a ranking, not a figure), counted in SQLite."""
+        if not self.exists():
+            return []
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT agent FROM hourly WHERE hour BETWEEN ? AND ? GROUP BY agent "
+                "ORDER BY sum(CASE WHEN measure LIKE 'tokens%' THEN value ELSE 0 END) DESC, "
+                "sum(count) DESC, agent LIMIT ?",
+                (int(since // 3600), int(until // 3600), limit),
+            ).fetchall()
+        return [str(agent) for (agent,) in found]
+
     def spend_usd(self, agent: str | None, since: float, until: float) -> float:
         """Cost of one agent (``None`` or ``"*"``: all agents) over the hours in [since, until]."""
-        rows = self.stats(since, until, "agent")
+        one = None if agent in (None, "*") else [str(agent)]
+        rows = self.stats(since, until, "agent", one)
         return sum(r.cost_usd or 0.0 for r in rows if agent in (None, "*", r.key))
 
     def session_spend(self, session_id: str) -> dict[str, float]:
