@@ -4,7 +4,7 @@ Every string telemetryd keeps from a client (attribute keys and values, series k
 record stores) has a cap in bytes. A plain cut would let two values that share a beginning
 become one, so a hostile ``model`` or series could merge its figures into a real one; the
 cut keeps a digest of the whole value instead. A value within its cap is never changed, and
-a cut value ends with ``…#`` and 16 hex digits, a shape no value within its cap is turned
+a cut value ends with ``...#`` and 16 hex digits, a shape no value within its cap is turned
 into, so a cut value only meets another cut value with the same 64-bit digest.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 
-MARK = "…#"
+MARK = "...#"  # ASCII, so a cut ASCII value stays 1 byte a character in memory
 DIGEST_HEX = 16
-# The smallest cap that leaves room for the mark and the digest (MARK is 4 bytes in UTF-8).
-MIN_BYTES = 4 + DIGEST_HEX
+# The smallest cap that leaves room for the mark and the digest.
+MIN_BYTES = len(MARK) + DIGEST_HEX
 
 
 def utf8_size(text: str) -> int:
@@ -36,7 +36,7 @@ def bounded(text: str, max_bytes: int) -> str:
     >>> bounded("claude-opus-4-8", 32)
     'claude-opus-4-8'
     >>> cut = bounded("x" * 40 + "A", 32); cut, len(cut.encode())
-    ('xxxxxxxxxxxx…#8b6b89f28ed5b31e', 32)
+    ('xxxxxxxxxxxx...#8b6b89f28ed5b31e', 32)
     >>> bounded("x" * 40 + "B", 32) == cut
     False
     """

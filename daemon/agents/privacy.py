@@ -64,13 +64,14 @@ def clean_text(value: str, limit: int = MAX_STORED_CHARS) -> str:
     >>> len(clean_text("a" * 500)), clean_text("a" * 500) == clean_text("a" * 499)
     (120, False)
     """
-    cleaned = redact_text(value[: limit * 4])
-    if len(cleaned) <= limit and len(value) <= limit * 4:
+    whole = len(value) <= limit * 4
+    cleaned = redact_text(value if whole else value[: limit * 4])
+    if whole and len(cleaned) <= limit:
         return cleaned
     # Cut with a digest of the whole (redacted) value: two long names that share a beginning
     # stay two, so a hostile tool or model never merges its figures into a real one.
-    digest = hashlib.blake2b(redact_text(value).encode("utf-8", "surrogatepass"),
-                             digest_size=6).hexdigest()
+    digest = hashlib.blake2b((cleaned if whole else redact_text(value)).encode(
+        "utf-8", "surrogatepass"), digest_size=6).hexdigest()
     return cleaned[: max(0, limit - 13)] + "…" + digest
 
 
