@@ -103,11 +103,21 @@ class SeriesTracker:
         """Make a request's staged series and cumulative values the known state."""
         known = self._series
         for key, series in txn.staged.items():
-            series.seen = now
-            if key not in known:
+            kept = known.get(key)
+            if kept is None:
+                series.seen = now
                 self._count_in(series)
                 self.bytes += key_bytes(key)
-            known[key] = series
+                known[key] = series
+            else:
+                # Updated in place: a staged copy kept instead would be a new long-lived
+                # object per series and request, scattered among each request's garbage,
+                # and would keep Python's arenas from being given back after a flood.
+                kept.seen = now
+                if series.cumulative:
+                    kept.start_ns, kept.value, kept.count = (series.start_ns, series.value,
+                                                             series.count)
+                    kept.cumulative = True
             known.move_to_end(key)
         evicted = 0
         while known and (len(known) > self.max_series or self.bytes > self.max_series_bytes):
@@ -154,9 +164,9 @@ class SeriesTracker:
                 metric = str(item["metric"])
                 if "key" in item:
                     key = bounded(str(item["key"]), self.max_key_bytes)
-                else:
+                else:  # the earlier format's "name" held the stream, "stream" the name
                     attributes = tuple((str(k), str(v)) for k, v in item["attributes"])
-                    key = series_key(str(item["stream"]), str(item["name"]), attributes,
+                    key = series_key(str(item["name"]), str(item["stream"]), attributes,
                                      self.max_key_bytes)
                 series = _Series(metric, now, int(item["start_ns"]), float(item["value"]),
                                  int(item["count"]), cumulative=True)

@@ -26,6 +26,7 @@ from daemon.config.schema import OtlpSettings
 from daemon.web.metrics import otlp_families
 from tests.support.floods import FAT_ATTRIBUTES, FAT_CHARS
 from tests.unit.agents.payloads import (
+    CUMULATIVE,
     SECOND_NS,
     claude_resource,
     kvs,
@@ -192,3 +193,23 @@ def test_memory_caps_out_of_range_name_their_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_config_text(f"[otlp]\n{text}\n", "<t>", {}, 8 << 30)
     assert key in str(error.value)
+
+
+def test_series_saved_before_keys_were_strings_are_restored() -> None:
+    """A sidecar written by the previous version (attributes as pairs) still continues a
+    cumulative series: after the restart only the increase is counted."""
+    attrs = {"type": "input", "model": "m", "session.id": "s"}
+
+    def request(value: int) -> object:
+        return metrics_request(claude_resource(**{"service.instance.id": "i"}), [
+            sum_metric("claude_code.token.usage", [(attrs, value, T - SECOND_NS, T)],
+                       temporality=CUMULATIVE)])
+
+    old_item = {"metric": "claude_code.token.usage", "name": "claude-code/i",
+                "stream": "claude_code.token.usage",
+                "attributes": sorted([k, str(v)] for k, v in attrs.items()),
+                "start_ns": T - SECOND_NS, "value": 100.0, "count": 0}
+    tracker = SeriesTracker(100, 10, 3600.0)
+    assert tracker.import_cumulative([old_item], NOW) == 1
+    result = decode_metrics(request(150), tracker.begin(NOW), NOW)
+    assert [r.tokens for r in result.records if isinstance(r, TokenUsage)] == [50]
