@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     """Load the config, start the service and run until stopped."""
     import structlog
 
+    from daemon.runtime.heap import keep_large_blocks_unmapped_when_freed
     from daemon.runtime.lock import AlreadyRunningError
     from daemon.runtime.logs import configure_logging
     from daemon.runtime.notify import Notifier
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         err(f"telemetryd: config error: {exc}")
         return ExitCode.CONFIG
     configure_logging(config.daemon.log_format, config.daemon.log_level)
+    keep_large_blocks_unmapped_when_freed()
     service = Service(
         config,
         notifier=Notifier.from_environ(environ_for_notify()),
