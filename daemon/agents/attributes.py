@@ -66,17 +66,20 @@ def to_dict(key_values: Iterable[Any], limits: AttributeLimits = DEFAULT_LIMITS,
     within their byte caps; each cut or dropped attribute is counted in ``tally``."""
     out: dict[str, Scalar] = {}
     cut_keys = cut_values = 0
+    # A string of at most a quarter of its cap in characters fits it whatever they are.
+    sure_key, sure_value = limits.key_bytes // 4, limits.value_bytes // 4
     for kv in itertools.islice(key_values, limits.count):
         found = scalar(kv.value)
         if found is None:
             continue
-        if isinstance(found, str):
+        if isinstance(found, str) and len(found) > sure_value:
             value = bounded(found, limits.value_bytes)
             cut_values += value is not found
             found = value
-        raw_key = str(kv.key)
-        key = bounded(raw_key, limits.key_bytes)
-        cut_keys += key is not raw_key
+        key = str(kv.key)
+        if len(key) > sure_key:
+            raw_key, key = key, bounded(key, limits.key_bytes)
+            cut_keys += key is not raw_key
         out[key] = found
     if tally is not None:
         if cut_keys:

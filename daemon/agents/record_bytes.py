@@ -95,17 +95,19 @@ def fit_records(records: Sequence[Record], max_string_bytes: int) -> Fitted:
     agents: dict[int, tuple[Agent, int]] = {}
     out: list[Record] = []
     total = cut = 0
+    sure = max_string_bytes // 4  # this many characters fit whatever they are
     for record in records:
         changes: dict[str, Any] = {}
         cost = RECORD_BYTES
         for name in _fields(type(record)):
             value = getattr(record, name)
             if isinstance(value, str):
-                fitted = bounded(value, max_string_bytes)
-                if fitted is not value:
-                    changes[name] = fitted
-                    cut += 1
-                cost += text_bytes(fitted)
+                if len(value) > sure:
+                    fitted = bounded(value, max_string_bytes)
+                    if fitted is not value:
+                        changes[name] = value = fitted
+                        cut += 1
+                cost += sys.getsizeof(value)
             elif isinstance(value, tuple):
                 pairs, pairs_cost, pairs_cut = _fit_pairs(value, max_string_bytes)
                 if pairs_cut:
