@@ -11,6 +11,8 @@ Claude's ``api_retries_exhausted`` is the same failure as its ``api_error``, not
 
 from __future__ import annotations
 
+import hashlib
+
 from daemon.agents import attributes as attr
 from daemon.agents.classify import classify_error
 from daemon.agents.identity import context_window_tokens
@@ -19,6 +21,7 @@ from daemon.agents.privacy import clean_text, stored_attributes
 from daemon.agents.records import (
     Agent,
     ApiRequest,
+    CacheTtl,
     ContextUse,
     CostUsage,
     GenericEvent,
@@ -35,6 +38,10 @@ _ERROR_EVENTS = frozenset({"api_error", "gemini_cli.api_error"})
 _TOOL_EVENTS = frozenset({"tool_result", "gemini_cli.tool_call", "codex.tool_result"})
 _SESSION_EVENTS = frozenset({"gemini_cli.config", "codex.conversation_starts"})
 _COMPACTION_EVENTS = frozenset({"gemini_cli.chat_compression", "codex.compaction", "compaction"})
+# Where agents put a tool call's input: Claude Code (with OTEL_LOG_TOOL_DETAILS), Codex,
+# Gemini CLI, OpenTelemetry GenAI. Only its digest leaves this module.
+_TOOL_INPUT_KEYS = ("tool_parameters", "tool_input", "arguments", "function_args",
+                    "gen_ai.tool.call.arguments")
 _TOKEN_FIELDS = (
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
     "input_token_count", "output_token_count", "cached_token_count",
@@ -56,13 +63,28 @@ def map_event(
     if name in _TOOL_EVENTS:
         tool = attr.text(attrs, "tool_name", "function_name", "gen_ai.tool.name") or "unknown"
         success = attr.flag(attrs, "success") is not False
-        return [ToolCall(ts, agent, session, clean_text(tool, 64), success, 1, duration, "event")]
+        return [ToolCall(ts, agent, session, clean_text(tool, 64), success, 1, duration, "event",
+                         input_hash=input_digest(attrs))]
     if name in _SESSION_EVENTS:
         return [SessionStart(ts, agent, session, 1, "event"),
                 GenericEvent(ts, agent, session, name, stored_attributes(attrs, store_content))]
     if name in _COMPACTION_EVENTS:
         return [WorkCount(ts, agent, session, "compactions", 1.0, "event")]
     return [GenericEvent(ts, agent, session, name, stored_attributes(attrs, store_content))]
+
+
+def input_digest(attrs: dict[str, attr.Scalar]) -> str | None:
+    """A short digest of a tool call's input, or None when the agent sent none (pure).
+
+    >>> input_digest({"arguments": '{"cmd":"echo hi"}'}) == input_digest(
+    ...     {"function_args": '{"cmd":"echo hi"}'}), input_digest({"tool_name": "Bash"})
+    (True, None)
+    """
+    for key in _TOOL_INPUT_KEYS:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return hashlib.blake2b(str(value).encode(), digest_size=12).hexdigest()
+    return None
 
 
 def _whole(attrs: dict[str, attr.Scalar], key: str) -> int | None:
@@ -80,17 +102,31 @@ def _raw_tokens(attrs: dict[str, attr.Scalar]) -> dict[str, float]:
     return raw
 
 
+def _cache_ttl_split(attrs: dict[str, attr.Scalar], total: int
+                     ) -> tuple[tuple[CacheTtl, int], ...] | None:
+    """Cache writes by time to live when the parts are sent and add up to the total
+    (Claude Code sends both as 0 when the provider gave no split)."""
+    five = attr.number(attrs, "cache_creation_5m_tokens")
+    hour = attr.number(attrs, "cache_creation_1h_tokens")
+    if five is None or hour is None or five + hour <= 0 or round(five + hour) != total:
+        return None
+    parts: tuple[tuple[CacheTtl, float], ...] = (("5m", five), ("1h", hour))
+    return tuple((ttl, round(part)) for ttl, part in parts if part > 0)
+
+
 def _spend(
     ts: float, attrs: dict[str, attr.Scalar], agent: Agent, session: str | None
 ) -> list[Record]:
     """Tokens (made disjoint), the agent's own cost and the context in use for one call."""
     model, window = model_of(attrs)
     tokens = disjoint(agent.name, _raw_tokens(attrs))
-    out: list[Record] = [
-        TokenUsage(ts, agent, session, model, token_type, count, "event", requests=1,
-                   context_window=window)
-        for token_type, count in tokens.items()
-    ]
+    out: list[Record] = []
+    for token_type, count in tokens.items():
+        cache_write = token_type == "cache_creation"  # noqa: S105 - a token type, no secret
+        split = _cache_ttl_split(attrs, count) if cache_write else None
+        for ttl, part in split or ((None, count),):
+            out.append(TokenUsage(ts, agent, session, model, token_type, part, "event",
+                                  requests=1, context_window=window, cache_ttl=ttl))
     cost = attr.number(attrs, "cost_usd")
     if cost is not None:
         out.append(CostUsage(ts, agent, session, model, cost, "event"))
@@ -134,5 +170,6 @@ def _request(
         cost_usd=attr.number(attrs, "cost_usd"), source="event",
         error=clean_text(error_text) if failed and error_text else None,
         reasoning_tokens=tokens.get("reasoning"),
+        ttft_ms=attr.number(attrs, "ttft_ms") if not failed else None,
     ))
     return out

@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
+from crash_reports.event.redact import redact_name
 from daemon.config.schema import WatchRule
+from daemon.watch.helpers import long_lived, may_be_helper
 from daemon.watch.members import MemberRss
 from daemon.watch.proctable import ProcessTable, ProcStat
 from daemon.watch.selection import Selector
@@ -140,16 +142,24 @@ def top_matches(pids: Sequence[int], table: Mapping[int, ProcStat],
 def merge_matches(rules: Sequence[WatchRule], matches: list[list[int]],
                   announced: Mapping[str, Sequence[int]], live: Mapping[int, object]
                   ) -> list[list[int]]:
-    """Selector matches plus the live announced pids of each watch, without duplicates.
+    """Selector matches plus the live announced pids no watch matched, each once.
+
+    A process ``telemetryd wrap`` started belongs to the watch whose selectors match it
+    (as any process does: to the first); only when none does it joins the watch it was
+    announced to.
 
     >>> from types import SimpleNamespace as Rule
     >>> r = [Rule(name="a"), Rule(name="b")]
     >>> merge_matches(r, [[1], []], {"a": [1, 2], "b": [9]}, {1: 0, 2: 0})
     [[1, 2], []]
+    >>> merge_matches(r, [[1], []], {"b": [1]}, {1: 0})
+    [[1], []]
     """
+    matched = {pid for pids in matches for pid in pids}
     merged = []
     for rule, pids in zip(rules, matches, strict=True):
-        extra = [pid for pid in announced.get(rule.name, ()) if pid in live and pid not in pids]
+        extra = [pid for pid in announced.get(rule.name, ()) if pid in live and pid not in matched]
+        matched.update(extra)
         merged.append([*pids, *extra])
     return merged
 
@@ -173,6 +183,18 @@ class Sampler:
 
     def __post_init__(self) -> None:
         self.selector = Selector(self.rules)
+
+    @property
+    def origins(self) -> Mapping[tuple[int, int], Origin]:
+        """Which watched tree each process (by pid and start time) belonged to last tick."""
+        return self._origins
+
+    def restore(self, origins: Mapping[tuple[int, int], Origin]) -> None:
+        """Take back what an earlier run knew about the trees (before the first sample): the
+        processes trees left behind are orphans again, not ordinary processes. A pid reused
+        since has another start time and matches nothing."""
+        if self._previous_at is None:
+            self._origins = dict(origins)
 
     def set_rules(self, rules: Sequence[WatchRule]) -> None:
         """Swap the watches (on reload); CPU history is kept."""
@@ -220,18 +242,21 @@ class Sampler:
                 candidates.setdefault(origin.watch, {})[key[0]] = origin
         in_trees = {pid for rule, pids in zip(self.rules, matches, strict=True)
                     if rule.include_children for pid in pids}
-        blockers = in_trees | {pid for found in candidates.values() for pid in found}
+        # A process left behind by a tree stays that tree's orphan, even where another
+        # watch's selectors match it (an MCP server outliving its agent): one place only.
+        left_behind = {pid for found in candidates.values() for pid in found}
+        blockers = in_trees | left_behind
         origins: dict[tuple[int, int], Origin] = {}
         by_watch: dict[str, list[TreeSample]] = {}
         orphans: dict[str, list[OrphanSample]] = {}
         for rule, pids in zip(self.rules, matches, strict=True):
             mine = candidates.get(rule.name, {})
-            if not rule.include_children:
-                roots = pids
-            elif rule.pid is not None or rule.pidfile is not None:
-                roots = top_matches(pids, table)  # an explicit pid is always its own tree
+            if rule.pid is not None or rule.pidfile is not None:
+                roots = top_matches(pids, table) if rule.include_children else pids
+            elif not rule.include_children:
+                roots = [p for p in pids if p not in left_behind]
             else:
-                roots = top_matches([p for p in pids if p not in mine], table, blockers)
+                roots = top_matches([p for p in pids if p not in left_behind], table, blockers)
             samples = []
             attached: set[int] = set()
             for root_pid in sorted(roots):
@@ -239,16 +264,18 @@ class Sampler:
                 root_cpu = cpu_percent(root)
                 rss, cpu, members = root.rss_bytes, root_cpu, 1
                 member_pids: tuple[int, ...] = ()
-                member_rss = [MemberRss(root_pid, root.comm, root.rss_bytes)]
+                member_rss = [MemberRss(root_pid, redact_name(root.comm), root.rss_bytes)]
                 if rule.include_children:
                     live = live_tree(root_pid)
                     origin = Origin(rule.name, root.key)
                     for member_pid in live:
                         member = table[member_pid]
-                        member_rss.append(MemberRss(member_pid, member.comm, member.rss_bytes))
+                        member_rss.append(MemberRss(member_pid, redact_name(member.comm),
+                                                  member.rss_bytes))
                         rss += member.rss_bytes
                         cpu += cpu_percent(member)
-                        origins[member.key] = origin
+                        if not self._outlives_its_tree(member):
+                            origins[member.key] = origin
                     members += len(live)
                     member_pids = tuple(live)
                     attached.update(live)
@@ -259,7 +286,7 @@ class Sampler:
                         watch=rule.name,
                         pid=root_pid,
                         key=root.key,
-                        name=root.comm,
+                        name=redact_name(root.comm),
                         create_time=self.table_source.create_time(root),
                         rss_bytes=rss,
                         cpu_percent=round(cpu, 2),
@@ -301,10 +328,18 @@ class Sampler:
                 cpu += cpu_percent(member)
                 origins[member.key] = origin
             found.append(OrphanSample(
-                watch=origin.watch, pid=pid, key=stat.key, name=stat.comm,
+                watch=origin.watch, pid=pid, key=stat.key, name=redact_name(stat.comm),
                 create_time=self.table_source.create_time(stat), rss_bytes=rss,
                 cpu_percent=round(cpu, 2), members=1 + len(below), agent_key=origin.agent_key))
         return found
+
+    def _outlives_its_tree(self, stat: ProcStat) -> bool:
+        """A server the agent starts to outlive it (helpers.py): never its orphan."""
+        if not may_be_helper(stat.comm):
+            return False
+        identity = self.selector.identity(stat)
+        return identity is not None and long_lived(
+            stat.comm, identity.exe, identity.cmdline) is not None
 
     def _version(self, root: ProcStat, member_pids: Sequence[int],
                  table: Mapping[int, ProcStat]) -> str | None:

@@ -2,24 +2,67 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+
+from daemon.config.schema import TREND_MIN_POINTS, TREND_MIN_SPAN_FRACTION
+
+TREND_POINTS = 12
+
+
+def add_point(points: deque[tuple[float, float]], now: float, value: float, started: float,
+              first_seen: float, window_seconds: float, startup_seconds: float,
+              ) -> float | None:
+    """Add one observation to a process's trend points; its growth per minute, or None
+    while the figure would say more about its start-up than about a leak.
+
+    A dozen points spread over the window keep the slope cheap at any tick rate. The
+    start-up ramp (an agent loading, 1 GiB/min for seconds) is no leak: points are taken
+    only ``startup_seconds`` (``[daemon] trend_startup``) after the process started, and a
+    rate needs ``TREND_MIN_POINTS`` spanning half the window. Just after the ramp the points are
+    closer together, so they fill that span evenly.
+
+    >>> pts: deque[tuple[float, float]] = deque(maxlen=13)
+    >>> [add_point(pts, t, 100.0 + t, 0.0, 0.0, 120.0, 60.0) for t in (10.0, 30.0)]
+    [None, None]
+    >>> rates = [add_point(pts, float(t), 100.0 + t, 0.0, 0.0, 120.0, 60.0)
+    ...          for t in range(60, 130, 5)]
+    >>> rates[:12] == [None] * 12, [round(rate) for rate in rates[12:]]
+    (True, [60, 60])
+    """
+    ramp_end = started + startup_seconds
+    if now < ramp_end:
+        points.clear()
+        return None
+    age = now - max(ramp_end, first_seen)
+    spacing = min(window_seconds / TREND_POINTS, age / (TREND_POINTS / 2))
+    current = list(points)
+    if not points or now - points[-1][0] >= spacing:
+        points.append((now, value))
+    # The latest observation always counts, whether or not it is kept as a point.
+    return growth_rate_per_minute([*current, (now, value)], now, window_seconds,
+                                  TREND_MIN_POINTS, window_seconds * TREND_MIN_SPAN_FRACTION)
 
 
 def growth_rate_per_minute(
-    points: Sequence[tuple[float, float]], now: float, window_seconds: float, min_points: int = 3
+    points: Sequence[tuple[float, float]], now: float, window_seconds: float, min_points: int = 3,
+    min_span_seconds: float = 0.0,
 ) -> float | None:
     """Least-squares slope of (time, value) points within the window, in units per minute.
 
-    None when there are too few points or they span no time.
+    None when there are too few points or they span no time (or less than
+    ``min_span_seconds``).
 
     >>> pts = [(0.0, 100.0), (30.0, 130.0), (60.0, 160.0)]
     >>> growth_rate_per_minute(pts, now=60, window_seconds=120)
     60.0
     >>> growth_rate_per_minute(pts[:2], now=60, window_seconds=120) is None
     True
+    >>> growth_rate_per_minute(pts, now=60, window_seconds=120, min_span_seconds=90) is None
+    True
     """
     recent = [(t, v) for t, v in points if now - t <= window_seconds]
-    if len(recent) < min_points:
+    if len(recent) < min_points or recent[-1][0] - recent[0][0] < min_span_seconds:
         return None
     n = len(recent)
     mean_t = sum(t for t, _ in recent) / n

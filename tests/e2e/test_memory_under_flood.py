@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.e2e.test_tick_under_flood import assert_ticks_kept, ticks, watch_ticks
 from tests.e2e.test_tick_under_other_floods import listen_port
@@ -16,6 +17,9 @@ from tests.integration.agents.conftest import post
 from tests.support.daemon_proc import DaemonProcess
 from tests.support.floods import fat_series_request
 from tests.support.waiting import wait_for
+
+# A flood that measures tick gaps: never beside another one (test_tick_under_flood.py).
+pytestmark = pytest.mark.xdist_group("tick-gaps")
 
 FLOOD_SECONDS = 10.0
 RSS_LIMIT_BYTES = 150_000_000

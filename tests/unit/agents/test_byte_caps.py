@@ -135,7 +135,7 @@ def test_queue_is_bounded_in_bytes(tmp_path: Path) -> None:
     records = [GenericPoint(NOW, Agent("bot", None, None, 1), None, "m", "sum", 1.0, 0,
                             tuple((f"k{i}", "v" * 200) for i in range(16)))] * 100
     fitted = fit_records(records, 256)
-    taken = sum(ingestor.submit(fitted.records, 100, fitted.bytes) for _ in range(100))
+    taken = sum(ingestor.submit(fitted.records, 100, size_bytes=fitted.bytes) for _ in range(100))
     assert 1 <= taken < 100
     assert ingestor.queued_bytes() <= max(fitted.bytes, 1 << 20)
     assert ingestor.stats()["requests_dropped.queue_full"] == 100 - taken
