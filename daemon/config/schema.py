@@ -324,9 +324,7 @@ class OtlpSettings:
                             "cached in memory.")
     series_idle_seconds: float = duration(3600.0, range=(1.0, 365 * DAY), toml="series_idle",
                                           doc="A series not seen this long is forgotten.")
-    # What the daemon keeps of a client's strings, in UTF-8 bytes (docs/security/memory.md).
-    # Past a cap a string is cut and marked with a digest of the whole, so it never merges
-    # into another one; every cut is counted (telemetryd_otlp_truncated_total{kind}).
+    # Byte caps (UTF-8): a cut string ends with a digest of the whole (docs/security/memory.md).
     max_attributes: int = count(128, range=(1, 100_000),
                                 doc="Attributes kept per attribute list; the rest are "
                                 "dropped unread.")
