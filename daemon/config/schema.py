@@ -55,7 +55,7 @@ from daemon.config.keys import (
 from daemon.config.patterns import MAX_PATTERN_CHARS, SelectorPattern
 
 if TYPE_CHECKING:  # read (with PyYAML) only when a config names a web config file
-    from daemon.config.web_config import WebConfig
+    from daemon.config.files.web_config import WebConfig
 
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
@@ -259,7 +259,7 @@ class MetricsSettings(ListenSettings):
     body limits are fixed, not read from the file).
 
     ``web_config_file`` (an absolute path) is an exporter-toolkit web config: TLS and basic
-    auth for every page of the listener (``daemon/config/web_config.py``). A listen address
+    auth for every page of the listener (``daemon/config/files/web_config.py``). A listen address
     off loopback needs one, unless ``allow_unauthenticated`` says so on purpose.
     """
 
@@ -283,7 +283,7 @@ _COUNT = (1, 1_000_000)
 class OtlpSettings:
     """The [otlp] table: the agent telemetry receiver, its wire limits, what the daemon
     remembers whatever clients send (least recently used evicted past the caps;
-    daemon/agents/cardinality.py, series.py) and the event store's retention."""
+    daemon/agents/decoding/cardinality.py, series.py) and the event store's retention."""
 
     listen: ListenSettings = flatten(ListenSettings(True, "127.0.0.1", 4318),
                                      keys=("enabled", "listen"))
@@ -304,7 +304,7 @@ class OtlpSettings:
     retention_bytes: int = size(256 * 1024**2, range=(1024, TIB),
                                 doc="... and the oldest go past this size (on disk).")
     store_content: bool = flag(False, doc="Keep prompts, responses and tool arguments agents "
-                               "send (daemon/agents/privacy.py); off, never stored.")
+                               "send (daemon/agents/decoding/privacy.py); off, never stored.")
     max_items_per_request: int = count(100_000, range=(1, 10_000_000),
                                        doc="Resources, scopes, metrics, points and log "
                                        "records in one request.")

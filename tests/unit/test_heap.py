@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PATTERN = r"""
 import sys, psutil
-from daemon.runtime.heap import keep_large_blocks_unmapped_when_freed
+from daemon.system.heap import keep_large_blocks_unmapped_when_freed
 if sys.argv[1] == "fixed":
     assert keep_large_blocks_unmapped_when_freed()
 big = b"y" * (16 << 20); del big  # one large block freed: glibc raises its threshold

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.watch.proctable import LinuxProcTable, ProcStat, parse_stat_line
+from daemon.watch.proc.proctable import LinuxProcTable, ProcStat, parse_stat_line
 
 BOOT_TIME = 1_700_000_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psutil
 
-from daemon.agents.link import AgentLink
-from daemon.agents.records import Agent, TokenUsage
-from daemon.agents.today import MAX_AGENTS_SHOWN
+from daemon.agents.decoding.records import Agent, TokenUsage
+from daemon.agents.store.today import MAX_AGENTS_SHOWN
 from daemon.config.parse import parse_config_text
+from daemon.runtime.agent_link import AgentLink
 from daemon.runtime.paths import StatePaths
 
 CONFIG = f"""

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 import psutil
 import pytest
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.integration.agents.test_bad_input import good_metrics
 from tests.support.floods import BOMB_ATTRIBUTES, attribute_bomb_request
@@ -58,7 +59,7 @@ def test_attribute_bombs_are_refused_before_parsing(agents: AgentTelemetry, body
                    for _ in range(3)]
     assert [r.status for r in replies] == [413] * 3
     assert b"too_many_messages" in replies[0].body
-    assert agents.stats()["requests_refused.413.too_many_messages"] == 3
+    assert agents.stats().get(OtlpCounter.REQUESTS_REFUSED, ("413", "too_many_messages")) == 3
     assert rss[1] - rss[0] < 40 << 20, f"RSS grew {(rss[1] - rss[0]) >> 20} MiB"
     assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 200
 
@@ -73,4 +74,4 @@ def test_a_real_json_export_of_many_values_still_parses(agents: AgentTelemetry) 
     assert len(body) // 2 > agents.settings.max_messages_per_request  # so it is counted
     reply = post(agents.receiver.port, "/v1/metrics", body, "application/json")
     assert reply.status == 200
-    assert agents.stats()["points_accepted.metrics"] == 15_000
+    assert agents.stats().get(OtlpCounter.POINTS, ("metrics", "accepted")) == 15_000

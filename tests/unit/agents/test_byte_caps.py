@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from daemon.agents.attributes import AttributeLimits, to_dict
-from daemon.agents.bounded import bounded
-from daemon.agents.counters import Counters
-from daemon.agents.decode import decode_metrics
-from daemon.agents.ingest import Ingestor
-from daemon.agents.record_bytes import fit_records
-from daemon.agents.records import Agent, ApiRequest, GenericPoint, TokenUsage
-from daemon.agents.series import SeriesTracker
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.attributes import AttributeLimits, to_dict
+from daemon.agents.decoding.bounded import bounded
+from daemon.agents.decoding.counters import OtlpCounter, OtlpCounters, OtlpStats
+from daemon.agents.decoding.decode import decode_metrics
+from daemon.agents.decoding.records import Agent, ApiRequest, GenericPoint, TokenUsage
+from daemon.agents.decoding.series import SeriesTracker
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.ingest import Ingestor
+from daemon.agents.store.record_bytes import fit_records
 from daemon.config.parse import ConfigError, parse_config_text
 from daemon.config.render import as_toml, describe
 from daemon.config.schema import OtlpSettings
-from daemon.web.metrics import otlp_families
+from daemon.web.exposition.metrics import otlp_families
 from tests.support.floods import FAT_ATTRIBUTES, FAT_CHARS
 from tests.unit.agents.payloads import (
     CUMULATIVE,
@@ -76,7 +76,7 @@ def test_fat_series_cost_what_their_cut_key_costs() -> None:
     """500 series of 128 attributes of 200 characters: the tracker holds about 1.3 KB each
     (their keys cut to max_series_key_bytes) where it held 64 KB each, measured by
     tracemalloc; the cuts are counted."""
-    counters = Counters()
+    counters = OtlpCounters()
     tracker = SeriesTracker(10_000, 100, 3600.0, counters=counters)
     requests = [fat_series(first, 100) for first in range(0, 500, 100)]
     gc.collect()
@@ -94,13 +94,13 @@ def test_fat_series_cost_what_their_cut_key_costs() -> None:
     assert tracker.size == 500
     assert held < 500 * 2048, f"{held / 500:.0f} bytes per series"
     assert tracker.bytes >= held  # what is charged is an upper bound of what is held
-    assert counters.snapshot()["truncated.series_keys"] == 500
+    assert counters.snapshot()[(OtlpCounter.TRUNCATED, ("series_keys",))] == 500
 
 
 def test_series_past_their_bytes_are_evicted_and_counted() -> None:
     """max_series_bytes bounds the tracker whatever max_series allows; the least recently
     used go first, each counted in evicted.series."""
-    counters = Counters()
+    counters = OtlpCounters()
     tracker = SeriesTracker(10_000, 100, 3600.0, max_series=100_000,
                             max_series_bytes=256 * 1024, counters=counters)
     for first in range(0, 1000, 100):
@@ -108,7 +108,7 @@ def test_series_past_their_bytes_are_evicted_and_counted() -> None:
         decode_metrics(fat_series(first, 100), txn, NOW)
         tracker.commit(txn, NOW)
     assert tracker.bytes <= 256 * 1024
-    assert counters.snapshot()["evicted.series"] == 1000 - tracker.size > 0
+    assert counters.snapshot()[(OtlpCounter.EVICTED, ("series",))] == 1000 - tracker.size > 0
 
 
 def test_stored_strings_are_cut_and_counted() -> None:
@@ -138,14 +138,15 @@ def test_queue_is_bounded_in_bytes(tmp_path: Path) -> None:
     taken = sum(ingestor.submit(fitted.records, 100, size_bytes=fitted.bytes) for _ in range(100))
     assert 1 <= taken < 100
     assert ingestor.queued_bytes() <= max(fitted.bytes, 1 << 20)
-    assert ingestor.stats()["requests_dropped.queue_full"] == 100 - taken
+    assert ingestor.stats().get(OtlpCounter.POINTS_DROPPED, ("queue_full",)) == (100 - taken) * 100
     store.close()
 
 
 def test_truncations_reach_metrics() -> None:
     """``truncated.*`` counters become telemetryd_otlp_truncated_total{kind}."""
-    (family,) = [f for f in otlp_families({"truncated.series_keys": 4,
-                                           "truncated.attribute_values": 2})
+    (family,) = [f for f in otlp_families(OtlpStats({
+                     (OtlpCounter.TRUNCATED, ("series_keys",)): 4,
+                     (OtlpCounter.TRUNCATED, ("attribute_values",)): 2}))
                  if f.name == "telemetryd_otlp_truncated"]
     assert {s.labels["kind"]: s.value for s in family.samples if s.name.endswith("_total")} == {
         "series_keys": 4.0, "attribute_values": 2.0}

@@ -3,9 +3,9 @@ beginning keeps figures of its own."""
 
 from __future__ import annotations
 
-from daemon.agents.decode import decode_logs, decode_metrics
-from daemon.agents.records import TokenUsage, ToolCall
-from daemon.agents.series import SeriesTracker
+from daemon.agents.decoding.decode import decode_logs, decode_metrics
+from daemon.agents.decoding.records import TokenUsage, ToolCall
+from daemon.agents.decoding.series import SeriesTracker
 from tests.unit.agents.payloads import (
     SECOND_NS,
     claude_code_events,
