@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         UnsafeStateDirError,
         environ_for_notify,
     )
+    from daemon.system.heap import keep_large_blocks_unmapped_when_freed
     from daemon.system.logs import configure_logging
     from daemon.system.notify import Notifier
 
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         err(f"telemetryd: config error: {exc}")
         return ExitCode.CONFIG
     configure_logging(config.daemon.log_format, config.daemon.log_level)
+    keep_large_blocks_unmapped_when_freed()
     service = Service(
         config,
         notifier=Notifier.from_environ(environ_for_notify()),

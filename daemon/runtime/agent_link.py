@@ -16,6 +16,7 @@ from crash_reports.common.files import read_regular
 from crash_reports.common.reserve import DiskReserve
 from daemon.agents.budget import budgets, periods
 from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.decoding.identity import agent_for_watch
 from daemon.agents.linking.matching import process_context
 from daemon.agents.settings import budgets_from
 from daemon.agents.store.today import AGENTS_REFRESH_SECONDS, AgentToday, read_agents_today
@@ -38,6 +39,7 @@ class AgentLink:
                  reserve: DiskReserve | None = None) -> None:
         self.otlp = config.otlp
         self.budgets = budgets_from(config.budgets)
+        self.watched_agents = frozenset(agent_for_watch(w.name) for w in config.watches)
         self.telemetry = open_telemetry(self.otlp, db_path, reserve)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
@@ -49,6 +51,7 @@ class AgentLink:
     def set_budgets(self, config: Config) -> None:
         """Use the [[budget]] tables of a reloaded config (listeners stay as they are)."""
         self.budgets = budgets_from(config.budgets)
+        self.watched_agents = frozenset(agent_for_watch(w.name) for w in config.watches)
         self._next_budget_check = float("-inf")
 
     def start(self) -> None:
@@ -122,7 +125,7 @@ class AgentLink:
             return cached
         try:
             fresh = read_agents_today(self.telemetry.reader, self.budgets,
-                                      self._spent_usd, now)
+                                      self._spent_usd, now, keep=self.watched_agents)
         except sqlite3.Error as exc:  # the views go without agents rather than stop the tick
             log.warning("agents.today_failed", error=str(exc))
             fresh = cached

@@ -40,7 +40,8 @@ class AgentTelemetry:
         self.reader = StoreReader(db_path)
         self.ingestor = Ingestor(self.store, settings.queue_size, counters,
                                  retention_interval_seconds=settings.retention_check_seconds,
-                                 max_queued_records=settings.max_queued_records)
+                                 max_queued_records=settings.max_queued_records,
+                                 max_queued_bytes=settings.max_queued_bytes)
         self.receiver = OtlpReceiver(settings, self.ingestor, admission=self.admission)
         self.series_path = series_sidecar(db_path)
 

@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from daemon.agents.decoding.attributes import AttributeLimits
 from daemon.agents.decoding.counters import OtlpCounter, OtlpStats
 from daemon.agents.decoding.decode import (
     DecodeResult,
@@ -34,6 +35,7 @@ from daemon.agents.decoding.decode import (
 )
 from daemon.agents.decoding.series import SeriesTracker
 from daemon.agents.store.ingest import Ingestor
+from daemon.agents.store.record_bytes import fit_records
 from daemon.agents.trust.admission import Admission
 from daemon.agents.trust.policy import Verdict
 from daemon.config.schema import OtlpSettings
@@ -117,10 +119,8 @@ class OtlpReceiver:
         self.counters = ingestor.counters
         self.clock = clock
         self.host = host
-        self.tracker = SeriesTracker(
-            settings.max_series_per_metric, settings.max_metrics, settings.series_idle_seconds,
-            max_series=settings.max_series, counters=self.counters,
-        )
+        self.tracker = SeriesTracker.of(settings, self.counters)
+        self.limits = AttributeLimits.of(settings)
         # Decode, submit and commit run under one lock so a 429'd request leaves the series
         # state untouched and its retry counts in full. Only decoding threads take it: status,
         # /metrics and the tick read counters that need no lock.
@@ -193,7 +193,8 @@ class OtlpReceiver:
             for reason, count in listener.dropped().items():
                 counts[(OtlpCounter.CONNECTIONS_DROPPED, (reason,))] = count
         return OtlpStats(counts, queue_depth=self.ingestor.queue_depth(),
-                         active_series=self.tracker.size,
+                         active_series=self.tracker.size, series_bytes=self.tracker.bytes,
+                         queued_bytes=self.ingestor.queued_bytes(),
                          connections_open=0 if listener is None else listener.connections)
 
     def refuse(self, status: int, reason: str) -> None:
@@ -257,7 +258,8 @@ class OtlpReceiver:
     def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding) -> Response:
         """Parse, decode, queue and answer one request (on a decode thread)."""
         try:
-            request: Any = wire.parse(payload, encoding, signal.request_type)
+            request: Any = wire.parse(payload, encoding, signal.request_type,
+                                      self.settings.max_messages_per_request)
             if too_many_items(request, self.settings.max_items_per_request):
                 raise wire.PayloadError(413, "too_many_items")
         except wire.PayloadError as exc:
@@ -269,14 +271,18 @@ class OtlpReceiver:
             txn = self.tracker.begin(now)
             try:
                 result = signal.decode(
-                    request, txn, now, store_content=self.settings.store_content
+                    request, txn, now, store_content=self.settings.store_content,
+                    limits=self.limits,
                 )
+                del request  # the parsed message is the largest thing a request holds
+                fitted = fit_records(result.records, self.settings.max_stored_string_bytes)
             except Exception as exc:  # a decoder bug must cost one request, not the receiver
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None
             accepted = result is not None and (
-                not result.records
-                or self.ingestor.submit(result.records, result.accepted, signal.name)
+                not fitted.records
+                or self.ingestor.submit(fitted.records, result.accepted, signal.name,
+                                        size_bytes=fitted.bytes)
             )
             if accepted:
                 self.tracker.commit(txn, now)
@@ -292,6 +298,9 @@ class OtlpReceiver:
         counters.count(OtlpCounter.POINTS, ("traces", "dropped_no_timing"), result.dropped_spans)
         for reason, count in result.refusals.items():
             counters.count(OtlpCounter.POINTS, (signal.name, reason), count)
+        for kind, count in result.truncated.items():
+            counters.count(OtlpCounter.TRUNCATED, (kind,), count)
+        counters.count(OtlpCounter.TRUNCATED, ("stored_strings",), fitted.cut)
         response = signal.response(result.rejected, result.message())
         return Response(200, wire.serialize(response, encoding), _content_type(encoding))
 

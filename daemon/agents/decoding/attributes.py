@@ -1,26 +1,55 @@
-"""OTLP attribute lists to plain values, bounded in size, and agent identity from a resource."""
+"""OTLP attribute lists to plain values, bounded in bytes, and agent identity from a resource."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sized
+from dataclasses import dataclass
 from typing import Any
 
+from daemon.agents.decoding.bounded import bounded
 from daemon.agents.decoding.identity import agent_name
 from daemon.agents.decoding.records import Agent
+from daemon.config.schema import OtlpSettings
 
 Scalar = str | int | float | bool
-MAX_VALUE_CHARS = 200
-MAX_ATTRIBUTES = 128  # per list: a million empty attributes cost no more than 128
 PID_MAX = 1 << 22  # Linux's PID_MAX_LIMIT
 UNKNOWN_SERVICE = "unknown_service"
+# Cut counts by kind (``OtlpCounter.TRUNCATED``, by kind): attribute_keys, attribute_values, and
+# attributes (dropped past the per-list cap).
+Tally = Counter[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeLimits:
+    """What one attribute list may cost: at most ``count`` attributes, keys and string
+    values cut (with a digest, ``bounded.py``) to ``key_bytes`` and ``value_bytes``.
+
+    >>> AttributeLimits.of(OtlpSettings(max_attributes=3)).count
+    3
+    """
+
+    count: int = OtlpSettings.max_attributes
+    key_bytes: int = OtlpSettings.max_attribute_key_bytes
+    value_bytes: int = OtlpSettings.max_attribute_value_bytes
+
+    @classmethod
+    def of(cls, settings: OtlpSettings) -> AttributeLimits:
+        """The limits configured in [otlp]."""
+        return cls(settings.max_attributes, settings.max_attribute_key_bytes,
+                   settings.max_attribute_value_bytes)
+
+
+DEFAULT_LIMITS = AttributeLimits()
 
 
 def scalar(value: Any) -> Scalar | None:
-    """The plain value of an ``AnyValue``; arrays, maps and bytes are not needed here."""
+    """The plain value of an ``AnyValue`` (strings whole); arrays, maps and bytes are not
+    needed here."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
-        return str(value.string_value)[:MAX_VALUE_CHARS]
+        return str(value.string_value)
     if kind == "bool_value":
         return bool(value.bool_value)
     if kind == "int_value":
@@ -30,13 +59,36 @@ def scalar(value: Any) -> Scalar | None:
     return None
 
 
-def to_dict(key_values: Iterable[Any]) -> dict[str, Scalar]:
-    """Attributes as a dict of scalars (keys cut to a sane length)."""
+def to_dict(key_values: Iterable[Any], limits: AttributeLimits = DEFAULT_LIMITS,
+            tally: Tally | None = None) -> dict[str, Scalar]:
+    """Attributes as a dict of scalars: at most ``limits.count`` of them (the rest are never
+    read: a million empty attributes cost no more than ``count``), keys and string values
+    within their byte caps; each cut or dropped attribute is counted in ``tally``."""
     out: dict[str, Scalar] = {}
-    for kv in itertools.islice(key_values, MAX_ATTRIBUTES):
+    cut_keys = cut_values = 0
+    # A string of at most a quarter of its cap in characters fits it whatever they are.
+    sure_key, sure_value = limits.key_bytes // 4, limits.value_bytes // 4
+    for kv in itertools.islice(key_values, limits.count):
         found = scalar(kv.value)
-        if found is not None:
-            out[str(kv.key)[:MAX_VALUE_CHARS]] = found
+        if found is None:
+            continue
+        if isinstance(found, str) and len(found) > sure_value:
+            value = bounded(found, limits.value_bytes)
+            cut_values += value is not found
+            found = value
+        key = str(kv.key)
+        if len(key) > sure_key:
+            raw_key, key = key, bounded(key, limits.key_bytes)
+            cut_keys += key is not raw_key
+        out[key] = found
+    if tally is not None:
+        if cut_keys:
+            tally["attribute_keys"] += cut_keys
+        if cut_values:
+            tally["attribute_values"] += cut_values
+        dropped = len(key_values) - limits.count if isinstance(key_values, Sized) else 0
+        if dropped > 0:
+            tally["attributes"] += dropped
     return out
 
 

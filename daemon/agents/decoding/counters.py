@@ -63,6 +63,9 @@ class OtlpCounter(Enum):
     EVICTED = ("telemetryd_otlp_evicted",
                "Agents, models, tools, sessions and series forgotten past their caps (LRU).",
                ("kind",))
+    TRUNCATED = ("telemetryd_otlp_truncated",
+                 "Strings cut to their byte caps (attribute keys and values, series keys, "
+                 "stored strings) and attributes dropped past the per-list cap.", ("kind",))
     CONNECTIONS_DROPPED = (
         "telemetryd_otlp_connections_dropped",
         "Receiver connections dropped: evicted past the cap, shed at accept, write timeout.",
@@ -109,6 +112,8 @@ class OtlpStats:
     counts: Mapping[OtlpKey, int] = field(default_factory=dict)
     queue_depth: int = 0
     active_series: int = 0
+    series_bytes: int = 0
+    queued_bytes: int = 0
     connections_open: int = 0
 
     def get(self, counter: OtlpCounter, labels: Labels = ()) -> int:

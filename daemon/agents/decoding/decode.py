@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.agents.decoding import attributes as attr
+from daemon.agents.decoding.attributes import DEFAULT_LIMITS, AttributeLimits
+from daemon.agents.decoding.bounded import bounded
 from daemon.agents.decoding.events import map_event
 from daemon.agents.decoding.metric_map import TokenBundles, map_metric
 from daemon.agents.decoding.records import Agent, ApiRequest, Record, ToolCall
-from daemon.agents.decoding.series import SeriesKey, SeriesTxn
+from daemon.agents.decoding.series import SeriesTxn
 from daemon.agents.decoding.spans import map_span
 
 _CUMULATIVE = 2  # AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -44,12 +46,14 @@ _COUNTERS = frozenset(
 
 @dataclass(slots=True)
 class DecodeResult:
-    """Records from one request, how many points, log records or spans were taken and refused."""
+    """Records from one request, how many points, log records or spans were taken and
+    refused, and how many attributes were cut or dropped (``attributes.to_dict``)."""
 
     records: list[Record] = field(default_factory=list)
     accepted: int = 0
     refusals: Counter[str] = field(default_factory=Counter)
     dropped_spans: int = 0
+    truncated: attr.Tally = field(default_factory=Counter)
 
     @property
     def rejected(self) -> int:
@@ -133,25 +137,27 @@ def too_many_items(request: Any, limit: int) -> bool:
 
 
 def decode_metrics(
-    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False
+    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False,
+    limits: AttributeLimits = DEFAULT_LIMITS,
 ) -> DecodeResult:
     """Every data point of an ``ExportMetricsServiceRequest`` into records."""
     result = DecodeResult()
     bundles = TokenBundles()
     for resource_metrics in request.resource_metrics:
-        agent = attr.agent_of(attr.to_dict(resource_metrics.resource.attributes))
+        resource = attr.to_dict(resource_metrics.resource.attributes, limits, result.truncated)
+        agent = attr.agent_of(resource)
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                _decode_metric(metric, agent, txn, now, result, bundles, store_content)
+                _decode_metric(metric, agent, txn, now, result, bundles, store_content, limits)
     result.records.extend(bundles.records())
     return result
 
 
 def _decode_metric(
     metric: Any, agent: Agent, txn: SeriesTxn, now: float, out: DecodeResult,
-    bundles: TokenBundles, store_content: bool,
+    bundles: TokenBundles, store_content: bool, limits: AttributeLimits,
 ) -> None:
-    name = str(metric.name)[: attr.MAX_VALUE_CHARS]
+    name = bounded(str(metric.name), limits.value_bytes)
     kind = metric.WhichOneof("data")
     if kind is None:
         return
@@ -171,15 +177,15 @@ def _decode_metric(
         if refusal is not None:
             out.refusals[refusal] += 1
             continue
-        attrs = attr.to_dict(dp.attributes)
-        key: SeriesKey = (agent.stream, name, tuple(sorted((k, str(v)) for k, v in attrs.items())))
-        if not txn.admit(name, key):
+        attrs = attr.to_dict(dp.attributes, limits, out.truncated)
+        key = txn.admit(name, agent.stream, tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        if key is None:
             out.refusals["cardinality"] += 1
             continue
         out.accepted += 1
         if cumulative and (monotonic or kind in ("histogram", "exponential_histogram")):
             # Per series: a cumulative point counts by its increase since the last one.
-            value, count = txn.delta(name, key, int(dp.start_time_unix_nano), value, count)
+            value, count = txn.delta(key, int(dp.start_time_unix_nano), value, count)
             if value == 0 and count == 0:
                 continue
         ts = timestamp(int(dp.time_unix_nano), now)
@@ -190,15 +196,17 @@ def _decode_metric(
 
 
 def decode_logs(
-    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False
+    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False,
+    limits: AttributeLimits = DEFAULT_LIMITS,
 ) -> DecodeResult:
     """Every log record of an ``ExportLogsServiceRequest``: known events become records."""
     result = DecodeResult()
     for resource_logs in request.resource_logs:
-        agent = attr.agent_of(attr.to_dict(resource_logs.resource.attributes))
+        agent = attr.agent_of(attr.to_dict(resource_logs.resource.attributes, limits,
+                                           result.truncated))
         for scope_logs in resource_logs.scope_logs:
             for log_record in scope_logs.log_records:
-                _decode_log(log_record, agent, txn, now, result, store_content)
+                _decode_log(log_record, agent, txn, now, result, store_content, limits)
     return result
 
 
@@ -211,7 +219,8 @@ def _is_source_location(name: str) -> bool:
     return "/" in name or " " in name or ".rs:" in name
 
 
-def event_name(log_record: Any, attrs: dict[str, attr.Scalar]) -> str | None:
+def event_name(log_record: Any, attrs: dict[str, attr.Scalar],
+               max_bytes: int = DEFAULT_LIMITS.value_bytes) -> str | None:
     """The event a log record is: ``event_name`` unless empty or a source location, else the
     ``event.name`` attribute, else a Claude Code body (``claude_code.<name>``)."""
     name = str(log_record.event_name)
@@ -223,7 +232,7 @@ def event_name(log_record: Any, attrs: dict[str, attr.Scalar]) -> str | None:
             name = body
     if not name:
         return None
-    return name.removeprefix("claude_code.")[: attr.MAX_VALUE_CHARS]
+    return bounded(name.removeprefix("claude_code."), max_bytes)
 
 
 _NUMERIC_CHECKED = (
@@ -234,10 +243,10 @@ _NUMERIC_CHECKED = (
 
 def _decode_log(
     log_record: Any, agent: Agent, txn: SeriesTxn, now: float, out: DecodeResult,
-    store_content: bool,
+    store_content: bool, limits: AttributeLimits,
 ) -> None:
-    attrs = attr.to_dict(log_record.attributes)
-    name = event_name(log_record, attrs)
+    attrs = attr.to_dict(log_record.attributes, limits, out.truncated)
+    name = event_name(log_record, attrs, limits.value_bytes)
     if name is None:
         # Plain application logs are not agent events; taking them is enough.
         out.accepted += 1
@@ -251,7 +260,7 @@ def _decode_log(
         return
     records = map_event(name, ts, attrs, agent, store_content)
     dimension = _dimension(name, records)
-    if not txn.admit("event." + name, (agent.stream, "event." + name, dimension)):
+    if txn.admit("event." + name, agent.stream, dimension) is None:
         out.refusals["cardinality"] += 1
         return
     out.accepted += 1
@@ -268,16 +277,18 @@ def _dimension(name: str, records: list[Record]) -> tuple[tuple[str, str], ...]:
 
 
 def decode_traces(
-    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False
+    request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False,
+    limits: AttributeLimits = DEFAULT_LIMITS,
 ) -> DecodeResult:
     """Spans of an ``ExportTraceServiceRequest``: model and tool timings become records,
     the rest are counted (``dropped_spans``) and dropped."""
     result = DecodeResult()
     for resource_spans in request.resource_spans:
-        agent = attr.agent_of(attr.to_dict(resource_spans.resource.attributes))
+        agent = attr.agent_of(attr.to_dict(resource_spans.resource.attributes, limits,
+                                           result.truncated))
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                attrs = attr.to_dict(span.attributes)
+                attrs = attr.to_dict(span.attributes, limits, result.truncated)
                 ts = timestamp(int(span.end_time_unix_nano), now)
                 duration_ms = max(0, int(span.end_time_unix_nano) - int(span.start_time_unix_nano))
                 records = map_span(str(span.name), ts, duration_ms / 1e6, attrs,
@@ -287,7 +298,7 @@ def decode_traces(
                     result.accepted += 1
                     continue
                 dimension = _dimension("span", records)
-                if not txn.admit("span", (agent.stream, "span", dimension)):
+                if txn.admit("span", agent.stream, dimension) is None:
                     result.refusals["cardinality"] += 1
                     continue
                 result.accepted += 1

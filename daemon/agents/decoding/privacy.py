@@ -11,6 +11,7 @@ agent, service, model, tool, session and metric names, and attribute keys and va
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from functools import cache, lru_cache
@@ -66,11 +67,18 @@ def clean_text(value: str, limit: int = MAX_STORED_CHARS) -> str:
 
     >>> clean_text("curl -H 'Authorization: Bearer sk-abcdefghijklmnopqrstuvwx' x")
     "curl -H 'Authorization: Bearer [redacted]' x"
-    >>> len(clean_text("a" * 500))
-    120
+    >>> len(clean_text("a" * 500)), clean_text("a" * 500) == clean_text("a" * 499)
+    (120, False)
     """
-    cleaned = redact_text(value[: limit * 4])
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    whole = len(value) <= limit * 4
+    cleaned = redact_text(value if whole else value[: limit * 4])
+    if whole and len(cleaned) <= limit:
+        return cleaned
+    # Cut with a digest of the whole (redacted) value: two long names that share a beginning
+    # stay two, so a hostile tool or model never merges its figures into a real one.
+    digest = hashlib.blake2b((cleaned if whole else redact_text(value)).encode(
+        "utf-8", "surrogatepass"), digest_size=6).hexdigest()
+    return cleaned[: max(0, limit - 13)] + "…" + digest
 
 
 def stored_attributes(

@@ -23,19 +23,22 @@ _STOP = object()
 
 
 class _Request(NamedTuple):
-    """One request's records waiting in the queue, and the signal they came as."""
+    """One request's records waiting in the queue, the signal they came as and their
+    estimated bytes in memory (``record_bytes.py``)."""
 
     signal: str
     records: list[Record]
+    size_bytes: int = 0
 
 
 class Ingestor:
     """``submit`` never blocks: a full queue answers False and the drop is counted.
 
-    The queue is bounded twice: ``queue_size`` requests and ``max_queued_records`` records
-    (what memory holds: a few requests of 20,000 points each would otherwise fill a
-    request-counted queue with hundreds of MB). A request arriving at an empty queue is
-    always taken, so no single request is refused for ever.
+    The queue is bounded three times: ``queue_size`` requests, ``max_queued_records``
+    records and ``max_queued_bytes`` of records (what memory holds: a few requests of 20,000
+    points each, or of records with long strings, would otherwise fill a request-counted
+    queue with hundreds of MB). A request arriving at an empty queue is always taken, so no
+    single request is refused for ever.
     """
 
     def __init__(
@@ -48,12 +51,15 @@ class Ingestor:
         batch_max_records: int = 5000,
         retention_interval_seconds: float = OtlpSettings.retention_check_seconds,
         max_queued_records: int = OtlpSettings.max_queued_records,
+        max_queued_bytes: int = OtlpSettings.max_queued_bytes,
     ) -> None:
         self.store = store
         self.counters = counters or OtlpCounters()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._max_queued_records = max_queued_records
         self._queued_records = 0
+        self._max_queued_bytes = max_queued_bytes
+        self._queued_bytes = 0
         self._queued_lock = threading.Lock()
         self._clock = clock
         self._batch_max = batch_max_records
@@ -83,20 +89,24 @@ class Ingestor:
             return
         thread.join(timeout)
 
-    def submit(self, records: Sequence[Record], points: int, signal: str = "metrics") -> bool:
-        """Queue one request's records; False (and counted) when the queue is full.
+    def submit(self, records: Sequence[Record], points: int, signal: str = "metrics", *,
+               size_bytes: int = 0) -> bool:
+        """Queue one request's records (``size_bytes`` of memory, ``record_bytes.py``);
+        False (and counted) when the queue is full.
 
         ``signal`` (metrics, logs, traces) names the refusal counter of values the writer
         refuses (``points_refused.<signal>.implausible_cost``, see integrity.py).
         """
         with self._queued_lock:
             held = self._queued_records
-            if held and held + len(records) > self._max_queued_records:
+            if held and (held + len(records) > self._max_queued_records
+                         or self._queued_bytes + size_bytes > self._max_queued_bytes):
                 taken = False
             else:
                 try:
-                    self._queue.put_nowait(_Request(signal, list(records)))
+                    self._queue.put_nowait(_Request(signal, list(records), size_bytes))
                     self._queued_records = held + len(records)
+                    self._queued_bytes += size_bytes
                     taken = True
                 except queue.Full:
                     taken = False
@@ -122,25 +132,33 @@ class Ingestor:
         """Every counter plus the queue depth."""
         return OtlpStats(self.counters.snapshot(), queue_depth=self.queue_depth())
 
+    def queued_bytes(self) -> int:
+        """Estimated bytes of the records waiting for the writer."""
+        return self._queued_bytes
+
     def _run(self) -> None:
         next_retention = self._clock() + self._retention_interval
         while True:
             batch = self._take_batch()
             requests = [item for item in batch if isinstance(item, _Request)]
             self._write([r for request in requests for r in self._screened(request)])
+            stop = any(item is _STOP for item in batch)
             with self._queued_lock:
                 self._queued_records -= sum(len(request.records) for request in requests)
+                self._queued_bytes -= sum(request.size_bytes for request in requests)
+            taken = len(batch)
+            del requests, batch  # written: nothing of them stays while the writer waits
             now = self._clock()
             if now >= next_retention:
                 next_retention = now + self._retention_interval
                 self._retain(now, by_age=True)
-            elif batch and self._over_size():
+            elif taken and self._over_size():
                 # Checked after every write (three pragmas), so a flood cannot carry the file
                 # far past retention_bytes between two timed passes.
                 self._retain(now, by_age=False)
-            for _ in batch:
+            for _ in range(taken):
                 self._queue.task_done()
-            if any(item is _STOP for item in batch):
+            if stop:
                 return
 
     def _take_batch(self) -> list[object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,10 +97,11 @@ class StoreReader:
         finally:
             db.close()
 
-    def stats(self, since: float, until: float, by: StatsBy) -> list[StatsRow]:
+    def stats(self, since: float, until: float, by: StatsBy,
+              agents: Collection[str] | None = None) -> list[StatsRow]:
         """Totals per agent, model, tool or session over [since, until] (to the event within
         the raw events' retention, see window.py; sessions active in it), one source per
-        figure (choose.py)."""
+        figure (choose.py); only of ``agents`` when given (not for sessions)."""
         if not self.exists():
             return []
         with self._connect() as db:
@@ -113,12 +114,27 @@ class StoreReader:
                     (since, until),
                 ).fetchall()
             else:
-                found = range_rows(db, since, until)
+                found = range_rows(db, since, until, agents)
         return summarize(found, by)
+
+    def busiest_agents(self, since: float, until: float, limit: int) -> list[str]:
+        """The ``limit`` agents with the most tokens over the hours in [since, until] (every
+        source added up: a ranking, not a figure), counted in SQLite."""
+        if not self.exists():
+            return []
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT agent FROM hourly WHERE hour BETWEEN ? AND ? GROUP BY agent "
+                "ORDER BY sum(CASE WHEN measure LIKE 'tokens%' THEN value ELSE 0 END) DESC, "
+                "sum(count) DESC, agent LIMIT ?",
+                (int(since // 3600), int(until // 3600), limit),
+            ).fetchall()
+        return [str(agent) for (agent,) in found]
 
     def spend_usd(self, agent: str | None, since: float, until: float) -> float:
         """Cost of one agent (``None`` or ``"*"``: all agents) over the hours in [since, until]."""
-        rows = self.stats(since, until, "agent")
+        one = None if agent in (None, "*") else [str(agent)]
+        rows = self.stats(since, until, "agent", one)
         return sum(r.cost_usd or 0.0 for r in rows if agent in (None, "*", r.key))
 
     def session_spend(self, session_id: str) -> dict[str, float]:

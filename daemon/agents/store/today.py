@@ -6,7 +6,7 @@ buckets and published in the status snapshot, so a viewer never opens the event 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +15,8 @@ from daemon.agents.settings import BudgetSettings
 from daemon.agents.store.queries import StatsRow, StoreReader
 
 AGENTS_REFRESH_SECONDS = 10.0
+# Agents shown besides the watched and budgeted ones (the busiest today).
+MAX_AGENTS_SHOWN = 50
 HOUR_SECONDS = 3600.0
 
 
@@ -77,12 +79,18 @@ def agents_today(today: Sequence[StatsRow], last_hour: Sequence[StatsRow],
 
 
 def read_agents_today(reader: StoreReader, budget_list: Sequence[BudgetSettings],
-                      spent: dict[str, float], now: float) -> list[AgentToday]:
-    """Query the store for today and the last hour (two reads of the hourly buckets)."""
+                      spent: dict[str, float], now: float, *, keep: Collection[str] = (),
+                      limit: int = MAX_AGENTS_SHOWN) -> list[AgentToday]:
+    """Query the store for today and the last hour (reads of the hourly buckets): the
+    agents in ``keep`` and those with a budget, and the ``limit`` busiest others. Bounded
+    so that a flood of new service names costs the tick (and the snapshot) no more than
+    ``limit`` agents."""
     day_start = periods.period_start("daily", now)
     hour_start = (now // HOUR_SECONDS - 1) * HOUR_SECONDS  # this hour and the one before
-    today = reader.stats(day_start, now, "agent")
-    last_hour = reader.stats(hour_start, now, "agent")
+    agents = {*keep, *(b.agent for b in budget_list if b.agent != "*")}
+    agents.update(reader.busiest_agents(day_start, now, limit))
+    today = reader.stats(day_start, now, "agent", agents)
+    last_hour = reader.stats(hour_start, now, "agent", agents)
     return agents_today(today, last_hour, budget_list, (now - hour_start) / HOUR_SECONDS,
                         spent)
 

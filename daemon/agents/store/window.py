@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 from typing import Any
 
 from daemon.agents.store.choose import FAMILIES, Row, split_measure
@@ -25,13 +26,22 @@ _HOURLY = (
     "SELECT '', agent, model, tool, measure, dim, "
     "CASE WHEN measure IN ('context_max', 'context_window') THEN max(value) "
     "ELSE sum(value) END, sum(count) "
-    "FROM hourly WHERE hour BETWEEN ? AND ? GROUP BY agent, model, tool, measure, dim"
+    "FROM hourly WHERE hour BETWEEN ? AND ? {agents}GROUP BY agent, model, tool, measure, dim"
 )
+# Only the agents of a JSON array (the bounded agents view, today.py).
+_OF_AGENTS = "AND agent IN (SELECT value FROM json_each(?)) "
+_HOURLY_ALL, _HOURLY_OF = _HOURLY.format(agents=""), _HOURLY.format(agents=_OF_AGENTS)
+_EVENTS_ALL = "SELECT kind, agent, data FROM events WHERE ts >= ? AND ts <= ? "
+_EVENTS_OF = _EVENTS_ALL + _OF_AGENTS
 
 
-def range_rows(db: sqlite3.Connection, since: float, until: float) -> list[Any]:
+def range_rows(db: sqlite3.Connection, since: float, until: float,
+               agents: Collection[str] | None = None) -> list[Any]:
     """Rows for [since, until]: whole hours from ``hourly`` (maxima kept as maxima, never
-    summed across hours), partly covered hours from the events they hold."""
+    summed across hours), partly covered hours from the events they hold; only of
+    ``agents`` when given (filtered in SQLite)."""
+    hourly = _HOURLY_ALL if agents is None else _HOURLY_OF
+    only: tuple[str, ...] = () if agents is None else (json.dumps(sorted(agents)),)
     first, last = int(since // HOUR), int(until // HOUR)
     hours = list(range(first, last + 1)) if last - first < 2 else [first, last]
     exact: list[tuple[int, float, float]] = []  # (hour, from, to) read from raw events
@@ -45,23 +55,24 @@ def range_rows(db: sqlite3.Connection, since: float, until: float) -> list[Any]:
             if outside is not None:
                 exact.append((hour, lo, hi))
     if not exact:
-        return db.execute(_HOURLY, (first, last)).fetchall()
+        return db.execute(hourly, (first, last, *only)).fetchall()
     skip = {hour for hour, _, _ in exact}
     found: list[Any] = []
     for lo_hour, hi_hour in _runs([h for h in range(first, last + 1) if h not in skip]):
-        found.extend(db.execute(_HOURLY, (lo_hour, hi_hour)).fetchall())
+        found.extend(db.execute(hourly, (lo_hour, hi_hour, *only)).fetchall())
     for _, lo, hi in exact:
-        found.extend(_exact_rows(db, lo, hi))
+        found.extend(_exact_rows(db, lo, hi, only))
     return found
 
 
-def _exact_rows(db: sqlite3.Connection, lo: float, hi: float) -> list[AggregateRow]:
+def _exact_rows(db: sqlite3.Connection, lo: float, hi: float,
+                only: tuple[str, ...] = ()) -> list[AggregateRow]:
     """Rows from the raw events in [lo, hi]. A metric point is stamped when it was exported
     and may hold calls from before ``lo``; where the agent's events give the same family of
     figures, those events (one per call, stamped when it happened) are the figures."""
     rows: list[Row] = []
     for kind, agent, raw in db.execute(
-            "SELECT kind, agent, data FROM events WHERE ts >= ? AND ts <= ?", (lo, hi)):
+            _EVENTS_OF if only else _EVENTS_ALL, (lo, hi, *only)):
         rows.extend(event_rows(kind, agent, json.loads(raw)))
     by_events = {(row.group[0], FAMILIES.get(split_measure(row.measure)[0]))
                  for row in rows if split_measure(row.measure)[1] == "event"}

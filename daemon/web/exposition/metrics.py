@@ -273,6 +273,10 @@ _OTLP_GAUGES: tuple[tuple[str, str, Callable[[OtlpStats], int]], ...] = (
      lambda s: s.queue_depth),
     ("telemetryd_otlp_active_series", "Incoming series remembered for cardinality caps.",
      lambda s: s.active_series),
+    ("telemetryd_otlp_series_bytes",
+     "Estimated memory of the remembered series (max_series_bytes).", lambda s: s.series_bytes),
+    ("telemetryd_otlp_queued_bytes",
+     "Estimated memory of the records waiting for the store writer.", lambda s: s.queued_bytes),
     ("telemetryd_otlp_connections_open", "Connections open to the receiver now.",
      lambda s: s.connections_open),
 )

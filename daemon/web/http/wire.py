@@ -12,6 +12,8 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 
+from daemon.web.http.wire_scan import json_values_over, protobuf_messages_over
+
 WireEncoding = Literal["protobuf", "json"]
 M = TypeVar("M", bound=Message)
 
@@ -162,8 +164,15 @@ def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> byt
     return inflater.finish()
 
 
-def parse(body: bytes, encoding: WireEncoding, message_type: type[M]) -> M:
-    """Decode an Export*ServiceRequest from protobuf or OTLP JSON, or refuse it with 400."""
+def parse(body: bytes, encoding: WireEncoding, message_type: type[M],
+          max_messages: int | None = None) -> M:
+    """Decode an Export*ServiceRequest from protobuf or OTLP JSON, or refuse it with 400;
+    413 before parsing if it would parse into more than ``max_messages`` messages
+    (``wire_scan.py``)."""
+    if max_messages is not None and (
+            json_values_over(body, max_messages) if encoding == "json"
+            else protobuf_messages_over(body, message_type.DESCRIPTOR, max_messages)):
+        raise PayloadError(413, "too_many_messages")
     message = message_type()
     if encoding == "protobuf":
         try:

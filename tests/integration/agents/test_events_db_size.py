@@ -39,7 +39,8 @@ def test_a_flood_past_retention_bytes_comes_back_under_the_bound_on_disk(tmp_pat
     """Ten times retention_bytes sent through the receiver: the file on disk ends under it."""
     path = tmp_path / "events.db"
     settings = loopback_otlp(retention_bytes=BOUND, retention_check_seconds=1.0,
-                             max_series_per_metric=1_000_000, max_series=1_000_000)
+                             max_series_per_metric=1_000_000, max_series=1_000_000,
+                             max_queued_bytes=1 << 30)  # the store's bound, not the queue's
     telemetry = AgentTelemetry(settings, path)
     telemetry.start()
     try:
