@@ -113,7 +113,14 @@ def test_idle_connections_past_the_cap_are_evicted(make_agents: object) -> None:
     port = agents.receiver.port
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
     try:
-        assert post(port, "/v1/metrics", good_metrics()).status == 200
+        # On a busy machine the listener can accept the client's connection before its
+        # request arrives, and shed it as one more silent connection; OTLP exporters retry a
+        # connection error (it is among their retryable errors), and so does this client.
+        try:
+            answer = post(port, "/v1/metrics", good_metrics())
+        except ConnectionError:
+            answer = post(port, "/v1/metrics", good_metrics())
+        assert answer.status == 200
         stats = agents.stats()
         assert (stats.get(OtlpCounter.CONNECTIONS_DROPPED, ("evicted",))
                 + stats.get(OtlpCounter.CONNECTIONS_DROPPED, ("shed",))) >= 4
