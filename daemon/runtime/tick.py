@@ -222,12 +222,14 @@ class Ticker:
         if running.metrics is not None:
             running.metrics.observe_tick(duration)
         self.count += 1
-        self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count)
+        self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count,
+                             sample.identities_evicted)
         return sample
 
     def close(self) -> None:
-        """Stop the action worker (after the action under way, bounded)."""
+        """Stop the action worker (after the action under way, bounded); close /proc files."""
         self.runner.stop()
+        self.sampler.close()
 
     def _fired(self, actions: list[Action], now: float) -> dict[FiredSlot, Fired]:
         # Watch actions this tick sets off, past their cooldown; reports fill in their ids.

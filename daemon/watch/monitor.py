@@ -17,9 +17,7 @@ from daemon.config.schema import WatchRule
 from daemon.watch.members import MemberHistory
 from daemon.watch.sampler import OrphanSample, TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
-from daemon.watch.trend import growth_rate_per_minute, seconds_until
-
-TREND_POINTS = 12
+from daemon.watch.trend import TrendPoints, seconds_until
 
 
 # slots: a daemon keeps history_samples of these per watched tree (120,000 at 1,000
@@ -50,9 +48,7 @@ class TrackedProcess:
     history: deque[SamplePoint]
     rss: LevelState = field(default_factory=LevelState)
     cpu: LevelState = field(default_factory=LevelState)
-    trend_points: deque[tuple[float, float]] = field(
-        default_factory=lambda: deque(maxlen=TREND_POINTS + 1)
-    )
+    trend: TrendPoints = field(default_factory=TrendPoints)
     rate_bytes_per_min: float | None = None
     eta_seconds: float | None = None
     last_report_at: dict[ReportKind, float] = field(default_factory=dict)
@@ -377,19 +373,8 @@ class Monitor:
         return cached[1], cached[2]
 
     def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float) -> None:
-        # A dozen points spread over the window keep the slope cheap at any tick rate.
-        # While a process is young the points are closer together, so a fast leak has a
-        # rate (and an ETA) within a few ticks rather than after a tenth of the window.
-        age = now - tracked.first_seen
-        spacing = min(self.trend_window_seconds / TREND_POINTS, age / (TREND_POINTS / 2))
-        points = tracked.trend_points
-        if not points or now - points[-1][0] >= spacing:
-            points.append((now, float(tracked.last.rss_bytes)))
-        else:
-            points[-1] = (points[-1][0], float(tracked.last.rss_bytes))
-        tracked.rate_bytes_per_min = growth_rate_per_minute(
-            list(points), now, self.trend_window_seconds
-        )
+        tracked.rate_bytes_per_min = tracked.trend.update(
+            now, float(tracked.last.rss_bytes), tracked.first_seen, self.trend_window_seconds)
         tracked.eta_seconds = seconds_until(
             tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
         )

@@ -84,6 +84,7 @@ class TickSample:
     by_watch: dict[str, list[TreeSample]]
     processes_scanned: int
     orphans: dict[str, list[OrphanSample]] = field(default_factory=dict)
+    identities_evicted: int = 0  # process images the selector's cache evicted since start
 
 
 def children_map(table: Mapping[int, ProcStat]) -> dict[int, list[int]]:
@@ -160,6 +161,17 @@ def _alive(table: Mapping[int, ProcStat], key: tuple[int, int]) -> bool:
 
 
 @dataclass
+class _Totals:
+    """One pass of totals over a table, before the sampler keeps any of it."""
+
+    by_watch: dict[str, list[TreeSample]]
+    orphans: dict[str, list[OrphanSample]]
+    origins: dict[tuple[int, int], Origin]
+    cpu_seconds: dict[tuple[int, int], float]
+    used: set[int]  # every pid whose stat line fed a figure (or could have)
+
+
+@dataclass
 class Sampler:
     """Samples the watches each tick; keeps the previous CPU seconds to turn them into CPU%,
     and which tree each member belonged to, to follow what a tree leaves behind."""
@@ -170,14 +182,26 @@ class Sampler:
     _previous_cpu: dict[tuple[int, int], float] = field(default_factory=dict, init=False)
     _previous_at: float | None = field(default=None, init=False)
     _origins: dict[tuple[int, int], Origin] = field(default_factory=dict, init=False)
+    _used: frozenset[int] = field(default=frozenset(), init=False)
+    _evicted_before: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.selector = Selector(self.rules)
 
     def set_rules(self, rules: Sequence[WatchRule]) -> None:
         """Swap the watches (on reload); CPU history is kept."""
+        self._evicted_before += self.selector.evicted
         self.rules = rules
         self.selector = Selector(rules)
+
+    def close(self) -> None:
+        """Release what the process table reader holds between scans."""
+        self.table_source.close()
+
+    @property
+    def identities_evicted(self) -> int:
+        """Process images evicted from the selector's cache since start (reloads included)."""
+        return self._evicted_before + self.selector.evicted
 
     def sample(
         self,
@@ -188,34 +212,65 @@ class Sampler:
         """Scan the process table once and total each watch's trees and orphans.
 
         ``announced``: pids per watch that join it whatever its selectors say (children
-        started by ``telemetryd wrap``).
+        started by ``telemetryd wrap``). The scan reads the processes the previous tick's
+        trees used; should a tree now use one the scan carried over (a new match among
+        old processes, a reload), it is read and the totals are made again, so every
+        figure comes from a line read in this tick.
         """
-        table = self.table_source.scan()
+        table = self.table_source.scan(self._used)
+        elapsed = (
+            monotonic_now - self._previous_at if self._previous_at is not None else None
+        )
+        totals = self._totals(table, announced, elapsed)
+        for _ in range(3):
+            stale = self.table_source.stale(totals.used)
+            if not stale:
+                break
+            fresh = self.table_source.refresh(stale)
+            for pid in stale:
+                if pid in fresh:
+                    table[pid] = fresh[pid]
+                else:
+                    table.pop(pid, None)
+            totals = self._totals(table, announced, elapsed)
+        self._used = frozenset(totals.used)
+        self._origins = totals.origins
+        self._previous_cpu = totals.cpu_seconds
+        self._previous_at = monotonic_now
+        return TickSample(wall_now, totals.by_watch, len(table), totals.orphans,
+                          self.identities_evicted)
+
+    def _totals(self, table: dict[int, ProcStat],
+                announced: Mapping[str, Sequence[int]] | None,
+                elapsed: float | None) -> _Totals:
+        """Each watch's trees and orphans in ``table`` (no state of the sampler changes)."""
         matches = self.selector.match(table)
         if announced:
             matches = merge_matches(self.rules, matches, announced, table)
         need_tree = any(rule.include_children for rule in self.rules)
         children = children_map(table) if need_tree else {}
-        elapsed = (
-            monotonic_now - self._previous_at if self._previous_at is not None else None
-        )
         current_cpu: dict[tuple[int, int], float] = {}
+        used: set[int] = set()
+        previous_cpu = self._previous_cpu
 
         def cpu_percent(stat: ProcStat) -> float:
             current_cpu[stat.key] = stat.cpu_seconds
-            before = self._previous_cpu.get(stat.key)
+            before = previous_cpu.get(stat.key)
             if before is None or not elapsed or elapsed <= 0:
                 return 0.0
             return max(0.0, (stat.cpu_seconds - before) / elapsed * 100.0)
 
         def live_tree(root_pid: int) -> list[int]:
             # A killed child lingers as a zombie until reaped: it is gone.
-            return [pid for pid in tree_pids(root_pid, children)[1:]
-                    if not table[pid].is_exiting]
+            tree = tree_pids(root_pid, children)
+            used.update(tree)
+            return [pid for pid in tree[1:] if not table[pid].is_exiting]
 
         # Members that were in a watched tree last tick and still run: orphan candidates.
         candidates: dict[str, dict[int, Origin]] = {}
         for key, origin in self._origins.items():
+            if key[0] in table:
+                used.add(key[0])
             if _alive(table, key):
                 candidates.setdefault(origin.watch, {})[key[0]] = origin
         in_trees = {pid for rule, pids in zip(self.rules, matches, strict=True)
@@ -225,6 +280,7 @@ class Sampler:
         by_watch: dict[str, list[TreeSample]] = {}
         orphans: dict[str, list[OrphanSample]] = {}
         for rule, pids in zip(self.rules, matches, strict=True):
+            used.update(pids)
             mine = candidates.get(rule.name, {})
             if not rule.include_children:
                 roots = pids
@@ -278,10 +334,7 @@ class Sampler:
             if left:
                 orphans[rule.name] = self._orphan_trees(
                     left, mine, table, live_tree, cpu_percent, origins)
-        self._origins = origins
-        self._previous_cpu = current_cpu
-        self._previous_at = monotonic_now
-        return TickSample(wall_now, by_watch, len(table), orphans)
+        return _Totals(by_watch, orphans, origins, current_cpu, used)
 
     def _orphan_trees(self, left: list[int], origin_of: Mapping[int, Origin],
                       table: Mapping[int, ProcStat], live_tree: Callable[[int], list[int]],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
+
+TREND_POINTS = 12
 
 
 def growth_rate_per_minute(
@@ -46,3 +49,41 @@ def seconds_until(value: float, limit: float | None, rate_per_minute: float | No
     if value >= limit:
         return 0.0
     return (limit - value) / rate_per_minute * 60.0
+
+
+class TrendPoints:
+    """A dozen RSS points spread over the window, and the growth rate they give.
+
+    While a process is young the points are closer together, so a fast leak has a rate
+    within a few ticks rather than after a tenth of the window. The slope changes only
+    with the points inside the window, so it is not computed again while they stay the
+    same (an idle tree, most ticks).
+
+    >>> trend = TrendPoints()
+    >>> [trend.update(t, 100.0 + 10 * t, first_seen=0.0, window_seconds=120.0)
+    ...  for t in (0.0, 10.0, 20.0)]
+    [None, None, 600.0]
+    """
+
+    __slots__ = ("_inside", "points", "rate_per_minute")
+
+    def __init__(self) -> None:
+        self.points: deque[tuple[float, float]] = deque(maxlen=TREND_POINTS + 1)
+        self.rate_per_minute: float | None = None
+        self._inside: tuple[int, tuple[float, float], int] | None = None
+
+    def update(self, now: float, value: float, first_seen: float,
+               window_seconds: float) -> float | None:
+        """Add this tick's value; the growth rate per minute (None while unknown)."""
+        points = self.points
+        spacing = min(window_seconds / TREND_POINTS, (now - first_seen) / (TREND_POINTS / 2))
+        if not points or now - points[-1][0] >= spacing:
+            points.append((now, value))
+        elif points[-1][1] != value:
+            points[-1] = (points[-1][0], value)
+        inside = (len(points), points[-1], next(
+            (i for i, (at, _) in enumerate(points) if now - at <= window_seconds), len(points)))
+        if inside != self._inside:
+            self._inside = inside
+            self.rate_per_minute = growth_rate_per_minute(list(points), now, window_seconds)
+        return self.rate_per_minute
