@@ -243,22 +243,28 @@ class LinuxProcTable:
         seen: dict[int, _Seen] = {}
         fresh: set[int] = set()
         table: dict[int, ProcStat] = {}
-        read = self._read
+        read, reread, held = self._read, self._reread, self._held.fds
         with os.scandir(self.proc_root) as listing:
             for entry in listing:
                 name = entry.name
                 if not name.isdigit():
                     continue
                 pid = int(name)
-                inode = entry.inode()
                 old = previous.get(pid)
-                if (keep_fresh is not None and old is not None and old.inode == inode
-                        and pid % ROTATE_SCANS != phase and pid not in keep_fresh
-                        and old.stat.start_ticks < young_since):
-                    seen[pid] = old
-                    table[pid] = old.stat
-                    continue
-                now = read(pid, inode, old, keep_fresh is not None and pid in keep_fresh)
+                now: _Seen | None = None
+                if old is not None and keep_fresh is not None:
+                    if pid in keep_fresh:
+                        fd = held.get(pid)
+                        if fd is not None:  # an open file is still this very process
+                            now = reread(pid, fd, old)
+                    elif (pid % ROTATE_SCANS != phase and old.stat.start_ticks < young_since
+                          and old.inode == entry.inode()):
+                        seen[pid] = old  # its turn has not come: carried over
+                        table[pid] = old.stat
+                        continue
+                if now is None:
+                    now = read(pid, entry.inode(), old,
+                               keep_fresh is not None and pid in keep_fresh)
                 if now is not None:
                     seen[pid] = now
                     table[pid] = now.stat
@@ -267,6 +273,18 @@ class LinuxProcTable:
         self._fresh = fresh
         self._held.keep_only(keep_fresh or frozenset(), seen)
         return table
+
+    def _reread(self, pid: int, fd: int, old: _Seen) -> _Seen | None:
+        """The line of a held file again; None when the file must be opened anew."""
+        try:
+            data = os.pread(fd, 4096, 0)
+        except OSError:
+            return None  # exited (ESRCH): a reused pid is opened and read as new
+        if data == old.raw:
+            return old
+        if not data or len(data) >= 4096:
+            return None
+        return self._parsed(pid, old.inode, data)
 
     def close(self) -> None:
         """Close the stat files held open between scans."""
@@ -309,6 +327,9 @@ class LinuxProcTable:
             return None  # exited between listing and reading, or unreadable
         if old is not None and old.raw == data:
             return old if old.inode == inode else _Seen(inode, data, old.stat)
+        return self._parsed(pid, inode, data)
+
+    def _parsed(self, pid: int, inode: int, data: bytes) -> _Seen | None:
         try:
             stat = parse_stat_line(pid, data.decode("utf-8", errors="replace"),
                                    self.clock_ticks, self.page_size)

@@ -12,14 +12,15 @@ agent that started it, until it exits.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from daemon.config.schema import WatchRule
 from daemon.watch.members import MemberRss
 from daemon.watch.proctable import ProcessTable, ProcStat
-from daemon.watch.selection import Selector
+from daemon.watch.selection import ProcessIdentity, Selector
+from daemon.watch.trees import children_map, merge_matches, top_matches, tree_pids
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,77 +88,41 @@ class TickSample:
     identities_evicted: int = 0  # process images the selector's cache evicted since start
 
 
-def children_map(table: Mapping[int, ProcStat]) -> dict[int, list[int]]:
-    """Parent pid -> child pids, built once per tick.
-
-    >>> t = {1: ProcStat(1, 0, "init", "S", 0, 0, 0, 1), 5: ProcStat(5, 1, "sh", "S", 0, 0, 0, 1)}
-    >>> children_map(t)
-    {0: [1], 1: [5]}
-    """
-    children: dict[int, list[int]] = {}
-    for pid, stat in table.items():
-        children.setdefault(stat.ppid, []).append(pid)
-    return children
-
-
-def tree_pids(root: int, children: Mapping[int, list[int]]) -> list[int]:
-    """The root and all its descendants (iterative, so deep trees cannot overflow the stack)."""
-    found = [root]
-    stack = [root]
-    seen = {root}
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                found.append(child)
-                stack.append(child)
-    return found
-
-
-def top_matches(pids: Sequence[int], table: Mapping[int, ProcStat],
-                blockers: AbstractSet[int] = frozenset()) -> list[int]:
-    """Drop matches that sit inside another match's tree (or a blocker's), so nothing is
-    counted twice."""
-    matched = set(pids) | blockers
-    tops = []
-    for pid in pids:
-        ancestor = table[pid].ppid
-        nested = False
-        hops = 0
-        while ancestor > 1 and hops < 256:
-            if ancestor in matched:
-                nested = True
-                break
-            parent = table.get(ancestor)
-            if parent is None:
-                break
-            ancestor = parent.ppid
-            hops += 1
-        if not nested:
-            tops.append(pid)
-    return tops
-
-
-def merge_matches(rules: Sequence[WatchRule], matches: list[list[int]],
-                  announced: Mapping[str, Sequence[int]], live: Mapping[int, object]
-                  ) -> list[list[int]]:
-    """Selector matches plus the live announced pids of each watch, without duplicates.
-
-    >>> from types import SimpleNamespace as Rule
-    >>> r = [Rule(name="a"), Rule(name="b")]
-    >>> merge_matches(r, [[1], []], {"a": [1, 2], "b": [9]}, {1: 0, 2: 0})
-    [[1, 2], []]
-    """
-    merged = []
-    for rule, pids in zip(rules, matches, strict=True):
-        extra = [pid for pid in announced.get(rule.name, ()) if pid in live and pid not in pids]
-        merged.append([*pids, *extra])
-    return merged
-
-
 def _alive(table: Mapping[int, ProcStat], key: tuple[int, int]) -> bool:
     stat = table.get(key[0])
     return stat is not None and stat.start_ticks == key[1] and not stat.is_exiting
+
+
+VERSION_RECHECK_TICKS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownVersion:
+    """A tree's agent version as last read, and what it was read from."""
+
+    identity: ProcessIdentity | None
+    member_pids: tuple[int, ...]
+    version: str | None
+    tick: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """A tree's sample and the stat lines it was made from."""
+
+    watch: str
+    stats: tuple[ProcStat, ...]  # the root first, then each live member
+    identity: ProcessIdentity | None
+    sample: TreeSample
+
+    def unchanged(self, watch: str, stats: Sequence[ProcStat],
+                  identity: ProcessIdentity | None, version: str | None) -> bool:
+        """Whether this tick's tree gives the same sample: the same lines (the table hands
+        back the very same stat for a line that did not change), no CPU used since."""
+        sample = self.sample
+        return (self.watch == watch and self.identity is identity and sample.version == version
+                and sample.cpu_percent == 0.0 and sample.root_cpu_percent == 0.0
+                and len(self.stats) == len(stats) and all(map(operator.is_, self.stats, stats)))
 
 
 @dataclass
@@ -169,6 +134,8 @@ class _Totals:
     origins: dict[tuple[int, int], Origin]
     cpu_seconds: dict[tuple[int, int], float]
     used: set[int]  # every pid whose stat line fed a figure (or could have)
+    versions: dict[tuple[int, int], _KnownVersion] = field(default_factory=dict)
+    trees: dict[tuple[int, int], _Tree] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,6 +151,9 @@ class Sampler:
     _origins: dict[tuple[int, int], Origin] = field(default_factory=dict, init=False)
     _used: frozenset[int] = field(default=frozenset(), init=False)
     _evicted_before: int = field(default=0, init=False)
+    _versions: dict[tuple[int, int], _KnownVersion] = field(default_factory=dict, init=False)
+    _trees: dict[tuple[int, int], _Tree] = field(default_factory=dict, init=False)
+    _ticks: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.selector = Selector(self.rules)
@@ -234,6 +204,9 @@ class Sampler:
                     table.pop(pid, None)
             totals = self._totals(table, announced, elapsed)
         self._used = frozenset(totals.used)
+        self._versions = totals.versions
+        self._trees = totals.trees
+        self._ticks += 1
         self._origins = totals.origins
         self._previous_cpu = totals.cpu_seconds
         self._previous_at = monotonic_now
@@ -279,6 +252,8 @@ class Sampler:
         origins: dict[tuple[int, int], Origin] = {}
         by_watch: dict[str, list[TreeSample]] = {}
         orphans: dict[str, list[OrphanSample]] = {}
+        versions: dict[tuple[int, int], _KnownVersion] = {}
+        trees: dict[tuple[int, int], _Tree] = {}
         for rule, pids in zip(self.rules, matches, strict=True):
             used.update(pids)
             mine = candidates.get(rule.name, {})
@@ -292,49 +267,63 @@ class Sampler:
             attached: set[int] = set()
             for root_pid in sorted(roots):
                 root = table[root_pid]
-                root_cpu = cpu_percent(root)
-                rss, cpu, members = root.rss_bytes, root_cpu, 1
-                member_pids: tuple[int, ...] = ()
-                member_rss = [MemberRss(root_pid, root.comm, root.rss_bytes)]
-                if rule.include_children:
-                    live = live_tree(root_pid)
-                    origin = Origin(rule.name, root.key)
-                    for member_pid in live:
-                        member = table[member_pid]
-                        member_rss.append(MemberRss(member_pid, member.comm, member.rss_bytes))
-                        rss += member.rss_bytes
-                        cpu += cpu_percent(member)
+                live = live_tree(root_pid) if rule.include_children else []
+                stats = (root, *[table[pid] for pid in live])
+                member_pids = tuple(live)
+                identity = self.selector.identity(root) if root.comm else None
+                version = self._version(root, identity, member_pids, table, versions)
+                last = self._trees.get(root.key)
+                if last is not None and last.unchanged(rule.name, stats, identity, version):
+                    sample = last.sample  # an idle tree: nothing to add up again
+                    for stat in stats:
+                        current_cpu[stat.key] = stat.cpu_seconds
+                else:
+                    sample = self._tree_sample(rule.name, stats, identity, version, cpu_percent)
+                if live:
+                    # Last tick's Origin of this tree, when it is the same tree.
+                    known = self._origins.get(stats[1].key)
+                    origin = known if known is not None and known.agent_key == root.key \
+                        and known.watch == rule.name else Origin(rule.name, root.key)
+                    for member in stats[1:]:
                         origins[member.key] = origin
-                    members += len(live)
-                    member_pids = tuple(live)
                     attached.update(live)
                 attached.add(root_pid)
-                identity = self.selector.identity(root) if root.comm else None
-                samples.append(
-                    TreeSample(
-                        watch=rule.name,
-                        pid=root_pid,
-                        key=root.key,
-                        name=root.comm,
-                        create_time=self.table_source.create_time(root),
-                        rss_bytes=rss,
-                        cpu_percent=round(cpu, 2),
-                        root_rss_bytes=root.rss_bytes,
-                        root_cpu_percent=round(root_cpu, 2),
-                        members=members,
-                        zombie=root.is_exiting,
-                        access_denied=bool(identity and identity.access_denied),
-                        member_pids=member_pids,
-                        member_rss=tuple(member_rss),
-                        version=self._version(root, member_pids, table),
-                    )
-                )
+                trees[root.key] = _Tree(rule.name, stats, identity, sample)
+                samples.append(sample)
             by_watch[rule.name] = samples
             left = [pid for pid in mine if pid not in attached]
             if left:
                 orphans[rule.name] = self._orphan_trees(
                     left, mine, table, live_tree, cpu_percent, origins)
-        return _Totals(by_watch, orphans, origins, current_cpu, used)
+        return _Totals(by_watch, orphans, origins, current_cpu, used, versions, trees)
+
+    def _tree_sample(self, watch: str, stats: tuple[ProcStat, ...],
+                     identity: ProcessIdentity | None, version: str | None,
+                     cpu_percent: Callable[[ProcStat], float]) -> TreeSample:
+        """A tree's RSS and CPU added up over its root and live members."""
+        root = stats[0]
+        root_cpu = cpu_percent(root)
+        rss, cpu = root.rss_bytes, root_cpu
+        for member in stats[1:]:
+            rss += member.rss_bytes
+            cpu += cpu_percent(member)
+        return TreeSample(
+            watch=watch,
+            pid=root.pid,
+            key=root.key,
+            name=root.comm,
+            create_time=self.table_source.create_time(root),
+            rss_bytes=rss,
+            cpu_percent=round(cpu, 2),
+            root_rss_bytes=root.rss_bytes,
+            root_cpu_percent=round(root_cpu, 2),
+            members=len(stats),
+            zombie=root.is_exiting,
+            access_denied=bool(identity and identity.access_denied),
+            member_pids=tuple(stat.pid for stat in stats[1:]),
+            member_rss=tuple(MemberRss(stat.pid, stat.comm, stat.rss_bytes) for stat in stats),
+            version=version,
+        )
 
     def _orphan_trees(self, left: list[int], origin_of: Mapping[int, Origin],
                       table: Mapping[int, ProcStat], live_tree: Callable[[int], list[int]],
@@ -359,18 +348,28 @@ class Sampler:
                 cpu_percent=round(cpu, 2), members=1 + len(below), agent_key=origin.agent_key))
         return found
 
-    def _version(self, root: ProcStat, member_pids: Sequence[int],
-                 table: Mapping[int, ProcStat]) -> str | None:
-        """The agent version its root's install path names, else a matched member's."""
-        identity = self.selector.identity(root)
+    def _version(self, root: ProcStat, identity: ProcessIdentity | None,
+                 member_pids: tuple[int, ...], table: Mapping[int, ProcStat],
+                 versions: dict[tuple[int, int], _KnownVersion]) -> str | None:
+        """The agent version its root's install path names, else a matched member's.
+
+        Read again when the root's identity or the members change, else every
+        ``VERSION_RECHECK_TICKS`` ticks (a member's identity may be read later).
+        """
+        known = self._versions.get(root.key)
+        if (known is not None and known.identity is identity
+                and known.member_pids == member_pids
+                and self._ticks - known.tick < VERSION_RECHECK_TICKS):
+            versions[root.key] = known
+            return known.version
         version = identity.version(root.comm) if identity else None
-        if version:
-            return version
-        for pid in member_pids[:8]:
-            member = table[pid]
-            if self.selector.known(member):
-                identity = self.selector.identity(member)
-                version = identity.version(member.comm) if identity else None
-                if version:
-                    return version
-        return None
+        if not version:
+            for pid in member_pids[:8]:
+                member = table[pid]
+                if self.selector.known(member):
+                    found = self.selector.identity(member)
+                    version = found.version(member.comm) if found else None
+                    if version:
+                        break
+        versions[root.key] = _KnownVersion(identity, member_pids, version or None, self._ticks)
+        return version or None

@@ -21,16 +21,19 @@ def growth_rate_per_minute(
     >>> growth_rate_per_minute(pts[:2], now=60, window_seconds=120) is None
     True
     """
-    recent = [(t, v) for t, v in points if now - t <= window_seconds]
-    if len(recent) < min_points:
+    times = [t for t, _ in points if now - t <= window_seconds]
+    n = len(times)
+    if n < min_points:
         return None
-    n = len(recent)
-    mean_t = sum(t for t, _ in recent) / n
-    mean_v = sum(v for _, v in recent) / n
-    var_t = sum((t - mean_t) ** 2 for t, _ in recent)
+    values = [v for t, v in points if now - t <= window_seconds]
+    mean_t = sum(times) / n
+    mean_v = sum(values) / n
+    # Centred sums (two passes): epoch seconds squared would cancel out in one pass.
+    dt = [t - mean_t for t in times]
+    var_t = sum([d * d for d in dt])
     if var_t == 0:
         return None
-    cov = sum((t - mean_t) * (v - mean_v) for t, v in recent)
+    cov = sum([d * (v - mean_v) for d, v in zip(dt, values, strict=True)])
     return cov / var_t * 60.0
 
 
@@ -81,8 +84,12 @@ class TrendPoints:
             points.append((now, value))
         elif points[-1][1] != value:
             points[-1] = (points[-1][0], value)
-        inside = (len(points), points[-1], next(
-            (i for i, (at, _) in enumerate(points) if now - at <= window_seconds), len(points)))
+        first = 0  # the oldest point inside the window (points are in time order)
+        for at, _ in points:
+            if now - at <= window_seconds:
+                break
+            first += 1
+        inside = (len(points), points[-1], first)
         if inside != self._inside:
             self._inside = inside
             self.rate_per_minute = growth_rate_per_minute(list(points), now, window_seconds)
