@@ -21,7 +21,9 @@ SMALL_RUNS = [
     ("bench_flood.py", ["--quick"], "largest tick gap under flood"),
     ("bench_budget_check.py", ["--runs", "5", "--sessions", "50", "--events", "10"],
      "hook, over budget"),
-    ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3"], "CPU ratio"),
+    ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3", "--runs", "1"],
+     "CPU ratio"),
+    ("bench_argv_churn.py", ["--quick"], "largest tick gap"),
 ]
 
 
