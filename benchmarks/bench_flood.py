@@ -106,7 +106,7 @@ def cardinality_load(port: int, stop: object, seed: int) -> None:
 
 def slow_load(port: int, stop: object, seed: int) -> None:
     """Hold 16 connections, each trickling a request head one byte per second."""
-    head = b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+    head = b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n"
     socks: list[tuple[socket.socket, int]] = []
     while not stop.is_set():  # type: ignore[attr-defined]
         while len(socks) < 16:
@@ -132,7 +132,7 @@ def connection_load(port: int, stop: object, seed: int) -> None:
     while not stop.is_set():  # type: ignore[attr-defined]
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n")
+                sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         except OSError:
             time.sleep(0.01)
 

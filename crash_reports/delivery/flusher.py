@@ -27,9 +27,9 @@ from crash_reports.delivery.retry import RetryPolicy, limited_until, merge_rate_
 from crash_reports.delivery.upload import Delivered, Reject, Retry, UploadOutcome
 from crash_reports.spool.store import Spool
 from crash_reports.storage.atomic import write_atomic
-from crash_reports.storage.files import open_regular, read_regular
+from crash_reports.storage.files import UnsafeFileError, open_regular, read_regular, rename_aside
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="delivery")
 
 FlushStatus = Literal["ok", "retrying", "rate_limited", "waiting", "busy", "disabled", "error"]
 _LOCK_POLL_SECONDS = 0.05
@@ -40,8 +40,8 @@ class Sender(Protocol):
 
     target: str
 
-    def send(self, envelope: bytes) -> UploadOutcome:
-        """POST one envelope and classify the answer."""
+    def send(self, envelope: bytes, cancel: threading.Event | None = None) -> UploadOutcome:
+        """POST one envelope and classify the answer; ``cancel`` ends it early (a Retry)."""
         ...
 
 
@@ -139,7 +139,8 @@ class Flusher:
 
         ``force`` ignores our own backoff (not the server's rate limits);
         ``lock_timeout_seconds`` waits that long for another flush to finish;
-        ``cancel``, once set, stops the flush before its next upload (daemon shutdown).
+        ``cancel``, once set, ends the upload under way and stops the flush (daemon
+        shutdown); the report stays pending with no attempt counted.
         """
         started = self._clock() if now is None else now
         if self.sender is None:
@@ -186,7 +187,9 @@ class Flusher:
                 envelope = self.spool.read(entry.id)
             except KeyError:
                 continue  # moved aside as corrupt, or dropped by retention meanwhile
-            outcome = sender.send(envelope)
+            outcome = sender.send(envelope, cancel=cancel)
+            if cancel is not None and cancel.is_set() and isinstance(outcome, Retry):
+                break  # cut short by a stop: neither an attempt nor an outage
             at = self._clock()
             if isinstance(outcome, Delivered):
                 self.spool.mark_delivered(entry.id, at=at, status=outcome.status)
@@ -356,7 +359,7 @@ def _held(thread_lock: threading.Lock, path: Path, timeout_seconds: float) -> It
         yield False
         return
     try:
-        fd = open_regular(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_lock(path)
         try:
             while True:
                 try:
@@ -375,3 +378,14 @@ def _held(thread_lock: threading.Lock, path: Path, timeout_seconds: float) -> It
             os.close(fd)
     finally:
         thread_lock.release()
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor. A FIFO, symlink or directory planted under its name is
+    renamed aside once (logged), never opened, and a real lock file takes its place."""
+    try:
+        return open_regular(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except UnsafeFileError as exc:
+        aside = rename_aside(path)
+        log.warning("flush.lock_refused", path=str(path), reason=exc.reason, moved_to=str(aside))
+    return open_regular(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -11,6 +11,7 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 
 from sentry_sdk.utils import Dsn
 
+from crash_reports.delivery.deadline import bounded
 from crash_reports.delivery.dsn import parse_dsn, redacted
 from crash_reports.delivery.retry import (
     ALL_CATEGORIES,
@@ -167,24 +169,33 @@ class Uploader:
             "X-Sentry-Auth": self.dsn.to_auth(client=client).to_header(),
         }
 
-    def send(self, envelope: bytes) -> UploadOutcome:
-        """POST ``envelope`` (with ``sent_at`` set to now) and return what happened."""
+    def send(self, envelope: bytes, cancel: threading.Event | None = None) -> UploadOutcome:
+        """POST ``envelope`` (with ``sent_at`` set to now) and return what happened.
+
+        The whole exchange (connect, send, answer) gets ``timeout_seconds`` in total, not
+        per socket read (``deadline.bounded``); ``cancel``, once set, ends it at once.
+        Either way the outcome is a ``Retry`` (``timed out`` or ``cancelled``).
+        """
         now = self._clock()
         try:
             body = prepare_envelope(envelope, datetime.fromtimestamp(now, UTC))
         except ValueError as exc:
             return Reject(None, f"not sendable: {exc}")
         connection = self._connect()
-        try:
-            connection.request("POST", self._path, body=body, headers=self._headers)
-            response = connection.getresponse()
-            answer = response.read(_MAX_BODY_BYTES)
-            headers = {key: value for key, value in response.getheaders()}
-            return classify_response(response.status, headers, answer, self._clock())
-        except (OSError, http.client.HTTPException) as exc:
-            return Retry(_network_reason(exc))
-        finally:
-            connection.close()
+        with bounded(connection, self.timeout_seconds, cancel) as expiry:
+            try:
+                connection.connect()
+                if expiry.reason is not None:  # ran out while connecting: no socket to stop
+                    return Retry(expiry.reason)
+                connection.request("POST", self._path, body=body, headers=self._headers)
+                response = connection.getresponse()
+                answer = response.read(_MAX_BODY_BYTES)
+                headers = {key: value for key, value in response.getheaders()}
+                return classify_response(response.status, headers, answer, self._clock())
+            except (OSError, http.client.HTTPException) as exc:
+                return Retry(expiry.reason or _network_reason(exc))
+            finally:
+                connection.close()
 
     def _connect(self) -> http.client.HTTPConnection:
         """A fresh connection (no pooling: one flush sends few envelopes, rarely)."""

@@ -14,10 +14,15 @@ import structlog
 
 from crash_reports.delivery.flusher import Flusher, FlushResult
 
-log = structlog.get_logger("telemetryd.flush")
+log = structlog.get_logger(component="delivery")
 
 # A burst of reports (several processes crossing in one tick) goes out in one flush.
 NEW_REPORT_DELAY_SECONDS = 1.0
+# How long stop waits for the flush thread. A stop cancels the upload under way (an answer
+# on its way still gets deadline.CANCEL_GRACE_SECONDS, then its socket is shut down), so
+# the thread ends soon after; only a DNS lookup cannot be cut short, and stop does not wait
+# for it past this (the thread is a daemon thread).
+STOP_GRACE_SECONDS = 3.0
 
 
 class FlushWorker:
@@ -49,11 +54,15 @@ class FlushWorker:
             self._soon_at = self._monotonic() + NEW_REPORT_DELAY_SECONDS
         self._wake.set()
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop after the flush in progress, if any."""
+    def stop(self, timeout: float = STOP_GRACE_SECONDS) -> None:
+        """Stop soon: the upload in progress, if any, is cancelled (an answer already on
+        its way is still read; otherwise its report stays pending); a thread still busy
+        after ``timeout`` is left behind, logged."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("flush.stop_abandoned", waited_seconds=timeout)
 
     def _next_wait(self, result: FlushResult | None) -> float:
         wait = self.interval_seconds

@@ -38,11 +38,19 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-# Control characters (C0 with newline and tab, DEL, C1) and the invisible bidirectional
-# overrides that make text display other than it reads.
-_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F,
-           *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-_ESCAPES = {code: (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in _UNSAFE}
+# Control characters (C0 with newline and tab, DEL, C1 with 0x9b CSI), and the invisible
+# format characters (Unicode category Cf: bidirectional overrides and marks, zero-width
+# spaces and joiners, the BOM, soft hyphen, tags) and line/paragraph separators, which make
+# text display other than it reads.  Zero-width joiners go too, so an emoji built from
+# several (a family) shows as its parts.
+_FORMAT = [0x00AD, *range(0x0600, 0x0606), 0x061C, 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2,
+           0x180E, *range(0x200B, 0x2010), 0x2028, 0x2029, *range(0x202A, 0x202F),
+           *range(0x2060, 0x2065), *range(0x2066, 0x2070), 0xFEFF, *range(0xFFF9, 0xFFFC),
+           0x110BD, 0x110CD, *range(0x13430, 0x13440), *range(0x1BCA0, 0x1BCA4),
+           *range(0x1D173, 0x1D17B), 0xE0001, *range(0xE0020, 0xE0080)]
+_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), *_FORMAT]
+_ESCAPES = {code: (f"\\x{code:02x}" if code < 0x100 else
+                  f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}") for code in _UNSAFE}
 _ESCAPES.update({ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"})
 _STRAY = {code: text for code, text in _ESCAPES.items() if code not in (ord("\n"), ord("\t"))}
 
@@ -53,12 +61,13 @@ def printable(text: str) -> str:
     cursor, recolour, retitle the terminal, nor break a table row.
 
     The one escaping helper for human-facing output (``status``, ``reports``, ``stats``,
-    ``check-config``); one ``str.translate`` pass, linear in the length.
+    ``budget``, ``check-config``, ``top`` and the log lines); one ``str.translate`` pass,
+    linear in the length.
 
     >>> printable("evil\\x1b[2J\\nname\\u202e")
     'evil\\\\x1b[2J\\\\nname\\\\u202e'
-    >>> printable("claude 🤖")
-    'claude 🤖'
+    >>> printable("claude 🤖"), printable("a\\u200bb\\x9b2J")
+    ('claude 🤖', 'a\\\\u200bb\\\\x9b2J')
     """
     return text.translate(_ESCAPES)
 

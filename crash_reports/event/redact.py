@@ -1,26 +1,33 @@
-"""The one redaction function: credentials never leave in a report.
+"""The one redaction function: credentials never leave in a report, a metric or a log.
 
-Rules, argument by argument (``redact_args``):
+Rules, argument by argument (``redact_args``); docs/security/secrets.md has them in full:
 
-- A flag whose name looks secret (``--api-key``, ``-password``, ``--client-secret``)
-  loses its ``=value``; without ``=`` it takes the next argument whatever it looks like
-  (``--api-key -abc`` too), unless that argument is itself a long flag (``--model``).
-- ``NAME=value`` with a secret-looking NAME loses its value.  When the argument is a
-  shell script (it follows a ``-c``-style flag, as in ``sh -c '...'``, or it is the
-  whole command line on its own) it is redacted word by word instead, so only the
-  assignment's own value goes and the rest of the command stays readable.
+- A flag whose name announces a secret (``--api-key``, ``-password``, ``--client-secret``;
+  ``secret_names.names_secret``) loses its ``=value``; without ``=`` it takes the next
+  argument whatever it looks like (``--api-key -abc`` too), unless that argument is itself a
+  long flag (``--model``).  Names that only describe a secret (``--session-id``,
+  ``--token-url``) or switch something off (``--no-session``) are not secret; counting
+  names (``--max-tokens``) keep a plain number.
+- ``NAME=value`` with a secret NAME loses its value, and so does any ``key=value`` whose
+  value looks random (``secret_shapes.looks_random``).  When the argument is a shell
+  script (it follows a ``-c``-style flag, as in ``sh -c '...'``, or it is the whole
+  command line on its own) it is redacted word by word instead, so only the assignment's
+  own value goes and the rest of the command stays readable.
 - Header arguments (``-H``/``--header``/``--proxy-header``) named like a secret
   (``X-Api-Key: v``, ``Authorization: v``, ``Cookie: v``) lose their value.
-- Short password flags are only redacted for programs where they are unambiguous:
-  ``-pVALUE`` for the mysql family (``-p`` alone prompts and the next word is the
-  database), ``-p VALUE`` / ``-pVALUE`` for sshpass and the mongo shells,
-  ``-a VALUE`` for redis-cli, and the password of ``-u user:password`` for curl.
-  Elsewhere ``-p`` (``mkdir -p``, ``ssh -p 22``, ``psql -p 5432``) is left alone.
-- Anywhere: token-shaped strings, bearer/basic credentials, URL passwords, secret
-  header values, quoted ``"secret_name": "value"`` pairs, ``secret_name=value`` inside
-  longer strings (connection strings, helm ``--set``, npm ``:_authToken=``) and PEM
-  blocks (``redact_text``).  A value that starts with ``-`` (``--private-key -----BEGIN``)
-  is still a value: only ``--`` followed by a letter or digit is a flag.
+- Short password flags only for the programs where they are one
+  (``secret_programs``): ``-pVALUE`` for mysql and 7-Zip, ``-p VALUE`` for sshpass, the
+  mongo shells and ``docker login``, ``-w`` for the ldap tools, ``-P`` for zip, ``-U
+  user%password`` for Samba, ``-passin pass:VALUE`` for openssl, ``--body`` for ``gh
+  secret``, the password of ``-u user:password`` for curl.  Elsewhere ``-p`` (``mkdir -p``,
+  ``ssh -p 22``, ``docker run -p 80:80``) is left alone.
+- After ``set``/``config`` a setting named like a secret takes the next word as its value
+  (``aws configure set aws_secret_access_key V``, ``git config user.password V``).
+- Anywhere (``redact_text``): vendor tokens and webhook URLs (``secret_shapes``),
+  bearer/basic credentials, URL passwords, secret header values, quoted ``"secret_name":
+  "value"`` pairs, ``secret_name=value`` inside longer strings (connection strings, helm
+  ``--set``, npm ``:_authToken=``) and PEM blocks.  A value that starts with ``-``
+  (``--private-key -----BEGIN``) is still a value: only ``--`` and a letter or digit is a flag.
 - Every pattern is linear (possessive quantifiers, no nested ones): a hostile command
   line costs time proportional to its length.  ``redact_command_line`` also caps sizes.
 
@@ -31,21 +38,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
 
-REDACTED = "[redacted]"
-_SECRET_WORD = (
-    r"key|token|secret|passw|passphrase|pwd|auth|credential|cookie|session|bearer|dsn"  # noqa: S105
-    r"|signature|private|(?<![a-z])pass(?![a-z])|(?<![a-z])pw(?![a-z])"
-    r"|(?<![a-z])t?otp(?![a-z])|(?<![a-z])mfa(?![a-z])|(?<![a-z])sig(?![a-z])"
+from crash_reports.event.secret_names import counts, keeps_value, names_secret
+from crash_reports.event.secret_programs import (
+    PROGRAM_FLAGS,
+    PROGRAMS,
+    SETTING_VERBS,
+    SUBCOMMAND_FLAGS,
+    SUBCOMMANDS,
+    Expect,
+    PasswordFlag,
+    program_name,
 )
-_SECRET_NAME = re.compile(_SECRET_WORD, re.I)
+from crash_reports.event.secret_shapes import REDACTED, looks_random, redact_shapes
+
 _FLAG = re.compile(r"^(--?[A-Za-z0-9][A-Za-z0-9_.-]*)(=(.*))?$", re.S)
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$", re.S)
 _WHITESPACE = re.compile(r"\s")
 # A long flag starts with a letter or digit after ``--``: ``-----BEGIN`` is a value.
 _LONG_FLAG = re.compile(r"^--[A-Za-z0-9]")
+_WORD_FLAG = re.compile(r"-[a-z]++")  # a Java or OpenSSL style option: ``-storepass``
 # A PEM block (a private key pasted on a command line), to its END line or the end.
 _PEM = re.compile(
     r"-----BEGIN[ A-Z0-9]*+-----(?:(?!-----END)[\s\S])*+(?:-----END[ A-Z0-9]*+-----)?+"
@@ -58,17 +71,6 @@ _KV_PAIR = re.compile(
 )
 _SCRIPT_FLAG = re.compile(r"^-[A-Za-z]*c$")  # sh -c, bash -lc, python -c
 _HEADER_FLAGS = frozenset({"-H", "--header", "--proxy-header"})
-_TOKEN_PATTERNS = [
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"),  # OpenAI / Anthropic style keys
-    re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{16,}"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{8,}"),
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWTs
-    re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{8,}"),  # Stripe
-    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face
-    re.compile(r"\bglpat-[A-Za-z0-9_\-]{16,}"),  # GitLab
-]
 _SCHEME = r"(?:Bearer|Basic|Token|Digest|Negotiate|NTLM)"
 _BEARER = re.compile(rf"\b({_SCHEME})\s+[A-Za-z0-9._~+/=\-]+", re.I)
 # ``Name: value`` where Name looks secret; the value runs to a quote, the end of the
@@ -87,7 +89,7 @@ _HEADER_ARG = re.compile(
     rf"^([\"']?([A-Za-z0-9_-]++):\s*+(?:{_SCHEME}\s++)?+)(.+?)([\"']?)$", re.I | re.S
 )
 # ``"name": "value"`` in JSON or a Python dict; the name is checked in code.
-_QUOTED_PAIR = re.compile(r"([\"'])([^\"'\n]*+)\1(\s*+:\s*+)([\"'])(?:\\.|(?!\4)[^\\])*+\4")
+_QUOTED_PAIR = re.compile(r"([\"'])([^\"'\n]*+)\1(\s*+:\s*+)([\"'])((?:\\.|(?!\4)[^\\])*+)\4")
 # An http(s) URL's user part without a password is a key (a Sentry DSN's is).
 _URL_USER = re.compile(r"(?<![a-z0-9+.\-])(https?://)([^/\s:@\[\]]++)@", re.I)
 # Query parameters whose name looks secret (?api_key=..., &token=...).
@@ -99,40 +101,8 @@ _SHELL_WORD = re.compile(
     r"""(?:[^\s"'\\;&|<>()]++|\\.|"(?:\\.|[^"\\])*"|'[^']*'|["'\\])+|[;&|<>()]+""", re.S
 )
 _COMMAND_SEPARATORS = frozenset({"&&", "||", "|", ";", "&", "(", ")"})
-
-Expect = Literal["secret", "header", "user-password"]
-
-
-@dataclass(frozen=True)
-class _PasswordFlag:
-    """A short flag that carries a password for one family of programs."""
-
-    flag: str
-    separate: bool  # may the value be the next argument, or only attached (``-pX``)?
-    expect: Expect = "secret"
-
-
-_MYSQL = (_PasswordFlag("-p", separate=False),)
-_SEPARATE_P = (_PasswordFlag("-p", separate=True),)
-_CURL = tuple(
-    _PasswordFlag(flag, separate=True, expect="user-password")
-    for flag in ("-u", "-U", "--user", "--proxy-user")
-)
-_PROGRAM_FLAGS: dict[str, tuple[_PasswordFlag, ...]] = {
-    **dict.fromkeys(
-        ["mysql", "mysqldump", "mysqladmin", "mysqlimport", "mysqlcheck", "mysqlshow",
-         "mysqlslap", "mysqlpump", "mysqlbinlog", "mariadb", "mariadb-dump", "mariadb-admin"],
-        _MYSQL,
-    ),
-    **dict.fromkeys(
-        ["sshpass", "mongo", "mongosh", "mongodump", "mongorestore", "mongoexport",
-         "mongoimport"],
-        _SEPARATE_P,
-    ),
-    "redis-cli": (_PasswordFlag("-a", separate=True),),
-    "curl": _CURL,
-}
-
+_NUMBER = re.compile(r"[0-9]{1,12}")
+_SETTING_WORDS = 3
 
 def redact_text(text: str) -> str:
     """Replace token-shaped substrings, credentials, secret headers and URL passwords.
@@ -156,19 +126,32 @@ def redact_text(text: str) -> str:
     text = _URL_USER.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _QUERY_PARAM.sub(_redact_query_param, text)
     text = _KV_PAIR.sub(_redact_kv_pair, text)
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(REDACTED, text)
-    return text
+    return redact_shapes(text)
+
+
+def secret_value(name: str, value: str) -> bool:
+    """Whether the value of ``name=value`` goes: a secret name, or a random-looking value.
+
+    >>> secret_value("DB_PASSWORD", "x"), secret_value("ref", "Q9zvXk27LmPq0RtY8wBnA4")
+    (True, True)
+    >>> secret_value("--max-tokens", "4096"), secret_value("model", "claude-opus-4-5-20251101")
+    (False, False)
+    """
+    if value == REDACTED:
+        return False
+    if names_secret(name):
+        return not keeps_value(name, value)
+    return looks_random(value)
 
 
 def _redact_query_param(match: re.Match[str]) -> str:
-    if _SECRET_NAME.search(match.group(2)) and match.group(3) != REDACTED:
+    if secret_value(match.group(2), match.group(3)):
         return f"{match.group(1)}{match.group(2)}={REDACTED}"
     return match.group(0)
 
 
 def _redact_kv_pair(match: re.Match[str]) -> str:
-    if _SECRET_NAME.search(match.group(1)) and match.group(2) != REDACTED:
+    if secret_value(match.group(1), match.group(2)):
         return f"{match.group(1)}={REDACTED}"
     return match.group(0)
 
@@ -178,7 +161,7 @@ def _redact_headers(text: str) -> str:
     pieces: list[str] = []
     end = 0
     for name in _HEADER_NAME.finditer(text):
-        if name.start() < end or not _SECRET_NAME.search(name.group(1)):
+        if name.start() < end or not names_secret(name.group(1)):
             continue  # inside a value already redacted, or an ordinary header
         value = _HEADER_VALUE.match(text, name.end())
         if value is not None:
@@ -189,7 +172,7 @@ def _redact_headers(text: str) -> str:
 
 
 def _redact_quoted_pair(pair: re.Match[str]) -> str:
-    if not _SECRET_NAME.search(pair[2]):
+    if not secret_value(pair[2], pair[5]):
         return pair[0]
     return f"{pair[1]}{pair[2]}{pair[1]}{pair[3]}{pair[4]}{REDACTED}{pair[4]}"
 
@@ -243,12 +226,17 @@ def redact_args(args: Sequence[str]) -> list[str]:
 
 
 class _Redactor:
-    """Walks one command line, remembering what the previous argument announced."""
+    """Walks one command line, remembering what the previous arguments announced."""
 
     def __init__(self, whole_line: bool) -> None:
         self.expect: Expect | None = None
+        self.keep_number = False  # the announced value may be a count (``--max-tokens 8``)
         self.script_next = whole_line
-        self.program_flags: tuple[_PasswordFlag, ...] = ()
+        self.program = ""
+        self.program_flags: tuple[PasswordFlag, ...] = ()
+        # After ``set``/``config``: how many more words may name the setting (``--profile p``
+        # may stand between the verb and the name).
+        self.setting_words = 0
 
     def run(self, args: Sequence[str]) -> list[str]:
         """Redact every argument in order; the count never changes."""
@@ -258,28 +246,46 @@ class _Redactor:
         """Redact one argument given what came before it."""
         expect, self.expect = self.expect, None
         script, self.script_next = self.script_next, False
-        if expect is not None and not (expect == "secret" and _LONG_FLAG.match(arg)):
+        if expect is not None and not (expect == "secret" and _is_flag(arg)):
+            if expect == "secret" and self.keep_number and _NUMBER.fullmatch(arg):
+                return arg
             return _expected_value(expect, arg)
-        if arg in _COMMAND_SEPARATORS or arg.endswith(";"):
-            self.program_flags = ()
-        self.program_flags = _PROGRAM_FLAGS.get(arg.rsplit("/", 1)[-1], self.program_flags)
+        self._follow_program(arg)
         program = self._program_flag(arg)
         if program is not None:
             return program
         flag = _FLAG.match(arg)
         if flag:
             return self._flag(arg, flag.group(1), flag.group(3))
+        if self.setting_words:
+            self.setting_words -= 1
+            if names_secret(arg) and "=" not in arg:
+                self.expect, self.keep_number, self.setting_words = "secret", counts(arg), 0
+                return redact_text(arg)
+        if arg in SETTING_VERBS:
+            self.setting_words = _SETTING_WORDS
         if script and _WHITESPACE.search(arg):
             return _redact_script(arg)
         assignment = _ASSIGNMENT.match(arg)
-        if assignment and _SECRET_NAME.search(assignment.group(1)):
+        if assignment and secret_value(assignment.group(1), assignment.group(2)):
             return f"{assignment.group(1)}={REDACTED}"
         return _redact_script(arg) if _WHITESPACE.search(arg) else redact_text(arg)
+
+    def _follow_program(self, arg: str) -> None:
+        """Which program (and subcommand) the flags that follow belong to."""
+        if arg in _COMMAND_SEPARATORS or arg.endswith(";"):
+            self.program, self.program_flags, self.setting_words = "", (), 0
+            return
+        name = program_name(arg)
+        if name in PROGRAMS:
+            self.program, self.program_flags = name, PROGRAM_FLAGS.get(name, ())
+        elif arg in SUBCOMMANDS and (self.program, arg) in SUBCOMMAND_FLAGS:
+            self.program_flags = SUBCOMMAND_FLAGS[(self.program, arg)]
 
     def _program_flag(self, arg: str) -> str | None:
         for spec in self.program_flags:
             if arg == spec.flag and spec.separate:
-                self.expect = spec.expect
+                self.expect, self.keep_number = spec.expect, False
                 return arg
             # Long flags take ``--user=value``; short ones ``-pvalue``.
             prefix = spec.flag + "=" if spec.flag.startswith("--") else spec.flag
@@ -288,10 +294,10 @@ class _Redactor:
         return None
 
     def _flag(self, arg: str, name: str, value: str | None) -> str:
-        if _SECRET_NAME.search(name):
+        if names_secret(name):
             if value is not None:
-                return f"{name}={REDACTED}"
-            self.expect = "secret"
+                return arg if keeps_value(name, value) else f"{name}={REDACTED}"
+            self.expect, self.keep_number = "secret", counts(name)
             return arg
         if name in _HEADER_FLAGS:
             if value is None:
@@ -301,18 +307,37 @@ class _Redactor:
         self.script_next = value is None and _SCRIPT_FLAG.match(name) is not None
         if value is not None and _WHITESPACE.search(value):
             return f"{name}={_redact_script(value)}"
+        if value is not None and looks_random(value):
+            return f"{name}={REDACTED}"
         return redact_text(arg)
 
 
+def _is_flag(arg: str) -> bool:
+    """Whether an argument after a secret flag is a flag rather than its value: a long flag
+    (``--model``), or one that names a secret itself (``-importkeystore -srcstorepass``)."""
+    return bool(_LONG_FLAG.match(arg) or (_WORD_FLAG.fullmatch(arg) and names_secret(arg)))
+
+
+_PASS_SOURCES = ("env:", "file:", "fd:")
+
+
 def _expected_value(expect: Expect, value: str) -> str:
-    """The value a previous flag announced: all secret, a header, or ``user:password``."""
+    """The value a previous flag announced: all secret, a header, ``user:password``,
+    ``user%password``, ``NAME=secret`` or an OpenSSL pass phrase (``pass:secret``)."""
     if expect == "secret":
         return REDACTED
-    if expect == "user-password":
-        user, colon, _ = value.partition(":")
-        return f"{user}:{REDACTED}" if colon else redact_text(value)
+    if expect in ("user-password", "user-percent"):
+        user, mark, _ = value.partition(":" if expect == "user-password" else "%")
+        return f"{user}{mark}{REDACTED}" if mark else redact_text(value)
+    if expect == "assignment":
+        name, equals, _ = value.partition("=")
+        return f"{name}={REDACTED}" if equals else REDACTED
+    if expect == "pass-phrase":
+        if value == "stdin" or value.startswith(_PASS_SOURCES):
+            return value
+        return "pass:" + REDACTED if value.startswith("pass:") else REDACTED
     header = _HEADER_ARG.match(value)
-    if header and _SECRET_NAME.search(header.group(2)):
+    if header and names_secret(header.group(2)):
         return header.group(1) + REDACTED + header.group(4)
     return redact_text(value)
 
@@ -334,3 +359,23 @@ def _redact_script(text: str) -> str:
         end = word.end()
     pieces.append(text[end:])
     return "".join(pieces)
+
+
+MAX_CACHED_NAME_CHARS = 256
+
+
+@lru_cache(maxsize=4096)
+def _redact_short(text: str) -> str:
+    return redact_text(text)
+
+
+def redact_name(text: str) -> str:
+    """A name from outside (a process, an agent, a model, a tool, a session) as it may be
+    stored or shown: ``redact_text``, remembered for short names, which repeat.
+
+    >>> redact_name("claude-opus-4-5-20251101"), redact_name("sk-ant-api03-abcdefghijkl")
+    ('claude-opus-4-5-20251101', '[redacted]')
+    """
+    if len(text) <= MAX_CACHED_NAME_CHARS:
+        return _redact_short(text)
+    return redact_text(text)

@@ -9,7 +9,7 @@ from typing import Any
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from crash_reports.event.kinds import ReportKind
-from crash_reports.event.redact import redact_command_line
+from crash_reports.event.redact import redact_command_line, redact_name
 
 REPORT_NAMESPACE = uuid.UUID("6f0e4a52-2b8e-4c1f-9a55-1d1a3c2e7b10")
 KINDS = tuple(kind.value for kind in ReportKind)
@@ -117,8 +117,11 @@ def report_title(data: ReportInput) -> str:
 
 
 def sanitize_process(process: dict[str, Any]) -> dict[str, Any]:
-    """The process context with its command line redacted and no environment."""
+    """The process context with its command line, name and paths redacted, no environment."""
     clean = {key: value for key, value in process.items() if key not in ("environ", "env")}
+    for key in ("name", "exe", "cwd"):
+        if isinstance(clean.get(key), str):
+            clean[key] = redact_name(clean[key])
     cmdline = clean.get("cmdline")
     if isinstance(cmdline, list):
         clean["cmdline"] = redact_command_line([str(arg) for arg in cmdline])

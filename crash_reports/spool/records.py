@@ -123,20 +123,34 @@ def unlink(path: Path) -> None:
         path.unlink()
 
 
-def move_aside(folder: Path, name: str, corrupt_dir: Path, keep: int) -> Path | None:
-    """Move ``folder/name`` into ``corrupt_dir`` (durably), keeping the newest ``keep`` files
-    there; return where it went, or None when it was already gone."""
-    target = corrupt_dir / f"{time.time_ns():020d}-{name}"
-    try:
-        (folder / name).replace(target)
-    except FileNotFoundError:
-        return None
+def move_aside(folder: Path, names: list[str], corrupt_dir: Path, keep: int) -> list[Path]:
+    """Move the files ``names`` of ``folder`` into ``corrupt_dir`` in one batch, keeping the
+    newest ``keep`` files there; return where the kept ones went.
+
+    One fsync per folder for the whole batch, and ``corrupt_dir`` is trimmed once: setting
+    20,000 junk files aside costs a rename or an unlink each, not a listing each. Names past
+    the ``keep`` that would be trimmed at once are deleted where they are.
+    """
+    extra = max(0, len(names) - keep)
+    for name in names[:extra]:
+        remove_any(folder / name)
+    base = time.time_ns()
+    moved: list[Path] = []
+    for offset, name in enumerate(names[extra:]):
+        target = corrupt_dir / f"{base + offset:020d}-{name}"
+        try:
+            (folder / name).replace(target)
+        except FileNotFoundError:
+            continue
+        moved.append(target)
+    if not moved and not extra:
+        return moved
     fsync_dir(corrupt_dir)
     fsync_dir(folder)
     kept = sorted(file_names(corrupt_dir) + not_regular(corrupt_dir))
     for old in kept[: max(0, len(kept) - keep)]:
         remove_any(corrupt_dir / old)
-    return target
+    return moved
 
 
 def remove_any(path: Path) -> None:

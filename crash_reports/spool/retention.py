@@ -27,6 +27,8 @@ class SpoolLimits:
     max_bytes: int = 64 * 1024 * 1024
     max_age_seconds: float = 30 * 24 * 3600.0
     max_delivered_records: int = 50
+    # Free space the other stores leave on the filesystem for reports (``Spool.reserve``).
+    disk_reserve_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)

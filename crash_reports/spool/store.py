@@ -31,7 +31,8 @@ __all__ = ["Dropped", "PurgeScope", "Spool", "SpoolLimits"]
 
 import structlog
 
-from crash_reports.spool.envelope import EnvelopeSummary, parse_envelope
+from crash_reports.spool.envelope import parse_envelope
+from crash_reports.spool.listing import Listing
 from crash_reports.spool.records import (
     ENVELOPE_NAME,
     META_SUFFIX,
@@ -40,13 +41,9 @@ from crash_reports.spool.records import (
     SpoolEntry,
     created_at_of,
     dump,
-    entry_from_file,
     file_names,
     id_of,
     keep_newest_records,
-    move_aside,
-    not_regular,
-    read_meta,
     read_records,
     record_fields,
     remove_stale_temp,
@@ -61,13 +58,13 @@ from crash_reports.spool.retention import (
 )
 from crash_reports.storage.atomic import fsync_dir, write_atomic
 from crash_reports.storage.files import ensure_private_dir, read_regular
+from crash_reports.storage.reserve import DiskReserve
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="spool")
 
 PurgeScope = Literal["quarantined", "all"]
 
 _STALE_TEMP_SECONDS = 300.0
-_MAX_CORRUPT_FILES = 100
 
 
 class Spool:
@@ -87,7 +84,6 @@ class Spool:
         self._on_drop = on_drop
         self._lock = threading.RLock()
         self._last_ns = 0
-        self._summaries: dict[str, tuple[int, int, EnvelopeSummary]] = {}
         # id -> (state, file name): a hint only, checked against the disk before use.
         self._where: dict[str, tuple[EntryState, str]] = {}
         self._sizes: dict[str, int] = {}
@@ -96,6 +92,9 @@ class Spool:
         self.quarantine_dir = self.root / "quarantine"
         self.delivered_dir = self.root / "delivered"
         self.corrupt_dir = self.root / "corrupt"
+        self._listing = Listing(self.corrupt_dir)
+        # What the other stores on this filesystem leave free for reports (limits reload).
+        self.reserve = DiskReserve(self.root, lambda: self.limits.disk_reserve_bytes)
         self.root.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Made 0700 through a descriptor that never follows a symlink: a planted link
         # is refused (UnsafeFileError), never chmodded through.
@@ -145,7 +144,7 @@ class Spool:
             if located is None or located[0] != "pending":
                 return
             meta_path = self.pending_dir / (located[1].removesuffix(".env") + META_SUFFIX)
-            meta = self._read_meta(meta_path)
+            meta = self._listing.read_meta(meta_path)
             meta["attempts"] = int(meta.get("attempts", 0)) + 1
             meta["last_error"] = error
             meta["last_attempt_at"] = self._clock() if at is None else at
@@ -159,7 +158,8 @@ class Spool:
             record: dict[str, Any] = {"id": report_id, "delivered_at": delivered_at}
             record["http_status"] = status
             if located is not None and located[0] == "pending":
-                entry = self._entry_for(self.pending_dir, located[1], "pending")
+                entry = self._listing.entry_for(self.pending_dir, located[1], "pending",
+                                                self.limits.max_bytes)
                 if entry is not None:
                     record.update(record_fields(entry))
             ns = max(int(delivered_at * 1e9), self._last_ns + 1)
@@ -184,7 +184,7 @@ class Spool:
                 return
             name = located[1]
             stem = name.removesuffix(".env")
-            meta = self._read_meta(self.pending_dir / (stem + META_SUFFIX))
+            meta = self._listing.read_meta(self.pending_dir / (stem + META_SUFFIX))
             meta.update(
                 http_status=status,
                 reason=reason,
@@ -329,73 +329,37 @@ class Spool:
             except FileNotFoundError:
                 raise KeyError(report_id) from None
             except (OSError, ValueError) as exc:
-                self._move_corrupt(folder, located[1], str(exc))
+                self._listing.set_aside(folder, [located[1]], str(exc))
                 raise KeyError(report_id) from None
             return data
 
     def pending_count(self) -> int:
         """How many envelope files wait in pending (cheap: names only, no parsing)."""
-        return sum(1 for name in file_names(self.pending_dir) if ENVELOPE_NAME.match(name))
+        return len(self._listing.envelope_names(self.pending_dir, self._lock))
 
     def oldest_pending_at(self) -> float | None:
         """When the oldest waiting report was written (cheap: from its file name), or None."""
-        for name in file_names(self.pending_dir):
-            if ENVELOPE_NAME.match(name):
-                return created_at_of(name)
-        return None
+        names = self._listing.envelope_names(self.pending_dir, self._lock)
+        return created_at_of(names[0]) if names else None
 
     def quarantined_count(self) -> int:
         """How many refused reports are set aside (cheap: names only, no parsing)."""
-        return sum(1 for name in file_names(self.quarantine_dir) if ENVELOPE_NAME.match(name))
+        return len(self._listing.envelope_names(self.quarantine_dir, self._lock))
 
     # --- internals ---------------------------------------------------------------
 
     def _list(self, folder: Path, state: EntryState) -> list[SpoolEntry]:
-        """Parse a folder's envelopes, finishing interrupted moves and moving garbage aside."""
-        for odd in not_regular(folder):
-            # A directory or FIFO named like a report must not stop delivery or hang it.
-            self._move_corrupt(folder, odd, "not a regular file")
-        names = file_names(folder)
+        """Parse a folder's envelopes, finishing interrupted moves and moving garbage aside
+        (``listing``: in time proportional to the reports, junk set aside once)."""
         delivered_ids = {id_of(n) for n in file_names(self.delivered_dir) if RECORD_NAME.match(n)}
-        stems = {n.removesuffix(".env") for n in names if ENVELOPE_NAME.match(n)}
-        entries: list[SpoolEntry] = []
-        for name in names:
-            if name.endswith(META_SUFFIX):
-                if name.removesuffix(META_SUFFIX) not in stems:
-                    unlink(folder / name)  # left by a crash mid-move; its report moved on
-                continue
-            if not ENVELOPE_NAME.match(name):
-                self._move_corrupt(folder, name, "not a spool file name")
-                continue
-            if state == "pending" and id_of(name) in delivered_ids:
-                self._remove_pair(folder, name)
-                log.info("spool.delivery_completed", id=id_of(name))
-                continue
-            entry = self._entry_for(folder, name, state)
-            if entry is not None:
-                entries.append(entry)
+        entries, finished = self._listing.entries(folder, state, delivered_ids,
+                                                  self.limits.max_bytes)
+        for name in finished:
+            self._remove_pair(folder, name)
+            log.info("spool.delivery_completed", id=id_of(name))
+        for entry in entries:
+            self._where[entry.id] = (state, entry.name)
         return entries
-
-    def _entry_for(self, folder: Path, name: str, state: EntryState) -> SpoolEntry | None:
-        """The entry for one envelope file, or None if it vanished or was moved aside."""
-        path = folder / name
-        try:
-            stat = os.lstat(path)
-            cached = self._summaries.get(name)
-            if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
-                summary = cached[2]
-            else:
-                summary = parse_envelope(read_regular(path, self.limits.max_bytes))
-                self._summaries[name] = (stat.st_size, stat.st_mtime_ns, summary)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            self._move_corrupt(folder, name, str(exc))
-            return None
-        meta = self._read_meta(folder / (name.removesuffix(".env") + META_SUFFIX))
-        if state != "delivered":
-            self._where[id_of(name)] = (state, name)
-        return entry_from_file(name, state, summary, stat.st_size, meta)
 
     def _locate(self, report_id: str) -> tuple[EntryState, str] | None:
         """Where a report's envelope is: its state and file name."""
@@ -416,31 +380,13 @@ class Spool:
     def _stored_folders(self) -> list[tuple[EntryState, Path]]:
         return [("pending", self.pending_dir), ("quarantined", self.quarantine_dir)]
 
-    def _read_meta(self, path: Path) -> dict[str, Any]:
-        """A sidecar's content; a damaged sidecar is moved aside and counts as empty."""
-        try:
-            return read_meta(path)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            self._move_corrupt(path.parent, path.name, "sidecar is not JSON")
-            return {}
-
-    def _move_corrupt(self, folder: Path, name: str, reason: str) -> None:
-        """Move a file that is not a report out of the way, keeping it for a person."""
-        target = move_aside(folder, name, self.corrupt_dir, _MAX_CORRUPT_FILES)
-        if target is not None:
-            self._summaries.pop(name, None)
-            log.warning("spool.corrupt", file=name, folder=folder.name, reason=reason,
-                        moved_to=str(target))
-
     def _remove_pair(self, folder: Path, name: str, durable: bool = True) -> None:
         """Remove an envelope and its sidecar (durably unless a record already covers it)."""
         unlink(folder / name)
         unlink(folder / (name.removesuffix(".env") + META_SUFFIX))
         if durable:
             fsync_dir(folder)
-        self._summaries.pop(name, None)
+        self._listing.forget(name)
 
     def _clean_stale_temp(self, now: float) -> None:  # a killed writer's, never a fresh one
         for folder in (self.pending_dir, self.quarantine_dir, self.delivered_dir):

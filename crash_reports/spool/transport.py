@@ -14,7 +14,7 @@ from sentry_sdk.transport import Transport
 from crash_reports.spool.envelope import parse_envelope
 from crash_reports.spool.store import Spool
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="spool")
 
 # Envelopes made only of these items are SDK bookkeeping, not reports.
 _BOOKKEEPING_ITEMS = frozenset({"client_report", "session", "sessions"})

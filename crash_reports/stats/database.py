@@ -26,8 +26,9 @@ from crash_reports.stats.figures import (
     hour_start,
 )
 from crash_reports.storage import sqlite
+from crash_reports.storage.reserve import DiskReserve
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="stats")
 
 SCHEMA_VERSION = 1
 
@@ -156,6 +157,7 @@ class StatsDb:
         # apart from the previous run's, so those can ship at once (see period_start).
         self._run_start: int | None = None
         self._failed_commits = 0
+        self.reserve: DiskReserve | None = None  # room kept for reports: commits wait for it
 
     def close(self) -> None:
         """Commit what is pending and close the file."""
@@ -192,6 +194,8 @@ class StatsDb:
         with self._lock:
             if self._read_only or not (self._watch or self._daemon or self._ship or self._meta):
                 return True
+            if self.reserve is not None and not self.reserve.allows("stats"):
+                return False  # figures kept in memory until there is room again
             for attempt in (1, 2):
                 try:
                     if not self._ready:

@@ -25,8 +25,9 @@ from pathlib import Path
 import structlog
 
 from crash_reports.storage import sqlite as storage
+from crash_reports.storage.reserve import DiskReserve
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="stats.history")
 
 MINUTE_SECONDS = 60
 
@@ -149,6 +150,7 @@ class HistoryWriter:
         self._last_at: dict[int, float] = {}  # last_at as last written, by tree id
         self._next_prune = 0.0
         self._lock = threading.Lock()
+        self.reserve: DiskReserve | None = None  # room kept for reports: samples dropped
 
     @classmethod
     def open(cls, path: Path, limits: HistoryLimits | None = None) -> HistoryWriter:
@@ -168,6 +170,8 @@ class HistoryWriter:
         """
         with self._lock:
             buffered, self._buffer = self._buffer, []
+            if self.reserve is not None and not self.reserve.allows("history"):
+                return False
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 rows = []

@@ -54,7 +54,7 @@ from crash_reports.stats.histogram import tick_bucket
 from crash_reports.stats.ledger import ShippingLedger
 from crash_reports.storage import sqlite
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="stats")
 
 
 class StatsUnavailableError(Exception):
@@ -107,11 +107,15 @@ class StatsStore(ShippingLedger):
         ready = True
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite.connect(path, busy_timeout_seconds=busy_timeout_seconds)
             try:
-                ready = prepare(conn)
-            except sqlite.CorruptDatabaseError as exc:
-                conn.close()
+                conn = sqlite.connect(path, busy_timeout_seconds=busy_timeout_seconds)
+                try:
+                    ready = prepare(conn)
+                except sqlite.CorruptDatabaseError:
+                    conn.close()
+                    raise
+            except (sqlite.CorruptDatabaseError, sqlite.PlantedFileError) as exc:
+                # Damaged, or a FIFO/symlink planted under its name: kept aside, never opened.
                 sqlite.move_aside_logged(path, exc, event="stats.corrupt")
                 conn = sqlite.connect(path, busy_timeout_seconds=busy_timeout_seconds)
                 ready = prepare(conn)

@@ -12,7 +12,9 @@ from crash_reports.storage.files import open_regular
 
 def fsync_dir(directory: Path) -> None:
     """Flush a directory entry so a rename inside it survives a power cut."""
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    # O_DIRECTORY: a FIFO planted under a folder's name fails at once, it is never opened.
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NONBLOCK
+                 | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

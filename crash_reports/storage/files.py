@@ -18,6 +18,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from pathlib import Path
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -63,7 +64,7 @@ def open_regular(path: Path | str, flags: int, mode: int = 0o600,
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFileError(path, f"is not a regular file ({_kind(info.st_mode)})")
+            raise UnsafeFileError(path, f"is not a regular file ({describe_mode(info.st_mode)})")
         os.set_blocking(fd, True)
         if flags & os.O_CREAT:
             os.fchmod(fd, mode)
@@ -92,6 +93,17 @@ def read_regular(path: Path | str, max_bytes: int, follow_symlinks: bool = False
         os.close(fd)
 
 
+def rename_aside(path: Path) -> Path:
+    """Rename a file planted where a regular file belongs (a FIFO, symlink, socket,
+    directory) to ``.<name>.refused-<ns>`` beside it, so it is never opened and never
+    seen under its name again; return the new path. The rename moves the entry itself (a
+    symlink's target is untouched); a person can look at what was planted.
+    """
+    aside = path.with_name(f".{path.name}.refused-{time.time_ns()}")
+    os.rename(path, aside)
+    return aside
+
+
 def is_regular(path: Path | str) -> bool:
     """Whether ``path`` itself (not a symlink's target) is a regular file."""
     try:
@@ -112,7 +124,7 @@ def check_private_dir(path: Path | str, uid: int | None = None) -> None:
     if stat.S_ISLNK(info.st_mode):
         raise UnsafeFileError(path, "is a symlink; use the real directory")
     if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeFileError(path, f"is not a directory ({_kind(info.st_mode)})")
+        raise UnsafeFileError(path, f"is not a directory ({describe_mode(info.st_mode)})")
     if info.st_uid != uid:
         raise UnsafeFileError(
             path, f"is owned by uid {info.st_uid}, not by this user (uid {uid})"
@@ -149,7 +161,8 @@ def ensure_private_dir(path: Path | str, mode: int = 0o700) -> None:
         os.close(fd)
 
 
-def _kind(mode: int) -> str:
+def describe_mode(mode: int) -> str:
+    """What kind of file a ``st_mode`` is, for a message ("a FIFO", "a directory"...)."""
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symlink")):

@@ -4,6 +4,8 @@ corrupt file moved aside (kept, never deleted) so a fresh one can start.
 Every store (the per-hour stats, the agent event store) and their read-only readers go
 through here, so a damaged file is recognised, named and logged the same way everywhere:
 ``<name>.corrupt-<UTC timestamp>[-n]`` next to the original, its ``-wal`` kept beside it.
+A FIFO, symlink or directory under a database's name is refused before SQLite opens it
+(``PlantedFileError``); a store's owner moves it aside like a damaged file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from crash_reports.storage.atomic import fsync_dir
-from crash_reports.storage.files import UnsafeFileError
+from crash_reports.storage.files import UnsafeFileError, describe_mode
 
 _BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _CORRUPT = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -25,6 +27,15 @@ _CORRUPT = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 class CorruptDatabaseError(Exception):
     """The file is not a database this code can use (damaged, or a schema it does not know)."""
+
+
+class PlantedFileError(UnsafeFileError, sqlite3.DatabaseError):
+    """A database (or its ``-wal``/``-shm``) path holds a FIFO, symlink, directory or device.
+
+    Both an ``UnsafeFileError`` and a ``sqlite3.DatabaseError``: every caller that handles
+    "this database cannot be opened" handles it, without a traceback and without SQLite
+    ever opening it (an ``O_RDONLY`` open of a FIFO blocks until a writer comes).
+    """
 
 
 def error_code(exc: sqlite3.Error) -> int:
@@ -63,7 +74,8 @@ def connect(
 
 
 def _refuse_planted(path: Path) -> None:
-    """UnsafeFileError if the database or its WAL/shm files exist but are not regular files.
+    """``PlantedFileError`` if the database or its WAL/shm files exist but are not regular
+    files.
 
     SQLite follows symlinks and would block opening a FIFO: a file planted under one of
     these names must be refused, not written through.
@@ -74,7 +86,8 @@ def _refuse_planted(path: Path) -> None:
         except FileNotFoundError:
             continue
         if not stat.S_ISREG(mode):
-            raise UnsafeFileError(candidate, "is not a regular file (symlink, FIFO or directory)")
+            raise PlantedFileError(candidate,
+                                   f"is not a regular file ({describe_mode(mode)})")
 
 
 def use_wal(conn: sqlite3.Connection) -> None:
@@ -113,21 +126,26 @@ def move_aside(path: Path) -> Path:
     """Rename a damaged database to ``<name>.corrupt-<UTC stamp>[-n]``; returns the new path.
 
     Never overwrites an earlier copy. The ``-wal`` file moves along under the name SQLite
-    expects (for forensics); the ``-shm`` index is rebuilt from it, so it is deleted.
+    expects (for forensics); the ``-shm`` index is rebuilt from it, so it is deleted (a
+    directory planted under its name is moved along instead).
     """
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 0
-    while aside.exists():
+    while os.path.lexists(aside):
         n += 1
         aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    if path.exists():
+    # lexists, not exists: a planted symlink (even a dangling one) is moved, never followed.
+    if os.path.lexists(path):
         path.rename(aside)
     wal = path.with_name(path.name + "-wal")
-    if wal.exists():
+    if os.path.lexists(wal):
         wal.rename(aside.with_name(aside.name + "-wal"))
+    shm = path.with_name(path.name + "-shm")
+    if os.path.lexists(shm) and stat.S_ISDIR(os.lstat(shm).st_mode):
+        shm.rename(aside.with_name(aside.name + "-shm"))
     with contextlib.suppress(FileNotFoundError):
-        path.with_name(path.name + "-shm").unlink()
+        shm.unlink()
     fsync_dir(path.parent)
     return aside
 
@@ -137,6 +155,6 @@ def move_aside_logged(path: Path, error: BaseException, *, event: str) -> Path:
     aside = move_aside(path)
     import structlog  # here: `budget check` opens stores through this module on every tool call
 
-    structlog.get_logger(__name__).error(event, path=str(path), moved_to=str(aside),
+    structlog.get_logger(component="storage").error(event, path=str(path), moved_to=str(aside),
                                          error=str(error))
     return aside

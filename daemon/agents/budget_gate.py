@@ -75,6 +75,28 @@ def limits_for(
     return found
 
 
+def session_agents(agent: str | None, explicit: bool, session: str | None,
+                   seen: Iterable[str]) -> list[str] | None:
+    """Whose daily and monthly budgets apply (``None``: every rule's).
+
+    An explicit ``--agent`` names the one agent. Otherwise a session answers for the agent
+    its hook names and for every agent seen under its id, so a session that has sent
+    nothing yet still meets its agent's daily budget.
+
+    >>> session_agents("bot", True, "s", ["other"])
+    ['bot']
+    >>> session_agents("claude-code", False, "new", [])
+    ['claude-code']
+    >>> session_agents(None, False, "s", ["b", "a"]), session_agents(None, False, None, [])
+    (['a', 'b'], None)
+    """
+    if agent is not None and explicit:
+        return [agent]
+    if session is None:
+        return [agent] if agent is not None else None
+    return sorted(set(seen) | ({agent} if agent is not None else set()))
+
+
 def decide(spent_usd: Mapping[Limit, float], session_id: str | None = None) -> Verdict:
     """Over budget when any limit's spend reached it; the reason names that limit.
 

@@ -7,6 +7,9 @@ and every reader picks, per group (agent, session, model or tool) and family of 
 source that counted the most — ties go to events, then metrics, then spans — and never adds
 two sources up. An agent that sends only logs therefore gets its figures from events, one that
 sends only metrics from metrics.
+
+Cost is the exception: it is the source that *counted* the most (costs.py), so that a source
+inflated with tokens and a tiny cost cannot replace the cost another source counted.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ if TYPE_CHECKING:  # `budget check` imports this on every tool call: no records 
 
 _FAMILIES: dict[str, str] = {
     "tokens": "spend", "cost_reported": "spend", "cost_computed": "spend",
-    "tokens_unpriced": "spend", "requests": "requests", "errors": "requests",
+    "cost_counted": "spend", "tokens_unpriced": "spend", "requests": "requests",
+    "errors": "requests",
     "request_le": "requests", "tool_calls": "tools", "tool_le": "tools",
     "sessions": "sessions", "work": "work",
 }

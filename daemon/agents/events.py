@@ -11,6 +11,8 @@ Claude's ``api_retries_exhausted`` is the same failure as its ``api_error``, not
 
 from __future__ import annotations
 
+import hashlib
+
 from daemon.agents import attributes as attr
 from daemon.agents.classify import classify_error
 from daemon.agents.identity import context_window_tokens
@@ -35,6 +37,10 @@ _ERROR_EVENTS = frozenset({"api_error", "gemini_cli.api_error"})
 _TOOL_EVENTS = frozenset({"tool_result", "gemini_cli.tool_call", "codex.tool_result"})
 _SESSION_EVENTS = frozenset({"gemini_cli.config", "codex.conversation_starts"})
 _COMPACTION_EVENTS = frozenset({"gemini_cli.chat_compression", "codex.compaction", "compaction"})
+# Where agents put a tool call's input: Claude Code (with OTEL_LOG_TOOL_DETAILS), Codex,
+# Gemini CLI, OpenTelemetry GenAI. Only its digest leaves this module.
+_TOOL_INPUT_KEYS = ("tool_parameters", "tool_input", "arguments", "function_args",
+                    "gen_ai.tool.call.arguments")
 _TOKEN_FIELDS = (
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
     "input_token_count", "output_token_count", "cached_token_count",
@@ -56,13 +62,28 @@ def map_event(
     if name in _TOOL_EVENTS:
         tool = attr.text(attrs, "tool_name", "function_name", "gen_ai.tool.name") or "unknown"
         success = attr.flag(attrs, "success") is not False
-        return [ToolCall(ts, agent, session, clean_text(tool, 64), success, 1, duration, "event")]
+        return [ToolCall(ts, agent, session, clean_text(tool, 64), success, 1, duration, "event",
+                         input_hash=input_digest(attrs))]
     if name in _SESSION_EVENTS:
         return [SessionStart(ts, agent, session, 1, "event"),
                 GenericEvent(ts, agent, session, name, stored_attributes(attrs, store_content))]
     if name in _COMPACTION_EVENTS:
         return [WorkCount(ts, agent, session, "compactions", 1.0, "event")]
     return [GenericEvent(ts, agent, session, name, stored_attributes(attrs, store_content))]
+
+
+def input_digest(attrs: dict[str, attr.Scalar]) -> str | None:
+    """A short digest of a tool call's input, or None when the agent sent none (pure).
+
+    >>> input_digest({"arguments": '{"cmd":"echo hi"}'}) == input_digest(
+    ...     {"function_args": '{"cmd":"echo hi"}'}), input_digest({"tool_name": "Bash"})
+    (True, None)
+    """
+    for key in _TOOL_INPUT_KEYS:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return hashlib.blake2b(str(value).encode(), digest_size=12).hexdigest()
+    return None
 
 
 def _whole(attrs: dict[str, attr.Scalar], key: str) -> int | None:

@@ -6,17 +6,27 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import structlog
 
 from daemon.agents.counters import Counters
+from daemon.agents.integrity import REFUSAL_REASON, screen
 from daemon.agents.pricing import price_tokens
+from daemon.agents.privacy import redacted_record
 from daemon.agents.records import Record, TokenUsage
 from daemon.agents.store import EventStore
 from daemon.config.schema import OtlpSettings
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents.ingest")
 _STOP = object()
+
+
+class _Request(NamedTuple):
+    """One request's records waiting in the queue, and the signal they came as."""
+
+    signal: str
+    records: list[Record]
 
 
 class Ingestor:
@@ -49,6 +59,8 @@ class Ingestor:
         self._batch_max = batch_max_records
         self._retention_interval = retention_interval_seconds
         self._thread: threading.Thread | None = None
+        # Called on the writer thread with each batch once it is stored (the guard's feed).
+        self.observer: Callable[[Sequence[Record]], None] | None = None
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -71,15 +83,19 @@ class Ingestor:
             return
         thread.join(timeout)
 
-    def submit(self, records: Sequence[Record], points: int) -> bool:
-        """Queue one request's records; False (and counted) when the queue is full."""
+    def submit(self, records: Sequence[Record], points: int, signal: str = "metrics") -> bool:
+        """Queue one request's records; False (and counted) when the queue is full.
+
+        ``signal`` (metrics, logs, traces) names the refusal counter of values the writer
+        refuses (``points_refused.<signal>.implausible_cost``, see integrity.py).
+        """
         with self._queued_lock:
             held = self._queued_records
             if held and held + len(records) > self._max_queued_records:
                 taken = False
             else:
                 try:
-                    self._queue.put_nowait(list(records))
+                    self._queue.put_nowait(_Request(signal, list(records)))
                     self._queued_records = held + len(records)
                     taken = True
                 except queue.Full:
@@ -112,10 +128,10 @@ class Ingestor:
         next_retention = self._clock() + self._retention_interval
         while True:
             batch = self._take_batch()
-            records = [r for item in batch if isinstance(item, list) for r in item]
-            self._write(records)
+            requests = [item for item in batch if isinstance(item, _Request)]
+            self._write([r for request in requests for r in self._screened(request)])
             with self._queued_lock:
-                self._queued_records -= len(records)
+                self._queued_records -= sum(len(request.records) for request in requests)
             now = self._clock()
             if now >= next_retention:
                 next_retention = now + self._retention_interval
@@ -135,21 +151,33 @@ class Ingestor:
             batch = [self._queue.get(timeout=1.0)]
         except queue.Empty:
             return []
-        size = len(batch[0]) if isinstance(batch[0], list) else 0
+        size = len(batch[0].records) if isinstance(batch[0], _Request) else 0
         while size < self._batch_max and batch[-1] is not _STOP:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             batch.append(item)
-            size += len(item) if isinstance(item, list) else 0
+            size += len(item.records) if isinstance(item, _Request) else 0
         return batch
+
+    def _screened(self, request: _Request) -> list[Record]:
+        """One request's records priced, and what they may add to the spend (integrity.py)."""
+        try:
+            result = screen([_stored(record) for record in request.records])
+        except Exception as exc:  # a pricing bug costs this request, never the writer
+            log.error("agents.store.screen_failed", error=type(exc).__name__,
+                      records=len(request.records))
+            self.counters.add("records_dropped.write_error", len(request.records))
+            return []
+        self.counters.add(f"points_refused.{request.signal}.{REFUSAL_REASON}", result.refused)
+        return result.records
 
     def _write(self, records: list[Record]) -> None:
         if not records:
             return
         try:
-            written = self.store.append([_priced(record) for record in records])
+            written = self.store.append(records)
         except Exception as exc:  # the writer must outlive a full disk or a locked file
             self.counters.add("write_errors")
             log.error("agents.store.write_failed", error=type(exc).__name__, records=len(records))
@@ -157,10 +185,16 @@ class Ingestor:
             written = 0
             for record in records:
                 try:
-                    written += self.store.append([_priced(record)])
+                    written += self.store.append([record])
                 except Exception:  # counted below; the batch's error is already logged
                     self.counters.add("records_dropped.write_error")
         self.counters.add("events_written", written)
+        if self.observer is not None:
+            try:
+                self.observer(records)
+            except Exception as exc:  # the guard failing must not stop ingestion
+                self.counters.add("observer_errors")
+                log.error("agents.observer_failed", error=repr(exc))
 
     def _over_size(self) -> bool:
         try:
@@ -183,6 +217,8 @@ class Ingestor:
             )
 
 
-def _priced(record: Record) -> Record:
-    """Token usage with its cost computed; other records as they are."""
+def _stored(record: Record) -> Record:
+    """A record as the store keeps it: every name redacted (the one place names from OTLP
+    are redacted, so everything read from the store is), token usage priced."""
+    record = redacted_record(record)
     return price_tokens(record) if isinstance(record, TokenUsage) else record

@@ -14,16 +14,19 @@ import structlog
 from crash_reports.storage import sqlite
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
+from crash_reports.storage.reserve import DiskReserve
 from daemon.agents import budgets, periods
 from daemon.agents.identity import agent_for_watch
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
 from daemon.agents.today import AGENTS_REFRESH_SECONDS, AgentToday, read_agents_today
+from daemon.agents.trust import WatchedTrees
 from daemon.config.schema import Config, OtlpSettings
 from daemon.runtime.snapshot import BudgetUse, OtlpStatus
 from daemon.watch.monitor import TrackedProcess
+from daemon.watch.sampler import TickSample
 
-log = structlog.get_logger("telemetryd.agents")
+log = structlog.get_logger(component="agents.link")
 
 BUDGET_CHECK_SECONDS = 60.0
 MAX_CONTEXT_PIDS = 32
@@ -33,10 +36,11 @@ MAX_SESSION_WINDOW_SECONDS = 86400.0
 class AgentLink:
     """Runs the OTLP receiver and answers the daemon's questions about agents."""
 
-    def __init__(self, config: Config, db_path: Path, budget_state_path: Path) -> None:
+    def __init__(self, config: Config, db_path: Path, budget_state_path: Path,
+                 reserve: DiskReserve | None = None) -> None:
         self.otlp = config.otlp
         self.budgets = budgets_from(config.budgets)
-        self.telemetry = open_telemetry(self.otlp, db_path)
+        self.telemetry = open_telemetry(self.otlp, db_path, reserve)
         self.budget_state_path = budget_state_path
         self.budget_states = _load_budget_states(budget_state_path)
         self._next_budget_check = 0.0
@@ -62,6 +66,10 @@ class AgentLink:
     def stop(self) -> None:
         """Stop receiving and write what is queued."""
         self.telemetry.stop()
+
+    def note_watched(self, sample: TickSample) -> None:
+        """Tell the receiver which process trees the tick watched ([otlp] trust)."""
+        self.telemetry.admission.set_watched(watched_trees(sample))
 
     def context_for(self, tracked: TrackedProcess, now: float) -> dict[str, Any] | None:
         """What the agent behind a watched process was doing; the context says how it was
@@ -159,15 +167,39 @@ class AgentLink:
             dropped_or_refused=dropped, evicted=evicted or None)
 
 
-def open_telemetry(settings: OtlpSettings, db_path: Path) -> AgentTelemetry:
+def watched_trees(sample: TickSample) -> WatchedTrees:
+    """Every watched root and every orphan still counted under its agent, with its watch,
+    and every member pid (pure).
+
+    >>> from daemon.watch.sampler import TreeSample
+    >>> tree = TreeSample("bot", 7, (7, 70), "bot", 0.0, 1, 0.0, 1, 0.0, 2, member_pids=(9,))
+    >>> trees = watched_trees(TickSample(0.0, {"bot": [tree]}, 1))
+    >>> trees.roots, trees.members
+    ({(7, 70): 'bot'}, (7, 9))
+    """
+    roots: dict[tuple[int, int], str] = {}
+    members: list[int] = []
+    for trees in sample.by_watch.values():
+        for tree in trees:
+            roots[tree.key] = tree.watch
+            members += (tree.pid, *tree.member_pids)
+    for orphans in sample.orphans.values():
+        for orphan in orphans:
+            roots.setdefault(orphan.key, orphan.watch)
+            members.append(orphan.pid)
+    return WatchedTrees(roots, tuple(members))
+
+
+def open_telemetry(settings: OtlpSettings, db_path: Path,
+                   reserve: DiskReserve | None = None) -> AgentTelemetry:
     """Open the event store; a corrupt one is moved aside (kept, never deleted) for a fresh one."""
     try:
-        return AgentTelemetry(settings, db_path)
+        return AgentTelemetry(settings, db_path, reserve)
     except (sqlite3.DatabaseError, sqlite.CorruptDatabaseError) as exc:
         if sqlite.is_busy(exc):
             raise  # held by another process: its file, not a damaged one
         sqlite.move_aside_logged(db_path, exc, event="agents.store_corrupt")
-        return AgentTelemetry(settings, db_path)
+        return AgentTelemetry(settings, db_path, reserve)
 
 
 def _load_budget_states(path: Path) -> dict[str, budgets.BudgetState]:

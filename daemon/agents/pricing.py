@@ -2,11 +2,12 @@
 
 The rule that keeps spend from being counted twice:
 
-* Tokens and cost come from one source per agent and model (metrics, else events; see
-  choose.py): Claude Code's ``api_request`` events carry the same spend as its metrics.
-* For one agent and model, cost the agent reported itself (``claude_code.cost.usage`` or
-  ``cost_usd`` on its events) wins; cost computed here from tokens counts only where no
-  reported cost exists. Gemini CLI and Codex report tokens only.
+* Sources are never added up: Claude Code's ``api_request`` events carry the same spend as
+  its metrics; per agent and model the source that counted the most counts (costs.py).
+* Within one export, cost the agent reported itself (``claude_code.cost.usage`` or
+  ``cost_usd`` on its events) stands for the tokens it came with, unless it is implausibly
+  low for them; tokens without a reported cost count at the price computed here
+  (integrity.py). Gemini CLI and Codex report tokens only.
 * A context-window variant (``claude-opus-4-8[1m]``) is priced as its model, per request, so
   long-context tiers apply where the request's input reaches them.
 * A model ``genai-prices`` does not know gets cost status ``unknown`` and no cost at all.

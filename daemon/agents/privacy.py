@@ -5,13 +5,19 @@ attributes (Gemini CLI logs prompts and responses by default; Codex logs tool ar
 output). Those keys are dropped unless ``[otlp] store_content = true``; pseudonymous user
 ids are never kept; every other stored string is cut to ``MAX_STORED_CHARS`` and goes
 through the command-line redaction (``crash_reports.event.redact.redact_text``).
+Every record goes through ``redacted_record`` on its way into the store (``ingest.py``):
+agent, service, model, tool, session and metric names, and attribute keys and values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields, replace
+from functools import cache, lru_cache
+from typing import Any, TypeVar
 
-from crash_reports.event.redact import redact_text
+from crash_reports.event.redact import redact_name, redact_text
+from daemon.agents.records import Agent, Record
 
 MAX_STORED_CHARS = 120
 MAX_STORED_ATTRIBUTES = 16
@@ -88,3 +94,56 @@ def stored_attributes(
         if len(kept) >= MAX_STORED_ATTRIBUTES:
             break
     return tuple(kept)
+
+
+_TextRecord = TypeVar("_TextRecord", bound=Agent | Record)
+
+
+@cache
+def _text_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a record type that hold text from outside (names, ids, attributes)."""
+    return tuple(f.name for f in fields(kind) if "str" in str(f.type))
+
+
+def _redacted(value: object) -> object:
+    if isinstance(value, str):
+        return redact_name(value)
+    if isinstance(value, tuple):
+        return tuple(_redacted(item) for item in value)
+    return value
+
+
+def _with_text_redacted(item: _TextRecord) -> _TextRecord:
+    kind: type = type(item)
+    changes: dict[str, Any] = {}
+    for name in _text_fields(kind):
+        value = getattr(item, name)
+        cleaned = _redacted(value)
+        if cleaned != value:
+            changes[name] = cleaned
+    if not isinstance(item, Agent):
+        agent = _redacted_agent(item.agent)
+        if agent is not item.agent and agent != item.agent:
+            changes["agent"] = agent
+    return replace(item, **changes) if changes else item
+
+
+@lru_cache(maxsize=1024)
+def _redacted_agent(agent: Agent) -> Agent:
+    """An agent's names redacted; remembered, since one agent sends many records."""
+    return _with_text_redacted(agent)
+
+
+def redacted_record(record: Record) -> Record:
+    """A record as the store may keep it: every string it carries (agent, service, instance,
+    session, host, version, model, tool and metric names, attribute keys and values) through
+    ``redact_name``, the one redaction of names from outside, so the store, ``/metrics``,
+    ``stats``, the page and reports all show the same redacted names.
+
+    >>> from daemon.agents.records import ToolCall
+    >>> agent = Agent("sk-ant-api03-abcdefghijkl", None, None, 1)
+    >>> call = redacted_record(ToolCall(0.0, agent, "s", "ghp_" + "a1B2" * 9, True, 1, 2.0))
+    >>> call.agent.name, call.tool, call.session_id
+    ('[redacted]', '[redacted]', 's')
+    """
+    return _with_text_redacted(record)

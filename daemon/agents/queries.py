@@ -14,7 +14,7 @@ from typing import Any, Literal
 from crash_reports.storage import sqlite
 from daemon.agents import spend
 from daemon.agents.choose import Row, choose, measure_key
-from daemon.agents.costs import CostGroup, combine
+from daemon.agents.costs import gather, total_cost
 from daemon.agents.records import TOKEN_TYPES
 from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
 
@@ -196,41 +196,41 @@ class StoreReader:
 
 def summarize(found: list[Any], by: StatsBy) -> list[StatsRow]:
     """Rows (session, agent, model, tool, measure, dim, value, count) to stats rows: one
-    source chosen per agent/session, model and tool, then grouped by ``by``."""
+    source chosen per agent/session, model and tool, then grouped by ``by``; cost by the one
+    cost rule (``daemon.agents.costs``: the source that counted the most)."""
     chosen = choose(
         Row((session, agent, model, tool), measure, dim, value, count)
         for session, agent, model, tool, measure, dim, value, count in found
     )
     rows: dict[str, StatsRow] = {}
-    costs: dict[str, dict[tuple[str, str, str], list[float | None]]] = defaultdict(dict)
     for row in chosen:
         session, agent, model, tool = row.group
         if by == "tool":
             if row.measure != "tool_calls":
                 continue
-            key = tool
-        elif by == "model":
-            if row.measure in ("tool_calls", "sessions", "series", "events", "work"):
-                continue
-            key = model
-        elif by == "session":
-            key = session
-        else:
-            key = agent
-        stats = rows.setdefault(key, StatsRow(key))
-        if by == "session":
-            stats.agent = agent
+        elif by == "model" and row.measure in ("tool_calls", "sessions", "series", "events",
+                                                "work"):
+            continue
+        stats = _row(rows, by, session, agent, model, tool)
         _add(stats, row.measure, row.dim, row.value, row.count)
-        if row.measure in ("cost_reported", "cost_computed", "tokens_unpriced"):
-            slot = costs[key].setdefault((session, agent, model), [None, 0.0, 0.0])
-            index = {"cost_reported": 0, "cost_computed": 1, "tokens_unpriced": 2}[row.measure]
-            slot[index] = (slot[index] or 0.0) + row.value
-    for key, groups in costs.items():
-        rows[key].cost_usd, rows[key].cost_status = combine(
-            CostGroup(reported, computed or 0.0, unpriced or 0.0)
-            for reported, computed, unpriced in groups.values()
-        )
+    if by != "tool":
+        costs: dict[str, list[Any]] = defaultdict(list)
+        groups = gather(((session, agent, model), measure, value)
+                        for session, agent, model, _tool, measure, _dim, value, _count in found)
+        for (session, agent, model), sources in groups.items():
+            costs[_row(rows, by, session, agent, model, "").key].append(sources)
+        for key, found_groups in costs.items():
+            rows[key].cost_usd, rows[key].cost_status = total_cost(found_groups)
     return sorted(rows.values(), key=lambda r: (-(r.cost_usd or 0.0), r.key))
+
+
+def _row(rows: dict[str, StatsRow], by: StatsBy, session: str, agent: str, model: str,
+         tool: str) -> StatsRow:
+    key = {"tool": tool, "model": model, "session": session}.get(by, agent)
+    stats = rows.get(key)
+    if stats is None:
+        stats = rows[key] = StatsRow(key, agent=agent if by == "session" else None)
+    return stats
 
 
 def _add(row: StatsRow, measure: str, dim: str, value: float, count: int) -> None:
@@ -266,14 +266,18 @@ def _event_rows(kind: str, agent: str, data: dict[str, Any]) -> list[Row]:
     if kind == "tokens":
         out = [Row(group, measure_key("tokens", src), data["token_type"], data["tokens"],
                    data.get("requests", 0))]
-        if data.get("cost_status") == "computed" and data.get("cost_usd") is not None:
-            out.append(Row(group, measure_key("cost_computed", src), "", data["cost_usd"], 0))
-        elif data.get("cost_status") == "unknown":
+        status, usd = data.get("cost_status"), data.get("cost_usd")
+        if status in ("computed", "covered") and usd is not None:
+            out.append(Row(group, measure_key("cost_computed", src), "", usd, 0))
+            if status == "computed":
+                out.append(Row(group, measure_key("cost_counted", src), "", max(usd, 0.0), 0))
+        elif status == "unknown":
             out.append(Row(group, measure_key("tokens_unpriced", src), data["token_type"],
                            data["tokens"], 0))
         return out
     if kind == "cost":
-        return [Row(group, measure_key("cost_reported", src), "", data["usd"], 0)]
+        return [Row(group, measure_key("cost_reported", src), "", data["usd"], 0),
+                Row(group, measure_key("cost_counted", src), "", max(data["usd"], 0.0), 0)]
     if kind == "request":
         error = data.get("error_class")
         out = [Row(group, measure_key("requests", src), "ok" if error is None else "error",

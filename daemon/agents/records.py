@@ -14,7 +14,9 @@ ErrorClass = Literal["network", "auth", "rate_limit", "overloaded", "server", "c
 ERROR_CLASSES: tuple[ErrorClass, ...] = (
     "network", "auth", "rate_limit", "overloaded", "server", "client", "other",
 )
-CostStatus = Literal["reported", "computed", "unknown", "none"]
+# "covered": priced here, but the agent reported this cost itself in the same export (its
+# own figure counts; daemon/agents/integrity.py).
+CostStatus = Literal["reported", "computed", "covered", "unknown", "none"]
 # Where a figure came from. Agents often send the same spend as a metric and as an event
 # (and timings as spans); queries use one source per group, never the sum (see choose.py).
 Source = Literal["metric", "event", "span"]
@@ -111,7 +113,11 @@ class ApiRequest:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """``count`` executions of one tool with one outcome, ``duration_ms`` in total."""
+    """``count`` executions of one tool with one outcome, ``duration_ms`` in total.
+
+    ``input_hash``: a digest of the call's input when the agent sent it (the guard compares
+    calls by it); the input itself is never kept, and the digest is not stored either.
+    """
 
     ts: float
     agent: Agent
@@ -121,6 +127,7 @@ class ToolCall:
     count: int
     duration_ms: float
     source: Source = "metric"
+    input_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

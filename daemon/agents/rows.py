@@ -63,6 +63,9 @@ Increment = tuple[HourlyKey, float, int]
 def figures(record: Record, buckets: bool = False) -> list[Figure]:
     """What a record adds to the aggregates; the measure names its source (choose.py).
 
+    ``cost_counted`` is what budgets count (costs.py): a reported cost, or the cost priced
+    from tokens the agent reported no cost for; never below zero, so it only grows.
+
     ``buckets`` adds duration-bucket counts (kept in the all-time totals only).
     """
     if isinstance(record, TokenUsage):
@@ -70,14 +73,19 @@ def figures(record: Record, buckets: bool = False) -> list[Figure]:
         model, kind = record.model, record.token_type
         out: list[Figure] = [(model, "", measure_key("tokens", src), kind,
                               float(record.tokens), record.requests)]
-        if record.cost_status == "computed" and record.cost_usd is not None:
+        if record.cost_status in ("computed", "covered") and record.cost_usd is not None:
             out.append((model, "", measure_key("cost_computed", src), "", record.cost_usd, 0))
+            if record.cost_status == "computed":  # "covered": the agent's own cost counts
+                out.append((model, "", measure_key("cost_counted", src), "",
+                            max(record.cost_usd, 0.0), 0))
         elif record.cost_status == "unknown":
             out.append((model, "", measure_key("tokens_unpriced", src), kind,
                         float(record.tokens), 0))
         return out
     if isinstance(record, CostUsage):
-        return [(record.model, "", measure_key("cost_reported", record.source), "", record.usd,
+        src = record.source
+        return [(record.model, "", measure_key("cost_reported", src), "", record.usd, 0),
+                (record.model, "", measure_key("cost_counted", src), "", max(record.usd, 0.0),
                  0)]
     if isinstance(record, ApiRequest):
         src = record.source

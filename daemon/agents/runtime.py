@@ -11,31 +11,37 @@ import structlog
 
 from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
+from crash_reports.storage.reserve import DiskReserve
+from daemon.agents.admission import Admission
 from daemon.agents.cardinality import IdentityLimits
 from daemon.agents.counters import Counters
 from daemon.agents.ingest import Ingestor
 from daemon.agents.queries import StoreReader
+from daemon.agents.sender_token import load_key
 from daemon.agents.store import EventStore
 from daemon.config.schema import OtlpSettings
-from daemon.runtime.paths import series_sidecar
+from daemon.runtime.paths import StatePaths, series_sidecar
 from daemon.web.otlp_receiver import OtlpReceiver
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents")
 
 
 class AgentTelemetry:
     """The agent-telemetry part of the daemon; ``db_path`` is ``StatePaths.events_db``."""
 
-    def __init__(self, settings: OtlpSettings, db_path: Path) -> None:
+    def __init__(self, settings: OtlpSettings, db_path: Path,
+                 reserve: DiskReserve | None = None) -> None:
         self.settings = settings
+        self.admission = Admission(settings.trust, _token_key(StatePaths(db_path.parent)))
         counters = Counters()
         self.store = EventStore(db_path, settings.retention_days, settings.retention_bytes,
-                                limits=IdentityLimits.of(settings), counters=counters)
+                                limits=IdentityLimits.of(settings), counters=counters,
+                                reserve=reserve)
         self.reader = StoreReader(db_path)
         self.ingestor = Ingestor(self.store, settings.queue_size, counters,
                                  retention_interval_seconds=settings.retention_check_seconds,
                                  max_queued_records=settings.max_queued_records)
-        self.receiver = OtlpReceiver(settings, self.ingestor)
+        self.receiver = OtlpReceiver(settings, self.ingestor, admission=self.admission)
         self.series_path = series_sidecar(db_path)
 
     def start(self) -> None:
@@ -80,3 +86,13 @@ class AgentTelemetry:
     def stats(self) -> dict[str, int]:
         """Receiver and queue counters for ``status``."""
         return self.receiver.stats()
+
+
+def _token_key(paths: StatePaths) -> bytes | None:
+    """The key ``wrap``'s tokens are checked with (made if missing); None if unusable."""
+    try:
+        return load_key(paths.otlp_key)
+    except OSError as exc:
+        log.error("otlp.token_key_unusable", path=str(paths.otlp_key), error=str(exc),
+                  effect="tokens are not verified; senders are checked by process")
+        return None

@@ -19,9 +19,11 @@ from pathlib import Path
 import structlog
 
 from crash_reports.storage import sqlite
+from crash_reports.storage.reserve import DiskReserve
 from daemon.agents.cardinality import Evicted, IdentityCaps, IdentityLimits, LruDict
 from daemon.agents.choose import MAX_MEASURES
 from daemon.agents.counters import Counters
+from daemon.agents.legacy_costs import fill_counted
 from daemon.agents.records import Record
 from daemon.agents.rows import HourlyKey, data_json, figures, hourly_increments, kind_of
 from daemon.agents.totals import (
@@ -34,7 +36,7 @@ from daemon.agents.totals import (
 from daemon.agents.totals import SCHEMA as TOTALS_SCHEMA
 from daemon.config.schema import OtlpSettings
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="agents.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -168,9 +170,10 @@ class EventStore:
     """
 
     def __init__(self, path: Path, retention_days: float, retention_bytes: int, *,
-                 limits: IdentityLimits | None = None, counters: Counters | None = None
-                 ) -> None:
+                 limits: IdentityLimits | None = None, counters: Counters | None = None,
+                 reserve: DiskReserve | None = None) -> None:
         self.path = path
+        self.reserve = reserve  # room kept for reports: appends stop short of it
         self.retention_days = retention_days
         self.retention_bytes = retention_bytes
         self.counters = counters or Counters()
@@ -186,6 +189,9 @@ class EventStore:
             _incremental_vacuum_mode(self._db, path)
             sqlite.use_wal(self._db)
             self._db.executescript(SCHEMA + TOTALS_SCHEMA)
+            filled = fill_counted(self._db)
+            if filled:
+                log.info("agents.store.counted_cost_filled", groups=filled)
             found = self._db.execute(IDENTITIES).fetchall()
             evicted = self._caps.load(
                 (agent for kind, agent, _ in found if kind == "agent"),
@@ -240,6 +246,10 @@ class EventStore:
                 _accumulate(hourly, key, key[4], value, count)  # type: ignore[arg-type]
             if record.session_id:
                 self._note_session(record, sessions, seen)
+        if self.reserve is not None and not self.reserve.allows(
+                "events", sum(2 * len(row[8]) + 512 for row in event_rows)):  # + WAL, indexes
+            self.counters.add("records_dropped.disk_reserve", len(event_rows))
+            return 0
         evicted = self._caps.touch(records)
         totals = total_increments([r for r in records if self._caps.kept(r)])
         db = self._db

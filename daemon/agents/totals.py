@@ -17,6 +17,7 @@ from pathlib import Path
 from crash_reports.storage import sqlite
 from daemon.agents.buckets import DURATION_BUCKETS_SECONDS, OVERFLOW_BUCKET, duration_bucket
 from daemon.agents.choose import MAX_MEASURES, Row, choose
+from daemon.agents.costs import gather, group_cost
 from daemon.agents.records import Record
 from daemon.agents.rows import figures
 
@@ -114,27 +115,23 @@ def read_totals(path: Path) -> list[TotalRow]:
 
 def chosen_totals(rows: Sequence[TotalRow]) -> list[TotalRow]:
     """Totals with one source per agent, model and tool (choose.py), and the measure ``cost``:
-    the agent's own reported cost for a model, else the cost priced from its tokens.
+    per agent and model, the cost the source that counted the most counted (costs.py).
 
     >>> rows = [TotalRow("a", "m", "", "tokens", "input", 10, 0),
     ...         TotalRow("a", "m", "", "tokens@event", "input", 10, 1),
-    ...         TotalRow("a", "m", "", "cost_reported@event", "", 0.5, 0)]
+    ...         TotalRow("a", "m", "", "cost_reported@event", "", 0.5, 0),
+    ...         TotalRow("a", "m", "", "cost_counted@event", "", 0.5, 0)]
     >>> [(r.measure, r.value) for r in chosen_totals(rows)]
-    [('tokens', 10), ('cost_reported', 0.5), ('cost', 0.5)]
+    [('tokens', 10), ('cost_reported', 0.5), ('cost_counted', 0.5), ('cost', 0.5)]
     """
     chosen = choose(
         Row((r.agent, r.model, r.tool), r.measure, r.dim, r.value, r.count) for r in rows
     )
     out = [TotalRow(row.group[0], row.group[1], row.group[2], row.measure, row.dim, row.value,
                     row.count) for row in chosen]
-    reported: dict[tuple[str, str], float] = {}
-    computed: dict[tuple[str, str], float] = {}
-    for row in out:
-        if row.measure == "cost_reported":
-            reported[(row.agent, row.model)] = reported.get((row.agent, row.model), 0.0) + row.value
-        elif row.measure == "cost_computed":
-            computed[(row.agent, row.model)] = computed.get((row.agent, row.model), 0.0) + row.value
-    for key in sorted(set(reported) | set(computed)):
-        usd = reported[key] if key in reported else computed[key]
-        out.append(TotalRow(key[0], key[1], "", "cost", "", usd, 0))
+    groups = gather(((r.agent, r.model), r.measure, r.value) for r in rows)
+    for key in sorted(groups):
+        usd = group_cost(groups[key])[0]
+        if usd is not None:
+            out.append(TotalRow(key[0], key[1], "", "cost", "", usd, 0))
     return out

@@ -52,6 +52,9 @@ def encoding_of(content_type: str | None) -> WireEncoding:
 # Anything may inflate to this much; past it, at most MAX_INFLATE_RATIO times what was sent.
 INFLATE_FLOOR_BYTES = 1 << 20
 MAX_INFLATE_RATIO = 100
+# A gzip body may hold several members (RFC 1952 2.2); each costs a new inflater, so a body
+# of 200,000 empty members would hold the event loop for half a second: past this, 400.
+MAX_GZIP_MEMBERS = 256
 
 
 class Inflater:
@@ -61,21 +64,35 @@ class Inflater:
     the compressed bytes seen so far: real OTLP payloads compress 5-30x, a bomb of empty
     messages 1000x, so a bomb is refused after inflating a little, not 16 MiB.
 
+    gzip framing follows RFC 1952: members follow one another until the body ends (up to
+    ``MAX_GZIP_MEMBERS``), and anything after the last member that is not one (trailing
+    garbage, zero padding) is a 400. A deflate (zlib) stream is one stream: bytes after it
+    are a 400 too.
+
     >>> import gzip
     >>> i = Inflater("gzip", 10); i.feed(gzip.compress(b"abc")); i.finish()
     b'abc'
+    >>> i = Inflater("gzip", 10); i.feed(gzip.compress(b"ab") + gzip.compress(b"c")); i.finish()
+    b'abc'
+    >>> i = Inflater("gzip", 10); i.feed(gzip.compress(b"abc") + b"junk"); i.finish()
+    Traceback (most recent call last):
+    ...
+    daemon.agents.wire.PayloadError: bad_compression
     """
 
     def __init__(self, content_encoding: str | None, max_bytes: int) -> None:
         name = (content_encoding or "identity").strip().lower()
+        self._wbits: int | None
         if name == "identity":
-            self._inflater = None
+            self._wbits = None
         elif name in ("gzip", "x-gzip"):
-            self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._wbits = 16 + zlib.MAX_WBITS
         elif name == "deflate":
-            self._inflater = zlib.decompressobj(zlib.MAX_WBITS)
+            self._wbits = zlib.MAX_WBITS
         else:
             raise PayloadError(415, "unsupported_content_encoding")
+        self._inflater = None if self._wbits is None else zlib.decompressobj(self._wbits)
+        self.members = 1
         self.max_bytes = max_bytes
         self.received = 0
         self.size = 0
@@ -93,15 +110,25 @@ class Inflater:
             self._keep(data)
             return
         while data:
+            if self._inflater.eof:
+                self._next_member()
             try:
                 # max_length bounds what one bomb can claim: one byte past the cap is proof.
                 piece = self._inflater.decompress(data, self._cap() - self.size + 1)
             except zlib.error as exc:
                 raise PayloadError(400, "bad_compression") from exc
             self._keep(piece)
-            data = self._inflater.unconsumed_tail
-            if self._inflater.eof:
-                break
+            data = self._inflater.unused_data if self._inflater.eof else (
+                self._inflater.unconsumed_tail)
+
+    def _next_member(self) -> None:
+        """Bytes after a finished stream: the next gzip member, or a 400."""
+        if self._wbits != 16 + zlib.MAX_WBITS:
+            raise PayloadError(400, "bad_compression")
+        self.members += 1
+        if self.members > MAX_GZIP_MEMBERS:
+            raise PayloadError(400, "too_many_gzip_members")
+        self._inflater = zlib.decompressobj(self._wbits)
 
     def _keep(self, piece: bytes) -> None:
         self.size += len(piece)
@@ -111,7 +138,7 @@ class Inflater:
             self._parts.append(piece)
 
     def finish(self) -> bytes:
-        """The whole payload; 400 if a compressed stream ended early."""
+        """The whole payload; 400 if a compressed stream (or member) ended early."""
         if self._inflater is not None and not self._inflater.eof:
             raise PayloadError(400, "bad_compression")
         payload = b"".join(self._parts)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         config = load_config_here(args.config)
     except ConfigError as exc:
         configure_logging("auto", "info")
-        structlog.get_logger("telemetryd").error(
+        structlog.get_logger(component="service").error(
             "config.error", source=exc.source, key=exc.key, error=exc.message)
         err(f"telemetryd: config error: {exc}")
         return ExitCode.CONFIG
@@ -49,11 +49,11 @@ def run(args: argparse.Namespace) -> ExitCode:
         service.run()
     except UnsafeStateDirError as exc:
         # EX_CANTCREAT: the daemon will not create its files where others could hijack them.
-        structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
+        structlog.get_logger(component="service").error("daemon.start_failed", error=str(exc))
         err(f"telemetryd: {exc}")
         return ExitCode.CANT_CREATE
     except (AlreadyRunningError, StartupError) as exc:
-        structlog.get_logger("telemetryd").error("daemon.start_failed", error=str(exc))
+        structlog.get_logger(component="service").error("daemon.start_failed", error=str(exc))
         err(f"telemetryd: {exc}")
         return ExitCode.UNAVAILABLE
     return ExitCode.OK

@@ -2,6 +2,9 @@
 
 The rows come from the same ``StatusView`` the status page uses; sparklines from the
 history the daemon keeps. Sorting and filtering are values (``TopState``) changed by keys.
+Every string that came from outside (agent, process and watch names, event texts, delivery
+errors) is drawn through ``humanize.printable`` as a ``Text``, never as a str: rich would
+print control characters as they are and read ``[...]`` in a str as its markup.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.event.humanize import format_bytes, format_duration, printable
 from daemon.web.view import StatusView, TreeRow
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -96,6 +99,15 @@ def sort_rows(rows: Sequence[TreeRow], key: SortKey) -> list[TreeRow]:
     return sorted(rows, key=measure, reverse=True)
 
 
+def shown(text: str, style: str = "") -> Text:
+    """Text from outside as rich should draw it: control characters escaped, no markup.
+
+    >>> shown("[bold]x\x1b]52;c;aGk=\x07").plain
+    '[bold]x\\\\x1b]52;c;aGk=\\\\x07'
+    """
+    return Text(printable(text), style=style)
+
+
 def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.2f}"
 
@@ -108,7 +120,7 @@ def header(view: StatusView, state: TopState, now: float) -> Text:
         tick = "-" if d.last_tick_at is None else f"{max(0.0, now - d.last_tick_at):.1f}s ago"
         line.append("telemetryd ", style="bold")
         line.append(f"pid {d.pid}, tick {tick}, {d.reports_pending} pending, "
-                    f"delivery: {d.delivery}")
+                    f"delivery: {printable(d.delivery)}")
     else:
         line.append("telemetryd is not running", style="bold red")
         line.append(" - waiting for it to start (last known state below)")
@@ -130,14 +142,14 @@ def trees_table(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[floa
     rows = [r for r in view.trees if state.watch in (None, r.watch)]
     for row in sort_rows(rows, state.sort)[:max_rows]:
         table.add_row(
-            row.watch, str(row.pid), format_bytes(row.rss_bytes),
+            shown(row.watch), str(row.pid), format_bytes(row.rss_bytes),
             Text(sparkline(sparks.get((row.watch, row.pid), ())), style="cyan"),
             "-" if row.rate_bytes_per_min is None else format_bytes(row.rate_bytes_per_min),
             "-" if row.eta_seconds is None else format_duration(row.eta_seconds),
-            f"{row.cpu_percent:.0f}", Text(row.state, style=STATE_STYLES.get(row.state, "")))
+            f"{row.cpu_percent:.0f}", shown(row.state, STATE_STYLES.get(row.state, "")))
     for name in view.idle_watches:
         if state.watch in (None, name) and len(table.rows) < max_rows:
-            table.add_row(name, "-", "-", Text("no match", style="dim"), "", "", "", "")
+            table.add_row(shown(name), "-", "-", Text("no match", style="dim"), "", "", "", "")
     return table
 
 
@@ -153,7 +165,7 @@ def agents_table(view: StatusView, max_rows: int) -> Table:
     for agent in view.agents[:max_rows]:
         budget = agent.budget_used_percent
         style = "bold red" if budget is not None and budget >= 90 else ""
-        table.add_row(agent.agent, f"{agent.tokens_today:,}", _usd(agent.cost_today_usd),
+        table.add_row(shown(agent.agent), f"{agent.tokens_today:,}", _usd(agent.cost_today_usd),
                       _usd(agent.burn_usd_per_hour),
                       Text("-" if budget is None else f"{budget:.0f}%", style=style),
                       str(agent.sessions_today))
@@ -167,7 +179,7 @@ def events_strip(view: StatusView, max_rows: int) -> Text:
     lines = []
     for event in view.events[:max_rows]:
         stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
-        line = Text(f"{stamp} {event.text}", style=styles.get(event.kind, ""))
+        line = shown(f"{stamp} {event.text}", styles.get(event.kind, ""))
         line.truncate(79, overflow="ellipsis")
         lines.append(line)
     if not lines:
@@ -186,7 +198,7 @@ def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
     agent_lines = 1 + agent_rows if agent_rows else 1
     fixed = 3 + (2 + agent_lines) + (2 + max(1, min(event_rows, len(view.events)))) + 1
     tree_rows = max(3, height - fixed)
-    note = Text(problem or "", style="red")
+    note = shown(problem or "", "red")
     note.truncate(80, overflow="ellipsis")
     parts: list[RenderableType] = [header(view, state, now), note]
     parts.append(trees_table(view, sparks, state, tree_rows))
@@ -195,6 +207,6 @@ def frame(view: StatusView, sparks: Mapping[tuple[str, int], Sequence[float]],
                  else Text("no agent telemetry today", style="dim"))
     parts.append(Text("\nRecent events", style="bold"))
     parts.append(events_strip(view, event_rows))
-    parts.append(Text(f"s sort ({state.sort})  f filter by watch ({state.watch or 'all'})  "
-                      "q quit", style="reverse"))
+    parts.append(shown(f"s sort ({state.sort})  f filter by watch ({state.watch or 'all'})  "
+                       "q quit", "reverse"))
     return Group(*parts)

@@ -67,6 +67,20 @@ def node_heap_dir(config: Config, watch: str, paths: StatePaths) -> str | None:
     return str(paths.heap_snapshots)
 
 
+def otlp_token(paths: StatePaths, wrap_id: str) -> str | None:
+    """The child's token for the daemon's receiver (None, said on stderr, when the key in the
+    state dir cannot be read or made: the child's telemetry then counts only if the daemon
+    trusts it by its process)."""
+    from daemon.agents.sender_token import load_key, token_for
+
+    try:
+        paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return token_for(load_key(paths.otlp_key), wrap_id)
+    except OSError as exc:
+        err(f"telemetryd wrap: no telemetry token for the child: {exc}")
+        return None
+
+
 def run(args: argparse.Namespace) -> ExitCode | int:
     """Run the child; write a ``killed`` report when a signal or the OOM killer ended it.
 
@@ -96,6 +110,7 @@ def run(args: argparse.Namespace) -> ExitCode | int:
     heap_dir = node_heap_dir(config, watch, paths)
     wrap_id = uuid.uuid4().hex[:16]
     endpoint = receiver_endpoint(config)
+    token = otlp_token(paths, wrap_id) if endpoint is not None else None
     parent_env = dict(os.environ)
     announced: list[WrappedChild] = []
 
@@ -119,7 +134,8 @@ def run(args: argparse.Namespace) -> ExitCode | int:
 
     try:
         outcome = wrap_run.run(
-            argv, lambda pid: child_environment(parent_env, endpoint, pid, wrap_id, heap_dir),
+            argv, lambda pid: child_environment(parent_env, endpoint, pid, wrap_id, heap_dir,
+                                                token),
             tell_daemon,
             publish_sample)
     finally:

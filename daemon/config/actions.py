@@ -1,21 +1,65 @@
-"""``on_warning``, ``on_critical`` and ``on_exit_under_pressure`` of a watch: arrays of actions.
+"""``on_warning``, ``on_critical``, ``on_exit_under_pressure``, ``on_guard`` of a watch: actions.
 
 Each item is exactly one of ``{ notify = true }``, ``{ exec = [...], timeout = "10s" }`` or
 ``{ signal = "SIGTERM", grace = "30s" }``; errors name the key path
-(``watch[0].on_critical[1].exec``). Defaults come from the action classes in ``schema.py``.
+(``watch[0].on_critical[1].exec``). The action classes (re-exported by ``schema.py``) are
+here and hold their defaults.
 """
 
 from __future__ import annotations
 
 import signal
+from dataclasses import dataclass
 from typing import Any
 
 from daemon.config.errors import ConfigError
 from daemon.config.quantities import parse_duration
-from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAction
+
+MAX_ACTIONS = 8  # actions per on_* key
+
+
+@dataclass(frozen=True)
+class NotifyAction:
+    """``{ notify = true }``: a desktop notification naming the agent, level and time left."""
+
+    timeout_seconds: float = 5.0
+
+    def describe(self) -> str:
+        """One line for logs, reports and check-config."""
+        return "notify"
+
+
+@dataclass(frozen=True)
+class ExecAction:
+    """``{ exec = [...], timeout = "10s" }``: a program run without a shell."""
+
+    argv: tuple[str, ...]
+    timeout_seconds: float = 10.0
+
+    def describe(self) -> str:
+        """One line for logs, reports and check-config (the program, not its arguments)."""
+        return f"exec {self.argv[0]} (timeout {self.timeout_seconds:g}s)"
+
+
+@dataclass(frozen=True)
+class SignalAction:
+    """``{ signal = "SIGTERM", grace = "30s" }``: a signal to the tree's root, then SIGKILL."""
+
+    signal: int
+    grace_seconds: float | None = None
+
+    def describe(self) -> str:
+        """One line for logs, reports and check-config."""
+        import signal
+
+        grace = f", SIGKILL after {self.grace_seconds:g}s" if self.grace_seconds else ""
+        return f"signal {signal.Signals(self.signal).name}{grace}"
+
+
+WatchAction = NotifyAction | ExecAction | SignalAction
+
 
 ACTION_KEYS = {"notify": set(), "exec": {"timeout"}, "signal": {"grace"}}
-MAX_ACTIONS = 8
 MAX_TIMEOUT_SECONDS = 3600.0  # an exec action holds the one action worker that long at most
 MAX_GRACE_SECONDS = 86400.0
 

@@ -2,116 +2,68 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from typing import Any
 
 from crash_reports.event.humanize import is_unsafe_char
+from daemon.config.keys import Kind, flattened, keys_of, sections
 from daemon.config.schema import Config, ExecAction, ListenSettings, SignalAction, WatchAction
 
 
 def describe(config: Config) -> dict[str, Any]:
-    """The effective config as plain data, under the TOML keys (sizes in bytes, no DSN key).
+    """The effective config as plain data, under the TOML keys (sizes in bytes, durations in
+    seconds, no DSN key), table by table as ``schema.py`` declares them.
 
     ``check-config`` prints it as TOML that parses back to the same config.
     """
-    from crash_reports.delivery.dsn import redacted
+    described: dict[str, Any] = {"source": config.source}
+    for name, table in sections(Config):
+        value = getattr(config, name)
+        described[table.toml] = ([describe_settings(item) for item in value] if table.array
+                                 else describe_settings(value))
+    return described
 
-    daemon = config.daemon
-    return {
-        "source": config.source,
-        "daemon": {
-            "interval": daemon.interval_seconds,
-            "state_dir": str(daemon.state_dir),
-            "log_format": daemon.log_format,
-            "log_level": daemon.log_level,
-            "history_samples": daemon.history_samples,
-            "trend_window": daemon.trend_window_seconds,
-        },
-        "watch": [
-            {
-                "name": w.name,
-                "process_name": (w.process_names[0] if len(w.process_names) == 1
-                                 else list(w.process_names) or None),
-                "exe": w.exe.pattern if w.exe else None,
-                "interpreter_cmdline": (w.interpreter_cmdline.pattern
-                                        if w.interpreter_cmdline else None),
-                "cmdline": w.cmdline.pattern if w.cmdline else None,
-                "exclude_exe": w.exclude_exe.pattern if w.exclude_exe else None,
-                "exclude_cmdline": w.exclude_cmdline.pattern if w.exclude_cmdline else None,
-                "pid": w.pid,
-                "pidfile": str(w.pidfile) if w.pidfile else None,
-                "user": w.user,
-                "include_children": w.include_children,
-                "rss_warning": w.rss_warning_bytes,
-                "rss_critical": w.rss_critical_bytes,
-                "cpu_warning": w.cpu_warning_percent,
-                "cpu_critical": w.cpu_critical_percent,
-                "sustained": w.sustained,
-                "cpu_sustained": w.cpu_sustained,
-                "cooldown": w.cooldown_seconds,
-                "orphans_warning": w.orphans_warning,
-                "orphans_rss": w.orphans_rss_bytes,
-                "reap_orphans": w.reap_orphans,
-                "reap_grace": w.reap_grace_seconds,
-                "evidence_node_heap": w.evidence_node_heap,
-                **{key: [action_table(action) for action in getattr(w, key)] or None
-                   for key in ("on_warning", "on_critical", "on_exit_under_pressure")},
-            }
-            for w in config.watches
-        ],
-        "sentry": {
+
+def describe_settings(settings: Any) -> dict[str, Any]:
+    """One table's keys and values (None for a key without a value)."""
+    shown: dict[str, Any] = {}
+    cls = type(settings)
+    keys = dict(keys_of(cls))
+    spread = {name: how for name, _, how in flattened(cls)}
+    for field in dataclasses.fields(cls):
+        value = getattr(settings, field.name)
+        key = keys.get(field.name)
+        if field.name in spread:
+            inner = describe_settings(value)
+            shown.update((toml, item) for toml, item in inner.items()
+                         if toml in spread[field.name].keys)
+        elif key is None:
+            continue
+        elif key.kind is Kind.SECRET:
+            from crash_reports.delivery.dsn import redacted
+
             # Shown without its key, so it cannot be pasted back as is.
-            "dsn_redacted": redacted(config.sentry.dsn) if config.sentry.dsn else None,
-            "environment": config.sentry.environment,
-            "flush_interval": config.sentry.flush_interval_seconds,
-            "timeout": config.sentry.timeout_seconds,
-        },
-        "spool": {
-            "max_reports": config.spool.max_reports,
-            "max_bytes": config.spool.max_bytes,
-            "max_age_days": config.spool.max_age_days,
-        },
-        "otlp": {
-            "enabled": config.otlp.listen.enabled,
-            "listen": listen_text(config.otlp.listen),
-            "max_body_bytes": config.otlp.max_body_bytes,
-            "queue_size": config.otlp.queue_size,
-            "max_series_per_metric": config.otlp.max_series_per_metric,
-            "retention_days": config.otlp.retention_days,
-            "retention_bytes": config.otlp.retention_bytes,
-            "store_content": config.otlp.store_content,
-            "max_decompressed_bytes": config.otlp.max_decompressed_bytes,
-            "max_inflight_bytes": config.otlp.max_inflight_bytes,
-            "max_header_bytes": config.otlp.max_header_bytes,
-            "max_items_per_request": config.otlp.max_items_per_request,
-            "max_connections": config.otlp.max_connections,
-            "read_timeout": config.otlp.read_timeout_seconds,
-            "keepalive_timeout": config.otlp.keepalive_timeout_seconds,
-            "decode_concurrency": config.otlp.decode_concurrency,
-            "max_queued_records": config.otlp.max_queued_records,
-            "max_metrics": config.otlp.max_metrics,
-            "max_series": config.otlp.max_series,
-            "max_agents": config.otlp.max_agents,
-            "max_models": config.otlp.max_models,
-            "max_tools": config.otlp.max_tools,
-            "max_sessions": config.otlp.max_sessions,
-            "series_idle": config.otlp.series_idle_seconds,
-            "retention_check_interval": config.otlp.retention_check_seconds,
-        },
-        "metrics": {
-            "enabled": config.metrics.enabled,
-            "listen": listen_text(config.metrics),
-            "max_connections": config.metrics.max_connections,
-            "read_timeout": config.metrics.read_timeout_seconds,
-            "keepalive_timeout": config.metrics.keepalive_timeout_seconds,
-            "max_header_bytes": config.metrics.max_header_bytes,
-        },
-        "budget": [
-            {"agent": b.agent, "daily_usd": b.daily_usd, "monthly_usd": b.monthly_usd,
-             "session_usd": b.session_usd}
-            for b in config.budgets
-        ],
-    }
+            shown[f"{key.toml}_redacted"] = redacted(value) if value else None
+        elif key.kind is Kind.LISTEN:
+            shown[key.toml] = listen_text(settings)
+        else:
+            shown[key.toml] = _shown(key.kind, value)
+    return shown
+
+
+def _shown(kind: Kind, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind is Kind.SELECTOR:
+        return value.pattern
+    if kind is Kind.NAMES:
+        return value[0] if len(value) == 1 else list(value) or None
+    if kind is Kind.ACTIONS:
+        return [action_table(action) for action in value] or None
+    if kind is Kind.PATH:
+        return str(value)
+    return value
 
 
 def action_table(action: WatchAction) -> dict[str, Any]:
@@ -183,9 +135,10 @@ def as_toml(described: dict[str, Any]) -> str:
             header = f"[[{section}]]" if isinstance(content, list) else f"[{section}]"
             lines.append(header)
             for key, item in table.items():
-                if key == "dsn_redacted":
+                if key.endswith("_redacted"):
                     if item is not None:
-                        lines.append(f"# dsn = {value(item)}  (key hidden)")
+                        lines.append(f"# {key.removesuffix('_redacted')} = {value(item)}"
+                                     "  (key hidden)")
                 elif item is not None:
                     lines.append(f"{key} = {value(item)}")
             lines.append("")

@@ -27,9 +27,9 @@ import structlog
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAction
-from daemon.watch.triggers import Fired
+from daemon.watch.triggers import Fired, Trigger
 
-log = structlog.get_logger("telemetryd.actions")
+log = structlog.get_logger(component="actions")
 
 QUEUE_SIZE = 32
 OUTPUT_BYTES = 4096  # of an exec's output, kept for its log line
@@ -186,8 +186,11 @@ def _kill_after_grace(fired: Fired) -> None:
 def run_notify(action: NotifyAction, fired: Fired) -> dict[str, Any]:
     """A desktop notification through notify-send (Linux) or osascript (macOS)."""
     title = f"telemetryd: {fired.watch} at {fired.level}"
+    if fired.trigger is Trigger.GUARD:  # the level is the guard rule that fired
+        title = f"telemetryd: {fired.watch}: {fired.level.replace('_', ' ')}"
     body = f"pid {fired.pid}, RSS {format_bytes(fired.rss_bytes)}"
-    if fired.eta_seconds is not None and fired.level != "critical":
+    if fired.eta_seconds is not None and fired.level != "critical" \
+            and fired.trigger is not Trigger.GUARD:
         body += f", critical in about {format_duration(fired.eta_seconds)}"
     if sys.platform == "darwin":
         program = shutil.which("osascript")

@@ -13,7 +13,7 @@ import sentry_sdk
 import structlog
 from sentry_sdk.utils import event_from_exception
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 
 
 class ErrorThrottle:
@@ -60,7 +60,9 @@ _throttle = ErrorThrottle()
 def capture_exception(client: sentry_sdk.Client, exc: BaseException, component: str,
                       now: float | None = None) -> str | None:
     """Turn an exception of the daemon itself into a spooled Sentry event (throttled)."""
-    if not _throttle.allow(failure_key(exc, component), time.time() if now is None else now):
+    # The window is an interval: monotonic, so a wall-clock step neither opens nor extends it.
+    if not _throttle.allow(failure_key(exc, component),
+                           time.monotonic() if now is None else now):
         log.info("daemon.error_throttled", component=component, error=repr(exc))
         return None
     try:

@@ -16,7 +16,7 @@ from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.snapshot import FlushStatus
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="delivery")
 
 FLUSH_FAILURE_STATUSES = frozenset({"retrying", "rate_limited", "error"})
 
@@ -36,6 +36,7 @@ def spool_limits(config: Config) -> SpoolLimits:
         max_reports=config.spool.max_reports,
         max_bytes=config.spool.max_bytes,
         max_age_seconds=config.spool.max_age_days * 86400,
+        disk_reserve_bytes=config.spool.disk_reserve_bytes,
     )
 
 

@@ -3,9 +3,11 @@
 The members of the tree, largest growth over the trend window first (pid, name, redacted
 command line); ``smaps_rollup`` figures for the top few (read only here, past critical: it
 takes the target's memory-map lock); a ``py-spy dump`` of Python members when py-spy is
-installed (``pip install 'telemetryd[evidence]'``). Each piece is bounded in time and size,
-and all of it by ``DEADLINE_SECONDS``: this runs inside a tick. What could not be collected
-is listed with the reason.
+installed (``pip install 'telemetryd[evidence]'``); a Node heap snapshot where the member
+asked for one (``node_heap``). Each piece is bounded in time and size, and all of it by the
+``seconds`` given. The daemon runs this off the tick (``evidence_worker``): reading another
+process's smaps or command line takes its memory-map lock, and a snapshot takes seconds.
+What could not be collected is listed with the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ SMAPS_BYTES = 8192
 PY_SPY_SECONDS = 2.0
 PY_SPY_BYTES = 16 * 1024
 DEADLINE_SECONDS = 3.0
+EVIDENCE_SECONDS = DEADLINE_SECONDS + node_heap.HEAP_SECONDS
 SMAPS_FIELDS = {"Pss": "pss_bytes", "Pss_Anon": "anon_bytes", "Pss_File": "file_bytes",
                 "Pss_Shmem": "shmem_bytes", "Swap": "swap_bytes"}
 
@@ -77,22 +80,19 @@ def smaps_rollup(text: str) -> dict[str, int]:
 
 def collect(members: Sequence[MemberGrowth], *, proc: Path = Path("/proc"),
             py_spy: str | None = None, monotonic: Callable[[], float] = time.monotonic,
-            heap: NodeHeap | None = None) -> LeakEvidence:
+            heap: NodeHeap | None = None, seconds: float = EVIDENCE_SECONDS) -> LeakEvidence:
     """Members largest growth first; smaps_rollup and py-spy dumps for the top ones.
 
-    With ``heap`` (a tree of the daemon's), a heap snapshot of the top growing Node member,
-    bounded by ``node_heap.HEAP_SECONDS`` apart from the deadline of the rest.
+    With ``heap`` (a tree of the daemon's), a heap snapshot of the top growing Node member
+    if it asked for one. All within ``seconds``: smaps and py-spy within the first
+    ``DEADLINE_SECONDS`` of it, the snapshot within what is left.
     """
-    evidence = LeakEvidence()
-    deadline = monotonic() + DEADLINE_SECONDS
+    evidence = listed_only(members, None)
+    started = monotonic()
+    deadline = started + min(DEADLINE_SECONDS, seconds)
     py_spy = py_spy if py_spy is not None else shutil.which("py-spy")
-    for index, member in enumerate(members[:LISTED_MEMBERS]):
-        item: dict[str, Any] = {"pid": member.pid, "name": member.name,
-                                "rss_bytes": member.rss_bytes,
-                                "growth_bytes": member.growth_bytes,
-                                "over_seconds": member.seen_seconds,
-                                "cmdline": _cmdline(member.pid)}
-        evidence.members.append(item)
+    for index, (member, item) in enumerate(zip(members, evidence.members, strict=False)):
+        item["cmdline"] = _cmdline(member.pid)
         if index >= TOP_MEMBERS:
             continue
         try:
@@ -105,11 +105,28 @@ def collect(members: Sequence[MemberGrowth], *, proc: Path = Path("/proc"),
             item["py_spy"] = _py_spy(py_spy, member.pid, deadline - monotonic(),
                                      evidence.not_collected)
     if heap is not None:
-        _node_heap(heap, evidence)
+        left = min(node_heap.HEAP_SECONDS, started + seconds - monotonic())
+        _node_heap(heap, evidence, proc, left)
     return evidence
 
 
-def _node_heap(heap: NodeHeap, evidence: LeakEvidence) -> None:
+def listed_only(members: Sequence[MemberGrowth], why: str | None) -> LeakEvidence:
+    """The members as the tick knows them (no /proc read); ``why`` nothing more was gathered.
+
+    >>> grown = MemberGrowth(7, "node", 300, 200, 60.0)
+    >>> listed_only([grown], "evidence deadline reached").as_dict()["not_collected"]
+    [{'what': 'evidence', 'pid': 7, 'why': 'evidence deadline reached'}]
+    """
+    evidence = LeakEvidence(members=[
+        {"pid": m.pid, "name": m.name, "rss_bytes": m.rss_bytes,
+         "growth_bytes": m.growth_bytes, "over_seconds": m.seen_seconds}
+        for m in members[:LISTED_MEMBERS]])
+    if why is not None and members:
+        evidence.not_collected.append(NotCollected("evidence", members[0].pid, why))
+    return evidence
+
+
+def _node_heap(heap: NodeHeap, evidence: LeakEvidence, proc: Path, seconds: float) -> None:
     node = next((item for item in evidence.members if node_heap.is_node(item["name"])), None)
     if node is None:
         if heap.folder is not None and evidence.members:
@@ -119,8 +136,12 @@ def _node_heap(heap: NodeHeap, evidence: LeakEvidence) -> None:
     if heap.folder is None:
         evidence.not_collected.append(NotCollected("node_heap", node["pid"], heap.why_not))
         return
+    if seconds <= 0:
+        evidence.not_collected.append(NotCollected("node_heap", node["pid"],
+                                                   "evidence deadline reached"))
+        return
     try:
-        taken = node_heap.take(heap.folder, node["pid"])
+        taken = node_heap.take(heap.folder, node["pid"], seconds=seconds, proc=proc)
     except (node_heap.HeapSnapshotError, OSError) as exc:
         evidence.not_collected.append(NotCollected("node_heap", node["pid"], str(exc)))
         return

@@ -1,12 +1,21 @@
-"""structlog configuration: JSON lines off a TTY (journald reads stdout), console on one."""
+"""structlog configuration: JSON lines off a TTY (journald reads stdout), console on one.
+
+Every logger is made one way, ``log = structlog.get_logger(component="tick")``: the
+``component`` field (the part of telemetryd that wrote the line; the names are listed in
+docs/architecture.md) is bound lazily, so it rides on every line whatever pipeline
+``configure_logging`` later sets up. Libraries' stdlib records get their library's name.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+
+from crash_reports.event.humanize import printable
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
@@ -31,11 +40,35 @@ class _StdlibToStructlog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         method = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning"}.get(
             record.levelname, "error")
-        logger = structlog.get_logger("telemetryd")
+        logger = structlog.get_logger(component=record.name.split(".")[0])
         fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
         if record.exc_info and record.exc_info[1] is not None:
             fields["error"] = repr(record.exc_info[1])
         getattr(logger, method)(f"{record.name.split('.')[0]}.log", **fields)
+
+
+def _escaped(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if depth >= 3:
+        return value
+    if isinstance(value, list | tuple):
+        return [_escaped(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_escaped(k, depth + 1): _escaped(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def escape_controls(logger: Any, method: str,
+                    event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Every string of a log line through ``humanize.printable``, the one escaping helper:
+    a process name or an error text from outside can neither drive the terminal the console
+    format writes to nor break a JSON line (json leaves DEL raw).
+
+    >>> escape_controls(None, "info", {"event": "process.seen", "name": "x\x1b[2J\x7f"})
+    {'event': 'process.seen', 'name': 'x\\\\x1b[2J\\\\x7f'}
+    """
+    return {key: _escaped(value) for key, value in event_dict.items()}
 
 
 def configure_stdlib_logging(log_level: str) -> None:
@@ -68,6 +101,7 @@ def configure_logging(log_format: str, log_level: str, stream: TextIO | None = N
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            escape_controls,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(log_level, logging.INFO)),

@@ -1,15 +1,22 @@
 """A Node heap snapshot as leak evidence, for trees ``telemetryd wrap`` started.
 
 ``wrap`` starts the child with ``--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=<heap
-folder>`` in ``NODE_OPTIONS`` when its watch has ``evidence_node_heap = true``. Here the
-top growing Node member gets SIGUSR2, and we wait (at most ``HEAP_SECONDS``) for a new
-``.heapsnapshot`` of its pid whose size stopped changing and whose JSON is closed. The file
-is made 0600 (it holds the agent's secrets) and only its path and size go in the report.
-The folder keeps the newest ``KEEP_SNAPSHOTS``.
+folder>`` in ``NODE_OPTIONS`` when its watch has ``evidence_node_heap = true``. SIGUSR2 kills
+a process that does not catch it, so the top growing Node member gets it only when its own
+``/proc/PID/environ`` carries exactly those flags (a member started with another environment,
+an MCP server say, does not) and its ``/proc/PID/status`` shows SIGUSR2 caught (node has
+installed the handler). Of the environment only the ``NODE_OPTIONS`` entry is looked at, and
+nothing of it is kept. The signal goes through a pidfd opened before those reads, so it can
+never reach another process that took the pid since. Then we wait (at most ``seconds``)
+for a new ``.heapsnapshot`` of its pid whose size stopped changing and whose JSON is closed.
+The file is made 0600 (it holds the agent's secrets) and only its path and size go in the
+report. The folder keeps the newest ``KEEP_SNAPSHOTS``. This runs off the tick (see
+``evidence_worker``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -18,8 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crash_reports.storage.files import open_regular
+from daemon.wrap.node_options import HEAP_SIGNAL, SIGNAL_FLAG, asks_heap_snapshots
 
 HEAP_SECONDS = 10.0
+ENVIRON_BYTES = 1 << 20  # the most of /proc/PID/environ read looking for NODE_OPTIONS
+STATUS_BYTES = 16 * 1024
+CHUNK_BYTES = 64 * 1024
+NODE_OPTIONS_ENTRY = b"NODE_OPTIONS="
 POLL_SECONDS = 0.2
 KEEP_SNAPSHOTS = 3
 SUFFIX = ".heapsnapshot"
@@ -54,15 +66,24 @@ def is_node(name: str) -> bool:
     return name == "node" or name.startswith(("nodejs", "node-", "node "))
 
 
-def take(folder: Path, pid: int, *, seconds: float = HEAP_SECONDS,
+def take(folder: Path, pid: int, *, seconds: float = HEAP_SECONDS, proc: Path = Path("/proc"),
          monotonic: Callable[[], float] = time.monotonic,
          sleep: Callable[[float], None] = time.sleep) -> HeapSnapshot:
-    """Signal ``pid`` and wait for its new, complete snapshot; raise HeapSnapshotError."""
-    before = set(_snapshots(folder, pid))
+    """Signal ``pid`` if it asks for it, and wait for its new, complete snapshot; raise
+    HeapSnapshotError (saying why) otherwise."""
+    pidfd = _pidfd(pid)
     try:
-        os.kill(pid, signal.SIGUSR2)
-    except OSError as exc:
-        raise HeapSnapshotError(f"SIGUSR2 failed: {exc.strerror or exc}") from None
+        why = why_not_signal(proc, pid, folder)
+        if why is not None:
+            raise HeapSnapshotError(why)
+        before = set(_snapshots(folder, pid))
+        try:
+            _send(pidfd, pid, getattr(signal, HEAP_SIGNAL))
+        except OSError as exc:
+            raise HeapSnapshotError(f"{HEAP_SIGNAL} failed: {exc.strerror or exc}") from None
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     deadline = monotonic() + seconds
     sizes: dict[Path, int] = {}
     while monotonic() < deadline:
@@ -79,6 +100,88 @@ def take(folder: Path, pid: int, *, seconds: float = HEAP_SECONDS,
                 return HeapSnapshot(path, size)
             sizes[path] = size
     raise HeapSnapshotError(f"no complete snapshot within {seconds:g} s")
+
+
+def why_not_signal(proc: Path, pid: int, folder: Path) -> str | None:
+    """Why ``pid`` must not get the snapshot signal, or None when it asked for it."""
+    try:
+        options = node_options_of(proc, pid)
+    except OSError as exc:
+        return f"environment unreadable ({exc.strerror or type(exc).__name__}); not signalled"
+    if options is None or not asks_heap_snapshots(options, str(folder)):
+        return (f"not started with our {SIGNAL_FLAG} (none in its NODE_OPTIONS); "
+                "not signalled")
+    try:
+        caught = catches(proc, pid, getattr(signal, HEAP_SIGNAL))
+    except OSError as exc:
+        return f"status unreadable ({exc.strerror or type(exc).__name__}); not signalled"
+    if not caught:
+        return f"{HEAP_SIGNAL} not caught (yet); not signalled"
+    return None
+
+
+def node_options_of(proc: Path, pid: int) -> str | None:
+    """The NODE_OPTIONS value in ``/proc/PID/environ``; no other entry is kept or returned.
+
+    Read in chunks, at most ``ENVIRON_BYTES``; None when the entry is not found in that.
+    """
+    fd = open_regular(proc / str(pid) / "environ", os.O_RDONLY)
+    try:
+        rest = b""
+        total = 0
+        while total < ENVIRON_BYTES:
+            chunk = os.read(fd, CHUNK_BYTES)
+            if not chunk:
+                break
+            total += len(chunk)
+            *entries, rest = (rest + chunk).split(b"\0")
+            for entry in entries:
+                if entry.startswith(NODE_OPTIONS_ENTRY):
+                    return entry[len(NODE_OPTIONS_ENTRY):].decode(errors="replace")
+        if rest.startswith(NODE_OPTIONS_ENTRY) and total < ENVIRON_BYTES:
+            return rest[len(NODE_OPTIONS_ENTRY):].decode(errors="replace")
+        return None
+    finally:
+        os.close(fd)
+
+
+def catches(proc: Path, pid: int, signum: int) -> bool:
+    """Whether ``/proc/PID/status`` shows a handler installed for ``signum`` (SigCgt)."""
+    fd = open_regular(proc / str(pid) / "status", os.O_RDONLY)
+    try:
+        text = os.read(fd, STATUS_BYTES).decode(errors="replace")
+    finally:
+        os.close(fd)
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key == "SigCgt":
+            try:
+                return bool(int(value.strip(), 16) >> (signum - 1) & 1)
+            except ValueError:
+                return False
+    return False
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3+), pinning the process the checks read; None where
+    pidfds do not exist (then the signal goes by pid)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(pid))
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            raise HeapSnapshotError("the process is gone") from None
+        return None
+
+
+def _send(pidfd: int | None, pid: int, signum: int) -> None:
+    sender = getattr(signal, "pidfd_send_signal", None)
+    if pidfd is not None and sender is not None:
+        sender(pidfd, signum)
+    else:
+        os.kill(pid, signum)
 
 
 def prune(folder: Path, keep: int = KEEP_SNAPSHOTS) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="systemd")
 
 # systemd reads the socket promptly; a bound on the send keeps a stuck manager from
 # stalling the daemon's main loop for more than this.

@@ -59,6 +59,11 @@ class StatePaths(NamedTuple):
         return self.root / "wrapped"
 
     @property
+    def otlp_key(self) -> Path:
+        """The secret ``wrap``'s per-agent OTLP tokens are made from (0600; sender_token.py)."""
+        return self.root / "otlp-token.key"
+
+    @property
     def heap_snapshots(self) -> Path:
         """Node heap snapshots taken as evidence (0700: they hold the agent's secrets)."""
         return self.root / "heap-snapshots"

@@ -19,7 +19,7 @@ from daemon.runtime.tick import Ticker
 from daemon.watch.sampler import TickSample
 from daemon.wrap.announcements import DEFAULT_WATCH
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="status")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from daemon import __version__
 from daemon.watch.monitor import ReportRequest, TrackedProcess
 from daemon.watch.storms import StormReport
 
-log = structlog.get_logger("telemetryd.reports")
+log = structlog.get_logger(component="reports")
 
 AgentContextLookup = Callable[[TrackedProcess, float], dict[str, Any] | None]
 StatsLookup = Callable[[str, float], dict[str, Any] | None]

@@ -18,6 +18,7 @@ from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
 from daemon.agents.link import AgentLink
 from daemon.config.schema import Config
+from daemon.guard.guard import Guard
 from daemon.runtime.crash_hooks import install_crash_hooks
 from daemon.runtime.delivery import Delivery, is_flush_failure, open_spool
 from daemon.runtime.paths import StatePaths
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # the HTTP stack and prometheus-client load only when /metric
     from daemon.web.metrics import DaemonMetricsCollector
     from daemon.web.metrics_server import MetricsServer
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 MAX_REMEMBERED_REPORTS = 200
 
 
@@ -66,6 +67,7 @@ class Running:
     dsn: str | None = None
     recent: RecentEvents = field(default_factory=RecentEvents)
     report_trees: dict[str, tuple[str, int]] = field(default_factory=dict)
+    guard: Guard | None = None  # the behaviour guard, fed by the tick and the store writer
 
     def report_written(self, report_id: str, watch: str, pid: int, kind: str, at: float) -> None:
         """Note a report for the events strip (and for its delivery later)."""
@@ -106,8 +108,6 @@ class Running:
 def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: float,
                  snapshot: Callable[[], Any]) -> Running:
     """Open the stores, the spool, sentry-sdk and the listeners (not yet the scheduler)."""
-    stats = StatsRecorder(paths.stats_db)
-    stats.start(now)
     holder: list[Running] = []
 
     def on_drop(item: Dropped) -> None:
@@ -120,9 +120,12 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
             holder[0].delivery.trigger()
 
     spool = open_spool(config, on_drop=on_drop)
+    # The stores that grow with what they are sent leave spool.reserve free for reports.
+    stats = StatsRecorder(paths.stats_db, reserve=spool.reserve)
+    stats.start(now)
     transport = SpoolTransport(spool, on_put=on_put)
     client = make_sentry_client(transport, config)
-    agents = AgentLink(config, paths.events_db, paths.budgets)
+    agents = AgentLink(config, paths.events_db, paths.budgets, reserve=spool.reserve)
 
     def on_flush(result: FlushResult) -> None:
         # On the flush thread: count deliveries, mark stats periods shipped.
@@ -134,7 +137,9 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
                            agent_context=agents.context_for, stats_context=stats.recent)
     running = Running(stats=stats, spool=spool, transport=transport, client=client,
                       agents=agents, reports=reports, delivery=Delivery(spool, on_flush),
-                      restore_hooks=install_crash_hooks(client), dsn=config.sentry.dsn)
+                      restore_hooks=install_crash_hooks(client), dsn=config.sentry.dsn,
+                      guard=Guard(config.guard))
+    agents.telemetry.ingestor.observer = running.guard.observe_records  # type: ignore[union-attr]
     holder.append(running)
     log.info("config.loaded", source=config.source, watches=len(config.watches),
              interval=config.daemon.interval_seconds, state_dir=str(paths.root))
@@ -155,17 +160,20 @@ def _start_metrics(running: Running, config: Config, paths: StatePaths,
         return
     from daemon.runtime.page_sources import daemon_page_sources
     from daemon.web.metrics import DaemonMetricsCollector
-    from daemon.web.metrics_server import metrics_limits, serve_metrics
+    from daemon.web.metrics_server import serve_metrics
     from daemon.web.status_routes import page_routes
 
     telemetry = running.agents.telemetry
-    running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader)
+    running.metrics = DaemonMetricsCollector(snapshot, telemetry.stats, telemetry.reader,
+                                             guard=running.guard.counts if running.guard
+                                             else None)
     pages = daemon_page_sources(snapshot, paths.stats_db, lambda: running.spool,
                                 telemetry.reader, lambda: running.dsn)
     try:
-        running.metrics_server = serve_metrics(config.metrics.host, config.metrics.port,
-                                               running.metrics, routes=page_routes(pages),
-                                               limits=metrics_limits(config.metrics))
+        running.metrics_server = serve_metrics(
+            config.metrics.host, config.metrics.port, running.metrics,
+            routes=page_routes(pages), limits=config.metrics.wire,
+            render_interval_seconds=config.daemon.interval_seconds)
     except OSError as exc:
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))

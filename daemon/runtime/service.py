@@ -7,6 +7,7 @@ until asked to stop, and shuts down. What startup opens lives in one ``Running``
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -29,16 +30,17 @@ from daemon.runtime.paths import StatePaths
 from daemon.runtime.publish import StatusInputs, StatusPublisher
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.scheduler import make_scheduler, reschedule
-from daemon.runtime.signals import capture_signals
+from daemon.runtime.signals import ReloadBurst, SignalFlags, capture_signals
 from daemon.runtime.snapshot import StatusSnapshot
 from daemon.runtime.tick import Ticker
 from daemon.watch.proctable import ProcessTable, default_process_table
 from daemon.watch.sampler import TickSample
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="service")
 
 ConfigLoader = Callable[[], Config]
 TICK_FRIENDLY_SWITCH_INTERVAL_SECONDS = 0.0005
+MAIN_LOOP_SECONDS = 0.5
 
 
 class StartupError(Exception):
@@ -72,8 +74,7 @@ class Service:
         self.ticker = Ticker(config, process_table or default_process_table(),
                              system_facts or SystemFacts(), monotonic)
         self.lock = InstanceLock(self.paths.lock)
-        self.stop_requested = threading.Event()
-        self.reload_requested = threading.Event()
+        self.signals = SignalFlags()
         self.started_at = clock()
         self.running: Running | None = None
         self.last_snapshot: StatusSnapshot | None = None
@@ -121,6 +122,8 @@ class Service:
         running.scheduler = make_scheduler(
             self.tick, self.config.daemon.interval_seconds, self._on_job_error,
             on_missed=lambda: log.warning("tick.missed"),
+            on_clock_step=lambda step: log.warning("clock.stepped", seconds=round(step, 3),
+                                                   action="tick kept its monotonic rhythm"),
         )
         running.scheduler.start()
         # After the scheduler: the first sample never waits behind a backlog of reports.
@@ -200,6 +203,8 @@ class Service:
             running.spool.limits = spool_limits(new)
             running.reports.environment = new.sentry.environment
             running.agents.set_budgets(new)
+            if running.guard is not None:
+                running.guard.set_settings(new.guard)
             running.dsn = new.sentry.dsn
 
     def shutdown(self) -> None:
@@ -211,7 +216,7 @@ class Service:
                 running.scheduler.shutdown(wait=True)
                 running.scheduler = None
             self._publish_status(running, None, stopped=True)
-            self.ticker.close()
+            self.ticker.close(running)
             running.close(self.clock())
             self.running = None
         log.info("daemon.stopped", ticks=self.ticker.count,
@@ -222,36 +227,51 @@ class Service:
 
     def run(self) -> None:
         """Start, serve until SIGTERM/SIGINT, reloading on SIGHUP; restore signal handlers."""
-        with capture_signals(self.stop_requested.set, self.reload_requested.set):
-            self.startup()
-            try:
-                self.main_loop()
-            except BaseException as exc:
-                running = self.running
-                if running is not None and not isinstance(exc, KeyboardInterrupt):
-                    log.error("daemon.crashed", error=repr(exc))
-                    capture_exception(running.client, exc, "main")
-                raise
-            finally:
-                self.shutdown()
+        try:
+            with capture_signals(self.signals):
+                self.startup()
+                try:
+                    self.main_loop()
+                except BaseException as exc:
+                    running = self.running
+                    if running is not None and not isinstance(exc, KeyboardInterrupt):
+                        log.error("daemon.crashed", error=repr(exc))
+                        capture_exception(running.client, exc, "main")
+                    raise
+                finally:
+                    self.shutdown()
+        finally:
+            self.signals.close()
 
     def main_loop(self) -> None:
-        """Wait for a stop, reloading on request and feeding the watchdog between ticks."""
-        while not self.stop_requested.is_set():
-            self.stop_requested.wait(0.5)
+        """Act on what the signal handlers recorded: stop, or reload once per SIGHUP burst;
+        feed the watchdog between ticks."""
+        flags = self.signals
+        burst = ReloadBurst()
+        while not flags.stop:
+            left = burst.seconds_left(self.monotonic())
+            flags.wait(MAIN_LOOP_SECONDS if left is None else min(left, MAIN_LOOP_SECONDS))
+            if flags.stop:
+                break
+            now = self.monotonic()
+            if flags.take_reload():
+                burst.note(now)
             self._keepalive()
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
+            if burst.due(now):
+                log.info("daemon.signal", signal="SIGHUP", action="reload")
                 try:
                     self.reload()
                 except Exception as exc:  # keep serving on the old config
                     log.error("config.reload_failed", error=repr(exc))
                     if self.running is not None:
                         capture_exception(self.running.client, exc, "reload")
+        if flags.stop_signal:
+            log.info("daemon.signal", signal=signal.Signals(flags.stop_signal).name,
+                     action="stop")
 
     def request_stop(self) -> None:
         """Ask the main loop to stop (thread-safe)."""
-        self.stop_requested.set()
+        self.signals.request_stop()
 
     def _publish_status(self, running: Running, sample: TickSample | None,
                         stopped: bool = False) -> None:

@@ -6,7 +6,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,12 @@ from crash_reports.stats.events import stats_event
 from crash_reports.stats.figures import Counter
 from crash_reports.stats.history import HistoryWriter, TreeKey
 from crash_reports.stats.store import StatsStore
+from crash_reports.storage.reserve import DiskReserve
 from daemon.watch.monitor import Action, Crossed, Exited, ReportRequest, Seen
 from daemon.watch.sampler import TickSample
 from daemon.watch.thresholds import Level
 
-log = structlog.get_logger("telemetryd.stats")
+log = structlog.get_logger(component="stats")
 
 _LEVEL_COUNTERS = {Level.WARNING: Counter.WARNINGS, Level.CRITICAL: Counter.CRITICALS}
 SHIP_EVERY_SECONDS = 60.0
@@ -34,13 +35,19 @@ KEEP_SECONDS = 90 * 86400
 class StatsRecorder:
     """Owns the stats store for the daemon: samples, counters, its own figures, shipping."""
 
-    def __init__(self, path: Path, host: str | None = None) -> None:
+    def __init__(self, path: Path, host: str | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 reserve: DiskReserve | None = None) -> None:
         self.store = StatsStore.open(path)
+        self._monotonic = monotonic
+        self.store.reserve = reserve
         self.history = _open_history(path)
+        if self.history is not None:
+            self.history.reserve = reserve
         self.host = host or socket.gethostname()
         self._self = psutil.Process()
         self._cpu_before: tuple[float, float] | None = None
-        self._next_ship_at = 0.0
+        self._next_ship_at: float | None = None
 
     def start(self, now: float) -> None:
         """Count a start (an unclean one if the last run did not stop) and prune old hours."""
@@ -113,10 +120,12 @@ class StatsRecorder:
         self.store.incr(entry.watch if entry and entry.watch else "", counter, now)
 
     def ship_due(self, client: sentry_sdk.Client, now: float, force: bool = False) -> int:
-        """Put closed, unshipped hours into the spool as info events (at most once a minute)."""
-        if not force and now < self._next_ship_at:
+        """Put closed, unshipped hours into the spool as info events (at most once a minute,
+        on the monotonic clock; the hours themselves are wall-clock hours)."""
+        at = self._monotonic()
+        if not force and self._next_ship_at is not None and at < self._next_ship_at:
             return 0
-        self._next_ship_at = now + SHIP_EVERY_SECONDS
+        self._next_ship_at = at + SHIP_EVERY_SECONDS
         queued = 0
         for period in self.store.closed_unshipped_periods(now):
             event = stats_event(period, self.host)

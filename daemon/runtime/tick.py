@@ -19,7 +19,9 @@ from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, SignalAction, WatchRule
 from daemon.runtime.action_runner import ActionRunner
-from daemon.runtime.evidence import LeakEvidence, collect
+from daemon.runtime.evidence import LeakEvidence
+from daemon.runtime.evidence_worker import EvidenceJob, EvidenceWorker
+from daemon.runtime.guard_step import GuardStep
 from daemon.runtime.node_heap import NodeHeap
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.recent_events import EventKind, RecentEvent
@@ -27,6 +29,7 @@ from daemon.runtime.running import Running
 from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
 from daemon.watch.log_lines import log_line
+from daemon.watch.members import MemberGrowth
 from daemon.watch.monitor import (
     Action,
     Crossed,
@@ -48,10 +51,23 @@ from daemon.wrap.announcements import (
     with_wrapped_watch,
 )
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="tick")
 FiredSlot = tuple[str, tuple[int, int], Trigger]
 # Reports that say which member of the tree grew (``wrap`` adds it to ``killed`` ones).
 LEAK_EVIDENCE_KINDS = frozenset({ReportKind.RSS_CRITICAL, ReportKind.CPU_CRITICAL})
+STOP_EVIDENCE_SECONDS = 2.0  # at shutdown, the most we wait for evidence under way
+# A tick waits this long (at most a quarter of the interval) for evidence it asked for, so a
+# quick gathering (/proc reads: milliseconds) still has its report written in that tick.
+EVIDENCE_WAIT_SECONDS = 0.1
+
+
+def evidence_wait_seconds(interval_seconds: float) -> float:
+    """How long a tick waits for the evidence it asked for (pure).
+
+    >>> evidence_wait_seconds(2.0), evidence_wait_seconds(0.2)
+    (0.1, 0.05)
+    """
+    return min(EVIDENCE_WAIT_SECONDS, interval_seconds / 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +123,22 @@ def watches_of(config: Config) -> tuple[WatchRule, ...]:
     return with_wrapped_watch(config.watches, psutil.virtual_memory().total)
 
 
-def leak_evidence(process: TrackedProcess, heap: NodeHeap | None = None) -> LeakEvidence:
-    """Which members of the tree grew over the trend window, with smaps and stacks (edge)."""
+def member_growth(process: TrackedProcess) -> list[MemberGrowth]:
+    """Which members of the tree grew over the trend window, largest first (from memory)."""
     members = process.members
     if members is None:
-        return LeakEvidence()
-    return collect(members.growth(member.pid for member in process.last.member_rss), heap=heap)
+        return []
+    return members.growth(member.pid for member in process.last.member_rss)
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitedReport:
+    """A report written once its evidence is in (or its deadline passes), on a later tick."""
+
+    request: ReportRequest
+    oom: OomEvidence
+    planned: Fired | None  # its exec/notify actions wait for the report's id
+    job: EvidenceJob
 
 
 def node_heap_for(rule: WatchRule | None, wrapped: bool, folder: Path) -> NodeHeap:
@@ -154,6 +180,10 @@ class Ticker:
         self.reaper = Reaper(monotonic)
         self.gate = ActionGate()
         self.runner = ActionRunner()
+        self.evidence = EvidenceWorker()
+        self.evidence_wait = evidence_wait_seconds(config.daemon.interval_seconds)
+        self.awaited: list[AwaitedReport] = []
+        self.guard = GuardStep(config.daemon.state_dir)
         self.count = 0
         self.reports_written = 0
         self.last: TickInfo | None = None
@@ -166,15 +196,19 @@ class Ticker:
         self.monitor.set_rules(watches)
         self.monitor.history_samples = config.daemon.history_samples
         self.monitor.trend_window_seconds = config.daemon.trend_window_seconds
+        self.evidence_wait = evidence_wait_seconds(config.daemon.interval_seconds)
 
     def tick(self, running: Running, now: float) -> TickSample:
         """Sample, evaluate, log, write reports, feed stats; return the sample."""
         started = self.monotonic()
         sample = self.sampler.sample(started, now, self._announced())
+        running.agents.note_watched(sample)  # whose telemetry the receiver trusts
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
         fired = self._fired(actions, now)
+        if self.awaited:
+            self.write_awaited(running)  # before this tick's exits forget who they were
         requests: list[ReportRequest] = []
         remembered: dict[str, int] = {}
         for action in actions:
@@ -203,11 +237,15 @@ class Ticker:
             signals = tuple(a for a in item.actions if isinstance(a, SignalAction))
             if signals:
                 self.runner.submit(dataclasses.replace(item, actions=signals))
+        awaited = len(self.awaited)
         for planned in aggregate(requests):
             if isinstance(planned, StormReport):
                 self._write_storm(running, planned, oom)
             else:
                 self._write_report(running, planned, oom, fired)
+        if len(self.awaited) > awaited:
+            self._wait_evidence(self.awaited[awaited:])
+            self.write_awaited(running)
         for item in fired.values():
             rest = tuple(a for a in item.actions if not isinstance(a, SignalAction))
             if rest:
@@ -218,6 +256,8 @@ class Ticker:
             running.transport.retry_failed_writes()
         running.stats.ship_due(running.client, now)
         running.agents.check_budgets(running.client, now)
+        self.reports_written += self.guard.run(running, sample, self.monitor.rules,
+                                               self.monitor.tracked, self.runner, started, now)
         duration = self.monotonic() - started
         if running.metrics is not None:
             running.metrics.observe_tick(duration)
@@ -226,10 +266,39 @@ class Ticker:
                              sample.identities_evicted)
         return sample
 
-    def close(self) -> None:
-        """Stop the action worker (after the action under way, bounded); close /proc files."""
+    def close(self, running: Running | None = None) -> None:
+        """Stop the evidence and action workers (bounded); write the reports still awaited;
+        close the /proc files the sampler holds."""
+        self.evidence.stop(STOP_EVIDENCE_SECONDS)
+        if running is not None:
+            self.write_awaited(running, stopping=True)
         self.runner.stop()
         self.sampler.close()
+
+    def _wait_evidence(self, items: list[AwaitedReport]) -> None:
+        """Give the evidence just asked for a short, bounded chance to come in."""
+        deadline = self.monotonic() + self.evidence_wait
+        for item in items:
+            left = deadline - self.monotonic()
+            if left <= 0 or not item.job.done.wait(left):
+                return
+
+    def write_awaited(self, running: Running, stopping: bool = False) -> None:
+        """Write each awaited report whose evidence is in or past its deadline."""
+        now = self.monotonic()
+        for item in list(self.awaited):
+            leak = item.job.result(now, stopping)
+            if leak is None:
+                continue
+            self.awaited.remove(item)
+            planned = self._spool_report(running, item.request, item.oom, leak, item.planned)
+            rest = () if planned is None else tuple(
+                a for a in planned.actions if not isinstance(a, SignalAction))
+            if planned is not None and rest:
+                self.runner.submit(dataclasses.replace(planned, actions=rest))
+            process = item.request.process
+            if (process.watch, process.key) not in self.monitor.tracked:
+                running.reports.forget(process)  # gone while its evidence was gathered
 
     def _fired(self, actions: list[Action], now: float) -> dict[FiredSlot, Fired]:
         # Watch actions this tick sets off, past their cooldown; reports fill in their ids.
@@ -283,29 +352,46 @@ class Ticker:
         trigger = REPORT_TRIGGERS.get(request.kind)
         slot = (request.process.watch, request.process.key, trigger)
         planned = fired.get(slot) if trigger is not None else None  # type: ignore[arg-type]
+        process = request.process
+        if request.kind in LEAK_EVIDENCE_KINDS and process.members is not None:
+            # Evidence is gathered off the tick; the report follows on a later tick.
+            heap = node_heap_for(self.monitor.rules.get(process.watch),
+                                 process.pid in self.wrapped_pids, self.heap_dir)
+            job = self.evidence.submit(member_growth(process), heap)
+            if planned is not None:
+                del fired[slot]  # type: ignore[arg-type]
+            self.awaited.append(AwaitedReport(request, oom, planned, job))
+            return
+        leak = LeakEvidence() if request.kind in LEAK_EVIDENCE_KINDS else None
+        written = self._spool_report(running, request, oom, leak, planned)
+        if written is not None:
+            fired[slot] = written  # type: ignore[index]
+
+    def _spool_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
+                      leak: LeakEvidence | None, planned: Fired | None) -> Fired | None:
+        """Write one report; ``planned`` with the report's id and path (as is if unwritten)."""
         try:
             evidence = report_evidence(request, oom)
-            if request.kind in LEAK_EVIDENCE_KINDS:
-                process = request.process
-                heap = node_heap_for(self.monitor.rules.get(process.watch),
-                                     process.pid in self.wrapped_pids, self.heap_dir)
-                evidence["leak"] = leak_evidence(process, heap).as_dict()
+            if leak is not None:
+                evidence["leak"] = leak.as_dict()
             if planned is not None:
                 evidence["actions"] = [action.describe() for action in planned.actions]
             report_id = running.reports.write(request, evidence)
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=request.process.watch, pid=request.process.pid,
                       kind=request.kind.value, error=repr(exc))
-            return
+            return planned
         finally:
             if request.kind is ReportKind.EXITED_UNDER_PRESSURE:
                 running.reports.forget(request.process)
-        if report_id is not None:
-            if planned is not None:
-                path = next(running.spool.pending_dir.glob(f"*-{report_id}.env"), None)
-                fired[slot] = dataclasses.replace(  # type: ignore[index]
-                    planned, report_id=report_id, report_path=str(path) if path else None)
-            self.reports_written += 1
-            running.stats.report_written(request)
-            running.report_written(report_id, request.process.watch, request.process.pid,
-                                   request.kind.value, request.at)
+        if report_id is None:
+            return planned
+        self.reports_written += 1
+        running.stats.report_written(request)
+        running.report_written(report_id, request.process.watch, request.process.pid,
+                               request.kind.value, request.at)
+        if planned is None:
+            return None
+        path = next(running.spool.pending_dir.glob(f"*-{report_id}.env"), None)
+        return dataclasses.replace(planned, report_id=report_id,
+                                   report_path=str(path) if path else None)

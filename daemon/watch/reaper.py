@@ -19,7 +19,7 @@ import structlog
 
 from daemon.watch.sampler import OrphanSample
 
-log = structlog.get_logger("telemetryd")
+log = structlog.get_logger(component="reaper")
 
 # A process's start time as psutil reads it and as the table computed it differ only by
 # rounding; a recycled pid started at least this much later.

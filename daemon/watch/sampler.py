@@ -16,6 +16,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from crash_reports.event.redact import redact_name
 from daemon.config.schema import WatchRule
 from daemon.watch.members import MemberRss
 from daemon.watch.proctable import ProcessTable, ProcStat
@@ -311,7 +312,7 @@ class Sampler:
             watch=watch,
             pid=root.pid,
             key=root.key,
-            name=root.comm,
+            name=redact_name(root.comm),
             create_time=self.table_source.create_time(root),
             rss_bytes=rss,
             cpu_percent=round(cpu, 2),
@@ -321,7 +322,8 @@ class Sampler:
             zombie=root.is_exiting,
             access_denied=bool(identity and identity.access_denied),
             member_pids=tuple(stat.pid for stat in stats[1:]),
-            member_rss=tuple(MemberRss(stat.pid, stat.comm, stat.rss_bytes) for stat in stats),
+            member_rss=tuple(MemberRss(stat.pid, redact_name(stat.comm), stat.rss_bytes)
+                             for stat in stats),
             version=version,
         )
 
@@ -343,7 +345,7 @@ class Sampler:
                 cpu += cpu_percent(member)
                 origins[member.key] = origin
             found.append(OrphanSample(
-                watch=origin.watch, pid=pid, key=stat.key, name=stat.comm,
+                watch=origin.watch, pid=pid, key=stat.key, name=redact_name(stat.comm),
                 create_time=self.table_source.create_time(stat), rss_bytes=rss,
                 cpu_percent=round(cpu, 2), members=1 + len(below), agent_key=origin.agent_key))
         return found

@@ -23,6 +23,7 @@ class Trigger(StrEnum):
     WARNING = "warning"
     CRITICAL = "critical"
     EXIT_UNDER_PRESSURE = "exit_under_pressure"
+    GUARD = "guard"  # a [guard] rule fired on the watch's tree or its agent (daemon/guard/)
 
 
 # The report written in the same tick as a trigger, whose id and path its actions receive.
@@ -51,7 +52,8 @@ class Fired:
 def actions_for(rule: WatchRule, trigger: Trigger) -> tuple[WatchAction, ...]:
     """The rule's actions for a trigger."""
     return {Trigger.WARNING: rule.on_warning, Trigger.CRITICAL: rule.on_critical,
-            Trigger.EXIT_UNDER_PRESSURE: rule.on_exit_under_pressure}[trigger]
+            Trigger.EXIT_UNDER_PRESSURE: rule.on_exit_under_pressure,
+            Trigger.GUARD: rule.on_guard}[trigger]
 
 
 class ActionGate:

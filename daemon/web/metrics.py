@@ -27,6 +27,7 @@ from daemon import __version__
 from daemon.agents.counters import Counters
 from daemon.agents.queries import StoreReader
 from daemon.agents.totals import read_totals
+from daemon.guard.guard import GuardCounts
 from daemon.runtime.snapshot import FlushStatus, StatusSnapshot
 from daemon.web.agent_metrics import (
     AgentLabelCaps,
@@ -34,8 +35,9 @@ from daemon.web.agent_metrics import (
     agent_families,
 )
 from daemon.web.fleet_metrics import fleet_families
+from daemon.web.guard_metrics import guard_families
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="metrics")
 
 TICK_BUCKETS_SECONDS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -96,8 +98,10 @@ class DaemonMetricsCollector(Collector):
         cache_seconds: float = 5.0,
         version: str = __version__,
         monotonic: Callable[[], float] = time.monotonic,
+        guard: Callable[[], GuardCounts] | None = None,
     ) -> None:
         self.snapshot = snapshot
+        self.guard = guard
         self.agent_counters = agent_counters
         self.agent_reader = agent_reader
         self.limits = limits or LabelLimits()
@@ -126,6 +130,10 @@ class DaemonMetricsCollector(Collector):
             yield from daemon_families(snapshot)
             yield from watch_families(snapshot)
             yield from fleet_families(snapshot)
+        if self.guard is not None:
+            counts = self._guarded("guard", self.guard)
+            if counts is not None:
+                yield from guard_families(counts)
         if self.agent_counters is not None:
             counters = self._guarded("otlp", self.agent_counters)
             if counters is not None:
@@ -279,6 +287,8 @@ _OTLP_SINGLES: dict[str, tuple[str, str, bool]] = {
                     "Requests waiting for the store writer.", False),
     "active_series": ("telemetryd_otlp_active_series",
                       "Incoming series remembered for cardinality caps.", False),
+    "connections_open": ("telemetryd_otlp_connections_open",
+                         "Connections open to the receiver now.", False),
 }
 
 
@@ -289,6 +299,9 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
     refused = CounterMetricFamily("telemetryd_otlp_requests_refused",
                                   "OTLP requests answered with an error status.",
                                   labels=["status", "reason"])
+    trusted = CounterMetricFamily("telemetryd_otlp_requests_trusted",
+                                  "OTLP requests taken, by what vouched for the sender "
+                                  "([otlp] trust: token, watched, any).", labels=["how"])
     points = CounterMetricFamily("telemetryd_otlp_points",
                                  "Data points and log records received, by outcome.",
                                  labels=["signal", "outcome"])
@@ -299,6 +312,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         "telemetryd_otlp_evicted",
         "Agents, models, tools, sessions and series forgotten past their caps (LRU).",
         labels=["kind"])
+    connections = CounterMetricFamily(
+        "telemetryd_otlp_connections_dropped",
+        "Receiver connections dropped: evicted past the cap, shed at accept, write timeout.",
+        labels=["reason"])
     singles: dict[str, float] = dict.fromkeys(_OTLP_SINGLES, 0.0)
     for name, value in sorted(counters.items()):
         head, _, rest = name.partition(".")
@@ -309,6 +326,8 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
         elif head == "requests_refused":
             status, _, reason = rest.partition(".")
             refused.add_metric([status, reason], float(value))
+        elif head == "requests_trusted":
+            trusted.add_metric([rest], float(value))
         elif head == "points_accepted":
             points.add_metric([rest, "accepted"], float(value))
         elif head == "points_refused":
@@ -320,8 +339,10 @@ def otlp_families(counters: Mapping[str, int]) -> list[Metric]:
             dropped.add_metric([rest], float(value))
         elif head == "evicted":
             evicted.add_metric([rest], float(value))
+        elif head == "connections_dropped":
+            connections.add_metric([rest], float(value))
         # requests_dropped.* repeats requests_refused.429.queue_full; other names are unknown.
-    out: list[Metric] = [requests, refused, points, dropped, evicted]
+    out: list[Metric] = [requests, refused, trusted, points, dropped, evicted, connections]
     for name, (metric, doc, is_counter) in _OTLP_SINGLES.items():
         make = _counter if is_counter else _gauge
         out.append(make(metric, doc, singles[name]))

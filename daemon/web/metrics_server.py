@@ -1,13 +1,13 @@
 """The metrics listener: ``/metrics`` from a private registry, plus whatever pages are added.
 
 It runs on the shared HTTP host (``daemon.web.server``) with its own wire limits; a scrape is
-rendered on one thread of its own, so the event loop and the tick never wait for it. More
-pages (the status page, its JSON API) are added with ``add_route`` or ``routes=``.
+rendered on one thread of its own, so the event loop and the tick never wait for it, and at
+most once per ``render_interval_seconds`` for all scrapers together (``SharedRendering``).
+More pages (the status page, its JSON API) are added with ``add_route`` or ``routes=``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -16,24 +16,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
-from daemon.config.schema import Config, MetricsSettings
+from daemon.config.schema import Config, DaemonSettings
+from daemon.web.rendering import SharedRendering
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, shared_host
 
-log = structlog.get_logger(__name__)
-
-
-def metrics_limits(settings: MetricsSettings = Config.metrics) -> ListenerLimits:
-    """The wire limits of the metrics listener, from [metrics]."""
-    return ListenerLimits(
-        max_connections=settings.max_connections,
-        read_timeout_seconds=settings.read_timeout_seconds,
-        keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
-        max_header_bytes=settings.max_header_bytes,
-        max_body_bytes=settings.max_body_bytes,
-        max_decompressed_bytes=settings.max_body_bytes,
-        max_inflight_bytes=settings.max_inflight_bytes,
-    )
+log = structlog.get_logger(component="metrics")
 
 
 @dataclass
@@ -44,8 +32,13 @@ class MetricsServer:
     port: int
     registry: CollectorRegistry
     routes: RouteTable
+    rendering: SharedRendering
     _listener: Listener
     _pool: ThreadPoolExecutor = field(repr=False)
+
+    def stats(self) -> dict[str, int]:
+        """The listener's connection counters and the renderings built so far."""
+        return {**self._listener.stats(), "renders": self.rendering.renders}
 
     def add_route(self, path: str, route: Route) -> None:
         """Serve another page on this listener (takes effect for the next request)."""
@@ -71,12 +64,11 @@ def make_registry(collector: Collector, *, process_metrics: bool = True) -> Coll
     return registry
 
 
-def scrape_route(registry: CollectorRegistry, pool: ThreadPoolExecutor) -> Route:
-    """``GET /metrics``: the registry in the Prometheus text format, rendered on ``pool``."""
+def scrape_route(rendering: SharedRendering) -> Route:
+    """``GET /metrics``: the registry in the Prometheus text format, from ``rendering``."""
 
     async def scrape(request: Request) -> Response:
-        body = await asyncio.get_running_loop().run_in_executor(pool, generate_latest, registry)
-        return Response(200, body, CONTENT_TYPE_PLAIN_0_0_4)
+        return Response(200, await rendering.get(), CONTENT_TYPE_PLAIN_0_0_4)
 
     return Route(scrape)
 
@@ -90,19 +82,25 @@ def serve_metrics(
     routes: dict[str, Route] | None = None,
     limits: ListenerLimits | None = None,
     http: HttpHost | None = None,
+    render_interval_seconds: float = DaemonSettings.interval_seconds,
 ) -> MetricsServer:
-    """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken."""
+    """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken.
+
+    ``render_interval_seconds``: how long one rendering of /metrics serves every scraper.
+    """
     registry = make_registry(collector, process_metrics=process_metrics)
     pool = ThreadPoolExecutor(1, thread_name_prefix="telemetryd-scrape")
+    rendering = SharedRendering(lambda: generate_latest(registry), render_interval_seconds,
+                                pool)
     table = RouteTable()
-    table.add("/metrics", scrape_route(registry, pool))
+    table.add("/metrics", scrape_route(rendering))
     for path, route in (routes or {}).items():
         table.add(path, route)
     try:
         listener = (http or shared_host()).serve("metrics", host, port, table,
-                                                 limits or metrics_limits())
+                                                 limits or Config.metrics.wire)
     except OSError:
         pool.shutdown(wait=False)
         raise
     log.info("metrics.listening", host=host, port=listener.port)
-    return MetricsServer(host, listener.port, registry, table, listener, pool)
+    return MetricsServer(host, listener.port, registry, table, rendering, listener, pool)

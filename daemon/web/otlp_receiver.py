@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from daemon.agents import wire
+from daemon.agents.admission import Admission
 from daemon.agents.decode import (
     DecodeResult,
     decode_logs,
@@ -34,14 +35,17 @@ from daemon.agents.decode import (
 )
 from daemon.agents.ingest import Ingestor
 from daemon.agents.series import SeriesTracker
+from daemon.agents.trust import Verdict
 from daemon.config.schema import OtlpSettings
-from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
+from daemon.web.routes import Request, Response, Route, RouteTable
 
 if TYPE_CHECKING:  # the HTTP stack (uvicorn, h11, an event loop) is imported by start()
     from daemon.web.server import HttpHost, Listener
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="otlp")
 RETRY_AFTER_SECONDS = 2
+# Sender lookups waiting for the lookup thread; past it a request that needs one gets 503.
+MAX_PENDING_LOOKUPS = 8
 _LOG_EVERY_SECONDS = 60.0
 
 
@@ -93,19 +97,6 @@ _SIGNALS = {
 }
 
 
-def listener_limits(settings: OtlpSettings) -> ListenerLimits:
-    """The wire limits of the OTLP listener."""
-    return ListenerLimits(
-        max_connections=settings.max_connections,
-        read_timeout_seconds=settings.read_timeout_seconds,
-        keepalive_timeout_seconds=settings.keepalive_timeout_seconds,
-        max_header_bytes=settings.max_header_bytes,
-        max_body_bytes=settings.max_body_bytes,
-        max_decompressed_bytes=settings.max_decompressed_bytes,
-        max_inflight_bytes=settings.max_inflight_bytes,
-    )
-
-
 class OtlpReceiver:
     """The OTLP/HTTP listener; ``start()`` binds and serves, ``stop()`` ends it."""
 
@@ -116,8 +107,11 @@ class OtlpReceiver:
         *,
         clock: Callable[[], float] = time.time,
         host: HttpHost | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
+        # Whose telemetry is taken ([otlp] trust): checked before anything is decoded.
+        self.admission = admission or Admission(settings.trust, None)
         self.ingestor = ingestor
         self.counters = ingestor.counters
         self.clock = clock
@@ -131,6 +125,8 @@ class OtlpReceiver:
         # /metrics and the tick read counters that need no lock.
         self.lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._lookup_pool: ThreadPoolExecutor | None = None
+        self._pending_lookups = 0  # touched on the event loop only
         self._listener: Listener | None = None
         self._last_logged: dict[str, float] = {}
 
@@ -161,13 +157,15 @@ class OtlpReceiver:
             self.host = shared_host()
         self._pool = ThreadPoolExecutor(self.settings.decode_concurrency,
                                         thread_name_prefix="telemetryd-otlp-decode")
+        self._lookup_pool = ThreadPoolExecutor(1, thread_name_prefix="telemetryd-otlp-peer")
         try:
             self._listener = self.host.serve(
                 "otlp", self.settings.listen.host, self.settings.listen.port, self.routes(),
-                listener_limits(self.settings))
+                self.settings.wire)
         except OSError:
             self._pool.shutdown(wait=False)
-            self._pool = None
+            self._lookup_pool.shutdown(wait=False)
+            self._pool = self._lookup_pool = None
             raise
         log.info("agents.receiver.started", host=self.settings.listen.host, port=self.port)
 
@@ -180,6 +178,9 @@ class OtlpReceiver:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._lookup_pool is not None:
+            self._lookup_pool.shutdown(wait=True)  # a lookup ends within its deadline
+            self._lookup_pool = None
         log.info("agents.receiver.stopped")
 
     def stats(self) -> dict[str, int]:
@@ -214,11 +215,39 @@ class OtlpReceiver:
             pool = self._pool
             if pool is None:
                 raise wire.PayloadError(503, "stopping")
+            verdict = await self._admit(request)
+            if not verdict.accepted:
+                return self._untrusted(verdict, encoding)
+            self.counters.add(f"requests_trusted.{verdict.how}")
             loop = asyncio.get_running_loop()
             signal = _SIGNALS[path]
             return await loop.run_in_executor(pool, self._export, signal, request.body, encoding)
 
         return handle
+
+    async def _admit(self, request: Request) -> Verdict:
+        """Whose telemetry this is: on the loop when cheap, else on the lookup thread."""
+        verdict = self.admission.quick(request.headers, request.client, request.server)
+        if verdict is not None:
+            return verdict
+        lookups = self._lookup_pool
+        if (lookups is None or request.client is None or request.server is None
+                or self._pending_lookups >= MAX_PENDING_LOOKUPS
+                or not self.admission.finder.ready()):
+            return Verdict(False, "peer_lookup_busy", 503, "too many senders to look up; retry")
+        self._pending_lookups += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                lookups, self.admission.lookup, request.headers, request.client, request.server)
+        finally:
+            self._pending_lookups -= 1
+
+    def _untrusted(self, verdict: Verdict, encoding: wire.WireEncoding) -> Response:
+        """A refusal that says why, as OTLP words errors (google.rpc.Status), counted."""
+        self.refuse(verdict.status, verdict.how)
+        retry = ((("Retry-After", str(RETRY_AFTER_SECONDS)),) if verdict.status == 503 else ())
+        body = wire.status_body(verdict.status, f"{verdict.how}: {verdict.detail}", encoding)
+        return Response(verdict.status, body, _content_type(encoding), retry)
 
     def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding) -> Response:
         """Parse, decode, queue and answer one request (on a decode thread)."""
@@ -241,7 +270,8 @@ class OtlpReceiver:
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None
             accepted = result is not None and (
-                not result.records or self.ingestor.submit(result.records, result.accepted)
+                not result.records
+                or self.ingestor.submit(result.records, result.accepted, signal.name)
             )
             if accepted:
                 self.tracker.commit(txn, now)

@@ -1,7 +1,19 @@
 """The ASGI app behind every listener: a route table, and request bodies read within limits.
 
+Before any route runs, a request is refused (and its connection closed where the wire may
+be out of step) when:
+
+- its ``Host`` or ``Origin`` is not this listener's (``host_check``): 421 / 403;
+- it carries both ``Content-Length`` and ``Transfer-Encoding`` (RFC 9112 6.3, a smuggling
+  attempt): 400, connection closed;
+- its head is larger than ``max_header_bytes`` although it arrived whole (h11 bounds only
+  an incomplete head): 431, connection closed;
+- the listener is past its connection cap and reserve: 503 with Retry-After.
+
 Handlers are ``async (Request) -> Response`` and see a body already read, bounded and
 inflated; a listener's ``refuse`` hook shapes refusals (OTLP answers with google.rpc.Status).
+Answers are written in pieces of ``SEND_CHUNK_BYTES``, each after the previous one left
+the write buffer, so a client that does not read holds at most that much.
 Add a page with ``table.add("/path", Route(handler))``.
 """
 
@@ -15,22 +27,16 @@ from typing import Any
 import structlog
 
 from daemon.agents.wire import Inflater, PayloadError
+from daemon.config.schema import WireLimits
+from daemon.web.host_check import HostPolicy
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
+SEND_CHUNK_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ListenerLimits:
-    """What one listener allows on the wire; the values come from config/schema.py
-    ([otlp] and [metrics]), which holds their defaults."""
-
-    max_connections: int
-    read_timeout_seconds: float
-    keepalive_timeout_seconds: float
-    max_header_bytes: int
-    max_body_bytes: int
-    max_decompressed_bytes: int
-    max_inflight_bytes: int
+# What one listener allows on the wire: the config's one type for both listeners
+# ([otlp] and [metrics]), declared with its keys' ranges in config/schema.py.
+ListenerLimits = WireLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,8 @@ class Request:
     query: str
     headers: Mapping[str, str]
     body: bytes = b""
+    client: tuple[str, int] | None = None  # the peer's address and port
+    server: tuple[str, int] | None = None  # ours, on this connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +105,10 @@ class _Budget:
             raise PayloadError(503, "busy")
 
 
-def make_app(table: RouteTable, limits: ListenerLimits) -> Callable[..., Awaitable[None]]:
-    """The ASGI application serving ``table`` under ``limits``."""
+def make_app(table: RouteTable, limits: ListenerLimits, policy: HostPolicy,
+             crowded: Callable[[], bool] = lambda: False) -> Callable[..., Awaitable[None]]:
+    """The ASGI application serving ``table`` under ``limits`` for the hosts of ``policy``;
+    ``crowded()`` tells when the listener is past its connection cap and reserve."""
     budget = _Budget(limits.max_inflight_bytes)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -108,7 +118,16 @@ def make_app(table: RouteTable, limits: ListenerLimits) -> Callable[..., Awaitab
         route = table.routes.get(scope["path"])
         method = scope["method"]
         held = 0
+        # An unread or half-read body leaves the connection unusable: close it.
+        close = route is not None and route.body
         try:
+            _check_wire(scope, headers, limits)
+            refusal = policy.check(headers.get("host"), headers.get("origin"))
+            if refusal is not None:
+                raise PayloadError(refusal.status, refusal.reason)
+            if crowded():
+                close = True
+                raise PayloadError(503, "busy")
             if route is None:
                 raise PayloadError(404, "unknown_path")
             if method not in route.methods:
@@ -117,7 +136,8 @@ def make_app(table: RouteTable, limits: ListenerLimits) -> Callable[..., Awaitab
             if route.body:
                 body, held = await _read_body(receive, headers, limits, budget)
             request = Request(method, scope["path"], scope["query_string"].decode("latin-1"),
-                              headers, body)
+                              headers, body, _address(scope.get("client")),
+                              _address(scope.get("server")))
             try:
                 response = await route.handler(request)
             except PayloadError:
@@ -131,15 +151,52 @@ def make_app(table: RouteTable, limits: ListenerLimits) -> Callable[..., Awaitab
             extra = response.headers
             if exc.status == 405 and route is not None:
                 extra += (("Allow", ", ".join(sorted(route.methods - {"HEAD"}))),)
-            if exc.status == 503:
+            if exc.status == 503 and not any(k == "Retry-After" for k, _ in extra):
                 extra += (("Retry-After", "2"),)
-            # An unread or half-read body leaves the connection unusable: close it.
             await _send(send, Response(response.status, response.body, response.content_type,
-                                       extra), close=route is not None and route.body)
+                                       extra), close=close or exc.status in _CLOSING)
         finally:
             budget.used -= held
 
     return app
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    """An ASGI ``client``/``server`` pair as (host, port); None when the server gave none."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return str(value[0]), int(value[1])
+    return None
+
+
+# Refusals that leave the request's framing in doubt: the connection is closed after them.
+_CLOSING = frozenset({400, 413, 431})
+
+
+def _check_wire(scope: dict[str, Any], headers: Mapping[str, str],
+                limits: ListenerLimits) -> None:
+    """Refuse what h11 lets through: both framings at once, two Hosts, a whole head over
+    the cap."""
+    if "content-length" in headers and "transfer-encoding" in headers:
+        raise PayloadError(400, "length_and_chunked")
+    if sum(1 for name, _ in scope["headers"] if name == b"host") > 1:
+        raise PayloadError(400, "duplicate_host")
+    if head_bytes(scope) > limits.max_header_bytes:
+        raise PayloadError(431, "head_too_large")
+
+
+def head_bytes(scope: dict[str, Any]) -> int:
+    """The size of the request head as sent, less optional whitespace h11 removed.
+
+    >>> head_bytes({"method": "GET", "raw_path": b"/metrics", "query_string": b"",
+    ...             "headers": [(b"host", b"x")]})
+    34
+    """
+    query = scope["query_string"]
+    size = len(scope["method"]) + 1 + len(scope["raw_path"]) + (len(query) + 1 if query else 0)
+    size += len(" HTTP/1.1\r\n") + 2  # and the blank line ending the head
+    for name, value in scope["headers"]:
+        size += len(name) + 2 + len(value) + 2
+    return size
 
 
 async def _read_body(
@@ -187,4 +244,13 @@ async def _send(send: Any, response: Response, *, close: bool) -> None:
     if close:
         headers.append((b"Connection", b"close"))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
+    # uvicorn waits for the write buffer to drain before each piece (flow control), so a
+    # client that does not read holds one piece, not the whole answer; the write deadline
+    # (guarded_h11) cuts it off.
+    body = memoryview(response.body)
+    for start in range(0, len(body), SEND_CHUNK_BYTES):
+        end = start + SEND_CHUNK_BYTES
+        await send({"type": "http.response.body", "body": body[start:end],
+                    "more_body": end < len(body)})
+    if not body:
+        await send({"type": "http.response.body", "body": b""})

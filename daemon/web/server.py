@@ -1,17 +1,12 @@
 """One HTTP host for every listener of the daemon: uvicorn (h11) on one event-loop thread.
 
 uvicorn with h11 parses the wire (request line, headers, chunk sizes, Content-Length) and
-refuses malformed input with a 400; what it leaves open is closed here, in a subclass of its
-h11 protocol and in the ASGI app of ``daemon.web.routes``:
+refuses malformed input with a 400; what it leaves open is closed in a subclass of its h11
+protocol (``daemon.web.guarded_h11``: deadlines on the head and on writing the answer,
+admission past the connection cap) and in the ASGI app of ``daemon.web.routes`` (Host and
+Origin, framing, bodies within limits).
 
-- a request head (line + headers) must arrive whole within ``read_timeout_seconds`` of the
-  connection opening or of the previous answer, however slowly it trickles in; an idle
-  keep-alive connection is closed after ``keepalive_timeout_seconds``;
-- past ``max_connections`` a new connection evicts the oldest one that is not in the middle
-  of a request (a slow or idle client); when every slot is busy, the request gets a 503;
-- the head is bounded by h11 (``max_header_bytes``), the body and its inflated size by the app.
-
-Why uvicorn + h11 and not aiohttp: see the README's "HTTP stack" section.
+Why uvicorn + h11 and not aiohttp: see docs/security/listeners.md.
 """
 
 from __future__ import annotations
@@ -19,81 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import threading
-import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
-import h11
 import structlog
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from daemon.web.guarded_h11 import ListenerBook, protocol_for
+from daemon.web.host_check import HostPolicy
 from daemon.web.routes import ListenerLimits, RouteTable, make_app
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
 _SHUTDOWN_SECONDS = 3.0
-
-
-class _GuardedH11(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on the request head and eviction past the cap."""
-
-    limits: ListenerLimits
-    evicted: list[int]
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.opened = time.monotonic()
-        self._arm(self.limits.read_timeout_seconds)
-        open_now = sum(1 for c in self.connections if not c.transport.is_closing())
-        if open_now > self.limits.max_connections:
-            self._evict_one()
-
-    def data_received(self, data: bytes) -> None:
-        # uvicorn cancels the idle timer on any byte; here only a whole request head does,
-        # so a client trickling one byte at a time cannot hold the connection.
-        self.conn.receive_data(data)
-        self.handle_events()
-
-    def eof_received(self) -> bool:  # type: ignore[override]
-        # A client may half-close after sending its request and still read the answer
-        # (uvicorn would close at once); close only when no answer is owed.
-        if not self._busy() or self.cycle.more_body:
-            self.transport.close()
-            return False
-        self.peer_closed = True
-        return True
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if getattr(self, "peer_closed", False):
-            self.transport.close()
-        elif self.timeout_keep_alive_task is not None:
-            self.opened = time.monotonic()
-
-    def _arm(self, seconds: float) -> None:
-        self._unset_keepalive_if_required()
-        handler = self.timeout_keep_alive_handler
-        self.timeout_keep_alive_task = self.loop.call_later(seconds, handler)
-
-    def _busy(self) -> bool:
-        return self.cycle is not None and not self.cycle.response_complete
-
-    def _evict_one(self) -> None:
-        idle = [c for c in self.connections if isinstance(c, _GuardedH11) and c is not self
-                and not c._busy() and not c.transport.is_closing()]
-        if not idle:
-            return  # every slot is mid-request: uvicorn answers this one 503
-        victim = min(idle, key=lambda c: c.opened)
-        self.evicted[0] += 1
-        victim.timeout_keep_alive_handler()
-
-    def timeout_keep_alive_handler(self) -> None:
-        if not self.transport.is_closing():
-            if self.conn.our_state is h11.IDLE or self.conn.our_state is h11.DONE:
-                self.conn.send(h11.ConnectionClosed())
-            self.transport.close()
 
 
 class _QuietServer(uvicorn.Server):
@@ -130,7 +67,7 @@ class Listener:
     port: int
     server: _QuietServer
     done: Future[None]
-    evicted: list[int]
+    book: ListenerBook
     loop: asyncio.AbstractEventLoop
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -150,8 +87,12 @@ class Listener:
         return len(self.server.server_state.connections)
 
     def stats(self) -> dict[str, int]:
-        """Connections open and evicted, for status and /metrics."""
-        return {"connections": self.connections, "connections_evicted": self.evicted[0]}
+        """Connections open now, and dropped by reason: ``evicted`` past the cap, ``shed``
+        at accept, ``write_timeout`` for a client not reading its answer."""
+        counts = dict(self.book.counts)  # a copy: the loop thread adds to it
+        return {"connections_open": self.connections,
+                **{f"connections_dropped.{reason}": counts.get(reason, 0)
+                   for reason in ("evicted", "shed", "write_timeout")}}
 
 
 class HttpHost:
@@ -178,12 +119,15 @@ class HttpHost:
               limits: ListenerLimits) -> Listener:
         """Bind ``host:port`` now (0: any free port; OSError if taken), serve on the loop."""
         sock = _bind(host, port)
-        evicted = [0]
-        protocol = type("GuardedH11", (_GuardedH11,), {"limits": limits, "evicted": evicted})
+        book = ListenerBook(limits)
+        sock.admits = book.admits
+        # The connection cap is kept by guarded_h11 (eviction) and the app (503 past the
+        # reserve), both counting open connections only: uvicorn's limit_concurrency would
+        # count connections already closing too.
         config = uvicorn.Config(
-            make_app(routes, limits), http=protocol, lifespan="off", log_config=None,
-            log_level=logging.CRITICAL, access_log=False, server_header=False,
-            date_header=False, limit_concurrency=limits.max_connections + 1,
+            make_app(routes, limits, HostPolicy(host), book.crowded), http=protocol_for(book),
+            lifespan="off", log_config=None, log_level=logging.CRITICAL, access_log=False,
+            server_header=False, date_header=False, limit_concurrency=None,
             timeout_keep_alive=int(max(1, limits.keepalive_timeout_seconds)),
             h11_max_incomplete_event_size=limits.max_header_bytes,
             timeout_graceful_shutdown=int(_SHUTDOWN_SECONDS),
@@ -194,7 +138,7 @@ class HttpHost:
         done = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), loop)
         bound = int(sock.getsockname()[1])
         log.info("http.listening", listener=name, host=host, port=bound)
-        return Listener(name, bound, server, done, evicted, loop)
+        return Listener(name, bound, server, done, book, loop)
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -203,9 +147,34 @@ def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
     loop.run_forever()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+class GatedSocket(socket.socket):
+    """A listening socket whose ``accept()`` sheds the connections ``admits(fd)`` refuses.
+
+    asyncio's server calls ``accept()`` until it raises BlockingIOError; shedding here closes
+    a refused connection for the price of an ``accept`` and a ``close``, before any
+    transport or protocol exists for it. At most ``SHED_PER_CALL`` are shed per call, so a
+    storm of them never holds the event loop longer than that.
+    """
+
+    SHED_PER_CALL = 64
+    admits: Callable[[int], bool] = staticmethod(lambda fd: True)
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        for _ in range(self.SHED_PER_CALL):
+            fd, address = self._accept()  # type: ignore[attr-defined]
+            try:
+                admitted = self.admits(fd)
+            except Exception:  # a bug in admission must not leak the descriptor
+                admitted = True
+            if admitted:
+                return socket.socket(self.family, self.type, self.proto, fileno=fd), address
+            os.close(fd)
+        raise BlockingIOError  # more may be waiting: the loop calls again next iteration
+
+
+def _bind(host: str, port: int) -> GatedSocket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = GatedSocket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

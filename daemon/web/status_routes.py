@@ -16,7 +16,7 @@ from daemon.web.page import render_page
 from daemon.web.routes import Request, Response, Route
 from daemon.web.sources import PageSources, Reply
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger(component="web")
 
 PAGE_PATHS = ("/", "/api/status", "/api/history")
 

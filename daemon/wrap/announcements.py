@@ -6,6 +6,11 @@ live child under the watch it names, whatever the watches' selectors say. A watc
 ``wrapped`` (the default of ``wrap --watch``) exists even when the config has none. A file
 whose child and ``wrap`` process are both gone (``wrap`` was SIGKILLed) is removed by the
 daemon (``stale``).
+
+The folder is in the state dir, which anything running as the user can write into: a FIFO,
+symlink, socket or directory named ``*.json`` is never opened (opening a FIFO blocks until a
+writer comes: it would stop the tick for good). It is renamed to a dot name the reader
+skips (``.<name>.refused-<ns>``), with one ``wrapped.refused`` log line.
 """
 
 from __future__ import annotations
@@ -20,13 +25,19 @@ from pathlib import Path
 import structlog
 
 from crash_reports.storage.atomic import write_atomic
+from crash_reports.storage.files import (
+    UnsafeFileError,
+    describe_mode,
+    read_regular,
+    rename_aside,
+)
 from daemon.config.parse import parse_config
 from daemon.config.schema import WatchRule
 
 DEFAULT_WATCH = "wrapped"
 MAX_ENTRIES = 256  # a folder flooded by a runaway script costs one bounded listdir a tick
 MAX_FILE_BYTES = 4096
-log = structlog.get_logger("telemetryd.wrapped")
+log = structlog.get_logger(component="wrap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,27 +66,60 @@ def announce(folder: Path, child: WrappedChild) -> Path:
 
 
 def read_announced(folder: Path) -> list[WrappedChild]:
-    """Every well-formed file in the folder (bounded); bad or foreign files are skipped."""
+    """Every well-formed file in the folder (bounded); bad or foreign files are skipped,
+    special files moved aside (``refuse``). Never blocks: no FIFO is ever opened."""
     try:
-        names = sorted(os.listdir(folder))[:MAX_ENTRIES]
+        with os.scandir(folder) as scan:
+            entries = sorted((entry for entry in scan
+                              if entry.name.endswith(".json") and not entry.name.startswith(".")),
+                             key=lambda entry: entry.name)[:MAX_ENTRIES]
     except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        refuse(folder.parent, folder.name, "is not a directory")
         return []
     except OSError as exc:
         log.warning("wrapped.unreadable", path=str(folder), error=str(exc))
         return []
     found = []
-    for name in names:
-        if not name.endswith(".json") or name.startswith("."):
-            continue
+    for entry in entries:
         try:
-            with open(folder / name, "rb") as handle:
-                data = json.loads(handle.read(MAX_FILE_BYTES))
+            if not entry.is_file(follow_symlinks=False):
+                raise UnsafeFileError(folder / entry.name,
+                                      f"is not a regular file ({_kind_of(entry)})")
+            # Non-blocking and checked on the descriptor: a FIFO swapped in after the
+            # listing is refused here too.
+            data = json.loads(read_regular(folder / entry.name, MAX_FILE_BYTES))
             found.append(WrappedChild(str(data["wrap_id"]), int(data["pid"]),
                                       str(data["watch"]), float(data["started_at"]),
                                       int(data.get("wrap_pid", 0))))
+        except UnsafeFileError as exc:
+            refuse(folder, entry.name, exc.reason)
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found
+
+
+def refuse(folder: Path, name: str, reason: str) -> None:
+    """Rename a file no ``wrap`` wrote to a dot name the reader skips; log it (once: the
+    name is gone from the listing afterwards)."""
+    try:
+        aside = rename_aside(folder / name)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        log.warning("wrapped.refused", file=name, reason=reason, moved_to=None,
+                    error=str(exc))
+        return
+    log.warning("wrapped.refused", file=name, reason=reason, moved_to=str(aside))
+
+
+def _kind_of(entry: os.DirEntry[str]) -> str:
+    try:
+        mode = entry.stat(follow_symlinks=False).st_mode
+    except OSError:
+        return "gone"
+    return describe_mode(mode)
 
 
 def stale(children: Sequence[WrappedChild], alive: Callable[[int], bool]) -> list[WrappedChild]:

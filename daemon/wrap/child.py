@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 
+from crash_reports.event.redact import redact_name
 from daemon.watch.members import MemberHistory, MemberRss
 
 SAMPLE_SECONDS = 0.5
@@ -100,7 +101,7 @@ def tree_snapshot(pid: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | Non
         with contextlib.suppress(psutil.Error), proc.oneshot():
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue  # dead, not yet reaped: no memory of its own any more
-            members.append({"pid": proc.pid, "ppid": proc.ppid(), "name": proc.name(),
+            members.append({"pid": proc.pid, "ppid": proc.ppid(), "name": redact_name(proc.name()),
                             "rss_bytes": proc.memory_info().rss})
     total = sum(int(member["rss_bytes"]) for member in members)
     return {"at": time.time(), "rss_bytes": total, "members": len(members)}, members

@@ -26,7 +26,7 @@ from daemon.runtime.evidence import collect
 from daemon.runtime.paths import StatePaths
 from daemon.wrap.child import Outcome
 
-log = structlog.get_logger("telemetryd.wrap")
+log = structlog.get_logger(component="wrap")
 
 
 def should_report(outcome: Outcome) -> bool:

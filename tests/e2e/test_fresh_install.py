@@ -17,13 +17,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a dependency install: minutes on a loaded machine
+@pytest.mark.xdist_group("pip-build")  # pip builds in the checkout (build/, *.egg-info)
 def test_pip_install_then_telemetryd_run_samples(tmp_path: Path) -> None:
     """`pip install .` into an empty venv gives a `telemetryd` that starts and samples."""
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
+    venv.create(env_dir, with_pip=False)  # our pip installs into it (--python): no ensurepip
     python = env_dir / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+         "--disable-pip-version-check", "--no-compile", str(REPO)],
         capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     telemetryd = env_dir / "bin" / "telemetryd"

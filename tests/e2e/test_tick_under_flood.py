@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -9,12 +10,19 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_agent_telemetry import otlp_port
 from tests.e2e.test_watchdog import write_config
 from tests.integration.agents.conftest import post
 from tests.support.daemon_proc import DaemonProcess
 from tests.support.waiting import wait_for
 from tests.unit.agents.payloads import metrics_request, sum_metric
+
+# Floods measure tick gaps: never two at once (nor beside the flood benchmark's smoke run).
+pytestmark = pytest.mark.xdist_group("tick-gaps")
+# How long each flood is watched: 20 ticks at the 0.25 s interval.
+FLOOD_SECONDS = 5.0
 
 
 def heavy_request(points: int, seed: int) -> bytes:
@@ -67,12 +75,14 @@ def test_sampling_never_stops_during_a_decode_flood(tmp_path: Path) -> None:
 
         def flood(body: bytes) -> None:
             while not stop.is_set():
-                post(port, "/v1/metrics", body)
+                # A request the busy daemon answers late is part of the flood, not its end.
+                with contextlib.suppress(OSError):
+                    post(port, "/v1/metrics", body)
 
         senders = [threading.Thread(target=flood, args=(p,), daemon=True) for p in payloads]
         for sender in senders:
             sender.start()
-        seen = watch_ticks(state, 8.0)
+        seen = watch_ticks(state, FLOOD_SECONDS)
         stop.set()
         for sender in senders:
             sender.join(60)

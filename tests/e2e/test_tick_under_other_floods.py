@@ -15,14 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_tick_under_flood import assert_ticks_kept, ticks, watch_ticks
+from tests.e2e.test_tick_under_flood import (
+    FLOOD_SECONDS,
+    assert_ticks_kept,
+    ticks,
+    watch_ticks,
+)
 from tests.e2e.test_watchdog import write_config
 from tests.integration.agents.conftest import post
 from tests.support.daemon_proc import DaemonProcess
 from tests.support.waiting import wait_for
 from tests.unit.agents.payloads import metrics_request, sum_metric
 
-FLOOD_SECONDS = 8.0
+pytestmark = pytest.mark.xdist_group("tick-gaps")
 Load = Callable[[int, threading.Event, int], None]
 
 
@@ -44,7 +49,7 @@ def connection_churn(port: int, stop: threading.Event, seed: int) -> None:
     while not stop.is_set():
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n")
+                sock.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         except OSError:
             time.sleep(0.01)
 

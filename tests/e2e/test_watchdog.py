@@ -17,15 +17,21 @@ from tests.support.waiting import wait_for
 MiB = 1024 * 1024
 
 
-def write_config(tmp_path: Path, watch: str, interval: float = 0.2, extra: str = "") -> Path:
-    """A config with a temp state dir and the given [[watch]] body."""
+def write_config(tmp_path: Path, watch: str, interval: float = 0.2, extra: str = "",
+                 trust: str | None = "any") -> Path:
+    """A config with a temp state dir and the given [[watch]] body.
+
+    The test process plays the agents' part on the wire, from outside the watched trees:
+    the receiver takes ``any`` sender unless ``trust`` says otherwise (None: the default).
+    """
     state = tmp_path / "state"
     path = tmp_path / "telemetryd.toml"
+    trust_line = f'trust = "{trust}"\n' if trust else ""
     path.write_text(
         f'[daemon]\ninterval = {interval}\nstate_dir = "{state}"\nlog_format = "json"\n'
         f'trend_window = "3s"\n{extra}\n'
         # Ephemeral ports, so tests running side by side never collide.
-        '[otlp]\nlisten = "127.0.0.1:0"\n[metrics]\nlisten = "127.0.0.1:0"\n'
+        f'[otlp]\nlisten = "127.0.0.1:0"\n{trust_line}[metrics]\nlisten = "127.0.0.1:0"\n'
         f"[[watch]]\n{watch}\n"
     )
     return path

@@ -27,7 +27,7 @@ def tracked(pid: int, members: tuple[int, ...]) -> TrackedProcess:
 
 def test_context_found_through_a_child_pid(tmp_path: Path) -> None:
     """Telemetry whose process.pid is a child of the watched root is still correlated."""
-    config = parse_config_text('[otlp]\nlisten = "127.0.0.1:0"\n', "<t>", {},
+    config = parse_config_text('[otlp]\nlisten = "127.0.0.1:0"\ntrust = "any"\n', "<t>", {},
                                psutil.virtual_memory().total)
     link = AgentLink(config, StatePaths(tmp_path).events_db, StatePaths(tmp_path).budgets)
     link.start()

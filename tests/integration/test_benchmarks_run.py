@@ -1,4 +1,6 @@
-"""The benchmarks still run end to end (small sizes); their figures are not judged here."""
+"""The benchmarks still run end to end on the smallest inputs that exercise every phase; their
+figures are not judged here (run a benchmark on its own for figures: see benchmarks/README.md).
+The tick under each flood is tested once, in tests/e2e/test_tick_under_*flood*.py."""
 
 from __future__ import annotations
 
@@ -10,26 +12,43 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+
+def small(script: str, args: list[str], expected: str, *marks: pytest.MarkDecorator) -> object:
+    """One smoke run: the script, its small arguments, the text its figures are printed with."""
+    return pytest.param(script, args, expected, marks=marks, id=script)
+
+
 SMALL_RUNS = [
-    ("bench_startup.py", ["--pending", "50", "--runs", "1"], "start to first sample"),
-    ("bench_flush.py", ["--reports", "40"], "envelopes/s"),
-    ("bench_otlp.py", ["--requests", "20", "--agents", "3", "--models", "2"], "points/s"),
-    ("bench_metrics.py", ["--agents", "3", "--models", "2", "--tools", "2", "--runs", "3"],
-     "median"),
-    ("bench_tick.py", ["--quick"], "report latency"),
-    ("bench_views.py", ["--quick"], "first load"),
-    ("bench_flood.py", ["--quick"], "largest tick gap under flood"),
-    ("bench_budget_check.py", ["--runs", "5", "--sessions", "50", "--events", "10"],
-     "hook, over budget"),
-    ("bench_idle.py", ["--processes", "5", "--seconds", "3", "--warmup", "3", "--runs", "1"],
-     "CPU ratio"),
-    ("bench_argv_churn.py", ["--quick"], "largest tick gap"),
+    small("bench_startup.py", ["--pending", "50", "--runs", "1"], "start to first sample"),
+    small("bench_flush.py", ["--reports", "40"], "envelopes/s"),
+    small("bench_otlp.py", ["--requests", "20", "--agents", "3", "--models", "2"], "points/s"),
+    small("bench_metrics.py", ["--agents", "3", "--models", "2", "--tools", "2", "--runs", "3"],
+          "median"),
+    small("bench_tick.py", ["--sizes", "10", "--ticks", "100", "--pairs", "20",
+                            "--cpu-seconds", "1", "--latency-trials", "1"], "report latency"),
+    small("bench_views.py", ["--quick"], "first load"),
+    # One short flood: the benchmark's machinery, not the property (tested in tests/e2e).
+    small("bench_flood.py", ["--phase-seconds", "1", "--cardinality-seconds", "1",
+                             "--only", "decode"], "largest tick gap under flood",
+          pytest.mark.xdist_group("tick-gaps")),
+    small("bench_budget_check.py", ["--runs", "5", "--sessions", "50", "--events", "10"],
+          "hook, over budget"),
+    small("bench_idle.py", ["--processes", "5", "--seconds", "2", "--warmup", "1", "--runs", "1"],
+          "CPU ratio"),
+    small("bench_argv_churn.py", ["--quick"], "largest tick gap",
+          pytest.mark.xdist_group("tick-gaps")),
+    small("bench_clock_step.py", ["--quick"], "largest tick gap across a 1 h step back",
+          pytest.mark.xdist_group("tick-gaps")),
+    small("bench_redaction.py", ["--quick"], "false positives"),
+    small("bench_peer_lookup.py", ["--connections", "5", "--requests", "20"], "ratio"),
+    small("bench_spool_junk.py", ["--junk", "200", "--reports", "5"], "spool listing"),
+    small("bench_listeners.py", ["--quick"], "exports accepted under churn"),
+    small("bench_guard.py", ["--quick"], "tick, median CPU: guard on"),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("script", "args", "expected"), SMALL_RUNS,
-                         ids=[run[0] for run in SMALL_RUNS])
+@pytest.mark.parametrize(("script", "args", "expected"), SMALL_RUNS)
 def test_benchmark_runs_and_prints_its_figures(script: str, args: list[str], expected: str):
     """Each benchmark completes on small inputs and prints the figure it exists for."""
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args],

@@ -54,7 +54,7 @@ def test_promtool_check_rules_passes() -> None:
     """`promtool check rules` accepts the alerting rules file."""
     checked = run_promtool("check", "rules", str(RULES))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 8 rules found" in checked.stdout
+    assert "SUCCESS: 10 rules found" in checked.stdout
 
 
 def test_promtool_rule_unit_tests_pass() -> None:
@@ -79,13 +79,14 @@ def test_rule_unit_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
 
 
 def test_every_alert_the_issue_asks_for_is_there_and_unit_tested() -> None:
-    """Near critical, time to critical, orphans, pending, delivery, budget, not ticking."""
+    """Near critical, time to critical, orphans, pending, delivery, budget, not ticking, and
+    the behaviour guard's reports per rule."""
     alerts = set(re.findall(r"- alert: (\w+)", RULES.read_text()))
     assert alerts == {
         "TelemetrydTreeNearCritical", "TelemetrydTimeToCriticalShort",
         "TelemetrydOrphansPilingUp", "TelemetrydReportsPendingTooLong",
         "TelemetrydDeliveryFailing", "TelemetrydBudgetAlmostSpent", "TelemetrydNotTicking",
-        "TelemetrydDown",
+        "TelemetrydDown", "TelemetrydGuardFired", "TelemetrydGuardRunaway",
     }
     tested = set(re.findall(r"alertname: (\w+)", RULE_TESTS.read_text()))
     assert tested == alerts
@@ -111,8 +112,9 @@ def test_rule_and_dashboard_expressions_name_known_metrics() -> None:
     """The name extraction the scrape test relies on finds what the files chart and alert on."""
     rules = metric_names(rule_expressions())
     assert {"telemetryd_orphans", "telemetryd_budget_used_ratio",
-            "telemetryd_last_tick_timestamp_seconds"} <= rules
-    assert len(rule_expressions()) == 8
+            "telemetryd_last_tick_timestamp_seconds", "telemetryd_guard_reports_total",
+            "telemetryd_guard_active"} <= rules
+    assert len(rule_expressions()) == 10
     board = metric_names(dashboard_expressions())
     assert {"telemetryd_watch_rss_bytes", "telemetryd_agent_cost_usd_total",
-            "telemetryd_watch_rss_critical_bytes"} <= board
+            "telemetryd_watch_rss_critical_bytes", "telemetryd_guard_reports_total"} <= board

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.config.schema import ListenSettings, OtlpSettings
+from daemon.config.schema import ListenSettings, OtlpSettings, WireLimits
 
 AGENT_SCRIPT = r"""
 import os, subprocess, sys, time
@@ -86,5 +86,13 @@ class Agent:
 
 
 def loopback_otlp(host: str = "127.0.0.1", **overrides: Any) -> OtlpSettings:
-    """The schema's [otlp] defaults on an ephemeral loopback port, with ``overrides``."""
-    return dataclasses.replace(OtlpSettings(listen=ListenSettings(True, host, 0)), **overrides)
+    """The schema's [otlp] defaults on an ephemeral loopback port, with ``overrides``
+    (a wire limit's field name sets it in ``wire``).
+
+    ``trust`` is "any" unless overridden: a receiver without a daemon's tick watches no
+    process, so by default it would take no sender (tests of trust set it themselves)."""
+    settings = OtlpSettings(listen=ListenSettings(True, host, 0), trust="any")
+    wire_fields = {field.name for field in dataclasses.fields(WireLimits)}
+    wire = {key: overrides.pop(key) for key in list(overrides) if key in wire_fields}
+    return dataclasses.replace(settings, wire=dataclasses.replace(settings.wire, **wire),
+                               **overrides)

@@ -15,6 +15,7 @@ Register the fixtures in ``tests/conftest.py``::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -285,14 +286,21 @@ def cached_template(venv: Path | None = None) -> BugsinkTemplate:
     cached = load_template(target, venv)
     if cached is not None:
         return cached
-    # Build aside and rename into place, so a concurrent or interrupted build is never seen.
-    scratch = Path(tempfile.mkdtemp(prefix=".template-build-", dir=venv))
-    try:
-        build_template(scratch, venv)
-        with contextlib.suppress(OSError):  # another session renamed its build in first
-            scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    # One build at a time (pytest-xdist workers start together on a fresh venv): the others
+    # wait for it and load what it built.
+    with (venv / f".{TEMPLATE_CACHE_NAME}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = load_template(target, venv)
+        if cached is not None:
+            return cached
+        # Build aside and rename into place, so an interrupted build is never seen.
+        scratch = Path(tempfile.mkdtemp(prefix=".template-build-", dir=venv))
+        try:
+            build_template(scratch, venv)
+            with contextlib.suppress(OSError):  # a session without this lock renamed first
+                scratch.rename(target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     cached = load_template(target, venv)
     if cached is None:
         raise BugsinkError(f"no usable template at {target} after building one")

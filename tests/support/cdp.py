@@ -27,7 +27,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 class Browser:
     """One headless Chromium with a fresh profile; use as a context manager."""
 
-    def __init__(self, profile: Path, width: int = 1100, height: int = 900) -> None:
+    def __init__(self, profile: Path, width: int = 1100, height: int = 900,
+                 extra_flags: tuple[str, ...] = ()) -> None:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
@@ -36,8 +37,8 @@ class Browser:
             os.dup2(from_chrome_w, 4)
 
         self.proc = subprocess.Popen(
-            [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
-             "about:blank"],
+            [chromium(), *FLAGS, *extra_flags, f"--user-data-dir={profile}",
+             f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=wire,
             pass_fds=(3, 4),  # the fds wire() makes; kept open across exec
         )
@@ -108,6 +109,14 @@ class Browser:
         """The value of a JavaScript expression in the page (works with page scripts off)."""
         result = self.call("Runtime.evaluate", {"expression": expression,
                                                 "returnByValue": True}, session=True)
+        return result["result"].get("value")
+
+    def evaluate_async(self, expression: str) -> Any:
+        """The value a JavaScript promise resolves to (an exception's text if it rejects)."""
+        result = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True}, session=True)
+        if "exceptionDetails" in result:
+            return {"error": result["exceptionDetails"].get("exception", {}).get("description")}
         return result["result"].get("value")
 
     def wait_true(self, expression: str, timeout: float = 60.0) -> None:

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
-Kind = Literal["answer", "garbage", "hang", "reset"]
-Answered = Literal["answer", "garbage", "hang", "reset", "incomplete"]
+Kind = Literal["answer", "garbage", "hang", "reset", "trickle"]
+Answered = Literal["answer", "garbage", "hang", "reset", "trickle", "incomplete"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ OK_EMPTY = Behaviour(body=b"")
 GARBAGE = Behaviour(kind="garbage")
 HANG = Behaviour(kind="hang")
 RESET = Behaviour(kind="reset")
+# A status line, then one header byte per second, never ending: every socket read gets a
+# byte well within any per-read timeout, so only a total deadline ends the upload.
+TRICKLE = Behaviour(kind="trickle", delay_seconds=1.0)
 
 
 def status(code: int, body: bytes = b"", **headers: str) -> Behaviour:
@@ -182,6 +185,9 @@ class FaultServer:
             self._received.append(
                 Received(method, path, headers, body, behaviour.kind, behaviour.status)
             )
+        if behaviour.kind == "trickle":
+            self._trickle(conn, behaviour.delay_seconds)
+            return
         if behaviour.delay_seconds:
             self._stopping.wait(behaviour.delay_seconds)
         if behaviour.kind == "hang":
@@ -199,6 +205,20 @@ class FaultServer:
         head += [f"{name}: {value}" for name, value in behaviour.headers]
         head += ["Connection: close", "", ""]
         conn.sendall("\r\n".join(head).encode("latin-1") + behaviour.body)
+
+    def _trickle(self, conn: socket.socket, seconds_per_byte: float) -> None:
+        """Answer one byte at a time until the client leaves or the server stops."""
+        for byte in _trickle_bytes():
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                return
+            if self._stopping.wait(seconds_per_byte):
+                return
+
+
+def _trickle_bytes() -> bytes:
+    return b"HTTP/1.1 200 OK\r\nX-Trickle: " + b"a" * 60_000
 
 
 def make_envelope(

@@ -9,8 +9,7 @@ import pytest
 from daemon.config.parse import ConfigError, parse_config_text
 from daemon.config.render import as_toml, describe
 from daemon.config.schema import Config, OtlpSettings
-from daemon.web.metrics_server import metrics_limits
-from daemon.web.otlp_receiver import listener_limits
+from daemon.web.routes import ListenerLimits
 
 MEMORY = 8 * 1024**3
 BOUNDS = """
@@ -34,6 +33,7 @@ max_tools = 30
 max_sessions = 500
 series_idle = "30m"
 retention_check_interval = "10s"
+trust = "token"
 [metrics]
 max_connections = 4
 read_timeout = "2s"
@@ -50,28 +50,28 @@ def parse(text: str) -> Config:
 def test_every_receiver_bound_is_read_from_the_file() -> None:
     """Each [otlp] and [metrics] bound lands in the settings, in bytes and seconds."""
     config = parse(BOUNDS)
-    otlp = config.otlp
-    assert (otlp.max_connections, otlp.read_timeout_seconds, otlp.keepalive_timeout_seconds) == (
+    otlp, wire = config.otlp, config.otlp.wire
+    assert (wire.max_connections, wire.read_timeout_seconds, wire.keepalive_timeout_seconds) == (
         8, 3.0, 20.0)
-    assert (otlp.max_header_bytes, otlp.max_decompressed_bytes, otlp.max_inflight_bytes) == (
+    assert (wire.max_header_bytes, wire.max_decompressed_bytes, wire.max_inflight_bytes) == (
         8192, 2 << 20, 16 << 20)
     assert (otlp.max_items_per_request, otlp.decode_concurrency) == (5000, 2)
     assert (otlp.max_metrics, otlp.max_series, otlp.max_agents, otlp.max_models,
             otlp.max_tools, otlp.max_sessions) == (100, 5000, 20, 40, 30, 500)
     assert (otlp.series_idle_seconds, otlp.retention_check_seconds) == (1800.0, 10.0)
-    metrics = config.metrics
+    assert otlp.trust == "token"
+    metrics = config.metrics.wire
     assert (metrics.max_connections, metrics.read_timeout_seconds,
             metrics.keepalive_timeout_seconds, metrics.max_header_bytes) == (4, 2.0, 5.0, 4096)
 
 
-def test_the_listeners_get_the_configured_limits() -> None:
-    """The wire limits each listener enforces are the configured ones."""
+def test_both_listeners_share_one_wire_limits_type() -> None:
+    """[otlp] and [metrics] wire limits are one type, the one the web listeners take; the
+    metrics listener's body limits stay fixed (GET only)."""
     config = parse(BOUNDS)
-    otlp = listener_limits(config.otlp)
-    assert (otlp.max_connections, otlp.read_timeout_seconds, otlp.max_header_bytes) == (
-        8, 3.0, 8192)
-    metrics = metrics_limits(config.metrics)
-    assert (metrics.max_connections, metrics.keepalive_timeout_seconds) == (4, 5.0)
+    assert type(config.otlp.wire) is type(config.metrics.wire) is ListenerLimits
+    assert (config.otlp.wire.max_connections, config.otlp.wire.max_header_bytes) == (8, 8192)
+    assert config.metrics.wire.max_body_bytes == Config.metrics.wire.max_body_bytes
 
 
 def test_check_config_prints_every_bound_and_it_parses_back() -> None:
@@ -79,7 +79,8 @@ def test_check_config_prints_every_bound_and_it_parses_back() -> None:
     config = parse(BOUNDS)
     text = as_toml(describe(config))
     for key in ("max_agents = 20", "max_sessions = 500", "read_timeout = 3.0",
-                "retention_check_interval = 10.0", "decode_concurrency = 2"):
+                "retention_check_interval = 10.0", "decode_concurrency = 2",
+                'trust = "token"'):
         assert key in text
     again = parse(text)
     assert again.otlp == config.otlp
@@ -90,6 +91,7 @@ def test_defaults_come_from_the_schema() -> None:
     """With no keys, the settings are the schema's defaults."""
     config = parse('[daemon]\nstate_dir = "/tmp/x"\n')
     assert config.otlp == dataclasses.replace(OtlpSettings(), listen=config.otlp.listen)
+    assert config.otlp.trust == "watched"
     assert config.metrics == Config.metrics
 
 
@@ -105,6 +107,8 @@ def test_defaults_come_from_the_schema() -> None:
     ('[otlp]\nmax_inflight_bytes = "1MiB"', "otlp.max_inflight_bytes",
      "at least max_decompressed_bytes"),
     ('[otlp]\nseries_idle = "0s"', "otlp.series_idle", "positive"),
+    ('[otlp]\ntrust = "all"', "otlp.trust", 'expected "any", "watched" or "token"'),
+    ("[otlp]\ntrust = true", "otlp.trust", "expected a string"),
     ("[metrics]\nmax_connections = 0", "metrics.max_connections", "expected an integer >= 1"),
     ('[metrics]\nkeepalive_timeout = "1d"', "metrics.keepalive_timeout", "between"),
     ("[metrics]\nmax_body_bytes = 10", "metrics.max_body_bytes", "unknown key"),

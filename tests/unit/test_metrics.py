@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from daemon import __version__
+from daemon.agents.integrity import screen
 from daemon.agents.queries import StoreReader
 from daemon.agents.records import (
     Agent,
@@ -226,20 +227,21 @@ def store_collector(path: Path, **kwargs: Any) -> DaemonMetricsCollector:
 
 
 def test_agent_counters_and_cost_rule_from_the_store(tmp_path: Path) -> None:
-    """Tokens, cost (reported wins, unknown prices excluded and flagged), requests and errors."""
+    """Tokens, cost (a plausible reported cost wins over the priced one of the same export,
+    unknown prices excluded and flagged), requests and errors."""
     path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
-    store.append([
+    store.append(screen([
         tokens(BOT, "gpt-4o", "input", 1000, 0.01),
         tokens(BOT, "gpt-4o", "output", 500, 0.02),
         tokens(BOT, "house-7b", "input", 77, None),
         CostUsage(NOW, CLAUDE, None, "sonnet", 0.40),
-        tokens(CLAUDE, "sonnet", "input", 2000, 9.99),  # reported cost wins: not added
+        tokens(CLAUDE, "sonnet", "input", 2000, 0.45),  # covered by the reported cost
         ApiRequest(NOW, BOT, None, "gpt-4o", 1, 300.0),
         ApiRequest(NOW, BOT, None, "gpt-4o", 1, 90_000.0, "network"),
         ApiRequest(NOW, BOT, None, "gpt-4o", 2, 1000.0, "rate_limit"),
         SessionStart(NOW, CLAUDE, None, 3),
-    ])
+    ]).records)
     store.close()
     _, samples = scrape(store_collector(path))
     assert value(samples, "telemetryd_agent_tokens_total", agent="bot", model="gpt-4o",
@@ -311,22 +313,24 @@ def test_counters_survive_retention_of_the_hourly_rows(tmp_path: Path) -> None:
         assert value(after, name, **labels) == value(before, name, **labels) > 0
 
 
-def test_reported_cost_wins_across_reopen(tmp_path: Path) -> None:
-    """Once an agent reports its own cost for a model, cost priced from tokens is not added,
-    also for tokens stored before the report or after a restart."""
+def test_reported_cost_covers_only_the_tokens_of_its_own_export(tmp_path: Path) -> None:
+    """An agent's own cost stands for the tokens of the export it came in; tokens sent
+    without a cost (before it, or after a restart) add their priced cost: the counter only
+    grows, whatever order exports come in."""
     path = StatePaths(tmp_path).events_db
     store = EventStore(path, 30.0, 1 << 30)
-    store.append([tokens(CLAUDE, "sonnet", "input", 10, 0.25)])
-    store.append([CostUsage(NOW, CLAUDE, None, "sonnet", 1.0)])
+    store.append(screen([tokens(CLAUDE, "sonnet", "input", 10, 0.25)]).records)
+    store.append(screen([tokens(CLAUDE, "sonnet", "input", 10, 0.9),
+                         CostUsage(NOW, CLAUDE, None, "sonnet", 1.0)]).records)
     store.close()
     store = EventStore(path, 30.0, 1 << 30)
-    store.append([tokens(CLAUDE, "sonnet", "input", 10, 0.25)])
+    store.append(screen([tokens(CLAUDE, "sonnet", "input", 10, 0.25)]).records)
     store.close()
     _, samples = scrape(store_collector(path))
     assert value(samples, "telemetryd_agent_cost_usd_total", agent="claude-code",
-                 model="sonnet") == pytest.approx(1.0)
+                 model="sonnet") == pytest.approx(1.5)
     assert value(samples, "telemetryd_agent_tokens_total", agent="claude-code", model="sonnet",
-                 type="input") == 20
+                 type="input") == 30
 
 
 def test_label_caps_are_sticky_and_keep_other_monotonic(tmp_path: Path) -> None:

@@ -148,7 +148,9 @@ def test_optional_contexts() -> None:
 def test_unknown_kind_is_refused() -> None:
     """Only the known report kinds can be built."""
     assert set(KINDS) == {"rss_critical", "cpu_critical", "exited_under_pressure",
-                          "child_oom_killed", "orphans_left", "killed"}
+                          "child_oom_killed", "orphans_left", "killed", "fork_storm",
+                          "tool_loop", "error_storm", "cost_surge", "idle_spin",
+                          "version_regression"}
     with pytest.raises(ValueError, match="unknown report kind"):
         build_report(report_input(kind="disk_full"))
 

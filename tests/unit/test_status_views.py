@@ -82,7 +82,7 @@ def test_page_escapes_names_and_draws_levels_and_markers() -> None:
 
 
 def test_api_documents_are_json_with_the_documented_keys() -> None:
-    """/api/status and /api/history parse and hold what the README documents."""
+    """/api/status and /api/history parse and hold what docs/views.md documents."""
     status = json.loads(api_status(sources()).body)
     assert set(status) == {"generated_at", "daemon", "trees", "idle_watches", "agents",
                            "events", "reports"}

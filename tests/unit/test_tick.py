@@ -18,6 +18,7 @@ from daemon.runtime.running import Running, open_running
 from daemon.runtime.tick import Ticker
 from daemon.watch.proctable import default_process_table
 from tests.support.agents import Agent
+from tests.support.waiting import wait_for
 
 
 def config_for(pid: int, state_dir: Path, warning: str = "50%", critical: str = "90%") -> Config:
@@ -75,13 +76,16 @@ def test_tick_tracks_the_watched_process_and_counts(tmp_path: Path, agent: Agent
 
 def test_crossing_critical_writes_one_report_and_remembers_the_process(
         tmp_path: Path, agent: Agent) -> None:
-    """Over critical at once: a critical line, the details kept, one report spooled."""
+    """Over critical at once: a critical line, the details kept, one report spooled (once
+    its leak evidence, gathered off the tick, is in)."""
     config = config_for(agent.pid, tmp_path / "state", warning="1MiB", critical="2MiB")
     running = started(config)
     ticker = Ticker(config, default_process_table(), SystemFacts(), time.monotonic)
     try:
         with capture_logs() as logs:
             ticker.tick(running, time.time())
+            wait_for(lambda: ticker.tick(running, time.time()) or ticker.reports_written,
+                     message="the report, once its evidence is in")
         pending = running.spool.pending()
         remembered = dict(running.reports.details)
     finally:

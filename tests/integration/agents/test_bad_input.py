@@ -105,7 +105,7 @@ def test_huge_body_is_413_without_reading_it(make_agents: object) -> None:
     agents = make_agents(max_body_bytes=1024)  # type: ignore[operator]
     with socket.create_connection(("127.0.0.1", agents.receiver.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n"
+            b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/x-protobuf\r\nContent-Length: 1000000000\r\n\r\n"
         )
         answer = b""
@@ -212,7 +212,7 @@ def test_slow_client_times_out_while_others_are_served(make_agents: object) -> N
     port = agents.receiver.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(
-            b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\n"
+            b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\nabc"
         )
         assert post(port, "/v1/metrics", good_metrics()).status == 200
@@ -253,7 +253,7 @@ def test_bad_content_length_is_400(agents: AgentTelemetry, content_length: str) 
     """A negative or non-numeric Content-Length is a 400."""
     with socket.create_connection(("127.0.0.1", agents.receiver.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: " + content_length.encode() + b"\r\n\r\n"
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 400")
@@ -275,7 +275,7 @@ def test_chunked_bodies_are_read_and_capped(make_agents: object) -> None:
     agents = make_agents(max_body_bytes=4096)  # type: ignore[operator]
     body = good_metrics()
     head = (
-        b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+        b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     half = len(body) // 2
@@ -289,7 +289,8 @@ def test_chunked_bodies_are_read_and_capped(make_agents: object) -> None:
 
 def test_missing_length_is_411(agents: AgentTelemetry) -> None:
     """A POST with neither Content-Length nor chunking is 411."""
-    request = b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\r\n"
+    request = (b"POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Type: application/x-protobuf\r\n\r\n")
     assert raw_exchange(agents.receiver.port, request).startswith(b"HTTP/1.1 411")
 
 
@@ -315,6 +316,7 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
     response = ExportMetricsServiceResponse.FromString(reply.body)
     assert response.partial_success.error_message == "not taken: internal error"
     assert {
+        "component": "otlp",
         "event": "agents.receiver.decode_failed",
         "error": "KeyError",
         "log_level": "error",
@@ -335,7 +337,7 @@ def test_ipv6_loopback_is_served(make_agents: object) -> None:
     with socket.create_connection(("::1", agents.receiver.port), timeout=10) as sock:
         body = good_metrics()
         sock.sendall(
-            b"POST /v1/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf"
+            b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf"
             b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")

@@ -57,6 +57,7 @@ def test_write_failures_are_counted_and_logged_and_the_writer_goes_on(tmp_path: 
     stats = ingestor.stats()
     assert (stats["write_errors"], stats["records_dropped.write_error"]) == (2, 4)
     assert logs[0] == {
+        "component": "agents.ingest",
         "event": "agents.store.write_failed",
         "error": "OSError",
         "records": 3,

@@ -52,7 +52,7 @@ def test_reported_cost_replaces_computed_only_in_its_own_group(tmp_path: Path) -
     store = EventStore(path, 30.0, 1 << 30)
     store.append(
         [
-            TokenUsage(NOW, BOT, None, "a", "input", 1, cost_usd=9.0, cost_status="computed"),
+            TokenUsage(NOW, BOT, None, "a", "input", 1, cost_usd=2.4, cost_status="covered"),
             CostUsage(NOW, BOT, None, "a", 2.0),
             TokenUsage(NOW, BOT, None, "b", "input", 1, cost_usd=0.25, cost_status="computed"),
         ]

@@ -1,0 +1,140 @@
+"""Reading a spool folder: envelope summaries cached per file, junk set aside in batches.
+
+The cost of a listing follows the reports, not what else sits in the folder: a name that
+cannot be a report is set aside without being opened, every file set aside in one batch per
+reason (one fsync per folder, ``corrupt/`` trimmed once, one log line), and a file set
+aside is never looked at again. Only well-named files are opened and parsed, once each:
+their summaries are cached by (size, mtime).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from crash_reports.spool.envelope import EnvelopeSummary, parse_envelope
+from crash_reports.spool.records import (
+    ENVELOPE_NAME,
+    META_SUFFIX,
+    EntryState,
+    SpoolEntry,
+    entry_from_file,
+    file_names,
+    id_of,
+    move_aside,
+    not_regular,
+    read_meta,
+    unlink,
+)
+from crash_reports.storage.files import read_regular
+
+log = structlog.get_logger(component="spool")
+
+MAX_CORRUPT_FILES = 100
+
+
+class Listing:
+    """Entries of a pending or quarantine folder; the caller holds the spool's lock."""
+
+    def __init__(self, corrupt_dir: Path) -> None:
+        self.corrupt_dir = corrupt_dir
+        self._summaries: dict[str, tuple[int, int, EnvelopeSummary]] = {}
+
+    def entries(self, folder: Path, state: EntryState, delivered_ids: set[str],
+                max_bytes: int) -> tuple[list[SpoolEntry], list[str]]:
+        """The folder's envelopes, oldest first, and the names whose id already has a
+        delivered record (the caller finishes their removal). Sidecars left by a crash are
+        removed; anything else that is not an envelope is set aside."""
+        # A directory or FIFO named like a report must not stop delivery or hang it.
+        self.set_aside(folder, not_regular(folder), "not a regular file")
+        names = file_names(folder)
+        stems = {n.removesuffix(".env") for n in names if ENVELOPE_NAME.match(n)}
+        entries: list[SpoolEntry] = []
+        finished: list[str] = []
+        foreign: list[str] = []
+        damaged: dict[str, list[str]] = {}
+        for name in names:
+            if name.endswith(META_SUFFIX):
+                if name.removesuffix(META_SUFFIX) not in stems:
+                    unlink(folder / name)  # left by a crash mid-move; its report moved on
+                continue
+            if not ENVELOPE_NAME.match(name):
+                foreign.append(name)
+            elif state == "pending" and id_of(name) in delivered_ids:
+                finished.append(name)
+            else:
+                entry = self.entry_for(folder, name, state, max_bytes, damaged)
+                if entry is not None:
+                    entries.append(entry)
+        self.set_aside(folder, foreign, "not a spool file name")
+        for reason, bad in damaged.items():
+            self.set_aside(folder, bad, reason)
+        return entries, finished
+
+    def envelope_names(self, folder: Path, lock: AbstractContextManager[object]) -> list[str]:
+        """The envelope names in ``folder``, sorted (cheap: names only); files whose names
+        cannot be reports are set aside on the way, under ``lock`` (taken only then), so
+        the status published each tick never pays for them again."""
+        names = file_names(folder)
+        envelopes = [name for name in names if ENVELOPE_NAME.match(name)]
+        if len(envelopes) < len(names):
+            foreign = [n for n in names if not ENVELOPE_NAME.match(n) and
+                       not n.endswith(META_SUFFIX)]
+            with lock:
+                self.set_aside(folder, foreign, "not a spool file name")
+        return envelopes
+
+    def entry_for(self, folder: Path, name: str, state: EntryState, max_bytes: int,
+                  damaged: dict[str, list[str]] | None = None) -> SpoolEntry | None:
+        """The entry for one envelope file, or None if it vanished or is not an envelope
+        (set aside at once, or added to ``damaged`` by reason for the caller's batch)."""
+        path = folder / name
+        try:
+            info = os.lstat(path)
+            cached = self._summaries.get(name)
+            if cached is not None and cached[:2] == (info.st_size, info.st_mtime_ns):
+                summary = cached[2]
+            else:
+                summary = parse_envelope(read_regular(path, max_bytes))
+                self._summaries[name] = (info.st_size, info.st_mtime_ns, summary)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            if damaged is None:
+                self.set_aside(folder, [name], str(exc))
+            else:
+                damaged.setdefault(str(exc), []).append(name)
+            return None
+        meta = self.read_meta(folder / (name.removesuffix(".env") + META_SUFFIX))
+        return entry_from_file(name, state, summary, info.st_size, meta)
+
+    def read_meta(self, path: Path) -> dict[str, Any]:
+        """A sidecar's content; a damaged sidecar is set aside and counts as empty."""
+        try:
+            return read_meta(path)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            self.set_aside(path.parent, [path.name], "sidecar is not JSON")
+            return {}
+
+    def set_aside(self, folder: Path, names: list[str], reason: str) -> None:
+        """Move files that are not reports to ``corrupt/`` in one batch, with one log line
+        (``files`` how many, ``kept`` how many ``corrupt/`` keeps of them)."""
+        if not names:
+            return
+        moved = move_aside(folder, names, self.corrupt_dir, MAX_CORRUPT_FILES)
+        for name in names:
+            self.forget(name)
+        if moved or len(names) > MAX_CORRUPT_FILES:
+            log.warning("spool.corrupt", file=names[0], files=len(names), folder=folder.name,
+                        reason=reason, moved_to=str(moved[0]) if moved else None,
+                        kept=len(moved))
+
+    def forget(self, name: str) -> None:
+        """Drop the cached summary of a file that left the folder."""
+        self._summaries.pop(name, None)

@@ -1,0 +1,1 @@
+"""The behaviour guard: rules over watched trees and their agents' telemetry (docs/guard.md)."""
