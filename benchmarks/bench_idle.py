@@ -79,7 +79,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def monit_config(work: Path, pidfiles: list[Path]) -> Path:
+    # A pidfile of its own: with the default one, a monit already running on the machine
+    # (another run of this benchmark) makes this one exit at once.
     lines = ["set daemon 1", f"set logfile {work / 'monit.log'}",
+             f"set pidfile {work / 'monit.pid'}",
              f"set idfile {work / 'monit.id'}", f"set statefile {work / 'monit.state'}", ""]
     for index, pidfile in enumerate(pidfiles):
         lines += [f"check process tree{index} with pidfile {pidfile}",

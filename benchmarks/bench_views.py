@@ -9,7 +9,12 @@
    ``/``, ``/api/status`` and ``/api/history`` every second and ``telemetryd top --once``
    reading status.json and the history every second.
 
-Usage: .venv/bin/python benchmarks/bench_views.py [--trees 20] [--seconds 20] [--quick]
+3. One ``telemetryd top`` refresh (read status.json and the history, draw the frame) at
+   80x24 and 200x50; baseline: reading status.json alone.
+
+Usage: .venv/bin/python benchmarks/bench_views.py [--trees 20] [--live N] [--seconds 20]
+       [--part all|page|top|tick] [--quick]
+The issue's figures: ``--trees 200 --live 10 --part page`` and ``--trees 200 --part top``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,13 @@ from crash_reports.stats.history import HistoryWriter, TreeKey
 from daemon.runtime.snapshot import WatchStatus
 from daemon.web.metrics import DaemonMetricsCollector
 from daemon.web.metrics_server import serve_metrics
-from daemon.web.sources import PageSources, earliest_from_file, history_from_file
+from daemon.web.sources import (
+    PageSources,
+    earliest_from_file,
+    history_from_file,
+    history_of_file,
+    spans_from_file,
+)
 from daemon.web.status_routes import page_routes
 from tests.support import snapshots as build
 
@@ -76,8 +87,12 @@ def get(port: int, path: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(body)
 
 
-def page_load(trees: int, runs: int) -> None:
-    """Part 1: first and repeated loads of the page and its API with a day of history."""
+def page_load(trees: int, runs: int, live: int | None = None) -> None:
+    """Part 1: first and repeated loads of the page and its API with a day of history.
+
+    ``live`` of the ``trees`` are live in the snapshot (all when None); the others ended.
+    """
+    live = trees if live is None else min(live, trees)
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "stats.sqlite3"
         now = time.time()
@@ -88,19 +103,20 @@ def page_load(trees: int, runs: int) -> None:
         snap = replace(build.snapshot(
             [WatchStatus("agents", tuple(build.process(1000 + t, (200 + t * 10) * MiB,
                                                        rate=4096.0, eta=3600.0)
-                                         for t in range(trees)),
+                                         for t in range(live)),
                          rss_warning_bytes=400 * MiB, rss_critical_bytes=800 * MiB)],
             now=now, last_tick_at=now, interval=2.0))
         sources = PageSources(snapshot=lambda: snap, running=lambda: True,
                               history=history_from_file(db), reports=list,
                               costs=lambda since, until: {}, event_url=lambda _id: None,
-                              earliest=earliest_from_file(db))
+                              earliest=earliest_from_file(db),
+                              history_of=history_of_file(db), spans=spans_from_file(db))
         collector = DaemonMetricsCollector(lambda: snap)
         server = serve_metrics("127.0.0.1", 0, collector, routes=page_routes(sources))
         try:
             first, size = get(server.port, "/")
-            print(f"GET / first load: {first * 1000:.1f} ms ({size / 1024:.0f} KiB), "
-                  f"target < 300 ms")
+            print(f"GET / first load, {trees} trees ({live} live): {first * 1000:.1f} ms "
+                  f"({size / 1024:.0f} KiB), target < 300 ms and < 1 MB")
             for path in ("/", "/?range=24h", "/api/history?range=24h", "/api/status",
                          "/metrics"):
                 times = [get(server.port, path)[0] for _ in range(runs)]
@@ -204,18 +220,79 @@ def tick_cost(trees: int, seconds: float) -> None:
             group.kill_all()
 
 
+def top_refresh(trees: int, runs: int) -> None:
+    """Part 3: one `top` refresh (status.json and history read, frame drawn) at ``trees``
+    live trees with 10 minutes of history; baseline: reading status.json alone."""
+    import io
+
+    from rich.console import Console
+
+    from daemon.cli.top import read_published
+    from daemon.cli.top_view import TopState, frame
+    from daemon.runtime.paths import StatePaths
+    from daemon.runtime.status import read_snapshot, write_snapshot
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = StatePaths(Path(folder))
+        paths.ensure()
+        now = time.time()
+        writer = HistoryWriter.open(paths.stats_db)
+        watch = "claude-code-agents-on-this-host"
+        keys = [TreeKey(watch, 1000 + t, now - 900) for t in range(trees)]
+        at = now - 600
+        while at <= now:
+            for t, key in enumerate(keys):
+                writer.record(key, at, (200 + t) * MiB, 3.0)
+            at += 2.0
+        writer.commit(now)
+        writer.close()
+        snap = build.snapshot(
+            [WatchStatus(watch,
+                         tuple(build.process(1000 + t, (200 + t) * MiB, rate=4096.0, eta=3600.0,
+                                             name="claude-code-node-worker",
+                                             create_time=now - 900) for t in range(trees)),
+                         rss_warning_bytes=400 * MiB, rss_critical_bytes=800 * MiB)],
+            now=now, last_tick_at=now, interval=2.0)
+        write_snapshot(paths.status, snap)
+        for width, height in ((80, 24), (200, 50)):
+            times, base = [], []
+            for _ in range(runs):
+                started = time.perf_counter()
+                read_snapshot(paths.status)
+                base.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                published = read_published(paths, time.time())
+                console = Console(file=io.StringIO(), width=width, height=height,
+                                  force_terminal=True, color_system="truecolor")
+                console.print(frame(published.view, published.sparks, TopState(), time.time(),
+                                    height, published.problem, width))
+                times.append(time.perf_counter() - started)
+                assert published.sparks, "the shown trees' sparklines were read"
+            median, floor = statistics.median(times), statistics.median(base)
+            print(f"top refresh at {width}x{height}, {trees} trees: median "
+                  f"{median * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (target < 50 ms); "
+                  f"status.json read alone {floor * 1000:.2f} ms (ratio {median / floor:.0f})")
+
+
 def main() -> None:
     """Run both parts and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trees", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--live", type=int, default=None,
+                        help="how many of --trees are live in the page part (default all)")
+    parser.add_argument("--part", choices=("all", "page", "top", "tick"), default="all")
     parser.add_argument("--quick", action="store_true", help="small sizes (for CI)")
     args = parser.parse_args()
     if args.quick:
         args.trees, args.seconds, args.runs = 3, 3.0, 3
-    page_load(args.trees, args.runs)
-    tick_cost(args.trees, args.seconds)
+    if args.part in ("all", "page"):
+        page_load(args.trees, args.runs, args.live)
+    if args.part in ("all", "top"):
+        top_refresh(args.trees, args.runs)
+    if args.part in ("all", "tick"):
+        tick_cost(args.trees, args.seconds)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -238,11 +239,13 @@ class HistoryWriter:
 
 def read_history(conn: sqlite3.Connection, since: float, until: float, step_seconds: float,
                  watch: str | None = None,
-                 limits: HistoryLimits | None = None) -> list[TreeHistory]:
+                 limits: HistoryLimits | None = None,
+                 only: Collection[tuple[str, int]] | None = None) -> list[TreeHistory]:
     """Each tree's points in [since, until], grouped ``step_seconds`` apart (peak RSS, mean CPU).
 
     The last ``fine_seconds`` come from the fine tier, anything older from the minute tier;
-    at a step of a minute or more, everything comes from the minute tier.
+    at a step of a minute or more, everything comes from the minute tier. ``only`` limits
+    the read to these (watch, pid) trees (a viewer showing a few of many).
     """
     limits = limits or HistoryLimits()
     step = max(1.0, step_seconds)
@@ -261,7 +264,8 @@ def read_history(conn: sqlite3.Connection, since: float, until: float, step_seco
     try:
         names = {int(row[0]): TreeKey(str(row[1]), int(row[2]), float(row[3])) for row in
                  conn.execute("SELECT id, watch, pid, started_at FROM history_tree "
-                              "WHERE (? IS NULL OR watch = ?)", (watch, watch))}
+                              "WHERE (? IS NULL OR watch = ?)", (watch, watch))
+                 if only is None or (str(row[1]), int(row[2])) in only}
         rows = []
         for tree in names:
             rows += conn.execute(sql, (step, tree, int(Tier.MINUTE), since, fine_from)).fetchall()
@@ -293,3 +297,39 @@ def earliest(conn: sqlite3.Connection, since: float) -> float | None:
             return None
         raise
     return None if row is None or row[0] is None else float(row[0])
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSpan:
+    """A tree in a window without its points: first and last point, peak RSS."""
+
+    key: TreeKey
+    first_at: float
+    last_at: float
+    peak_rss_bytes: int
+
+
+def tree_spans(conn: sqlite3.Connection, since: float, until: float,
+               skip: Collection[tuple[str, int]] = ()) -> list[TreeSpan]:
+    """Every tree with points in [since, until] (but the ``skip`` ones), from the minute tier
+    (each minute keeps its peak): one short primary-key range per tree, no point read back."""
+    try:
+        names = [(int(row[0]), TreeKey(str(row[1]), int(row[2]), float(row[3]))) for row in
+                 conn.execute("SELECT id, watch, pid, started_at FROM history_tree "
+                              "WHERE last_at >= ? AND started_at <= ?",
+                              (since - MINUTE_SECONDS, until))]
+        out = []
+        for tree, key in names:
+            if (key.watch, key.pid) in skip:
+                continue
+            first, last, peak = conn.execute(
+                "SELECT min(at), max(at), max(rss_bytes) FROM history_point "
+                "WHERE tree = ? AND tier = ? AND at >= ? AND at <= ?",
+                (tree, int(Tier.MINUTE), minute_of(since), until)).fetchone()
+            if first is not None:
+                out.append(TreeSpan(key, float(first), float(last), int(peak)))
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    return sorted(out, key=lambda s: (s.key.watch, s.key.pid, s.key.started_at))

@@ -94,6 +94,14 @@ class ShippingLedger(StatsDb):
             self._ship[event_id] = ShipRow(key, "queued", now, None)
             self.commit()
 
+    def mark_empty(self, key: PeriodKey, now: float) -> None:
+        """Settle a period that holds nothing worth an event, so it is never offered again
+        (recorded as delivered: there is nothing left to deliver)."""
+        with self._lock:
+            self._ship[f"empty:{key.watch or ''}:{key.hour_start}"] = ShipRow(
+                key, "delivered", now, now)
+            self.commit()
+
     def queued_event_ids(self) -> frozenset[str]:
         """Event ids of stats events in the spool awaiting delivery."""
         with self._lock:

@@ -35,6 +35,8 @@ _WEIGHTS: dict[str, tuple[str, bool]] = {
     "sessions": ("sessions", False), "work": ("work", True),
 }
 _PREFERENCE: dict[str, int] = {"event": 0, "metric": 1, "span": 2}
+PREFERENCE = _PREFERENCE  # ties between sources, for readers listing one source's entries
+FAMILIES = _FAMILIES  # which figures one source must give together, for partial-hour readers
 MAX_MEASURES = frozenset({"context_max", "context_window"})
 
 

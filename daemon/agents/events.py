@@ -21,6 +21,7 @@ from daemon.agents.privacy import clean_text, stored_attributes
 from daemon.agents.records import (
     Agent,
     ApiRequest,
+    CacheTtl,
     ContextUse,
     CostUsage,
     GenericEvent,
@@ -101,17 +102,31 @@ def _raw_tokens(attrs: dict[str, attr.Scalar]) -> dict[str, float]:
     return raw
 
 
+def _cache_ttl_split(attrs: dict[str, attr.Scalar], total: int
+                     ) -> tuple[tuple[CacheTtl, int], ...] | None:
+    """Cache writes by time to live when the parts are sent and add up to the total
+    (Claude Code sends both as 0 when the provider gave no split)."""
+    five = attr.number(attrs, "cache_creation_5m_tokens")
+    hour = attr.number(attrs, "cache_creation_1h_tokens")
+    if five is None or hour is None or five + hour <= 0 or round(five + hour) != total:
+        return None
+    parts: tuple[tuple[CacheTtl, float], ...] = (("5m", five), ("1h", hour))
+    return tuple((ttl, round(part)) for ttl, part in parts if part > 0)
+
+
 def _spend(
     ts: float, attrs: dict[str, attr.Scalar], agent: Agent, session: str | None
 ) -> list[Record]:
     """Tokens (made disjoint), the agent's own cost and the context in use for one call."""
     model, window = model_of(attrs)
     tokens = disjoint(agent.name, _raw_tokens(attrs))
-    out: list[Record] = [
-        TokenUsage(ts, agent, session, model, token_type, count, "event", requests=1,
-                   context_window=window)
-        for token_type, count in tokens.items()
-    ]
+    out: list[Record] = []
+    for token_type, count in tokens.items():
+        cache_write = token_type == "cache_creation"  # noqa: S105 - a token type, no secret
+        split = _cache_ttl_split(attrs, count) if cache_write else None
+        for ttl, part in split or ((None, count),):
+            out.append(TokenUsage(ts, agent, session, model, token_type, part, "event",
+                                  requests=1, context_window=window, cache_ttl=ttl))
     cost = attr.number(attrs, "cost_usd")
     if cost is not None:
         out.append(CostUsage(ts, agent, session, model, cost, "event"))
@@ -155,5 +170,6 @@ def _request(
         cost_usd=attr.number(attrs, "cost_usd"), source="event",
         error=clean_text(error_text) if failed and error_text else None,
         reasoning_tokens=tokens.get("reasoning"),
+        ttft_ms=attr.number(attrs, "ttft_ms") if not failed else None,
     ))
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from crash_reports.storage.atomic import write_atomic
 from crash_reports.storage.files import read_regular
 from crash_reports.storage.reserve import DiskReserve
 from daemon.agents import budgets, periods
-from daemon.agents.identity import agent_for_watch
+from daemon.agents.matching import process_context
 from daemon.agents.runtime import AgentTelemetry
 from daemon.agents.settings import budgets_from
 from daemon.agents.today import AGENTS_REFRESH_SECONDS, AgentToday, read_agents_today
@@ -29,8 +28,6 @@ from daemon.watch.sampler import TickSample
 log = structlog.get_logger(component="agents.link")
 
 BUDGET_CHECK_SECONDS = 60.0
-MAX_CONTEXT_PIDS = 32
-MAX_SESSION_WINDOW_SECONDS = 86400.0
 
 
 class AgentLink:
@@ -72,33 +69,12 @@ class AgentLink:
         self.telemetry.admission.set_watched(watched_trees(sample))
 
     def context_for(self, tracked: TrackedProcess, now: float) -> dict[str, Any] | None:
-        """What the agent behind a watched process was doing; the context says how it was
-        matched: ``pid`` (telemetry carried the pid of the process or of one of its children,
-        for an agent started through a wrapper such as `uv run` or `npx`) or ``agent+time``
-        (no pid: the watch's agent, on this host, in the session most recently active during
-        the process's lifetime — Claude Code and Codex send no ``process.pid``)."""
-        pids = (tracked.pid, *tracked.last.member_pids[:MAX_CONTEXT_PIDS])
-        reader = self.telemetry.reader
+        """What the agent behind a watched process was doing, and how it was matched
+        (``pid`` or ``agent+time``: see matching.py)."""
         try:
-            for pid in pids:
-                context = reader.agent_context(pid, None, None, now)
-                if context:
-                    if pid != tracked.pid:
-                        context["matched_pid"] = pid
-                    context["match"] = "pid"
-                    return context
-            agent = agent_for_watch(tracked.watch)
-            started = tracked.last.create_time or tracked.first_seen
-            session = reader.recent_session(agent, socket.gethostname(), started, now + 60.0,
-                                            pids)
-            if session is None:
-                return None
-            window = min(max(now - started, 900.0), MAX_SESSION_WINDOW_SECONDS)
-            context = reader.agent_context(None, session.session_id, None, now, window)
-            if context:
-                context.update(match="agent+time", agent=session.agent,
-                               session_id=session.session_id, agent_version=session.version)
-            return context
+            return process_context(
+                self.telemetry.reader, tracked.watch, tracked.pid, tracked.last.member_pids,
+                tracked.last.create_time or tracked.first_seen, now)
         except Exception as exc:  # a report goes out without agent context rather than not at all
             log.warning("otlp.context_failed", pid=tracked.pid, error=repr(exc))
         return None

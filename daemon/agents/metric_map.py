@@ -4,8 +4,11 @@ Claude Code (``claude_code.*``), Gemini CLI (``gemini_cli.*``), Codex (``codex.*
 GenAI conventions (``gen_ai.*``). Token points are gathered per request into bundles first,
 because an agent's types overlap (cached inside input) and are made disjoint together.
 Metrics that only repeat another one of the same agent are kept as generic series:
-Gemini's ``gen_ai.client.*`` repeat ``gemini_cli.*``; Codex's ``codex.api_request`` and
-``codex.tool.call`` counters repeat their ``*.duration_ms`` histograms.
+Gemini's ``gen_ai.client.*`` repeat ``gemini_cli.*``, and its ``gemini_cli.api.request.*``
+repeat its ``api_response``/``api_error`` events, badly: each failed request is counted in two
+series (one with ``error_type``, one without), so requests come from the events only.
+Codex's ``codex.api_request`` and ``codex.tool.call`` counters repeat their ``*.duration_ms``
+histograms.
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ _SESSION_METRICS = frozenset(
 )
 # Metrics that only repeat another metric of the same agent (see module docstring).
 _REPEATS: dict[str, frozenset[str]] = {
-    "gemini": frozenset({"gen_ai.client.token.usage", "gen_ai.client.operation.duration"}),
+    "gemini": frozenset({
+        "gen_ai.client.token.usage", "gen_ai.client.operation.duration",
+        "gemini_cli.api.request.count", "gemini_cli.api.request.latency",
+    }),
     "codex": frozenset({"gen_ai.client.token.usage", "gen_ai.client.operation.duration"}),
 }
 _WORK: dict[str, WorkKind] = {
@@ -152,14 +158,6 @@ def _request(
         error_class = classify_error(status, error_type) if failed else None
         return ApiRequest(ts, agent, session, model, count, _millis(value, unit), error_class,
                           status, source="metric")
-    if name == "gemini_cli.api.request.count":
-        status = _status(attrs)
-        failed = status is not None and status >= 400
-        return ApiRequest(ts, agent, session, model, round(value), 0.0,
-                          classify_error(status, None) if failed else None, status,
-                          source="metric")
-    if name == "gemini_cli.api.request.latency":
-        return ApiRequest(ts, agent, session, model, 0, _millis(value, unit), source="metric")
     return None
 
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from daemon.agents.records import TokenType, TokenUsage
+from daemon.agents.records import TokenUsage
 
 if TYPE_CHECKING:
     import genai_prices
@@ -38,14 +38,27 @@ def _prices() -> ModuleType:
     return genai_prices
 
 _UNPRICEABLE = frozenset({"", "unknown"})
-_USAGE_FIELDS: dict[TokenType, tuple[str, ...]] = {
+# What each priced kind of token is to genai-prices: the token types, and cache writes by
+# how long they are kept when the agent said so (1-hour writes cost more than 5-minute ones).
+PriceKind = str
+_USAGE_FIELDS: dict[PriceKind, tuple[str, ...]] = {
     "input": ("input_tokens",),
     "output": ("output_tokens",),
     "cache_read": ("input_tokens", "cache_read_tokens"),
     "cache_creation": ("input_tokens", "cache_write_tokens"),
+    # genai-prices wants the parent count beside its 5m / 1h part.
+    "cache_creation_5m": ("input_tokens", "cache_write_tokens", "cache_write_5m_tokens"),
+    "cache_creation_1h": ("input_tokens", "cache_write_tokens", "cache_write_1h_tokens"),
     # Providers bill reasoning (thinking) tokens as output tokens.
     "reasoning": ("output_tokens",),
 }
+
+
+def price_kind(usage: TokenUsage) -> PriceKind:
+    """The priced kind of a token record: its type, cache writes by their time to live."""
+    if usage.cache_ttl is not None:  # only cache writes have one
+        return f"cache_creation_{usage.cache_ttl}"
+    return usage.token_type
 
 
 def price_tokens(usage: TokenUsage) -> TokenUsage:
@@ -57,7 +70,7 @@ def price_tokens(usage: TokenUsage) -> TokenUsage:
     requests = max(usage.requests, 1)
     per_request = round(usage.tokens / requests)
     day = datetime.fromtimestamp(usage.ts, UTC).date()
-    unit = _price(usage.model, usage.token_type, per_request, day)
+    unit = _price(usage.model, price_kind(usage), per_request, day)
     if unit is None:
         return dataclasses.replace(usage, cost_usd=None, cost_status="unknown")
     return dataclasses.replace(usage, cost_usd=float(unit * requests), cost_status="computed")
@@ -66,7 +79,7 @@ def price_tokens(usage: TokenUsage) -> TokenUsage:
 _PROBE_TOKENS = 1000
 
 
-def _price(model: str, token_type: TokenType, tokens: int, day: date) -> Decimal | None:
+def _price(model: str, token_type: PriceKind, tokens: int, day: date) -> Decimal | None:
     if model in _UNPRICEABLE:
         return None
     if tokens == 0:
@@ -83,7 +96,7 @@ def _price(model: str, token_type: TokenType, tokens: int, day: date) -> Decimal
 
 
 @functools.lru_cache(maxsize=1024)
-def _linear_price(model: str, token_type: TokenType, day: date) -> tuple[Decimal, int] | None:
+def _linear_price(model: str, token_type: PriceKind, day: date) -> tuple[Decimal, int] | None:
     """Price per token and the input size below which it holds, when pricing is proportional.
 
     A full genai-prices calculation costs ~130 us; most prices are proportional to tokens
@@ -104,12 +117,12 @@ def _linear_price(model: str, token_type: TokenType, day: date) -> tuple[Decimal
 
 
 @functools.lru_cache(maxsize=4096)
-def _exact_price(model: str, token_type: TokenType, tokens: int, day: date) -> Decimal | None:
+def _exact_price(model: str, token_type: PriceKind, tokens: int, day: date) -> Decimal | None:
     calculation = _calculation(model, _usage(token_type, tokens), day)
     return None if calculation is None else Decimal(calculation.total_price)
 
 
-def _usage(token_type: TokenType, tokens: int) -> genai_prices.Usage:
+def _usage(token_type: PriceKind, tokens: int) -> genai_prices.Usage:
     # genai-prices counts cached tokens inside input_tokens (OpenAI's convention), while
     # Claude Code reports them apart (Anthropic's), so each type is priced on its own.
     usage: genai_prices.Usage = _prices().Usage(

@@ -29,7 +29,7 @@ CONTENT_KEYS = frozenset(
         "gen_ai.tool.definitions", "gen_ai.input.messages", "gen_ai.output.messages",
         "gen_ai.prompt", "gen_ai.completion", "gen_ai.tool.call.arguments",
         "gen_ai.tool.call.result", "process.command_args", "process.command_line",
-        "process.command", "cwd",
+        "process.command", "cwd", "prompt_text", "user_prompt", "message.uuid",
     }
 )
 # Identifiers of a person or an installation, and attributes already kept as columns.

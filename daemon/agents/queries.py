@@ -13,10 +13,13 @@ from typing import Any, Literal
 
 from crash_reports.storage import sqlite
 from daemon.agents import spend
-from daemon.agents.choose import Row, choose, measure_key
+from daemon.agents.calls import one_source, with_call_tokens
+from daemon.agents.choose import Row, choose
 from daemon.agents.costs import gather, total_cost
 from daemon.agents.records import TOKEN_TYPES
+from daemon.agents.rows import event_rows
 from daemon.agents.totals import BUSY_TIMEOUT_SECONDS
+from daemon.agents.window import range_rows
 
 StatsBy = Literal["agent", "model", "tool", "session"]
 LAST_ITEMS = 10
@@ -95,8 +98,9 @@ class StoreReader:
             db.close()
 
     def stats(self, since: float, until: float, by: StatsBy) -> list[StatsRow]:
-        """Totals per agent, model, tool or session over [since, until] (hours that overlap
-        it; sessions active in it), one source per figure (choose.py)."""
+        """Totals per agent, model, tool or session over [since, until] (to the event within
+        the raw events' retention, see window.py; sessions active in it), one source per
+        figure (choose.py)."""
         if not self.exists():
             return []
         with self._connect() as db:
@@ -109,12 +113,7 @@ class StoreReader:
                     (since, until),
                 ).fetchall()
             else:
-                found = db.execute(
-                    "SELECT '', agent, model, tool, measure, dim, sum(value), sum(count) "
-                    "FROM hourly WHERE hour BETWEEN ? AND ? "
-                    "GROUP BY agent, model, tool, measure, dim",
-                    (int(since // 3600), int(until // 3600)),
-                ).fetchall()
+                found = range_rows(db, since, until)
         return summarize(found, by)
 
     def spend_usd(self, agent: str | None, since: float, until: float) -> float:
@@ -169,6 +168,17 @@ class StoreReader:
             ).fetchone()
         return None if found is None else SessionSeen(*found)
 
+    def session_seen(self, agent: str, session_id: str) -> SessionSeen | None:
+        """One session as the store knows it (its agent version, host, first and last use)."""
+        if not self.exists():
+            return None
+        with self._connect() as db:
+            found = db.execute(
+                "SELECT agent, session_id, host, version, pid, first_ts, last_ts "
+                "FROM session_seen WHERE agent = ? AND session_id = ?", (agent, session_id),
+            ).fetchone()
+        return None if found is None else SessionSeen(*found)
+
     def agent_context(
         self,
         pid: int | None,
@@ -191,7 +201,11 @@ class StoreReader:
             ).fetchall()
         if not found:
             return None
-        return _context(found, window_seconds, [column for column, _ in matches])
+        context = _context(found, window_seconds, [column for column, _ in matches])
+        if context["session_id"] is not None:
+            seen = self.session_seen(context["agent"], context["session_id"])
+            context["agent_version"] = seen.version if seen is not None else None
+        return context
 
 
 def summarize(found: list[Any], by: StatsBy) -> list[StatsRow]:
@@ -221,15 +235,18 @@ def summarize(found: list[Any], by: StatsBy) -> list[StatsRow]:
             costs[_row(rows, by, session, agent, model, "").key].append(sources)
         for key, found_groups in costs.items():
             rows[key].cost_usd, rows[key].cost_status = total_cost(found_groups)
+    if by == "tool":
+        return sorted(rows.values(), key=lambda r: (-r.tool_calls, r.key, r.agent or ""))
     return sorted(rows.values(), key=lambda r: (-(r.cost_usd or 0.0), r.key))
 
 
 def _row(rows: dict[str, StatsRow], by: StatsBy, session: str, agent: str, model: str,
          tool: str) -> StatsRow:
     key = {"tool": tool, "model": model, "session": session}.get(by, agent)
-    stats = rows.get(key)
+    slot = f"{agent}\x1f{tool}" if by == "tool" else key  # a tool's row is per agent
+    stats = rows.get(slot)
     if stats is None:
-        stats = rows[key] = StatsRow(key, agent=agent if by == "session" else None)
+        stats = rows[slot] = StatsRow(key, agent=agent if by in ("session", "tool") else None)
     return stats
 
 
@@ -258,59 +275,31 @@ def _add(row: StatsRow, measure: str, dim: str, value: float, count: int) -> Non
         row.context_window_tokens = max(row.context_window_tokens or 0, int(value))
 
 
-def _event_rows(kind: str, agent: str, data: dict[str, Any]) -> list[Row]:
-    """The aggregate rows a stored event stands for (the inverse of rows.figures)."""
-    src = data.get("source") or "metric"
-    model, tool = str(data.get("model", "")), str(data.get("tool", ""))
-    group = (agent, model, tool)
-    if kind == "tokens":
-        out = [Row(group, measure_key("tokens", src), data["token_type"], data["tokens"],
-                   data.get("requests", 0))]
-        status, usd = data.get("cost_status"), data.get("cost_usd")
-        if status in ("computed", "covered") and usd is not None:
-            out.append(Row(group, measure_key("cost_computed", src), "", usd, 0))
-            if status == "computed":
-                out.append(Row(group, measure_key("cost_counted", src), "", max(usd, 0.0), 0))
-        elif status == "unknown":
-            out.append(Row(group, measure_key("tokens_unpriced", src), data["token_type"],
-                           data["tokens"], 0))
-        return out
-    if kind == "cost":
-        return [Row(group, measure_key("cost_reported", src), "", data["usd"], 0),
-                Row(group, measure_key("cost_counted", src), "", max(data["usd"], 0.0), 0)]
-    if kind == "request":
-        error = data.get("error_class")
-        out = [Row(group, measure_key("requests", src), "ok" if error is None else "error",
-                   data["duration_ms"], data["count"])]
-        if error is not None:
-            out.append(Row(group, measure_key("errors", src), error, 0.0, data["count"]))
-        return out
-    if kind == "tool_call":
-        return [Row(group, measure_key("tool_calls", src), "ok" if data["success"] else "error",
-                    data["duration_ms"], data["count"])]
-    if kind == "session":
-        return [Row(group, measure_key("sessions", src), "", data["count"], data["count"])]
-    return []
-
-
 def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> dict[str, Any]:
     rows: list[Row] = []
-    last_requests: list[dict[str, Any]] = []
-    last_tools: list[dict[str, Any]] = []
+    requests_by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    tools_by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    call_tokens: list[dict[str, Any]] = []
     agents: set[str] = set()
     streams: set[str] = set()
     sessions: set[str] = set()
+    latest: tuple[str, str] | None = None
     for ts, kind, agent, stream, raw, session in found:
         agents.add(agent)
         streams.add(stream)
         if session:
             sessions.add(session)
+            latest = (agent, session)
         data = json.loads(raw)
-        rows.extend(_event_rows(kind, agent, data))
-        if kind == "request" and (data.get("source") or "metric") != "span":
-            last_requests.append({"ts": ts, **data})
-        elif kind == "tool_call" and (data.get("source") or "metric") != "span":
-            last_tools.append({"ts": ts, **data})
+        rows.extend(event_rows(kind, agent, data))
+        if kind == "tokens" and data.get("source") == "event" and data.get("requests") == 1:
+            call_tokens.append({"ts": ts, **data})
+        if kind == "request":
+            requests_by_source[data.get("source") or "metric"].append({"ts": ts, **data})
+        elif kind == "tool_call":
+            tools_by_source[data.get("source") or "metric"].append({"ts": ts, **data})
+    last_requests = with_call_tokens(one_source(requests_by_source), call_tokens)
+    last_tools = one_source(tools_by_source)
     found_rows = [("", *r.group, r.measure, r.dim, r.value, r.count) for r in rows]
     summary = (summarize(found_rows, "session") or [StatsRow("")])[0]
     tokens: dict[str, int] = dict.fromkeys(TOKEN_TYPES, 0)
@@ -335,4 +324,7 @@ def _context(found: list[Any], window_seconds: float, matched_by: list[str]) -> 
                        "error": summary.tool_failures},
         "last_requests": last_requests[-LAST_ITEMS:],
         "last_tool_calls": last_tools[-LAST_ITEMS:],
+        # The agent and session of the most recent activity, however the context was matched.
+        "agent": latest[0] if latest else None,
+        "session_id": latest[1] if latest else None,
     }

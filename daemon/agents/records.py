@@ -17,6 +17,7 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = (
 # "covered": priced here, but the agent reported this cost itself in the same export (its
 # own figure counts; daemon/agents/integrity.py).
 CostStatus = Literal["reported", "computed", "covered", "unknown", "none"]
+CacheTtl = Literal["5m", "1h"]
 # Where a figure came from. Agents often send the same spend as a metric and as an event
 # (and timings as spans); queries use one source per group, never the sum (see choose.py).
 Source = Literal["metric", "event", "span"]
@@ -75,6 +76,9 @@ class TokenUsage:
     cost_usd: float | None = None
     cost_status: CostStatus = "none"
     context_window: str | None = None
+    # Cache writes kept 1 hour are billed above 5-minute ones: "5m" or "1h" when the agent
+    # sent the split (Claude Code's cache_creation_5m_tokens / cache_creation_1h_tokens).
+    cache_ttl: CacheTtl | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,7 @@ class ApiRequest:
     source: Source = "metric"
     error: str | None = None
     reasoning_tokens: int | None = None
+    ttft_ms: float | None = None  # time to first token of one call (Claude Code's ttft_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from daemon.agents.buckets import duration_bucket
-from daemon.agents.choose import measure_key
+from daemon.agents.choose import Row, measure_key
 from daemon.agents.records import (
     ApiRequest,
     ContextUse,
@@ -99,6 +99,10 @@ def figures(record: Record, buckets: bool = False) -> list[Figure]:
             mean = record.duration_ms / 1000.0 / record.count
             out.append((record.model, "", measure_key("request_le", src),
                         duration_bucket(mean), 0.0, record.count))
+        if buckets and record.ttft_ms is not None:  # one call's; only events carry it
+            out.append((record.model, "", "ttft", "", record.ttft_ms, 1))
+            out.append((record.model, "", "ttft_le", duration_bucket(record.ttft_ms / 1000.0),
+                        0.0, 1))
         return out
     if isinstance(record, ToolCall):
         src = record.source
@@ -133,3 +137,46 @@ def hourly_increments(record: Record) -> list[Increment]:
     agent = record.agent.name
     return [((hour, agent, model, tool, measure, dim), value, count)
             for model, tool, measure, dim, value, count in figures(record)]
+
+
+def event_rows(kind: str, agent: str, data: dict[str, Any]) -> list[Row]:
+    """The aggregate rows a stored event stands for (the inverse of ``figures``), grouped
+    by (agent, model, tool)."""
+    src = data.get("source") or "metric"
+    model, tool = str(data.get("model", "")), str(data.get("tool", ""))
+    group = (agent, model, tool)
+    if kind == "tokens":
+        out = [Row(group, measure_key("tokens", src), data["token_type"], data["tokens"],
+                   data.get("requests", 0))]
+        status, usd = data.get("cost_status"), data.get("cost_usd")
+        if status in ("computed", "covered") and usd is not None:
+            out.append(Row(group, measure_key("cost_computed", src), "", usd, 0))
+            if status == "computed":  # "covered": the agent's own cost counts
+                out.append(Row(group, measure_key("cost_counted", src), "", max(usd, 0.0), 0))
+        elif status == "unknown":
+            out.append(Row(group, measure_key("tokens_unpriced", src), data["token_type"],
+                           data["tokens"], 0))
+        return out
+    if kind == "cost":
+        return [Row(group, measure_key("cost_reported", src), "", data["usd"], 0),
+                Row(group, measure_key("cost_counted", src), "", max(data["usd"], 0.0), 0)]
+    if kind == "request":
+        error = data.get("error_class")
+        out = [Row(group, measure_key("requests", src), "ok" if error is None else "error",
+                   data["duration_ms"], data["count"])]
+        if error is not None:
+            out.append(Row(group, measure_key("errors", src), error, 0.0, data["count"]))
+        return out
+    if kind == "tool_call":
+        return [Row(group, measure_key("tool_calls", src), "ok" if data["success"] else "error",
+                    data["duration_ms"], data["count"])]
+    if kind == "session":
+        return [Row(group, measure_key("sessions", src), "", data["count"], data["count"])]
+    if kind == "work":
+        return [Row(group, measure_key("work", src), data["kind"], data["amount"], 1)]
+    if kind == "context":
+        out = [Row(group, "context_max", "", data["tokens"], 1)]
+        if data.get("window_tokens"):
+            out.append(Row(group, "context_window", "", data["window_tokens"], 1))
+        return out
+    return []

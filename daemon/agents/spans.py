@@ -5,7 +5,10 @@ Codex: ``model_client.stream_responses_api`` (``model``) per model request, and 
 named after the tool (``tool_name`` with ``codex.tool.phase = dispatch``) per tool call.
 GenAI conventions: ``gen_ai.operation.name`` ``chat``/``generate_content``/``text_completion``
 and ``execute_tool``. Every other span (Codex sends hundreds per turn) is counted and dropped.
-Spans feed the same figures as metrics and events, as the third source (see choose.py).
+Spans feed the same figures as metrics and events, as the third source (see choose.py):
+their ``gen_ai.usage.*`` tokens (current and coming GenAI names) follow the conventions'
+counting (cached input inside input, reasoning inside output) and are made disjoint, so a
+span's input (Claude Code: input + cache read + cache creation) never adds to its events'.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from daemon.agents import attributes as attr
 from daemon.agents.identity import split_model
 from daemon.agents.metric_map import session_of
 from daemon.agents.privacy import clean_text
-from daemon.agents.records import Agent, ApiRequest, Record, ToolCall
+from daemon.agents.records import Agent, ApiRequest, Record, TokenUsage, ToolCall
+from daemon.agents.tokens import GEN_AI, RAW_SLOTS, disjoint
 
 _STATUS_ERROR = 2  # Status.STATUS_CODE_ERROR
 _MODEL_OPERATIONS = frozenset({"chat", "generate_content", "text_completion", "embeddings"})
 _MODEL_SPANS = frozenset({"llm_call", "model_client.stream_responses_api"})
+_USAGE_KEYS = tuple(key for key in RAW_SLOTS if key.startswith("gen_ai.usage."))
 
 
 def map_span(
@@ -39,9 +44,18 @@ def map_span(
     operation = attr.text(attrs, "gen_ai.operation.name")
     model_name = attr.text(attrs, "gen_ai.request.model", "gen_ai.response.model", "model")
     if model_name and (name in _MODEL_SPANS or operation in _MODEL_OPERATIONS):
-        model, _ = split_model(clean_text(model_name, 64))
-        return [ApiRequest(ts, agent, session, model, 1, duration_ms,
-                           "other" if failed else None, source="span")]
+        model, window = split_model(clean_text(model_name, 64))
+        out: list[Record] = [ApiRequest(ts, agent, session, model, 1, duration_ms,
+                                        "other" if failed else None, source="span")]
+        raw: dict[str, float] = {}
+        for key in _USAGE_KEYS:
+            value = attr.number(attrs, key)
+            if value is not None:
+                raw[RAW_SLOTS[key]] = value
+        out.extend(TokenUsage(ts, agent, session, model, token_type, count, "span",
+                              requests=1, context_window=window)
+                   for token_type, count in disjoint(GEN_AI, raw).items())
+        return out
     tool = attr.text(attrs, "gen_ai.tool.name")
     if tool is None and attr.text(attrs, "codex.tool.phase") == "dispatch":
         tool = attr.text(attrs, "tool_name")

@@ -112,6 +112,9 @@ def _print_agents(agents: dict[str, Any], by: str) -> None:
     if not agents.get("rows"):
         out(f"agents: {agents.get('note') or 'none'}")
         return
+    if by == "tool":
+        _print_tools(agents["rows"])
+        return
     header = (by.upper(), "INPUT", "OUTPUT", "REASON", "CACHE R", "CACHE W", "COST USD",
               "REQUESTS", "ERRORS", "TOOL CALLS", "TOOL FAILS", "CONTEXT MAX", "WORK")
     rows = [header]
@@ -138,6 +141,19 @@ def _print_agents(agents: dict[str, Any], by: str) -> None:
             error_text, str(row.get("tool_calls", 0)), str(row.get("tool_failures", 0)),
             context_text, work or "-",
         ))
+    table(rows)
+
+
+def _print_tools(found: list[dict[str, Any]]) -> None:
+    """Tools per agent: calls, failures and time. No cost column: an agent's spend is per
+    request, and no telemetry we receive says which tool call a request's tokens served."""
+    rows = [("TOOL", "AGENT", "CALLS", "FAILED", "TOTAL TIME", "MEAN TIME")]
+    for row in found:
+        calls = int(row.get("tool_calls") or 0)
+        total = float(row.get("tool_duration_ms_total") or 0.0)
+        rows.append((str(row.get("key")), str(row.get("agent") or "-"), str(calls),
+                     str(row.get("tool_failures") or 0), f"{total:.0f} ms",
+                     f"{total / calls:.0f} ms" if calls else "-"))
     table(rows)
 
 

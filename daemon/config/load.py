@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -42,7 +43,16 @@ def load_config(
         raise ConfigError(str(path), None, f"larger than {MAX_CONFIG_BYTES} bytes") from None
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
-    return parse_config_text(text, str(path), environ, total_memory_bytes)
+    return with_web_config(parse_config_text(text, str(path), environ, total_memory_bytes))
+
+
+def with_web_config(config: Config) -> Config:
+    """The config with the file named by [metrics] web_config_file read into ``web``."""
+    if config.metrics.web_config_file is None:
+        return config
+    from daemon.config.web_config import load_web_config
+
+    return replace(config, web=load_web_config(config.metrics.web_config_file))
 
 
 def load_config_here(explicit: Path | None) -> Config:

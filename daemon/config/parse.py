@@ -5,7 +5,7 @@ environment it should honour; it never logs, reads files or touches the process.
 table is read by its keys as ``schema.py`` declares them (``reader.read_keys``: kind,
 default, range); what is written here by hand is only what is about several keys or the
 environment (a watch needs a selector, ``rss_warning`` below ``rss_critical``,
-``$SENTRY_DSN``, the state dir's default).
+``$SENTRY_DSN``, the state dir's default, a metrics listener off loopback needs a web config).
 
 Why a hand-written reader rather than pydantic (installed here as a dependency of
 genai-prices): measured on this machine (Python 3.11, pydantic 2.14), importing pydantic and
@@ -25,7 +25,7 @@ from typing import Any
 from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.errors import ConfigError
 from daemon.config.locations import default_state_dir
-from daemon.config.reader import TableReader, read_keys, type_name
+from daemon.config.reader import TableReader, is_loopback, read_keys, type_name
 from daemon.config.schema import (
     BudgetRule,
     Config,
@@ -91,8 +91,7 @@ def parse_config(
     sentry = _parse_sentry(_subtable(root, "sentry"), environ)
     spool = SpoolSettings(**_read(_subtable(root, "spool"), SpoolSettings))
     otlp = OtlpSettings(**_read(_subtable(root, "otlp"), OtlpSettings))
-    metrics = MetricsSettings(**_read(_subtable(root, "metrics"), MetricsSettings,
-                                      default=Config.metrics))
+    metrics = _parse_metrics(_subtable(root, "metrics"))
     budgets = tuple(_parse_budget(table) for table in _table_list(root, "budget"))
     guard = _parse_guard(_subtable(root, "guard"))
     root.reject_unknown()
@@ -172,4 +171,18 @@ def _parse_guard(table: TableReader) -> GuardSettings:
         raise table.error("idle_spin_fallback_window", "must be at least idle_spin_window "
                           f"({settings.idle_spin_fallback_window_seconds:g}s < "
                           f"{settings.idle_spin_window_seconds:g}s)")
+    return settings
+
+
+def _parse_metrics(table: TableReader) -> MetricsSettings:
+    settings = MetricsSettings(**_read(table, MetricsSettings, default=Config.metrics))
+    web_config_file = settings.web_config_file
+    if web_config_file is not None and not web_config_file.is_absolute():
+        raise table.error("web_config_file",
+                          f"expected an absolute path, got {str(web_config_file)!r}")
+    if (settings.enabled and not is_loopback(settings.host) and web_config_file is None
+            and not settings.allow_unauthenticated):
+        raise table.error("web_config_file", f"listen {settings.host!r} is reachable from "
+                          "other machines: give a web config (TLS and basic auth), or set "
+                          "[metrics] allow_unauthenticated = true on purpose")
     return settings

@@ -5,6 +5,7 @@ its kind and range, every error a ``ConfigError`` naming the key path. Pure.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -280,3 +281,17 @@ def parse_listen_address(text: str) -> tuple[str, int] | None:
     if not 0 <= port <= 65535:
         return None
     return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is reachable from this machine only.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

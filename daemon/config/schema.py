@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from daemon.config.actions import MAX_ACTIONS as MAX_ACTIONS
 from daemon.config.actions import ExecAction as ExecAction
@@ -53,6 +53,9 @@ from daemon.config.keys import (
     text,
 )
 from daemon.config.patterns import MAX_PATTERN_CHARS, SelectorPattern
+
+if TYPE_CHECKING:  # read (with PyYAML) only when a config names a web config file
+    from daemon.config.web_config import WebConfig
 
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
@@ -161,6 +164,16 @@ class DaemonSettings:
                                  doc="Samples kept per process (attached to a report).")
     trend_window_seconds: float = duration(120.0, range=(1.0, 30 * DAY), toml="trend_window",
                                            doc="Window for the RSS growth rate.")
+    # Growth and time to critical are shown ("—" until then) only this long after a process
+    # started: agents load and allocate fast in their first minute, which is no leak.
+    trend_startup_seconds: float = duration(60.0, range=(0.0, DAY), toml="trend_startup",
+                                            doc="How long after a process starts its growth "
+                                            "and time to critical are shown.")
+
+
+# ... and from at least this many points spanning at least half the trend window.
+TREND_MIN_POINTS = 6
+TREND_MIN_SPAN_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -243,7 +256,12 @@ class ListenSettings:
 @dataclass(frozen=True)
 class MetricsSettings(ListenSettings):
     """The [metrics] table: the Prometheus listener and its wire limits (GET only, so the
-    body limits are fixed, not read from the file)."""
+    body limits are fixed, not read from the file).
+
+    ``web_config_file`` (an absolute path) is an exporter-toolkit web config: TLS and basic
+    auth for every page of the listener (``daemon/config/web_config.py``). A listen address
+    off loopback needs one, unless ``allow_unauthenticated`` says so on purpose.
+    """
 
     wire: WireLimits = flatten(WireLimits(
         max_connections=16, read_timeout_seconds=10.0, keepalive_timeout_seconds=15.0,
@@ -251,6 +269,11 @@ class MetricsSettings(ListenSettings):
         max_decompressed_bytes=64 * 1024, max_inflight_bytes=1024**2,
     ), keys=("max_connections", "read_timeout", "keepalive_timeout", "write_timeout",
              "max_header_bytes"))
+    web_config_file: Path | None = text(
+        None, kind=Kind.PATH, doc="An exporter-toolkit web config (absolute path): TLS and "
+        "basic auth on every page of this listener (docs/fleet.md).")
+    allow_unauthenticated: bool = flag(False, doc="Listen off loopback without a "
+                                       "web_config_file, on purpose.")
 
 
 _COUNT = (1, 1_000_000)
@@ -349,3 +372,6 @@ class Config:
     guard: GuardSettings = section(GuardSettings(), toml="guard", settings=GuardSettings,
                                    doc="Behaviour rules over watched trees and their agents' "
                                    "telemetry (docs/guard.md).")
+    # Not a table: the file [metrics] web_config_file names, read when the config is loaded
+    # (and again on every reload, so new users and rotated certificates take effect).
+    web: WebConfig | None = None

@@ -8,10 +8,18 @@ from typing import Any
 
 from crash_reports.spool.store import Spool
 from daemon.agents.queries import StoreReader
+from daemon.agents.session_list import SessionStep, SessionSummary, read_sessions, read_steps
 from daemon.agents.today import hourly_cost
 from daemon.runtime.snapshot import StatusSnapshot
 from daemon.web.links import sentry_event_url
-from daemon.web.sources import PageSources, earliest_from_file, history_from_file
+from daemon.web.page_daemon import daemon_hours_from_file
+from daemon.web.sources import (
+    PageSources,
+    earliest_from_file,
+    history_from_file,
+    history_of_file,
+    spans_from_file,
+)
 
 
 def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db: Path,
@@ -26,11 +34,22 @@ def daemon_page_sources(snapshot: Callable[[], StatusSnapshot | None], stats_db:
     def costs(since: float, until: float) -> dict[str, list[tuple[float, float]]]:
         return hourly_cost(agents, since, until) if agents is not None else {}
 
+    def sessions(until: float) -> list[SessionSummary]:
+        return read_sessions(agents.path, until) if agents is not None else []
+
+    def steps(agent: str, session_id: str) -> list[SessionStep]:
+        return read_steps(agents.path, agent, session_id) if agents is not None else []
+
     return PageSources(
         snapshot=snapshot,
         running=lambda: True,
         history=history_from_file(stats_db),
+        history_of=history_of_file(stats_db),
+        spans=spans_from_file(stats_db),
         earliest=earliest_from_file(stats_db),
+        daemon_hours=daemon_hours_from_file(stats_db),
+        sessions=sessions,
+        session_steps=steps,
         reports=reports,
         costs=costs,
         event_url=lambda event_id: sentry_event_url(dsn(), event_id),

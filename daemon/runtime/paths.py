@@ -59,6 +59,11 @@ class StatePaths(NamedTuple):
         return self.root / "wrapped"
 
     @property
+    def trees(self) -> Path:
+        """Which watched tree each running process came from, so orphans outlive a restart."""
+        return self.root / "trees.json"
+
+    @property
     def otlp_key(self) -> Path:
         """The secret ``wrap``'s per-agent OTLP tokens are made from (0600; sender_token.py)."""
         return self.root / "otlp-token.key"

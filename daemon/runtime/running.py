@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from crash_reports.spool.store import Dropped, Spool
 from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
 from daemon.agents.link import AgentLink
+from daemon.config.reader import is_loopback
 from daemon.config.schema import Config
 from daemon.guard.guard import Guard
 from daemon.runtime.crash_hooks import install_crash_hooks
@@ -146,7 +146,7 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
     log.info("daemon.starting", pid=os.getpid(), version=__version__,
              pending_reports=spool.pending_count())
     for what, host in (("otlp", config.otlp.listen.host), ("metrics", config.metrics.host)):
-        if not is_loopback(host):
+        if not is_loopback(host) and (what == "otlp" or config.web is None):
             log.warning("listen.not_loopback", listener=what, host=host,
                         reason="reachable from other machines; nothing authenticates it")
     agents.start()
@@ -173,21 +173,7 @@ def _start_metrics(running: Running, config: Config, paths: StatePaths,
         running.metrics_server = serve_metrics(
             config.metrics.host, config.metrics.port, running.metrics,
             routes=page_routes(pages), limits=config.metrics.wire,
-            render_interval_seconds=config.daemon.interval_seconds)
-    except OSError as exc:
+            render_interval_seconds=config.daemon.interval_seconds, web_config=config.web)
+    except OSError as exc:  # ssl.SSLError too (a certificate the context cannot load)
         log.error("metrics.listen_failed", host=config.metrics.host, port=config.metrics.port,
                   error=exc.strerror or str(exc))
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a listen host is reachable from this machine only.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -163,7 +163,9 @@ class Service:
         if new.daemon.state_dir != self.config.daemon.state_dir:
             log.warning("config.reload_ignored", key="daemon.state_dir",
                         reason="the state dir changes only on restart")
-        if new.metrics != self.config.metrics or new.otlp != self.config.otlp:
+        if (replace(new.metrics, web_config_file=None)
+                != replace(self.config.metrics, web_config_file=None)
+                or new.otlp != self.config.otlp):
             log.warning("config.reload_ignored", key="metrics/otlp",
                         reason="listeners change only on restart")
         old = self.config
@@ -181,6 +183,8 @@ class Service:
                           action="kept the previous config")
                 self.notifier.ready()
                 return False
+        if running is not None and running.metrics_server is not None:
+            running.metrics_server.apply_web_config(new.web)
         if running is not None and new.sentry != old.sentry:
             running.delivery.restart(self.config, str(self.paths.spool))
         from daemon.runtime.logs import configure_logging

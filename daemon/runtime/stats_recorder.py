@@ -6,7 +6,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +121,17 @@ class StatsRecorder:
 
     def ship_due(self, client: sentry_sdk.Client, now: float, force: bool = False) -> int:
         """Put closed, unshipped hours into the spool as info events (at most once a minute,
-        on the monotonic clock; the hours themselves are wall-clock hours)."""
+        on the monotonic clock; the hours themselves are wall-clock hours). Only with a DSN
+        (the caller's check): stats are for Sentry, never crash reports pending delivery."""
         at = self._monotonic()
         if not force and self._next_ship_at is not None and at < self._next_ship_at:
             return 0
         self._next_ship_at = at + SHIP_EVERY_SECONDS
         queued = 0
         for period in self.store.closed_unshipped_periods(now):
+            if period.key.watch is not None and not saw_anything(period.figures):
+                self.store.mark_empty(period.key, now)  # a watch that saw nothing sends nothing
+                continue
             event = stats_event(period, self.host)
             scope = sentry_sdk.Scope(client=client)
             event_id = client.capture_event(event, scope=scope)
@@ -137,6 +141,21 @@ class StatsRecorder:
         if queued:
             log.info("stats.queued", periods=queued)
         return queued
+
+
+def saw_anything(figures: Mapping[str, int | float | None]) -> bool:
+    """Whether a watch's hour holds a sample or a count of anything.
+
+    >>> saw_anything({"samples": 0, "rss_max_bytes": None, "processes_seen": 0})
+    False
+    >>> saw_anything({"samples": 0, "reports_dropped": 1})
+    True
+    """
+    return any(value for name, value in figures.items()
+               if name == "samples" or name in _COUNTER_NAMES)
+
+
+_COUNTER_NAMES = frozenset(counter.value for counter in Counter)
 
 
 def _counter_for(action: Action) -> Counter | None:

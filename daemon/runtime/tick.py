@@ -28,6 +28,7 @@ from daemon.runtime.recent_events import EventKind, RecentEvent
 from daemon.runtime.running import Running
 from daemon.runtime.snapshot import TickInfo
 from daemon.runtime.status import pid_alive
+from daemon.runtime.trees import TreeMemory
 from daemon.watch.log_lines import log_line
 from daemon.watch.members import MemberGrowth
 from daemon.watch.monitor import (
@@ -171,9 +172,12 @@ class Ticker:
         watches = watches_of(config)
         self.sampler = Sampler(process_table, watches)
         self.monitor = Monitor(watches, config.daemon.history_samples,
-                               config.daemon.trend_window_seconds)
+                               config.daemon.trend_window_seconds,
+                               config.daemon.trend_startup_seconds)
         self.wrapped_dir = StatePaths(config.daemon.state_dir).wrapped
         self.heap_dir = StatePaths(config.daemon.state_dir).heap_snapshots
+        self.trees = TreeMemory(StatePaths(config.daemon.state_dir).trees)
+        self.sampler.restore(self.trees.load())
         self.wrapped_pids: set[int] = set()
         self.system = system
         self.monotonic = monotonic
@@ -196,12 +200,14 @@ class Ticker:
         self.monitor.set_rules(watches)
         self.monitor.history_samples = config.daemon.history_samples
         self.monitor.trend_window_seconds = config.daemon.trend_window_seconds
+        self.monitor.trend_startup_seconds = config.daemon.trend_startup_seconds
         self.evidence_wait = evidence_wait_seconds(config.daemon.interval_seconds)
 
     def tick(self, running: Running, now: float) -> TickSample:
         """Sample, evaluate, log, write reports, feed stats; return the sample."""
         started = self.monotonic()
         sample = self.sampler.sample(started, now, self._announced())
+        self.trees.save_if_changed(self.sampler.origins)
         running.agents.note_watched(sample)  # whose telemetry the receiver trusts
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
@@ -254,7 +260,8 @@ class Ticker:
             self.reaper.poll()
         if running.transport.held_count:
             running.transport.retry_failed_writes()
-        running.stats.ship_due(running.client, now)
+        if running.dsn:  # without one, stats stay in stats.db: nothing is pending delivery
+            running.stats.ship_due(running.client, now)
         running.agents.check_budgets(running.client, now)
         self.reports_written += self.guard.run(running, sample, self.monitor.rules,
                                                self.monitor.tracked, self.runner, started, now)

@@ -13,11 +13,11 @@ from enum import StrEnum
 from typing import Any
 
 from crash_reports.event.kinds import ReportKind
-from daemon.config.schema import WatchRule
+from daemon.config.schema import DaemonSettings, WatchRule
 from daemon.watch.members import MemberHistory
 from daemon.watch.sampler import OrphanSample, TickSample, TreeSample
 from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
-from daemon.watch.trend import TrendPoints, seconds_until
+from daemon.watch.trend import TREND_POINTS, add_point, seconds_until
 
 
 # slots: a daemon keeps history_samples of these per watched tree (120,000 at 1,000
@@ -48,7 +48,9 @@ class TrackedProcess:
     history: deque[SamplePoint]
     rss: LevelState = field(default_factory=LevelState)
     cpu: LevelState = field(default_factory=LevelState)
-    trend: TrendPoints = field(default_factory=TrendPoints)
+    trend_points: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=TREND_POINTS + 1)
+    )
     rate_bytes_per_min: float | None = None
     eta_seconds: float | None = None
     last_report_at: dict[ReportKind, float] = field(default_factory=dict)
@@ -213,10 +215,12 @@ class Monitor:
     """Turns each tick into transitions, trends and report requests."""
 
     def __init__(self, rules: tuple[WatchRule, ...], history_samples: int,
-                 trend_window_seconds: float) -> None:
+                 trend_window_seconds: float,
+                 trend_startup_seconds: float = DaemonSettings.trend_startup_seconds) -> None:
         self.rules = {rule.name: rule for rule in rules}
         self.history_samples = history_samples
         self.trend_window_seconds = trend_window_seconds
+        self.trend_startup_seconds = trend_startup_seconds
         self.tracked: dict[tuple[str, tuple[int, int]], TrackedProcess] = {}
         self.orphans: dict[tuple[str, tuple[int, int]], OrphanTrack] = {}
         # Agents that exited while (or just before) leaving processes behind, by tree.
@@ -373,8 +377,10 @@ class Monitor:
         return cached[1], cached[2]
 
     def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float) -> None:
-        tracked.rate_bytes_per_min = tracked.trend.update(
-            now, float(tracked.last.rss_bytes), tracked.first_seen, self.trend_window_seconds)
+        started = tracked.last.create_time or tracked.first_seen
+        tracked.rate_bytes_per_min = add_point(
+            tracked.trend_points, now, float(tracked.last.rss_bytes), started,
+            tracked.first_seen, self.trend_window_seconds, self.trend_startup_seconds)
         tracked.eta_seconds = seconds_until(
             tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
         )

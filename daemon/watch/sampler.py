@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from crash_reports.event.redact import redact_name
 from daemon.config.schema import WatchRule
+from daemon.watch.helpers import long_lived, may_be_helper
 from daemon.watch.members import MemberRss
 from daemon.watch.proctable import ProcessTable, ProcStat
 from daemon.watch.selection import ProcessIdentity, Selector
@@ -118,11 +119,11 @@ class _Tree:
 
     def unchanged(self, watch: str, stats: Sequence[ProcStat],
                   identity: ProcessIdentity | None, version: str | None) -> bool:
-        """Whether this tick's tree gives the same sample: the same lines (the table hands
-        back the very same stat for a line that did not change), no CPU used since."""
+        """Whether this tick's tree gives the same sample: the very same stat lines (the
+        table hands back the same value for a line that did not change), no CPU used."""
         sample = self.sample
         return (self.watch == watch and self.identity is identity and sample.version == version
-                and sample.cpu_percent == 0.0 and sample.root_cpu_percent == 0.0
+                and sample.cpu_percent == sample.root_cpu_percent == 0.0
                 and len(self.stats) == len(stats) and all(map(operator.is_, self.stats, stats)))
 
 
@@ -159,6 +160,18 @@ class Sampler:
     def __post_init__(self) -> None:
         self.selector = Selector(self.rules)
 
+    @property
+    def origins(self) -> Mapping[tuple[int, int], Origin]:
+        """Which watched tree each process (by pid and start time) belonged to last tick."""
+        return self._origins
+
+    def restore(self, origins: Mapping[tuple[int, int], Origin]) -> None:
+        """Take back what an earlier run knew about the trees (before the first sample): the
+        processes trees left behind are orphans again, not ordinary processes. A pid reused
+        since has another start time and matches nothing."""
+        if self._previous_at is None:
+            self._origins = dict(origins)
+
     def set_rules(self, rules: Sequence[WatchRule]) -> None:
         """Swap the watches (on reload); CPU history is kept."""
         self._evicted_before += self.selector.evicted
@@ -174,12 +187,8 @@ class Sampler:
         """Process images evicted from the selector's cache since start (reloads included)."""
         return self._evicted_before + self.selector.evicted
 
-    def sample(
-        self,
-        monotonic_now: float,
-        wall_now: float,
-        announced: Mapping[str, Sequence[int]] | None = None,
-    ) -> TickSample:
+    def sample(self, monotonic_now: float, wall_now: float,
+               announced: Mapping[str, Sequence[int]] | None = None) -> TickSample:
         """Scan the process table once and total each watch's trees and orphans.
 
         ``announced``: pids per watch that join it whatever its selectors say (children
@@ -189,20 +198,18 @@ class Sampler:
         figure comes from a line read in this tick.
         """
         table = self.table_source.scan(self._used)
-        elapsed = (
-            monotonic_now - self._previous_at if self._previous_at is not None else None
-        )
+        elapsed = monotonic_now - self._previous_at if self._previous_at is not None else None
         totals = self._totals(table, announced, elapsed)
         for _ in range(3):
             stale = self.table_source.stale(totals.used)
             if not stale:
                 break
             fresh = self.table_source.refresh(stale)
-            for pid in stale:
+            for pid in stale:  # in place: the table keeps the listing's order
                 if pid in fresh:
                     table[pid] = fresh[pid]
                 else:
-                    table.pop(pid, None)
+                    del table[pid]
             totals = self._totals(table, announced, elapsed)
         self._used = frozenset(totals.used)
         self._versions = totals.versions
@@ -249,7 +256,10 @@ class Sampler:
                 candidates.setdefault(origin.watch, {})[key[0]] = origin
         in_trees = {pid for rule, pids in zip(self.rules, matches, strict=True)
                     if rule.include_children for pid in pids}
-        blockers = in_trees | {pid for found in candidates.values() for pid in found}
+        # A process left behind by a tree stays that tree's orphan, even where another
+        # watch's selectors match it (an MCP server outliving its agent): one place only.
+        left_behind = {pid for found in candidates.values() for pid in found}
+        blockers = in_trees | left_behind
         origins: dict[tuple[int, int], Origin] = {}
         by_watch: dict[str, list[TreeSample]] = {}
         orphans: dict[str, list[OrphanSample]] = {}
@@ -258,12 +268,12 @@ class Sampler:
         for rule, pids in zip(self.rules, matches, strict=True):
             used.update(pids)
             mine = candidates.get(rule.name, {})
-            if not rule.include_children:
-                roots = pids
-            elif rule.pid is not None or rule.pidfile is not None:
-                roots = top_matches(pids, table)  # an explicit pid is always its own tree
+            if rule.pid is not None or rule.pidfile is not None:
+                roots = top_matches(pids, table) if rule.include_children else pids
+            elif not rule.include_children:
+                roots = [p for p in pids if p not in left_behind]
             else:
-                roots = top_matches([p for p in pids if p not in mine], table, blockers)
+                roots = top_matches([p for p in pids if p not in left_behind], table, blockers)
             samples = []
             attached: set[int] = set()
             for root_pid in sorted(roots):
@@ -286,7 +296,8 @@ class Sampler:
                     origin = known if known is not None and known.agent_key == root.key \
                         and known.watch == rule.name else Origin(rule.name, root.key)
                     for member in stats[1:]:
-                        origins[member.key] = origin
+                        if not self._outlives_its_tree(member):
+                            origins[member.key] = origin
                     attached.update(live)
                 attached.add(root_pid)
                 trees[root.key] = _Tree(rule.name, stats, identity, sample)
@@ -349,6 +360,14 @@ class Sampler:
                 create_time=self.table_source.create_time(stat), rss_bytes=rss,
                 cpu_percent=round(cpu, 2), members=1 + len(below), agent_key=origin.agent_key))
         return found
+
+    def _outlives_its_tree(self, stat: ProcStat) -> bool:
+        """A server the agent starts to outlive it (helpers.py): never its orphan."""
+        if not may_be_helper(stat.comm):
+            return False
+        identity = self.selector.identity(stat)
+        return identity is not None and long_lived(
+            stat.comm, identity.exe, identity.cmdline) is not None
 
     def _version(self, root: ProcStat, identity: ProcessIdentity | None,
                  member_pids: tuple[int, ...], table: Mapping[int, ProcStat],

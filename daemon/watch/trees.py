@@ -67,15 +67,23 @@ def top_matches(pids: Sequence[int], table: Mapping[int, ProcStat],
 def merge_matches(rules: Sequence[WatchRule], matches: list[list[int]],
                   announced: Mapping[str, Sequence[int]], live: Mapping[int, object]
                   ) -> list[list[int]]:
-    """Selector matches plus the live announced pids of each watch, without duplicates.
+    """Selector matches plus the live announced pids no watch matched, each once.
+
+    A process ``telemetryd wrap`` started belongs to the watch whose selectors match it
+    (as any process does: to the first); only when none does it joins the watch it was
+    announced to.
 
     >>> from types import SimpleNamespace as Rule
     >>> r = [Rule(name="a"), Rule(name="b")]
     >>> merge_matches(r, [[1], []], {"a": [1, 2], "b": [9]}, {1: 0, 2: 0})
     [[1, 2], []]
+    >>> merge_matches(r, [[1], []], {"b": [1]}, {1: 0})
+    [[1], []]
     """
+    matched = {pid for pids in matches for pid in pids}
     merged = []
     for rule, pids in zip(rules, matches, strict=True):
-        extra = [pid for pid in announced.get(rule.name, ()) if pid in live and pid not in pids]
+        extra = [pid for pid in announced.get(rule.name, ()) if pid in live and pid not in matched]
+        matched.update(extra)
         merged.append([*pids, *extra])
     return merged

@@ -105,6 +105,7 @@ def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metri
     context: dict[_Key, float] = {}
     request_hist = _Histograms()
     tool_hist = _Histograms()
+    ttft_hist = _Histograms()
     for row in rows:
         agent = caps.agent(row.agent)
         if row.measure == "tokens":
@@ -121,6 +122,10 @@ def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metri
             errors[(agent, caps.model(row.model), row.dim)] += row.count
         elif row.measure == "request_le":
             request_hist.add_bucket((agent, caps.model(row.model)), row.dim, row.count)
+        elif row.measure == "ttft":
+            ttft_hist.add_sum((agent, caps.model(row.model)), row.value / 1000.0)
+        elif row.measure == "ttft_le":
+            ttft_hist.add_bucket((agent, caps.model(row.model)), row.dim, row.count)
         elif row.measure == "tool_calls":
             key = (agent, caps.tool(row.tool))
             tool_calls[(*key, row.dim)] += row.count
@@ -158,6 +163,9 @@ def agent_families(rows: Sequence[TotalRow], caps: AgentLabelCaps) -> list[Metri
                 ["agent", "model"], context),
         request_hist.family("telemetryd_agent_request_duration_seconds",
                             "Duration of model API requests.", ["agent", "model"]),
+        ttft_hist.family("telemetryd_agent_time_to_first_token_seconds",
+                         "Time from sending a model API request to its first token.",
+                         ["agent", "model"]),
         tool_hist.family("telemetryd_agent_tool_duration_seconds",
                          "Duration of tool executions.", ["agent", "tool"]),
     ]

@@ -11,8 +11,8 @@ own name to 127.0.0.1 (then the request is same-origin for the page and carries
   configured listen host and, when that host is a wildcard (``0.0.0.0``, ``::``), any IP
   literal (an IP address cannot be rebound); any port, so an SSH tunnel still works.
 - Otherwise: 421 Misdirected Request; a request without ``Host`` (HTTP/1.0) too.
-- An ``Origin`` other than ``http://`` + the request's own ``Host`` (``null`` included):
-  403 Forbidden.
+- An ``Origin`` other than the listener's scheme (``http://``, or ``https://`` when it
+  serves TLS) + the request's own ``Host`` (``null`` included): 403 Forbidden.
 """
 
 from __future__ import annotations
@@ -66,9 +66,11 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 @dataclass(frozen=True, slots=True)
 class HostPolicy:
-    """The hosts one listener serves, from its configured listen host."""
+    """The hosts one listener serves, from its configured listen host; ``tls`` when it
+    serves HTTPS (its pages' origin is then ``https://``)."""
 
     listen_host: str
+    tls: bool = False
 
     def host_allowed(self, host: str) -> bool:
         """Whether a (parsed, lower-case) host names this listener.
@@ -104,27 +106,38 @@ class HostPolicy:
         True
         >>> policy.check("localhost:9464", "http://evil.example").status
         403
+        >>> tls = HostPolicy("0.0.0.0", tls=True)
+        >>> tls.check("10.0.0.2:9464", "https://10.0.0.2:9464") is None
+        True
         """
         parsed = parse_authority(host_header) if host_header is not None else None
         if parsed is None or not self.host_allowed(parsed[0]):
             return MISDIRECTED
-        if origin is not None and not _same_origin(origin, parsed):
+        if origin is not None and not _same_origin(origin, parsed, self.tls):
             return CROSS_ORIGIN
         return None
 
 
-def _same_origin(origin: str, host: tuple[str, int | None]) -> bool:
-    """Whether ``origin`` is ``http://`` + the request's host (port 80 when not given).
+def _same_origin(origin: str, host: tuple[str, int | None], tls: bool = False) -> bool:
+    """Whether ``origin`` is ``http://`` (``https://`` with ``tls``) + the request's host
+    (port 80, or 443 with ``tls``, when not given).
 
     >>> _same_origin("http://[::1]:9464", ("::1", 9464)), _same_origin("null", ("::1", 80))
     (True, False)
     >>> _same_origin("https://localhost:9464", ("localhost", 9464))
     False
+    >>> _same_origin("https://localhost:9464", ("localhost", 9464), tls=True)
+    True
+    >>> _same_origin("http://localhost:9464", ("localhost", 9464), tls=True)
+    False
+    >>> _same_origin("https://localhost", ("localhost", 443), tls=True)
+    True
     """
     scheme, sep, rest = origin.strip().lower().partition("://")
-    if scheme != "http" or not sep:
+    if scheme != ("https" if tls else "http") or not sep:
         return False
     parsed = parse_authority(rest)
     if parsed is None:
         return False
-    return (parsed[0], parsed[1] or 80) == (host[0], host[1] or 80)
+    default_port = 443 if tls else 80
+    return (parsed[0], parsed[1] or default_port) == (host[0], host[1] or default_port)

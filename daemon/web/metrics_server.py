@@ -17,6 +17,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.registry import Collector
 
 from daemon.config.schema import Config, DaemonSettings
+from daemon.config.web_config import WebConfig
+from daemon.web.auth import WebGuard, guard
 from daemon.web.rendering import SharedRendering
 from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
 from daemon.web.server import HttpHost, Listener, shared_host
@@ -35,6 +37,7 @@ class MetricsServer:
     rendering: SharedRendering
     _listener: Listener
     _pool: ThreadPoolExecutor = field(repr=False)
+    web_guard: WebGuard | None = None
 
     def stats(self) -> dict[str, int]:
         """The listener's connection counters and the renderings built so far."""
@@ -42,7 +45,16 @@ class MetricsServer:
 
     def add_route(self, path: str, route: Route) -> None:
         """Serve another page on this listener (takes effect for the next request)."""
-        self.routes.add(path, route)
+        self.routes.add(path, route if self.web_guard is None else guard(route, self.web_guard))
+
+    def apply_web_config(self, config: WebConfig | None) -> None:
+        """Take a reloaded web config (new users, the certificate re-read); SIGHUP's path."""
+        if config is None or self.web_guard is None:
+            if (config is None) != (self.web_guard is None):
+                log.warning("web_config.reload_ignored", key="metrics.web_config_file",
+                            reason="adding or removing a web config takes a restart")
+            return
+        self.web_guard.apply(config)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving, close the socket and wait for scrapes in flight."""
@@ -83,24 +95,32 @@ def serve_metrics(
     limits: ListenerLimits | None = None,
     http: HttpHost | None = None,
     render_interval_seconds: float = DaemonSettings.interval_seconds,
+    web_config: WebConfig | None = None,
 ) -> MetricsServer:
-    """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken.
+    """Serve the collector's metrics on ``host:port`` (port 0: any free port); OSError if taken
+    (or a TLS file of ``web_config`` unusable: ssl.SSLError is an OSError).
 
     ``render_interval_seconds``: how long one rendering of /metrics serves every scraper.
+    With ``web_config``, every page of the listener takes its TLS and basic auth.
     """
     registry = make_registry(collector, process_metrics=process_metrics)
+    web_guard = WebGuard(web_config) if web_config is not None else None
     pool = ThreadPoolExecutor(1, thread_name_prefix="telemetryd-scrape")
     rendering = SharedRendering(lambda: generate_latest(registry), render_interval_seconds,
                                 pool)
     table = RouteTable()
-    table.add("/metrics", scrape_route(rendering))
-    for path, route in (routes or {}).items():
-        table.add(path, route)
+    pages = {"/metrics": scrape_route(rendering), **(routes or {})}
+    for path, route in pages.items():
+        table.add(path, route if web_guard is None else guard(route, web_guard))
     try:
-        listener = (http or shared_host()).serve("metrics", host, port, table,
-                                                 limits or Config.metrics.wire)
+        listener = (http or shared_host()).serve(
+            "metrics", host, port, table, limits or Config.metrics.wire,
+            ssl_context=web_guard.ssl_context if web_guard else None)
     except OSError:
         pool.shutdown(wait=False)
         raise
-    log.info("metrics.listening", host=host, port=listener.port)
-    return MetricsServer(host, listener.port, registry, table, rendering, listener, pool)
+    log.info("metrics.listening", host=host, port=listener.port,
+             tls=bool(web_guard and web_guard.ssl_context),
+             basic_auth=bool(web_guard and web_guard.requires_auth))
+    return MetricsServer(host, listener.port, registry, table, rendering, listener, pool,
+                         web_guard)

@@ -1,5 +1,9 @@
 """``GET /``: the status page, drawn on the server (tables and SVG charts) so it reads without
-JavaScript; its script (static/page.js, inlined) then redraws from the JSON API every 5 s.
+JavaScript; its script (static/page.js, inlined) then swaps in a freshly drawn page every 5 s.
+
+It leads with now: the live trees, most pressing first, one chart each; ended trees fold
+per watch into a ``<details>`` line. Tabs (now, agents, events and reports, daemon) are
+``#anchors`` shown with CSS ``:target``, so they work without a script too.
 
 Everything it needs ships in the package (templates/, static/); nothing comes from the
 network.
@@ -13,22 +17,42 @@ from functools import cache
 from html import escape
 from importlib import resources
 from string import Template
+from urllib.parse import parse_qs
 
 from crash_reports.event.humanize import format_bytes, format_duration
 from daemon.agents.today import AgentToday
 from daemon.runtime.recent_events import RecentEvent
-from daemon.web.sources import RANGES_SECONDS, PageSources, Reply, window
-from daemon.web.svg import Level, Marker, Series, line_chart
+from daemon.web.page_daemon import daemon_tab
+from daemon.web.page_sessions import sessions_table, steps_table
+from daemon.web.page_trees import (
+    ended_by_watch,
+    ended_section,
+    live_charts,
+    live_first,
+    local_clock,
+    time_caption,
+)
+from daemon.web.sources import (
+    RANGES_SECONDS,
+    PageSources,
+    Reply,
+    live_histories,
+    other_spans,
+    window,
+)
+from daemon.web.svg import Axes, Series, stacked_chart
 from daemon.web.view import (
     DaemonView,
     ReportRow,
     StatusView,
     TreeRow,
     cost_steps,
+    once_per_pid,
     status_view,
 )
 
 REFRESH_SECONDS = 10
+MAX_CHARTS = 24  # the most pressing live trees get a chart; the table lists every one
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
         "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'")
 
@@ -36,10 +60,6 @@ _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inlin
 @cache
 def _asset(folder: str, name: str) -> str:
     return (resources.files("daemon.web") / folder / name).read_text(encoding="utf-8")
-
-
-def _clock(at: float) -> str:
-    return time.strftime("%H:%M", time.localtime(at))
 
 
 def _daemon_line(d: DaemonView, now: float) -> tuple[str, str]:
@@ -96,7 +116,7 @@ def events_list(events: Sequence[RecentEvent]) -> str:
     """The recent events strip, newest first."""
     if not events:
         return '<p class="muted">Nothing happened lately.</p>'
-    items = "".join(f'<li class="event-{e.kind}"><time>{_clock(e.at)}</time> '
+    items = "".join(f'<li class="event-{e.kind}"><time>{local_clock(e.at)}</time> '
                     f"{escape(e.text)}</li>" for e in events)
     return f'<ul class="events">{items}</ul>'
 
@@ -114,39 +134,60 @@ def reports_table(reports: Sequence[ReportRow]) -> str:
                   "No crash reports.")
 
 
-def tree_charts(view: StatusView, sources: PageSources, since: float, until: float,
-                step: float) -> tuple[str, str]:
-    """One RSS chart per tree (levels dashed, reports marked) and the cost chart."""
-    histories = sources.history(since, until, step)
-    levels = {t.watch: (t.rss_warning_bytes, t.rss_critical_bytes) for t in view.trees}
-    figures = []
-    for history in histories:
-        key = history.key
-        if not history.points:
-            continue
-        warning, critical = levels.get(key.watch, (None, None))
-        lines = [Level(f"{label} {format_bytes(v)}", v, f"level-{label}") for label, v in
-                 (("warning", warning), ("critical", critical)) if v]
-        marks = [Marker(r.created_at, f"{r.kind} report ({r.state})") for r in view.reports
-                 if r.watch == key.watch and r.created_at >= history.points[0].at - step]
-        name = f"{key.watch} pid {key.pid}"
-        svg = line_chart([Series(name, [(p.at, p.rss_bytes) for p in history.points])],
-                         (since, until), levels=lines, markers=marks, y_label=format_bytes,
-                         x_label=_clock, title=f"RSS of {name}")
-        figures.append(f'<figure class="chart-box" id="tree-{escape(key.watch)}-{key.pid}-'
-                       f'{int(key.started_at)}" data-drawn="server">{svg}'
-                       f"<figcaption>{escape(name)}</figcaption></figure>")
-    charts = "".join(figures) or '<p class="muted">No history yet.</p>'
+def cost_chart(sources: PageSources, since: float, until: float) -> str:
+    """Cost per hour, stacked by agent, with a legend (empty when no agent has a cost)."""
     costs = sources.costs(since, until)
     if not costs:
-        return f'<div class="charts" id="tree-charts">{charts}</div>', ""
-    cost_svg = line_chart([Series(agent, cost_steps(points, since, until), f"line s{i % 5}")
-                           for i, (agent, points) in enumerate(sorted(costs.items()))],
-                          (since, until), y_label=lambda v: f"${v:.2f}", x_label=_clock,
-                          title="Cost per hour by agent")
-    cost = (f'<figure class="chart-box" id="cost-chart" data-drawn="server">{cost_svg}'
-            "<figcaption>Cost per hour, by agent (USD)</figcaption></figure>")
-    return f'<div class="charts" id="tree-charts">{charts}</div>', cost
+        return ""
+    hours = sorted({start for points in costs.values() for start, _ in points})
+    series = []
+    for i, (agent, points) in enumerate(sorted(costs.items())):
+        per_hour = dict(points)
+        steps = cost_steps([(h, per_hour.get(h, 0.0)) for h in hours], since, until)
+        series.append(Series(agent, steps, f"area s{i % 5}"))
+    svg = stacked_chart(series, (since, until),
+                        Axes(lambda v: f"${v:.2f}", local_clock, "USD per hour",
+                             time_caption()), title="Cost per hour, stacked by agent")
+    return (f'<figure class="chart-box" id="cost-chart" data-drawn="server">{svg}'
+            "<figcaption>Cost per hour, stacked by agent (USD)</figcaption></figure>")
+
+
+def tree_sections(view: StatusView, sources: PageSources, since: float, until: float,
+                  step: float) -> tuple[str, str]:
+    """The live trees' charts and the ended trees folded per watch."""
+    live_rows = once_per_pid(live_first([t for t in view.trees if t.state != "orphaned"]))
+    live = {(t.watch, t.pid) for t in view.trees}
+    charted = live_rows[:MAX_CHARTS]
+    histories = live_histories(sources, since, until, step, {(t.watch, t.pid) for t in charted})
+    charts = live_charts(charted, histories, view.reports, since, until, step)
+    if len(live_rows) > len(charted):
+        charts += (f'<p class="muted" id="more-live">{len(live_rows) - len(charted)} more live '
+                   "trees, less pressing: see the table above.</p>")
+    spans = other_spans(sources, since, until, step, live)
+    ended = ended_section(ended_by_watch(spans, live, view.reports, step), view.reports, step)
+    return f'<div class="charts" id="tree-charts">{charts}</div>', ended
+
+
+def reports_heading(view: StatusView) -> str:
+    """Say how the list relates to the pending count (summaries are not crash reports)."""
+    shown = len(view.reports)
+    pending = view.daemon.reports_pending
+    listed_pending = sum(1 for r in view.reports if r.state == "pending")
+    return (f"{shown} crash report(s) listed ({listed_pending} pending); the spool holds "
+            f"{pending} pending item(s) in all, counting hourly stats summaries, budget "
+            "events and the daemon's own errors, which are not listed here")
+
+
+def sessions_section(sources: PageSources, view: StatusView, now: float, query: str,
+                     range_name: str) -> str:
+    """One row per recent agent session; the one chosen by ``?session=agent/id`` with steps."""
+    chosen = next(iter(parse_qs(query).get("session") or ()), None)
+    html = sessions_table(sources.sessions(now), view.trees, view.agents, now,
+                          chosen, range_name)
+    if chosen and "/" in chosen:
+        agent, session_id = chosen.split("/", 1)
+        html += steps_table(chosen, sources.session_steps(agent, session_id))
+    return html
 
 
 def render_page(sources: PageSources, query: str) -> Reply:
@@ -156,7 +197,8 @@ def render_page(sources: PageSources, query: str) -> Reply:
     view = status_view(snapshot, sources.running(), now, sources.reports(), sources.event_url)
     win = window(query, now, view.daemon.interval_seconds,
                  sources.earliest(now - RANGES_SECONDS["24h"]))
-    charts, cost = tree_charts(view, sources, win.since, win.until, win.step_seconds)
+    charts, ended = tree_sections(view, sources, win.since, win.until, win.step_seconds)
+    last_tick = view.daemon.last_tick_seconds
     css_class, line = _daemon_line(view.daemon, now)
     ranges = " ".join(
         f'<a href="/?range={name}"{" class=current" if name == win.name else ""}>{name}</a>'
@@ -165,8 +207,13 @@ def render_page(sources: PageSources, query: str) -> Reply:
         refresh=REFRESH_SECONDS, host_state="" if view.daemon.running else "(not running)",
         css=_asset("static", "page.css"), js=_asset("static", "page.js"), range=win.name,
         daemon_class=css_class, daemon_line=escape(line), ranges=ranges,
-        trees_table=trees_table(view.trees, view.idle_watches), tree_charts=charts,
-        agents_table=agents_table(view.agents), cost_chart=cost,
+        trees_table=trees_table(once_per_pid(live_first(view.trees)), view.idle_watches),
+        tree_charts=charts, ended_trees=ended, agents_table=agents_table(view.agents),
+        cost_chart=cost_chart(sources, win.since, win.until),
+        daemon_tab=daemon_tab(sources.daemon_hours(now - RANGES_SECONDS["24h"]),
+                              now - RANGES_SECONDS["24h"], now, last_tick),
+        reports_heading=escape(reports_heading(view)),
+        sessions=sessions_section(sources, view, now, query, win.name),
         events_list=events_list(view.events), reports_table=reports_table(view.reports),
         generated=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
     )

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -116,28 +117,33 @@ class HttpHost:
             return self._loop
 
     def serve(self, name: str, host: str, port: int, routes: RouteTable,
-              limits: ListenerLimits) -> Listener:
-        """Bind ``host:port`` now (0: any free port; OSError if taken), serve on the loop."""
+              limits: ListenerLimits, ssl_context: ssl.SSLContext | None = None) -> Listener:
+        """Bind ``host:port`` now (0: any free port; OSError if taken), serve on the loop;
+        with ``ssl_context``, over TLS (the context can be reloaded in place)."""
         sock = _bind(host, port)
         book = ListenerBook(limits)
         sock.admits = book.admits
         # The connection cap is kept by guarded_h11 (eviction) and the app (503 past the
         # reserve), both counting open connections only: uvicorn's limit_concurrency would
         # count connections already closing too.
+        policy = HostPolicy(host, tls=ssl_context is not None)
         config = uvicorn.Config(
-            make_app(routes, limits, HostPolicy(host), book.crowded), http=protocol_for(book),
+            make_app(routes, limits, policy, book.crowded), http=protocol_for(book),
             lifespan="off", log_config=None, log_level=logging.CRITICAL, access_log=False,
             server_header=False, date_header=False, limit_concurrency=None,
             timeout_keep_alive=int(max(1, limits.keepalive_timeout_seconds)),
             h11_max_incomplete_event_size=limits.max_header_bytes,
             timeout_graceful_shutdown=int(_SHUTDOWN_SECONDS),
+            ssl_context_factory=(None if ssl_context is None
+                                 else lambda _config, _default: ssl_context),
         )
         server = _QuietServer(config)
         server.config.timeout_keep_alive = limits.keepalive_timeout_seconds  # type: ignore[assignment]
         loop = self.loop()
         done = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), loop)
         bound = int(sock.getsockname()[1])
-        log.info("http.listening", listener=name, host=host, port=bound)
+        log.info("http.listening", listener=name, host=host, port=bound,
+                 tls=ssl_context is not None)
         return Listener(name, bound, server, done, book, loop)
 
 

@@ -8,21 +8,32 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from crash_reports.spool.records import SpoolEntry
-from crash_reports.stats.history import TreeHistory, connect, earliest, read_history
+from crash_reports.stats.history import (
+    TreeHistory,
+    TreeSpan,
+    connect,
+    earliest,
+    read_history,
+    tree_spans,
+)
+from daemon.agents.session_list import SessionStep, SessionSummary
 from daemon.runtime.snapshot import StatusSnapshot
+from daemon.web.page_daemon import DaemonHour
 from daemon.web.view import EventUrl
 
 RANGES_SECONDS: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
 DEFAULT_RANGE = "1h"
 CHART_POINTS = 320
 Costs = Mapping[str, list[tuple[float, float]]]
+HistoryOf = Callable[[float, float, float, Collection[tuple[str, int]]], list[TreeHistory]]
+Spans = Callable[[float, float, Collection[tuple[str, int]]], list[TreeSpan]]
 
 
 class Reply(NamedTuple):
@@ -44,7 +55,32 @@ class PageSources:
     costs: Callable[[float, float], Costs]
     event_url: EventUrl
     earliest: Callable[[float], float | None] = lambda _since: None
+    daemon_hours: Callable[[float], list[DaemonHour]] = lambda _since: []
+    sessions: Callable[[float], list[SessionSummary]] = lambda _until: []
+    session_steps: Callable[[str, str], list[SessionStep]] = lambda _agent, _session: []
+    # The page's fast paths (None: derived from ``history``): the points of some trees only,
+    # and the other trees' spans (first, last, peak) without their points.
+    history_of: HistoryOf | None = None
+    spans: Spans | None = None
     clock: Callable[[], float] = time.time
+
+
+def live_histories(sources: PageSources, since: float, until: float, step: float,
+                   live: Collection[tuple[str, int]]) -> list[TreeHistory]:
+    """The points of the ``live`` trees only."""
+    if sources.history_of is not None:
+        return sources.history_of(since, until, step, live)
+    return [h for h in sources.history(since, until, step) if (h.key.watch, h.key.pid) in live]
+
+
+def other_spans(sources: PageSources, since: float, until: float, step: float,
+                live: Collection[tuple[str, int]]) -> list[TreeSpan]:
+    """First, last and peak of every tree but the ``live`` ones."""
+    if sources.spans is not None:
+        return sources.spans(since, until, live)
+    return [TreeSpan(h.key, h.points[0].at, h.points[-1].at, max(p.rss_bytes for p in h.points))
+            for h in sources.history(since, until, step)
+            if h.points and (h.key.watch, h.key.pid) not in live]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +122,32 @@ def history_from_file(path: Path) -> Callable[[float, float, float], list[TreeHi
             return []
         with contextlib.closing(connect(path, read_only=True)) as conn:
             return read_history(conn, since, until, step)
+
+    return read
+
+
+def history_of_file(path: Path) -> HistoryOf:
+    """Some trees' points from the stats database, read-only."""
+
+    def read(since: float, until: float, step: float,
+             only: Collection[tuple[str, int]]) -> list[TreeHistory]:
+        if not path.exists() or not only:
+            return []
+        with contextlib.closing(connect(path, read_only=True)) as conn:
+            return read_history(conn, since, until, step, only=only)
+
+    return read
+
+
+def spans_from_file(path: Path) -> Spans:
+    """The other trees' spans from the stats database, read-only."""
+
+    def read(since: float, until: float,
+             skip: Collection[tuple[str, int]]) -> list[TreeSpan]:
+        if not path.exists():
+            return []
+        with contextlib.closing(connect(path, read_only=True)) as conn:
+            return tree_spans(conn, since, until, skip)
 
     return read
 

@@ -6,6 +6,7 @@ history rows and ``now`` go in; typed rows come out. Nothing here samples a proc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from daemon.runtime.recent_events import RecentEvent
 from daemon.runtime.snapshot import StatusSnapshot
 
 STATES = ("ok", "warning", "critical", "orphaned")
+_PID_IN_TITLE = re.compile(r" pid (\d+)\b")
 EventUrl = Callable[[str], str | None]
 
 
@@ -112,6 +114,17 @@ def tree_rows(snapshot: StatusSnapshot) -> tuple[list[TreeRow], list[str]]:
     return rows, idle
 
 
+def once_per_pid(rows: Sequence[TreeRow]) -> list[TreeRow]:
+    """Each process once: a pid listed under two watches keeps its first (sorted) row."""
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row.pid not in seen:
+            seen.add(row.pid)
+            out.append(row)
+    return out
+
+
 def daemon_view(snapshot: StatusSnapshot | None, running: bool) -> DaemonView:
     """The daemon line of the views (an empty one before the first snapshot)."""
     if snapshot is None:
@@ -136,9 +149,21 @@ def daemon_view(snapshot: StatusSnapshot | None, running: bool) -> DaemonView:
     )
 
 
-def event_rows(snapshot: StatusSnapshot, limit: int = 20) -> list[RecentEvent]:
+def event_rows(snapshot: StatusSnapshot, limit: int = 50) -> list[RecentEvent]:
     """The newest ``limit`` recent events, newest first."""
     return list(reversed(snapshot.events))[:limit]
+
+
+def report_pid(report: ReportRow) -> int | None:
+    """The pid a report is about: its title says ``<watch> pid <pid>: ...``.
+
+    >>> report_pid(ReportRow("i", 0.0, "w", "rss_critical", "pending", "w pid 42: RSS", None))
+    42
+    """
+    if report.watch and report.title.startswith(f"{report.watch} pid "):
+        found = _PID_IN_TITLE.match(report.title, len(report.watch))
+        return int(found.group(1)) if found else None
+    return None
 
 
 def report_rows(entries: Sequence[SpoolEntry], event_url: EventUrl,
@@ -199,7 +224,8 @@ def history_json(histories: Sequence[TreeHistory], trees: Sequence[TreeRow],
         warning, critical = levels.get(key.watch, (None, None))
         markers = [{"at": r.created_at, "id": r.id, "kind": r.kind, "state": r.state}
                    for r in reports
-                   if r.watch == key.watch and first - step_seconds <= r.created_at
+                   if r.watch == key.watch and report_pid(r) == key.pid
+                   and first - step_seconds <= r.created_at
                    <= last + step_seconds]
         out_trees.append({
             "watch": key.watch, "pid": key.pid, "started_at": key.started_at,

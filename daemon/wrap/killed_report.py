@@ -19,6 +19,7 @@ from crash_reports.event.report import ReportInput, build_report
 from crash_reports.event.system_facts import SystemFacts
 from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
+from daemon.agents.matching import process_context
 from daemon.agents.queries import StoreReader
 from daemon.config.schema import Config
 from daemon.runtime.delivery import open_spool
@@ -88,7 +89,9 @@ def write_killed_report(config: Config, watch: str, wrap_id: str, argv: list[str
     paths.ensure()
     agent = None
     try:
-        agent = StoreReader(paths.events_db).agent_context(outcome.pid, None, None, time.time())
+        members = tuple(int(m["pid"]) for m in outcome.members if "pid" in m)
+        agent = process_context(StoreReader(paths.events_db), watch, outcome.pid, members,
+                                outcome.started_at, time.time())
     except Exception as exc:  # the store is optional evidence: never lose the report for it
         log.warning("wrap.agent_context_unavailable", error=str(exc))
     data = killed_input(config, watch, wrap_id, argv, outcome, agent, socket.gethostname())

@@ -40,10 +40,16 @@ def test_dashboard_and_rule_metrics_exist_in_a_real_scrape(tmp_path: Path) -> No
             wanted = metric_names(rule_expressions()) | metric_names(dashboard_expressions())
 
             last: set[str] = set()
+            steps: list[None] = []
 
             def complete() -> set[str] | None:
                 last.clear()
                 last.update(sample_names(scrape(config)))
+                if "telemetryd_watch_seconds_to_critical" not in last and len(steps) < 200:
+                    # The time to critical needs growth over half the trend window after the
+                    # start-up ramp ([daemon] trend_startup), not one step: keep growing.
+                    agent.command("grow 0.5")
+                    steps.append(None)
                 return set(last) if wanted <= last else None
             try:
                 names = wait_for(complete, timeout=60, message="every named metric in the scrape")

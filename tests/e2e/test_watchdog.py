@@ -29,7 +29,7 @@ def write_config(tmp_path: Path, watch: str, interval: float = 0.2, extra: str =
     trust_line = f'trust = "{trust}"\n' if trust else ""
     path.write_text(
         f'[daemon]\ninterval = {interval}\nstate_dir = "{state}"\nlog_format = "json"\n'
-        f'trend_window = "3s"\n{extra}\n'
+        f'trend_window = "3s"\ntrend_startup = "1s"\n{extra}\n'
         # Ephemeral ports, so tests running side by side never collide.
         f'[otlp]\nlisten = "127.0.0.1:0"\n{trust_line}[metrics]\nlisten = "127.0.0.1:0"\n'
         f"[[watch]]\n{watch}\n"

@@ -44,6 +44,7 @@ SMALL_RUNS = [
     small("bench_spool_junk.py", ["--junk", "200", "--reports", "5"], "spool listing"),
     small("bench_listeners.py", ["--quick"], "exports accepted under churn"),
     small("bench_guard.py", ["--quick"], "tick, median CPU: guard on"),
+    small("bench_fleet_series.py", [], "5 watched agents sending telemetry"),
 ]
 
 

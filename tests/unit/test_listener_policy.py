@@ -53,6 +53,21 @@ def test_only_the_listeners_own_origin_is_served(host: str, origin: str, served:
     assert HostPolicy("127.0.0.1").check(host, origin) == (None if served else CROSS_ORIGIN)
 
 
+@pytest.mark.parametrize(("host", "origin", "served"), [
+    ("127.0.0.1:9464", "https://127.0.0.1:9464", True),
+    ("10.0.0.2:9464", "https://10.0.0.2:9464", True),
+    ("localhost", "https://localhost:443", True),
+    ("127.0.0.1:9464", "http://127.0.0.1:9464", False),
+    ("localhost", "https://localhost:80", False),
+    ("10.0.0.2:9464", "https://evil.example:9464", False),
+])
+def test_a_tls_listeners_own_origin_is_https(host: str, origin: str, served: bool) -> None:
+    """A listener serving TLS takes https:// + the request's own Host (port 443 by default),
+    and no longer its http:// twin."""
+    policy = HostPolicy("0.0.0.0", tls=True)
+    assert policy.check(host, origin) == (None if served else CROSS_ORIGIN)
+
+
 def test_victims_go_in_the_documented_order() -> None:
     """Long-silent, half-sent head, slow body, stuck answer, young silent; never handling."""
     now = 100.0

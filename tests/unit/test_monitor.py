@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -202,14 +203,33 @@ def test_pid_reuse_is_a_different_process() -> None:
 
 
 def test_growth_rate_and_eta_in_logs() -> None:
-    """RSS growing 1 MiB/s shows about 60 MiB/min and an ETA to critical on the warning."""
-    monitor = make_monitor()
-    actions = feed(monitor, [tick(t * 5, tree(10, 90 + t * 5)) for t in range(6)])
+    """RSS growing 1 MiB/s past the start-up ramp shows about 60 MiB/min and an ETA to
+    critical on the warning."""
+    monitor = make_monitor()  # started at 10 s; a 60 s window wants a 30 s span
+    actions = feed(monitor, [tick(100 + t * 5, tree(10, 60 + t * 5)) for t in range(10)])
     (warning,) = events(actions, "threshold.warning")
     assert warning.fields["rate_bytes_per_min"] == pytest.approx(60 * MIB, rel=1e-6)
     tracked = monitor.tracked[("agent", (10, 1000))]
-    assert tracked.eta_seconds == pytest.approx((200 - 115) * 60 / 60, rel=1e-6)
+    assert tracked.eta_seconds == pytest.approx((200 - 105) * 60 / 60, rel=1e-6)
     assert warning.fields["eta_seconds"] is not None
+
+
+def test_start_up_ramp_gives_no_growth_or_eta() -> None:
+    """An agent allocating 1.7 GiB/min in its first 40 s, then flat: no rate and no ETA
+    while it starts, nor from too few points after; never an ETA (it stopped growing)."""
+    monitor = make_monitor(dataclasses.replace(RULE, rss_warning_bytes=8 * 1024 * MIB,
+                                               rss_critical_bytes=16 * 1024 * MIB))
+    key = ("agent", (10, 1000))
+    seen = []
+    for second in range(11, 200, 2):  # the process started at 10 s
+        rss = 50 + min(second - 10, 40) * 1.7 * 1024 / 60
+        monitor.observe(tick(second, tree(10, rss)))
+        tracked = monitor.tracked[key]
+        seen.append((second, tracked.rate_bytes_per_min, tracked.eta_seconds))
+    early = [(s, rate, eta) for s, rate, eta in seen if s < 10 + 60 + 30]
+    assert all(rate is None and eta is None for _, rate, eta in early), early[:5]
+    assert all(eta is None for _, _, eta in seen)
+    assert seen[-1][1] == pytest.approx(0.0, abs=1.0)
 
 
 def test_history_is_bounded() -> None:

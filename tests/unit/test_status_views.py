@@ -38,7 +38,7 @@ def snapshot() -> StatusSnapshot:
 def entry(report_id: str, state: str, kind: str | None = "rss_critical") -> SpoolEntry:
     """A spool entry as the spool lists it."""
     return SpoolEntry(id=report_id, state=state, created_at=NOW - 100,  # type: ignore[arg-type]
-                      title=f"report {report_id}", watch="claude", kind=kind)
+                      title=f"claude pid 42: report {report_id}", watch="claude", kind=kind)
 
 
 def sources() -> PageSources:
@@ -74,7 +74,8 @@ def test_page_escapes_names_and_draws_levels_and_markers() -> None:
     html = reply.body.decode()
     assert reply.status == 200 and dict(reply.headers)["Content-Type"].startswith("text/html")
     assert "&lt;idle&gt;" in html and "<idle>" not in html
-    assert 'class="level-warning"' in html and 'class="level-critical"' in html
+    # 100-129 MiB of data: warning (100 MiB) is in reach, critical (200 MiB) is an arrow
+    assert 'class="level-warning"' in html and 'class="beyond level-critical"' in html
     assert html.count('class="marker"') == 2  # one per report of the watch in the window
     assert 'href="https://sentry.example/issues/?query=aa"' in html
     assert "claude-code" in html and "$1.50" in html

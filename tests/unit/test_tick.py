@@ -138,7 +138,7 @@ def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Ag
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    config = config_for(agent.pid, tmp_path / "state")
+    config = config_for(dead.pid, tmp_path / "state")  # no watch matches the live child
     folder = StatePaths(config.daemon.state_dir).wrapped
     stale = announce(folder, WrappedChild("stale", dead.pid, "wrapped", 0.0, dead.pid))
     live = announce(folder, WrappedChild("live", agent.pid, "wrapped", 0.0, dead.pid))
@@ -178,3 +178,25 @@ def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent)
     [watch] = snapshot.watches
     assert [p.pid for p in watch.processes] == [agent.pid]
     assert read_snapshot(service.paths.status).stopped
+
+
+def test_wrapped_process_a_watch_matches_is_tracked_once(tmp_path: Path, agent: Agent) -> None:
+    """A process `wrap` announced to `wrapped` that a configured watch matches belongs to that
+    watch only: one tracked entry, one process.seen."""
+    from daemon.wrap.announcements import WrappedChild, announce
+
+    config = config_for(agent.pid, tmp_path / "state")
+    announce(StatePaths(config.daemon.state_dir).wrapped,
+             WrappedChild("w1", agent.pid, "wrapped", 0.0, agent.pid))
+    running = started(config)
+    ticker = Ticker(config, default_process_table(), SystemFacts(), time.monotonic)
+    try:
+        with capture_logs() as logs:
+            ticker.tick(running, time.time())
+            ticker.tick(running, time.time())
+    finally:
+        running.close(time.time())
+    tracked = [(w, t.pid) for (w, _k), t in ticker.monitor.tracked.items() if t.pid == agent.pid]
+    assert tracked == [("agent", agent.pid)]
+    seen = [e["watch"] for e in logs if e["event"] == "process.seen" and e["pid"] == agent.pid]
+    assert seen == ["agent"]

@@ -1,24 +1,40 @@
-"""The trend's cached slope is the slope of the points inside the window, tick after tick."""
+"""The growth rate's fast paths give exactly what the plain least-squares sums give."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.watch.trend import TrendPoints, growth_rate_per_minute
+from daemon.watch.trend import growth_rate_per_minute
 
 
-@given(steps=st.lists(st.tuples(st.floats(0.05, 30.0), st.sampled_from([0.0, 0.0, 1e6, -5e5])),
-                      min_size=1, max_size=120),
-       window=st.sampled_from([3.0, 60.0, 120.0]))
-def test_cached_rate_equals_the_rate_of_the_points_kept(steps: list[tuple[float, float]],
-                                                         window: float) -> None:
-    """Whatever the pace and the values (runs of equal ones included), the rate returned is
-    the least-squares rate of the points the trend holds at that moment."""
-    trend = TrendPoints()
-    now, value = 1000.0, 5e8
+def reference(points: list[tuple[float, float]], now: float, window: float, min_points: int,
+              min_span: float) -> float | None:
+    """The slope as the sums are written in a textbook (the code before it was made cheap)."""
+    recent = [(t, v) for t, v in points if now - t <= window]
+    if len(recent) < min_points or recent[-1][0] - recent[0][0] < min_span:
+        return None
+    n = len(recent)
+    mean_t = sum(t for t, _ in recent) / n
+    mean_v = sum(v for _, v in recent) / n
+    var_t = sum((t - mean_t) ** 2 for t, _ in recent)
+    if var_t == 0:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in recent) / var_t * 60.0
+
+
+@given(steps=st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 7.0, 30.0]),
+                                st.sampled_from([0.0, 0.0, 0.0, 4096.0, -1e6, 3e8])),
+                      min_size=1, max_size=40),
+       window=st.sampled_from([3.0, 60.0, 120.0]), min_points=st.integers(1, 6),
+       min_span=st.sampled_from([0.0, 10.0, 60.0]))
+def test_rate_equals_the_textbook_sums(steps: list[tuple[float, float]], window: float,
+                                       min_points: int, min_span: float) -> None:
+    """Flat runs (an idle process) included: the same figure or the same None, exactly."""
+    now, value, points = 1.7e9, 5e8, []
     for gap, change in steps:
         now += gap
         value += change
-        rate = trend.update(now, value, first_seen=1000.0, window_seconds=window)
-        assert rate == growth_rate_per_minute(list(trend.points), now, window)
+        points.append((now, value))
+    assert growth_rate_per_minute(points, now, window, min_points, min_span) == \
+        reference(points, now, window, min_points, min_span)

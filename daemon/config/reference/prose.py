@@ -36,7 +36,9 @@ process belongs to the first watch (in file order) that matches it; `rss_warning
 `max_body_bytes` (a body sent uncompressed counts against both) and `max_inflight_bytes` at
 least `max_decompressed_bytes` (one request of the largest size must fit);
 `idle_spin_fallback_window` at least `idle_spin_window`; a budget needs `daily_usd`,
-`monthly_usd` or `session_usd`.
+`monthly_usd` or `session_usd`; `[metrics] web_config_file` is an absolute path, and a
+`[metrics] listen` address off loopback needs it (TLS and basic auth, docs/fleet.md) unless
+`allow_unauthenticated = true` says so on purpose.
 
 Selector patterns run on RE2 (google-re2), in time linear in the text, so no pattern can
 stall a tick (`.*.*.*x` took 36 s on a 1 KB command line in Python's `re`); shapes only a
@@ -49,7 +51,9 @@ regular file: a FIFO or device is refused at once, never waited on, and reads ar
 `[sentry]` (a new DSN takes effect at once), `[spool]` bounds, budgets and log settings. A
 reload is all or nothing: a bad new config is logged (`config.error`) and the old one stays
 in force, and a reload that fails half-way (`config.reload_failed`) puts the old one back.
-The state dir and the `[otlp]`/`[metrics]` listeners change only on restart.
+The state dir and the `[otlp]`/`[metrics]` listeners change only on restart; the web config
+file `[metrics] web_config_file` names is read again on every reload (new users, a renewed
+certificate), but adding or removing one, or switching TLS on or off, takes a restart.
 
 `check-config` prints the effective config as TOML that parses back to the same config for
 any Unicode (an emoji in a watch name stays itself; control characters are written as

@@ -128,13 +128,16 @@ def test_gemini_cli_start_up_only(make_agents: Any) -> None:
 
 def test_codex_with_a_provider(make_agents: Any) -> None:
     """Codex (service codex_exec, source locations in event_name, no record time): tokens from
-    its events made disjoint, requests, nested tool calls, one session, one agent row."""
+    its events made disjoint, priced from genai-prices, requests, nested tool calls, one
+    session, one agent row."""
     agents = replayed(make_agents, "codex-fakeapi-tools-binary")
     (agent,) = stats(agents, "agent").values()
     assert agent.key == "codex"
     assert agent.tokens == {"input": 2100, "output": 45, "cache_read": 1500,
                             "cache_creation": 0, "reasoning": 60}
-    assert agent.cost_status == "unknown"  # gpt-6.2-sol has no known price
+    # genai-prices 0.2.5 knows gpt-6.2-sol ($2 input, $0.1 cached input, $10 output per MTok):
+    # 2100 x 2 + 1500 x 0.1 + (45 + 60) x 10 = 5400 micro-dollars. Codex reports no cost.
+    assert (agent.cost_status, agent.cost_usd) == ("computed", pytest.approx(0.0054))
     assert (agent.requests, agent.request_errors, agent.request_duration_ms_total) == (3, 0, 38)
     assert agent.sessions == 1
     assert list(stats(agents, "model")) == ["gpt-6.2-sol"]
