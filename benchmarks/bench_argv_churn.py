@@ -44,7 +44,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._procs import ProcessGroup
-from daemon.config.embedded import DEFAULT_CONFIG_TOML
+from daemon.config.files.embedded import DEFAULT_CONFIG_TOML
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 1_000_000

@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from daemon.agents.records import Agent, CostUsage, TokenUsage  # noqa: E402
-from daemon.agents.store import EventStore  # noqa: E402
+from daemon.agents.decoding.records import Agent, CostUsage, TokenUsage  # noqa: E402
+from daemon.agents.store.event_store import EventStore  # noqa: E402
 
 
 def fill_store(path: Path, sessions: int, events: int) -> None:

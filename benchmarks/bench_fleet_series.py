@@ -39,7 +39,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from daemon.config.embedded import DEFAULT_CONFIG_TOML
+from daemon.config.files.embedded import DEFAULT_CONFIG_TOML
 
 AGENTS = ("claude", "codex", "gemini", "aider", "opencode")
 WATCHES = ("claude-code", "codex", "gemini", "aider", "opencode")

@@ -36,8 +36,8 @@ import psutil  # noqa: E402
 from _procs import ProcessGroup, spawn_trees  # noqa: E402
 
 from daemon.config.parse import parse_config_text  # noqa: E402
-from daemon.runtime.logs import configure_logging  # noqa: E402
 from daemon.runtime.service import Service  # noqa: E402
+from daemon.system.logs import configure_logging  # noqa: E402
 from tests.support.guard_otlp import PROTOBUF, with_session  # noqa: E402
 
 MiB = 1024 * 1024

@@ -45,9 +45,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._procs import ProcessGroup, spawn_trees
-from daemon.config.embedded import DEFAULT_CONFIG_TOML
-from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError
-from daemon.runtime.status import read_snapshot
+from daemon.config.files.embedded import DEFAULT_CONFIG_TOML
+from daemon.status.snapshot import StatusSnapshot, StatusUnreadableError
+from daemon.status.status_file import read_snapshot
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 REPO = Path(__file__).resolve().parents[1]

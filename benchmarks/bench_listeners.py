@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_metrics import fill
 
-from daemon.agents.store import EventStore
+from daemon.agents.store.event_store import EventStore
 from daemon.runtime.paths import StatePaths
 from tests.support.listener_attacks import Attack, Tally, exchange, well_behaved
 from tests.unit.agents.payloads import claude_code_metrics, claude_resource

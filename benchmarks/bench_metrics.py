@@ -36,13 +36,13 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import Agent, ApiRequest, Record, TokenUsage, ToolCall
-from daemon.agents.store import EventStore
-from daemon.agents.totals import DURATION_BUCKETS_SECONDS, read_totals
+from daemon.agents.decoding.records import Agent, ApiRequest, Record, TokenUsage, ToolCall
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.queries import StoreReader
+from daemon.agents.store.totals import DURATION_BUCKETS_SECONDS, read_totals
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.snapshot import OtlpStatus, StatusSnapshot
-from daemon.web.metrics import DaemonMetricsCollector, LabelLimits
+from daemon.status.snapshot import OtlpStatus, StatusSnapshot
+from daemon.web.exposition.metrics import DaemonMetricsCollector, LabelLimits
 from daemon.web.metrics_server import make_registry, serve_metrics
 from tests.support import snapshots as build
 

@@ -31,13 +31,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
-from daemon.agents.decode import decode_metrics
-from daemon.agents.pricing import price_tokens
-from daemon.agents.records import TokenUsage
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.series import SeriesTracker
-from daemon.agents.store import EventStore
+from daemon.agents.budget.pricing import price_tokens
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.decoding.decode import decode_metrics
+from daemon.agents.decoding.records import TokenUsage
+from daemon.agents.decoding.series import SeriesTracker
+from daemon.agents.store.event_store import EventStore
 from daemon.config.schema import ListenSettings, OtlpSettings
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.unit.agents.payloads import claude_resource, metrics_request, sum_metric
 
 TOKEN_TYPES = ("input", "output", "cacheRead", "cacheCreation")
@@ -141,7 +142,7 @@ def bench_http(
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         throttled = result.get(timeout=5)
         stats = telemetry.stats()
-        assert not any(k.startswith("points_refused") for k in stats), stats
+        assert [o for (_, o) in stats.by_labels(OtlpCounter.POINTS)] in (["accepted"], []), stats
     finally:
         telemetry.stop()
     return wall, cpu, throttled

@@ -35,11 +35,11 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.agents.peer import PeerFinder
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.trust import WatchedTrees
+from daemon.agents.trust.peer import PeerFinder
+from daemon.agents.trust.policy import WatchedTrees
 from daemon.config.schema import ListenSettings, OtlpSettings
-from daemon.watch.proctable import parse_stat_line
+from daemon.runtime.agent_telemetry import AgentTelemetry
+from daemon.watch.proc.proctable import parse_stat_line
 from tests.unit.agents.payloads import claude_resource, metrics_request, sum_metric
 
 HOLDER = """

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from genai_prices.data_snapshot import get_snapshot
 
 from crash_reports.event.secret_shapes import looks_random
-from daemon.agents.privacy import redacted_record
-from daemon.agents.records import Agent, Record, TokenUsage
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.privacy import redacted_record
+from daemon.agents.decoding.records import Agent, Record, TokenUsage
+from daemon.agents.store.event_store import EventStore
 
 REPO = Path(__file__).resolve().parent.parent
 

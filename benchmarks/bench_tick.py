@@ -42,10 +42,10 @@ from _procs import ProcessGroup, leak_jump, spawn_leaker, spawn_trees  # noqa: E
 from crash_reports.spool.envelope import parse_envelope  # noqa: E402
 from daemon.config.parse import parse_config_text  # noqa: E402
 from daemon.config.schema import Config  # noqa: E402
-from daemon.runtime.logs import configure_logging  # noqa: E402
 from daemon.runtime.service import Service  # noqa: E402
-from daemon.runtime.snapshot import StatusSnapshot, StatusUnreadableError  # noqa: E402
-from daemon.runtime.status import read_snapshot  # noqa: E402
+from daemon.status.snapshot import StatusSnapshot, StatusUnreadableError  # noqa: E402
+from daemon.status.status_file import read_snapshot  # noqa: E402
+from daemon.system.logs import configure_logging  # noqa: E402
 
 MiB = 1024 * 1024
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -385,7 +385,7 @@ def leaker_state(state_dir: Path, pid: int) -> str | None:
     for watch in snapshot.watches if snapshot else ():
         for proc in watch.processes:
             if proc.pid == pid:
-                return proc.rss_level
+                return proc.rss_level.label
     return None
 
 

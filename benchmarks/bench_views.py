@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks._procs import ProcessGroup, spawn_trees
-from crash_reports.stats.history import HistoryWriter, TreeKey
-from daemon.runtime.snapshot import WatchStatus
-from daemon.web.metrics import DaemonMetricsCollector
+from daemon.stats.history import HistoryWriter, TreeKey
+from daemon.status.snapshot import WatchStatus
+from daemon.web.exposition.metrics import DaemonMetricsCollector
 from daemon.web.metrics_server import serve_metrics
 from daemon.web.sources import (
     PageSources,
@@ -227,10 +227,10 @@ def top_refresh(trees: int, runs: int) -> None:
 
     from rich.console import Console
 
-    from daemon.cli.top import read_published
-    from daemon.cli.top_view import TopState, frame
+    from daemon.cli.top.command import read_published
+    from daemon.cli.top.view import TopState, frame
     from daemon.runtime.paths import StatePaths
-    from daemon.runtime.status import read_snapshot, write_snapshot
+    from daemon.status.status_file import read_snapshot, write_snapshot
 
     with tempfile.TemporaryDirectory() as folder:
         paths = StatePaths(Path(folder))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import random
 import threading
@@ -23,11 +22,15 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from crash_reports.common.files import UnsafeFileError, open_regular, rename_aside
+from crash_reports.delivery.rate_limits_file import (
+    RATE_LIMITS_FILE,
+    load_rate_limits,
+    save_rate_limits,
+)
 from crash_reports.delivery.retry import RetryPolicy, limited_until, merge_rate_limits
 from crash_reports.delivery.upload import Delivered, Reject, Retry, UploadOutcome
 from crash_reports.spool.store import Spool
-from crash_reports.storage.atomic import write_atomic
-from crash_reports.storage.files import UnsafeFileError, open_regular, read_regular, rename_aside
 
 log = structlog.get_logger(component="delivery")
 
@@ -104,12 +107,19 @@ class Flusher:
         clock: Callable[[], float] = time.time,
         lock_path: Path | None = None,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Flush ``spool`` through ``sender`` (None: no DSN configured, stay local)."""
+        """Flush ``spool`` through ``sender`` (None: no DSN configured, stay local).
+
+        ``clock`` (wall) stamps what is stored and shown; ``monotonic`` paces our own
+        backoff, so a step of the wall clock neither stretches nor skips it.
+        """
         self.spool = spool
         self.sender = sender
         self.policy = policy or RetryPolicy()
         self._clock = clock
+        self._monotonic = monotonic
+        self._backoff_due: float | None = None  # monotonic twin of state.backoff_until
         self._lock_path = lock_path or spool.lock_path
         self._rng = rng or random.Random()
         self._thread_lock = threading.Lock()
@@ -146,9 +156,12 @@ class Flusher:
         if self.sender is None:
             return self._finish(FlushResult("disabled", started, started, **self._left()))
         backoff_until = self.state().backoff_until
-        if not force and backoff_until is not None and started < backoff_until:
+        due = self._backoff_due
+        if not force and backoff_until is not None and due is not None \
+                and self._monotonic() < due:
             return FlushResult(
-                "waiting", started, started, next_attempt_at=backoff_until, **self._left()
+                "waiting", started, started, next_attempt_at=started + due - self._monotonic(),
+                **self._left()
             )
         with _held(self._thread_lock, self._lock_path, lock_timeout_seconds) as locked:
             if not locked:
@@ -256,6 +269,7 @@ class Flusher:
             state = self._state
             failures = state.consecutive_failures + 1
             retry_at = self.policy.retry_at(failures, at, self._rng, outcome.after_seconds)
+            self._backoff_due = self._monotonic() + (retry_at - at)
             if state.outage_since is None:
                 log.warning(
                     "flush.outage",
@@ -310,32 +324,6 @@ class Flusher:
                 seconds=round(result.finished_at - result.started_at, 3),
             )
         return result
-
-
-RATE_LIMITS_FILE = "rate_limits.json"
-
-
-def load_rate_limits(path: Path, target: str | None, now: float) -> dict[str, float]:
-    """Rate limits a server imposed on ``target`` that have not expired yet."""
-    try:
-        data = json.loads(read_regular(path, 1024 * 1024))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("target") != target:
-        return {}  # limits of another server (the DSN changed) do not apply
-    limits = data.get("limits")
-    if not isinstance(limits, dict):
-        return {}
-    return {str(category): float(until) for category, until in limits.items()
-            if isinstance(until, int | float) and until > now}
-
-
-def save_rate_limits(path: Path, target: str | None, limits: dict[str, float]) -> None:
-    """Keep the server's rate limits on disk (best effort: a failure is logged)."""
-    try:
-        write_atomic(path, json.dumps({"target": target, "limits": limits}).encode())
-    except OSError as exc:
-        log.warning("flush.rate_limits_not_saved", error=str(exc))
 
 
 def _replace(state: FlushState, **changes: Any) -> FlushState:

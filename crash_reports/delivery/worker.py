@@ -67,7 +67,8 @@ class FlushWorker:
     def _next_wait(self, result: FlushResult | None) -> float:
         wait = self.interval_seconds
         if result is not None and result.next_attempt_at is not None:
-            wait = min(wait, max(0.5, result.next_attempt_at - time.time()))
+            # Both times come from the flusher's one wall clock: their gap is a duration.
+            wait = min(wait, max(0.5, result.next_attempt_at - result.finished_at))
         if self._soon_at is not None:
             wait = min(wait, max(0.0, self._soon_at - self._monotonic()))
         return wait

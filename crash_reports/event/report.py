@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.common.humanize import format_bytes, format_duration
+from crash_reports.event.evidence import Evidence
 from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import redact_command_line, redact_name
 
@@ -28,7 +29,7 @@ class Attachment:
 class ReportInput:
     """Everything known about a crossing when the report is written."""
 
-    kind: str
+    kind: ReportKind
     watch: str
     host: str
     version: str
@@ -44,7 +45,7 @@ class ReportInput:
     trend: dict[str, Any]
     system: dict[str, Any]
     samples: list[dict[str, Any]]
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=Evidence)
     agent: dict[str, Any] | None = None
     stats: dict[str, Any] | None = None
     environment: str = "production"
@@ -75,7 +76,8 @@ def report_event_id(data: ReportInput) -> str:
     >>> a == report_event_id(_example()) and len(a) == 32
     True
     """
-    name = f"{data.host}|{data.watch}|{data.pid}|{data.create_time:.2f}|{data.kind}|{data.at:.3f}"
+    name = (f"{data.host}|{data.watch}|{data.pid}|{data.create_time:.2f}|{data.kind.value}|"
+            f"{data.at:.3f}")
     return uuid.uuid5(REPORT_NAMESPACE, name).hex
 
 
@@ -88,31 +90,34 @@ def report_title(data: ReportInput) -> str:
     if data.title is not None:
         return data.title
     who = f"{data.watch} pid {data.pid}"
-    if data.kind == "rss_critical":
+    if data.kind is ReportKind.RSS_CRITICAL:
         return (f"{who}: RSS {format_bytes(data.value or 0)} crossed critical "
                 f"{format_bytes(data.level_value or 0)}")
-    if data.kind == "cpu_critical":
+    if data.kind is ReportKind.CPU_CRITICAL:
         return (f"{who}: CPU {data.value or 0:.0f}% crossed critical "
                 f"{data.level_value or 0:.0f}%")
     rss = data.tree.get("rss_bytes")
     detail = f" at RSS {format_bytes(rss)}" if isinstance(rss, int | float) else ""
-    if data.kind == "child_oom_killed":
-        gone = ", ".join(str(pid) for pid in data.evidence.get("gone_pids", []))
-        before = data.evidence.get("rss_bytes_before")
-        if isinstance(before, int | float):
+    if data.kind is ReportKind.CHILD_OOM_KILLED:
+        evidence = data.evidence
+        gone = ", ".join(str(pid) for pid in evidence.gone_pids)
+        before = evidence.rss_bytes_before
+        if before is not None:
             detail = f" at tree RSS {format_bytes(before)}"
         return (f"{who}: child {gone} killed by the kernel OOM killer"
-                f"{detail} ({data.evidence.get('level', 'warning')})")
-    if data.kind == "orphans_left":
-        count = data.evidence.get("orphans_count", 0)
-        orphans_rss = data.evidence.get("orphans_rss_bytes", 0)
+                f"{detail} ({evidence.level or 'warning'})")
+    if data.kind is ReportKind.ORPHANS_LEFT:
+        count = data.evidence.orphans_count
+        orphans_rss = data.evidence.orphans_rss_bytes
         return (f"{who} exited and left {count} process{'es' if count != 1 else ''} "
                 f"behind (RSS {format_bytes(orphans_rss)})")
-    oom = " (kernel OOM killer fired)" if data.evidence.get("oom_kill_delta") else ""
-    if data.kind == ReportKind.KILLED:
-        how = data.evidence.get("signal_name") or f"exit status {data.evidence.get('exit_status')}"
+    oom = " (kernel OOM killer fired)" if data.evidence.oom_kill_delta else ""
+    killed = data.evidence.killed
+    if data.kind is ReportKind.KILLED:
+        how = (killed.signal_name if killed else None) or \
+            f"exit status {killed.exit_status if killed else None}"
         return f"{who}: killed by {how}{detail}{oom}"
-    level = data.evidence.get("level", "warning")
+    level = data.evidence.level or "warning"
     return f"{who} exited under pressure ({level}){detail}{oom}"
 
 
@@ -132,13 +137,13 @@ def sanitize_process(process: dict[str, Any]) -> dict[str, Any]:
 
 def build_report(data: ReportInput) -> BuiltReport:
     """Turn a crossing into a Sentry event with tags, contexts, fingerprint and samples."""
-    if data.kind not in KINDS:
+    if not isinstance(data.kind, ReportKind):
         raise ValueError(f"unknown report kind {data.kind!r}; expected one of {KINDS}")
     event_id = report_event_id(data)
     title = report_title(data)
     tags = {
         "watch": data.watch,
-        "kind": data.kind,
+        "kind": data.kind.value,
         "process_name": data.process_name,
         "host": data.host,
         "telemetryd_version": data.version,
@@ -154,11 +159,11 @@ def build_report(data: ReportInput) -> BuiltReport:
         "trend": trend,
         "system": dict(data.system),
         "crossing": {
-            "kind": data.kind,
+            "kind": data.kind.value,
             "value": data.value,
             "level": data.level_value,
             "at": data.at,
-            **data.evidence,
+            **data.evidence.as_dict(),
         },
     }
     if data.agent:
@@ -189,14 +194,14 @@ def build_report(data: ReportInput) -> BuiltReport:
         event=event,
         tags=tags,
         contexts=contexts,
-        fingerprint=["telemetryd", data.watch, data.kind],
+        fingerprint=["telemetryd", data.watch, data.kind.value],
         attachments=[Attachment("samples.json", samples)],
     )
 
 
 def _example() -> ReportInput:
     return ReportInput(
-        kind="rss_critical", watch="claude-code", host="box", version="0.1.0", at=1000.0,
+        kind=ReportKind.RSS_CRITICAL, watch="claude-code", host="box", version="0.1.0", at=1000.0,
         pid=4242, process_name="claude", create_time=10.0, process={}, tree={},
         thresholds={}, value=3.2 * 1024**3, level_value=3 * 1024**3, trend={}, system={},
         samples=[],

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from crash_reports.common.files import read_regular
 from crash_reports.spool.envelope import EnvelopeSummary, parse_envelope
 from crash_reports.spool.records import (
     ENVELOPE_NAME,
@@ -30,7 +31,6 @@ from crash_reports.spool.records import (
     read_meta,
     unlink,
 )
-from crash_reports.storage.files import read_regular
 
 log = structlog.get_logger(component="spool")
 

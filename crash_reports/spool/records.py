@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from crash_reports.common.atomic import fsync_dir
+from crash_reports.common.files import read_regular
 from crash_reports.spool.envelope import EnvelopeSummary
-from crash_reports.storage.atomic import fsync_dir
-from crash_reports.storage.files import read_regular
 
 EntryState = Literal["pending", "quarantined", "delivered"]
 
@@ -27,6 +27,14 @@ ENVELOPE_NAME = re.compile(r"^(\d{20})-([0-9a-f]{32})\.env$")
 META_SUFFIX = ".meta.json"
 RECORD_NAME = re.compile(r"^(\d{20})-([0-9a-f]{32})\.json$")
 MAX_SIDECAR_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReport:
+    """What a write put in the spool: the report's id and the file holding it."""
+
+    id: str
+    path: Path
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Dropped", "PurgeScope", "Spool", "SpoolLimits"]
+__all__ = ["Dropped", "PurgeScope", "Spool", "SpoolLimits", "StoredReport"]
 
 import structlog
 
+from crash_reports.common.atomic import fsync_dir, write_atomic
+from crash_reports.common.files import ensure_private_dir, read_regular
+from crash_reports.common.reserve import DiskReserve
 from crash_reports.spool.envelope import parse_envelope
 from crash_reports.spool.listing import Listing
 from crash_reports.spool.records import (
@@ -39,6 +42,7 @@ from crash_reports.spool.records import (
     RECORD_NAME,
     EntryState,
     SpoolEntry,
+    StoredReport,
     created_at_of,
     dump,
     file_names,
@@ -56,9 +60,6 @@ from crash_reports.spool.retention import (
     Stored,
     choose_drops,
 )
-from crash_reports.storage.atomic import fsync_dir, write_atomic
-from crash_reports.storage.files import ensure_private_dir, read_regular
-from crash_reports.storage.reserve import DiskReserve
 
 log = structlog.get_logger(component="spool")
 
@@ -115,7 +116,11 @@ class Spool:
     # --- writing -----------------------------------------------------------------
 
     def put(self, envelope: bytes) -> str:
-        """Store one serialized envelope durably and return its report id (its event_id).
+        """``store`` one envelope; return its report id."""
+        return self.store(envelope).id
+
+    def store(self, envelope: bytes) -> StoredReport:
+        """Store one serialized envelope durably; return its id (its event_id) and path.
 
         ValueError if ``envelope`` is not a whole envelope; OSError (e.g. a full disk)
         leaves nothing visible.  An id already pending or quarantined is not stored twice.
@@ -123,9 +128,10 @@ class Spool:
         summary = parse_envelope(envelope)
         report_id = summary.event_id or uuid.uuid4().hex
         with self._lock:
-            if self._locate(report_id) is not None:
+            known = self._locate(report_id)
+            if known is not None:
                 log.info("spool.duplicate", id=report_id)
-                return report_id
+                return StoredReport(report_id, dict(self._stored_folders())[known[0]] / known[1])
             now = self._clock()
             created_ns = max(int(now * 1e9), self._last_ns + 1)
             self._last_ns = created_ns
@@ -135,7 +141,7 @@ class Spool:
             self._groups[name] = (summary.watch, summary.kind)
             log.info("spool.stored", id=report_id, size_bytes=len(envelope), watch=summary.watch)
             self.enforce_limits(now)
-        return report_id
+        return StoredReport(report_id, self.pending_dir / name)
 
     def record_attempt(self, report_id: str, error: str, at: float | None = None) -> None:
         """Count one failed delivery attempt of a pending report and remember why."""
@@ -364,10 +370,8 @@ class Spool:
     def _locate(self, report_id: str) -> tuple[EntryState, str] | None:
         """Where a report's envelope is: its state and file name."""
         known = self._where.get(report_id)
-        if known is not None:
-            folder = self.pending_dir if known[0] == "pending" else self.quarantine_dir
-            if (folder / known[1]).exists():
-                return known
+        if known is not None and (dict(self._stored_folders())[known[0]] / known[1]).exists():
+            return known
         suffix = f"-{report_id}.env"
         for state, folder in self._stored_folders():
             for name in file_names(folder):

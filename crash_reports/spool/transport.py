@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 import structlog
@@ -12,10 +12,13 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from crash_reports.spool.envelope import parse_envelope
-from crash_reports.spool.store import Spool
+from crash_reports.spool.store import Spool, StoredReport
 
 log = structlog.get_logger(component="spool")
 
+# Stored reports remembered for the writer that captured them (``take_stored``); more are
+# only the daemon's own exceptions or held writes stored later, which nobody asks about.
+_MAX_REMEMBERED = 64
 # Envelopes made only of these items are SDK bookkeeping, not reports.
 _BOOKKEEPING_ITEMS = frozenset({"client_report", "session", "sessions"})
 
@@ -37,6 +40,7 @@ class SpoolTransport(Transport):
         super().__init__(None)
         self.spool = spool
         self.on_put = on_put
+        self._stored: OrderedDict[str, StoredReport] = OrderedDict()
         self._held: deque[bytes] = deque()
         self._max_held = max_held
         self._lock = threading.Lock()
@@ -121,8 +125,19 @@ class SpoolTransport(Transport):
                 held = len(self._held)
             log.warning("spool.write_failed", error=str(exc), held=held)
 
+    def take_stored(self, report_id: str) -> StoredReport | None:
+        """What the capture of ``report_id`` stored (once), or None if it is not on disk
+        (held in memory after a failed write, or never built)."""
+        with self._lock:
+            return self._stored.pop(report_id, None)
+
     def _put(self, data: bytes) -> None:
-        report_id = self.spool.put(data)
+        stored = self.spool.store(data)
+        report_id = stored.id
+        with self._lock:
+            self._stored[report_id] = stored
+            while len(self._stored) > _MAX_REMEMBERED:
+                self._stored.popitem(last=False)
         if self.on_put is not None:
             try:
                 self.on_put(report_id)

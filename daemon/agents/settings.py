@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon.agents.identity import agent_for_watch
+from daemon.agents.decoding.identity import agent_for_watch
 from daemon.config.schema import BudgetRule
 
 BudgetPeriod = Literal["daily", "monthly"]

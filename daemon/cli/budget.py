@@ -20,11 +20,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crash_reports.event.humanize import printable
-from daemon.agents import budget_gate
-from daemon.cli.exit_codes import ExitCode
+from crash_reports.common.humanize import printable
+from daemon.agents.budget import budget_gate
 from daemon.cli.output import err, out
 from daemon.cli.parsing import CommandParser
+from daemon.exit_codes import ExitCode
 
 MAX_HOOK_INPUT_BYTES = 1024 * 1024
 # The agent whose hook sends this event name: its daily and monthly budgets apply to a
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     """Run ``budget check``; never raises for a user's mistake or an unreadable store."""
     from daemon.config.budget_view import load_budget_view
     from daemon.config.errors import ConfigError
-    from daemon.config.locations import environ_snapshot
+    from daemon.config.files.locations import environ_snapshot
     from daemon.runtime.paths import StatePaths
 
     session: str | None = args.session
@@ -119,9 +119,9 @@ def check(rules: Iterable[budget_gate.BudgetLimits], events_db: Path, agent: str
     sent anything: ``agent`` (given, or the hook's agent) and, unless ``explicit_agent``,
     every agent the store saw under that session id.
     """
-    from crash_reports.storage import sqlite
-    from daemon.agents import spend
-    from daemon.agents.periods import period_start
+    from crash_reports.common import sqlite
+    from daemon.agents.budget import spend
+    from daemon.agents.budget.periods import period_start
 
     if not events_db.exists():
         # No telemetry stored yet: nothing spent.

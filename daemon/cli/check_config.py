@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from crash_reports.event.humanize import printable
-from daemon.cli.exit_codes import ExitCode
+from crash_reports.common.humanize import printable
 from daemon.cli.output import out
-from daemon.config.load import load_config_here
+from daemon.config.files.load import load_config_here
 from daemon.config.render import as_toml, describe
+from daemon.exit_codes import ExitCode
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import psutil
 
 from crash_reports.spool.store import Spool
-from daemon.cli.exit_codes import ExitCode
 from daemon.cli.reports import show_report
 from daemon.config.parse import parse_config_text
+from daemon.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     pass
@@ -80,8 +80,8 @@ def _say(text: str) -> None:
 
 def run_demo(keep: bool = False, timeout_seconds: float = 60.0) -> ExitCode:
     """Run the demo; OK when a report was written and shown."""
-    from daemon.runtime.logs import configure_logging
     from daemon.runtime.service import Service
+    from daemon.system.logs import configure_logging
 
     state_dir = Path(tempfile.mkdtemp(prefix="telemetryd-demo-"))
     agent = subprocess.Popen([sys.executable, "-c", LEAKER])

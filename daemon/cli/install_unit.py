@@ -1,6 +1,6 @@
 """``telemetryd install-unit``: print a service definition whose ExecStart is this install.
 
-The unit texts themselves are rendered by ``daemon/runtime/service_files.py``, which is
+The unit texts themselves are rendered by ``daemon/system/service_files.py``, which is
 also the source of the files shipped in ``systemd/``.
 """
 
@@ -12,8 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err
+from daemon.exit_codes import ExitCode
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -38,7 +38,7 @@ def installed_executable() -> str:
 
 def run(args: argparse.Namespace) -> ExitCode:
     """Print the unit on stdout and where to save it on stderr."""
-    from daemon.runtime.service_files import unit_file_name, unit_text
+    from daemon.system.service_files import unit_file_name, unit_text
 
     kind = "launchd" if args.launchd else ("user" if args.user else "system")
     try:

@@ -13,22 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from daemon import __version__
-from daemon.cli import (
-    budget,
-    check_config,
-    demo,
-    install_unit,
-    reports,
-    run,
-    stats,
-    status,
-    top,
-    wrap,
-)
-from daemon.cli.exit_codes import ExitCode
+from daemon.cli import budget, check_config, demo, install_unit, reports, run, stats, status, wrap
 from daemon.cli.output import err
 from daemon.cli.parsing import CommandParser
+from daemon.cli.top import command as top
 from daemon.config.errors import ConfigError
+from daemon.exit_codes import ExitCode
 
 COMMANDS = (run, status, check_config, reports, stats, demo, top, install_unit, wrap, budget)
 
@@ -56,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in ("run", "demo", "budget"):
         # Commands print their results on stdout; their log lines (a corrupt spool file
         # moved aside, a flush outage) go to stderr so `--json` output stays parseable.
-        from daemon.runtime.logs import configure_logging
+        from daemon.system.logs import configure_logging
 
         configure_logging("console", "warning", stream=sys.stderr)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from crash_reports.event.humanize import printable, printable_lines
+from crash_reports.common.humanize import printable, printable_lines
 
 
 def out(text: str = "") -> None:

@@ -8,13 +8,13 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from crash_reports.event.humanize import format_bytes
+from crash_reports.common.humanize import format_bytes
 from crash_reports.spool.records import SpoolEntry
 from crash_reports.spool.store import Spool
-from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err, out, table
-from daemon.config.load import load_config_here
+from daemon.config.files.load import load_config_here
 from daemon.config.schema import Config
+from daemon.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from crash_reports.delivery.flusher import FlushResult
@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def run(args: argparse.Namespace) -> ExitCode:
     """Dispatch a reports action."""
-    from daemon.runtime.delivery import open_spool
+    from daemon.runtime.reports.delivery import open_spool
 
     config = load_config_here(args.config)
     if not config.daemon.state_dir.exists():
@@ -202,7 +202,7 @@ def requeue_reports(spool: Spool, wanted: list[str]) -> ExitCode:
 
 def flush_reports(config: Config, spool: Spool) -> ExitCode:
     """Send pending reports now; exit 1 while anything is still pending."""
-    from daemon.runtime.delivery import make_flusher
+    from daemon.runtime.reports.delivery import make_flusher
 
     if not config.sentry.dsn:
         pending = spool.pending_count()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err
 from daemon.config.errors import ConfigError
-from daemon.config.load import load_config_here
+from daemon.config.files.load import load_config_here
+from daemon.exit_codes import ExitCode
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -22,14 +22,15 @@ def run(args: argparse.Namespace) -> ExitCode:
     import structlog
 
     from daemon.runtime.lock import AlreadyRunningError
-    from daemon.runtime.logs import configure_logging
-    from daemon.runtime.notify import Notifier
     from daemon.runtime.service import (
         Service,
         StartupError,
         UnsafeStateDirError,
         environ_for_notify,
     )
+    from daemon.system.heap import keep_large_blocks_unmapped_when_freed
+    from daemon.system.logs import configure_logging
+    from daemon.system.notify import Notifier
 
     try:
         config = load_config_here(args.config)
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         err(f"telemetryd: config error: {exc}")
         return ExitCode.CONFIG
     configure_logging(config.daemon.log_format, config.daemon.log_level)
+    keep_large_blocks_unmapped_when_freed()
     service = Service(
         config,
         notifier=Notifier.from_environ(environ_for_notify()),

@@ -7,11 +7,11 @@ import json
 import time
 from typing import Any
 
-from crash_reports.event.humanize import format_bytes, format_duration
-from daemon.cli.exit_codes import ExitCode
+from crash_reports.common.humanize import format_bytes, format_duration
 from daemon.cli.output import err, out, table
-from daemon.config.load import load_config_here
+from daemon.config.files.load import load_config_here
 from daemon.config.quantities import parse_duration
+from daemon.exit_codes import ExitCode
 from daemon.runtime.paths import StatePaths
 
 
@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def run(args: argparse.Namespace) -> ExitCode:
     """Print stats since ``--since``; watches and the daemon first, then agent telemetry."""
-    from crash_reports.stats.store import StatsStore, StatsUnavailableError
+    from daemon.stats.store import StatsStore, StatsUnavailableError
 
     config = load_config_here(args.config)
     try:
@@ -93,7 +93,7 @@ def agent_summary(paths: StatePaths, now: float, since_seconds: float, by: str) 
     """Agent telemetry grouped by agent, model or tool (empty when nothing was received)."""
     import sqlite3
 
-    from daemon.agents.queries import StoreReader
+    from daemon.agents.store.queries import StoreReader
 
     reader = StoreReader(paths.events_db)
     try:

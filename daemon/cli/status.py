@@ -6,9 +6,9 @@ import argparse
 import json
 import time
 
-from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import out
-from daemon.config.load import load_config_here
+from daemon.config.files.load import load_config_here
+from daemon.exit_codes import ExitCode
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> ExitCode:
     """Read the status snapshot, judge it, print it; the verdict is the exit code."""
     from daemon.runtime.lock import is_locked
     from daemon.runtime.paths import StatePaths
-    from daemon.runtime.snapshot import StatusUnreadableError
-    from daemon.runtime.status import (
+    from daemon.status.snapshot import StatusUnreadableError
+    from daemon.status.status_file import (
         disk_full,
         evaluate,
         pid_alive,

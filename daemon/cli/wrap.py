@@ -14,9 +14,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from daemon.cli.exit_codes import ExitCode
 from daemon.cli.output import err
 from daemon.config.schema import Config
+from daemon.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from daemon.runtime.paths import StatePaths
@@ -37,8 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 def receiver_endpoint(config: Config) -> str | None:
     """``http://host:port`` of the running daemon's OTLP receiver, or None when it is down."""
     from daemon.runtime.paths import StatePaths
-    from daemon.runtime.snapshot import StatusUnreadableError
-    from daemon.runtime.status import pid_alive, read_snapshot
+    from daemon.status.snapshot import StatusUnreadableError
+    from daemon.status.status_file import pid_alive, read_snapshot
 
     try:
         snapshot = read_snapshot(StatePaths(config.daemon.state_dir).status)
@@ -54,7 +54,7 @@ def receiver_endpoint(config: Config) -> str | None:
 
 def node_heap_dir(config: Config, watch: str, paths: StatePaths) -> str | None:
     """The folder Node writes heap snapshots to (created 0700) when the watch asks for them."""
-    from crash_reports.storage.files import ensure_private_dir
+    from crash_reports.common.files import ensure_private_dir
 
     if not any(rule.name == watch and rule.evidence_node_heap for rule in config.watches):
         return None
@@ -71,7 +71,7 @@ def otlp_token(paths: StatePaths, wrap_id: str) -> str | None:
     """The child's token for the daemon's receiver (None, said on stderr, when the key in the
     state dir cannot be read or made: the child's telemetry then counts only if the daemon
     trusts it by its process)."""
-    from daemon.agents.sender_token import load_key, token_for
+    from daemon.agents.trust.sender_token import load_key, token_for
 
     try:
         paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -87,10 +87,10 @@ def run(args: argparse.Namespace) -> ExitCode | int:
     Returns the child's exit status (128 + N for signal N), not an ``ExitCode``, unless
     ``wrap`` itself is misused.
     """
-    from daemon.config.load import load_config_here
+    from daemon.config.files.load import load_config_here
     from daemon.runtime.paths import StatePaths
+    from daemon.watch.proc.announcements import DEFAULT_WATCH, WrappedChild, announce
     from daemon.wrap import child as wrap_run
-    from daemon.wrap.announcements import DEFAULT_WATCH, WrappedChild, announce
     from daemon.wrap.killed_report import should_report, write_killed_report
     from daemon.wrap.telemetry_env import child_environment
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from daemon.config.errors import ConfigError
-from daemon.config.locations import default_state_dir, find_config_file
+from daemon.config.files.locations import default_state_dir, find_config_file
 
 BUDGET_KEYS = ("agent", "daily_usd", "monthly_usd", "session_usd")
 

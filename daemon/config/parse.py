@@ -24,7 +24,7 @@ from typing import Any
 
 from crash_reports.delivery.dsn import parse_dsn
 from daemon.config.errors import ConfigError
-from daemon.config.locations import default_state_dir
+from daemon.config.files.locations import default_state_dir
 from daemon.config.reader import TableReader, is_loopback, read_keys, type_name
 from daemon.config.schema import (
     BudgetRule,

@@ -6,7 +6,7 @@ import dataclasses
 import signal
 from typing import Any
 
-from crash_reports.event.humanize import is_unsafe_char
+from crash_reports.common.humanize import is_unsafe_char
 from daemon.config.keys import Kind, flattened, keys_of, sections
 from daemon.config.schema import Config, ExecAction, ListenSettings, SignalAction, WatchAction
 

@@ -55,7 +55,7 @@ from daemon.config.keys import (
 from daemon.config.patterns import MAX_PATTERN_CHARS, SelectorPattern
 
 if TYPE_CHECKING:  # read (with PyYAML) only when a config names a web config file
-    from daemon.config.web_config import WebConfig
+    from daemon.config.files.web_config import WebConfig
 
 LogFormat = Literal["json", "console", "auto"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console", "auto")
@@ -259,7 +259,7 @@ class MetricsSettings(ListenSettings):
     body limits are fixed, not read from the file).
 
     ``web_config_file`` (an absolute path) is an exporter-toolkit web config: TLS and basic
-    auth for every page of the listener (``daemon/config/web_config.py``). A listen address
+    auth for every page of the listener (``daemon/config/files/web_config.py``). A listen address
     off loopback needs one, unless ``allow_unauthenticated`` says so on purpose.
     """
 
@@ -283,7 +283,7 @@ _COUNT = (1, 1_000_000)
 class OtlpSettings:
     """The [otlp] table: the agent telemetry receiver, its wire limits, what the daemon
     remembers whatever clients send (least recently used evicted past the caps;
-    daemon/agents/cardinality.py, series.py) and the event store's retention."""
+    daemon/agents/decoding/cardinality.py, series.py) and the event store's retention."""
 
     listen: ListenSettings = flatten(ListenSettings(True, "127.0.0.1", 4318),
                                      keys=("enabled", "listen"))
@@ -304,7 +304,7 @@ class OtlpSettings:
     retention_bytes: int = size(256 * 1024**2, range=(1024, TIB),
                                 doc="... and the oldest go past this size (on disk).")
     store_content: bool = flag(False, doc="Keep prompts, responses and tool arguments agents "
-                               "send (daemon/agents/privacy.py); off, never stored.")
+                               "send (daemon/agents/decoding/privacy.py); off, never stored.")
     max_items_per_request: int = count(100_000, range=(1, 10_000_000),
                                        doc="Resources, scopes, metrics, points and log "
                                        "records in one request.")
@@ -324,6 +324,28 @@ class OtlpSettings:
                             "cached in memory.")
     series_idle_seconds: float = duration(3600.0, range=(1.0, 365 * DAY), toml="series_idle",
                                           doc="A series not seen this long is forgotten.")
+    # Byte caps (UTF-8): a cut string ends with a digest of the whole (docs/security/memory.md).
+    max_attributes: int = count(128, range=(1, 100_000),
+                                doc="Attributes kept per attribute list; the rest are "
+                                "dropped unread.")
+    max_attribute_key_bytes: int = size(256, range=(32, 1 << 20),
+                                        doc="An attribute key past it is cut (and marked).")
+    max_attribute_value_bytes: int = size(512, range=(32, 1 << 20),
+                                          doc="An attribute value past it is cut (and marked).")
+    max_stored_string_bytes: int = size(256, range=(32, 1 << 20),
+                                        doc="Each string a record keeps (names, ids, "
+                                        "attributes) past it is cut (and marked).")
+    max_series_key_bytes: int = size(1024, range=(64, 1 << 20),
+                                     doc="One series' identity (stream, metric, attributes).")
+    max_series_bytes: int = size(24 * 1024**2, range=(64 * 1024, 16 << 30),
+                                 doc="Every remembered series together (least recently "
+                                 "used evicted).")
+    max_queued_bytes: int = size(16 * 1024**2, range=(1 << 20, 16 << 30),
+                                 doc="Records waiting for the store writer, in memory "
+                                 "(429 past it).")
+    max_messages_per_request: int = count(250_000, range=(1000, 100_000_000),
+                                          doc="Messages (attributes included) a request may "
+                                          "parse into, counted on the wire (413 past it).")
     retention_check_seconds: float = duration(
         60.0, range=(1.0, DAY), toml="retention_check_interval",
         doc="How often retention by age runs (the size bound is checked after every write).")

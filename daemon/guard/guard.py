@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import cast
 
 from crash_reports.event.kinds import GUARD_KINDS, ReportKind
-from daemon.agents.identity import agent_for_watch
-from daemon.agents.records import ApiRequest, CostUsage, Record, TokenUsage, ToolCall
+from daemon.agents.decoding.identity import agent_for_watch
+from daemon.agents.decoding.records import ApiRequest, CostUsage, Record, TokenUsage, ToolCall
 from daemon.config.schema import GuardSettings, WatchRule
 from daemon.guard.cost import CostSurgeRule
 from daemon.guard.episodes import Episodes
@@ -29,7 +29,7 @@ from daemon.guard.spin import IdleSpinRule
 from daemon.guard.tools import ToolLoopRule
 from daemon.guard.verdicts import Evidence, Verdict
 from daemon.guard.versions import VersionBook
-from daemon.watch.sampler import TickSample
+from daemon.watch.proc.sampler import TickSample
 
 BLOCKING_RULES = (ReportKind.TOOL_LOOP, ReportKind.COST_SURGE)
 IDLE_AFTER_SECONDS = 60.0  # no request or tool call this long: idle, for version figures

@@ -25,9 +25,10 @@ from typing import Any
 import psutil
 import structlog
 
-from crash_reports.event.humanize import format_bytes, format_duration
+from crash_reports.common.humanize import format_bytes, format_duration
+from crash_reports.event.kinds import Trigger
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAction
-from daemon.watch.triggers import Fired, Trigger
+from daemon.watch.triggers import Fired
 
 log = structlog.get_logger(component="actions")
 
@@ -38,7 +39,7 @@ OUTPUT_BYTES = 4096  # of an exec's output, kept for its log line
 def action_environment(fired: Fired, base: Mapping[str, str]) -> dict[str, str]:
     """What an ``exec`` action's program finds in its environment (pure).
 
-    >>> from daemon.watch.triggers import Trigger
+    >>> from crash_reports.event.kinds import Trigger
     >>> f = Fired(Trigger.CRITICAL, "w", 7, (7, 1), 0.0, "critical", 10, None, (), "abc", "/r")
     >>> sorted(k for k in action_environment(f, {"PATH": "/bin"}) if k.startswith("TELEMETRYD"))
     ['TELEMETRYD_LEVEL', 'TELEMETRYD_PID', 'TELEMETRYD_REPORT_ID', 'TELEMETRYD_REPORT_PATH', \

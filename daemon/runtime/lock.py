@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from crash_reports.storage.files import open_regular, read_regular
+from crash_reports.common.files import open_regular, read_regular
 
 
 class AlreadyRunningError(Exception):

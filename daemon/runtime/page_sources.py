@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from crash_reports.spool.store import Spool
-from daemon.agents.queries import StoreReader
-from daemon.agents.session_list import SessionStep, SessionSummary, read_sessions, read_steps
-from daemon.agents.today import hourly_cost
-from daemon.runtime.snapshot import StatusSnapshot
+from daemon.agents.store.queries import StoreReader
+from daemon.agents.store.session_list import SessionStep, SessionSummary, read_sessions, read_steps
+from daemon.agents.store.today import hourly_cost
+from daemon.status.snapshot import StatusSnapshot
 from daemon.web.links import sentry_event_url
 from daemon.web.page_daemon import daemon_hours_from_file
 from daemon.web.sources import (

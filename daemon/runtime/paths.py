@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from crash_reports.storage.files import check_private_dir, open_regular
+from crash_reports.common.files import check_private_dir, open_regular
 
 
 class StatePaths(NamedTuple):

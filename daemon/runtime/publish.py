@@ -13,11 +13,12 @@ from daemon import __version__
 from daemon.config.render import describe
 from daemon.config.schema import Config
 from daemon.runtime.running import Running
-from daemon.runtime.snapshot import ReportCounts, StatusSnapshot, watch_statuses
-from daemon.runtime.status import write_snapshot
 from daemon.runtime.tick import Ticker
-from daemon.watch.sampler import TickSample
-from daemon.wrap.announcements import DEFAULT_WATCH
+from daemon.status.snapshot import ReportCounts, StatusSnapshot
+from daemon.status.status_file import write_snapshot
+from daemon.status.watch_statuses import watch_statuses
+from daemon.watch.proc.announcements import DEFAULT_WATCH
+from daemon.watch.proc.sampler import TickSample
 
 log = structlog.get_logger(component="status")
 
@@ -78,7 +79,7 @@ class StatusPublisher:
                 pending=spool.pending_count(), quarantined=spool.quarantined_count(),
                 written_since_start=ticker.reports_written,
                 held_in_memory=running.transport.held_count,
-                dropped_total=running.reports_dropped,
+                dropped_total=running.tally.dropped,
                 oldest_pending_at=spool.oldest_pending_at()),
             flush=running.delivery.status(),
             otlp=None if inputs.stopped else running.agents.status(),
@@ -86,7 +87,7 @@ class StatusPublisher:
             degraded="disk full" if running.transport.disk_full else None,
             budgets=running.agents.budget_use(),
             agents=() if inputs.stopped else tuple(running.agents.today(inputs.now)),
-            events=tuple(running.recent.items()),
+            events=tuple(running.tally.recent.items()),
         )
 
     def _described_config(self, config: Config) -> dict[str, Any]:

@@ -18,23 +18,23 @@ from typing import Any
 
 import structlog
 
+from crash_reports.common.files import UnsafeFileError
 from crash_reports.event.system_facts import SystemFacts
-from crash_reports.storage.files import UnsafeFileError
 from daemon.config.errors import ConfigError
 from daemon.config.schema import Config
-from daemon.runtime.crash_hooks import capture_exception, describe_job_error
-from daemon.runtime.delivery import spool_limits
 from daemon.runtime.lock import InstanceLock
-from daemon.runtime.notify import Notifier
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.publish import StatusInputs, StatusPublisher
+from daemon.runtime.reports.crash_hooks import capture_exception, describe_job_error
+from daemon.runtime.reports.delivery import spool_limits
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.scheduler import make_scheduler, reschedule
 from daemon.runtime.signals import ReloadBurst, SignalFlags, capture_signals
-from daemon.runtime.snapshot import StatusSnapshot
 from daemon.runtime.tick import Ticker
-from daemon.watch.proctable import ProcessTable, default_process_table
-from daemon.watch.sampler import TickSample
+from daemon.status.snapshot import StatusSnapshot
+from daemon.system.notify import Notifier
+from daemon.watch.proc.proctable import ProcessTable, default_process_table
+from daemon.watch.proc.sampler import TickSample
 
 log = structlog.get_logger(component="service")
 
@@ -187,7 +187,7 @@ class Service:
             running.metrics_server.apply_web_config(new.web)
         if running is not None and new.sentry != old.sentry:
             running.delivery.restart(self.config, str(self.paths.spool))
-        from daemon.runtime.logs import configure_logging
+        from daemon.system.logs import configure_logging
 
         configure_logging(new.daemon.log_format, new.daemon.log_level)
         log.info("config.loaded", source=new.source, watches=len(new.watches),
@@ -207,9 +207,7 @@ class Service:
             running.spool.limits = spool_limits(new)
             running.reports.environment = new.sentry.environment
             running.agents.set_budgets(new)
-            if running.guard is not None:
-                running.guard.set_settings(new.guard)
-            running.dsn = new.sentry.dsn
+            running.guard.set_settings(new.guard)
 
     def shutdown(self) -> None:
         """Stop the scheduler (letting a running tick finish), publish a final status, close."""
@@ -272,10 +270,6 @@ class Service:
         if flags.stop_signal:
             log.info("daemon.signal", signal=signal.Signals(flags.stop_signal).name,
                      action="stop")
-
-    def request_stop(self) -> None:
-        """Ask the main loop to stop (thread-safe)."""
-        self.signals.request_stop()
 
     def _publish_status(self, running: Running, sample: TickSample | None,
                         stopped: bool = False) -> None:

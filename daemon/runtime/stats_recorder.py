@@ -14,15 +14,15 @@ import psutil
 import sentry_sdk
 import structlog
 
+from crash_reports.common.reserve import DiskReserve
 from crash_reports.delivery.flusher import FlushResult
 from crash_reports.spool.store import Dropped, Spool
-from crash_reports.stats.events import stats_event
-from crash_reports.stats.figures import Counter
-from crash_reports.stats.history import HistoryWriter, TreeKey
-from crash_reports.stats.store import StatsStore
-from crash_reports.storage.reserve import DiskReserve
+from daemon.stats.events import stats_event
+from daemon.stats.figures import Counter
+from daemon.stats.history import HistoryWriter, TreeKey
+from daemon.stats.store import StatsStore
 from daemon.watch.monitor import Action, Crossed, Exited, ReportRequest, Seen
-from daemon.watch.sampler import TickSample
+from daemon.watch.proc.sampler import TickSample
 from daemon.watch.thresholds import Level
 
 log = structlog.get_logger(component="stats")

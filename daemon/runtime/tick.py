@@ -10,27 +10,25 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 import structlog
 
-from crash_reports.event.kinds import PRESSURE_KINDS, ReportKind
+from crash_reports.event.evidence import Evidence, OrphanFact
+from crash_reports.event.kinds import ReportKind, Trigger
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.schema import Config, SignalAction, WatchRule
 from daemon.runtime.action_runner import ActionRunner
-from daemon.runtime.evidence import LeakEvidence
-from daemon.runtime.evidence_worker import EvidenceJob, EvidenceWorker
-from daemon.runtime.guard_step import GuardStep
-from daemon.runtime.node_heap import NodeHeap
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.recent_events import EventKind, RecentEvent
+from daemon.runtime.reports.evidence import LeakEvidence
+from daemon.runtime.reports.evidence_worker import EvidenceJob, EvidenceWorker
+from daemon.runtime.reports.guard_step import GuardStep
+from daemon.runtime.reports.node_heap import NodeHeap
 from daemon.runtime.running import Running
-from daemon.runtime.snapshot import TickInfo
-from daemon.runtime.status import pid_alive
-from daemon.runtime.trees import TreeMemory
+from daemon.status.recent_events import EventKind, RecentEvent
+from daemon.status.snapshot import TickInfo
+from daemon.status.status_file import pid_alive
 from daemon.watch.log_lines import log_line
-from daemon.watch.members import MemberGrowth
 from daemon.watch.monitor import (
     Action,
     Crossed,
@@ -39,23 +37,24 @@ from daemon.watch.monitor import (
     ReportRequest,
     TrackedProcess,
 )
-from daemon.watch.proctable import ProcessTable
-from daemon.watch.reaper import Reaper
-from daemon.watch.sampler import Sampler, TickSample
-from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
-from daemon.watch.thresholds import Level
-from daemon.watch.triggers import REPORT_TRIGGERS, ActionGate, Fired, Trigger
-from daemon.wrap.announcements import (
+from daemon.watch.proc.announcements import (
     pids_by_watch,
     read_announced,
     remove_stale,
     with_wrapped_watch,
 )
+from daemon.watch.proc.members import MemberGrowth
+from daemon.watch.proc.proctable import ProcessTable
+from daemon.watch.proc.sampler import Sampler, TickSample
+from daemon.watch.proc.trees import TreeMemory
+from daemon.watch.reaper import Reaper
+from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
+from daemon.watch.thresholds import Level
+from daemon.watch.triggers import ActionGate, Fired
 
 log = structlog.get_logger(component="tick")
 FiredSlot = tuple[str, tuple[int, int], Trigger]
 # Reports that say which member of the tree grew (``wrap`` adds it to ``killed`` ones).
-LEAK_EVIDENCE_KINDS = frozenset({ReportKind.RSS_CRITICAL, ReportKind.CPU_CRITICAL})
 STOP_EVIDENCE_SECONDS = 2.0  # at shutdown, the most we wait for evidence under way
 # A tick waits this long (at most a quarter of the interval) for evidence it asked for, so a
 # quick gathering (/proc reads: milliseconds) still has its report written in that tick.
@@ -78,12 +77,6 @@ class OomEvidence:
     total: int | None = None
     delta: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """Fields for a report's evidence (empty when unknown)."""
-        if self.total is None or self.delta is None:
-            return {}
-        return {"oom_kill_total": self.total, "oom_kill_delta": self.delta}
-
 
 def emit(action: Action) -> None:
     """Write the log line an action calls for."""
@@ -92,31 +85,27 @@ def emit(action: Action) -> None:
         getattr(log, line.level)(line.event, **line.fields)
 
 
-def report_evidence(request: ReportRequest, oom: OomEvidence) -> dict[str, Any]:
+def report_evidence(request: ReportRequest, oom: OomEvidence) -> Evidence:
     """What a report carries beyond the tree: OOM evidence for trees under pressure (pure).
 
     >>> from types import SimpleNamespace
     >>> req = SimpleNamespace(kind=ReportKind.RSS_CRITICAL, gone_pids=(), samples=(),
     ...                       orphans=())
-    >>> report_evidence(req, OomEvidence(3, 1))  # type: ignore[arg-type]
-    {}
+    >>> report_evidence(req, OomEvidence(3, 1)) == Evidence()  # type: ignore[arg-type]
+    True
     """
-    extra: dict[str, Any] = {}
-    if request.kind in PRESSURE_KINDS:
-        extra = oom.as_dict()
-        extra["level"] = request.process.level.label
-    if request.orphans:
-        extra["orphans_count"] = sum(orphan.members for orphan in request.orphans)
-        extra["orphans_rss_bytes"] = sum(orphan.rss_bytes for orphan in request.orphans)
-        extra["orphans"] = [
-            {"pid": o.pid, "name": o.name, "rss_bytes": o.rss_bytes, "members": o.members,
-             "age_seconds": round(max(0.0, request.at - o.create_time), 1)}
-            for o in request.orphans]
-    if request.gone_pids:
-        extra["gone_pids"] = list(request.gone_pids)
-        if request.samples:
-            extra["rss_bytes_before"] = request.samples[-1].rss_bytes
-    return extra
+    pressure = request.kind.pressure
+    orphans = tuple(OrphanFact(o.pid, o.name, o.rss_bytes, o.members,
+                               round(max(0.0, request.at - o.create_time), 1))
+                    for o in request.orphans)
+    return Evidence(
+        level=request.process.level.label if pressure else None,
+        oom_kill_total=oom.total if pressure and oom.delta is not None else None,
+        oom_kill_delta=oom.delta if pressure and oom.total is not None else None,
+        gone_pids=tuple(request.gone_pids),
+        rss_bytes_before=request.samples[-1].rss_bytes
+        if request.gone_pids and request.samples else None,
+        orphans=orphans)
 
 
 def watches_of(config: Config) -> tuple[WatchRule, ...]:
@@ -212,7 +201,7 @@ class Ticker:
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
-        fired = self._fired(actions, now)
+        fired = self._fired(actions, started)  # cooldowns: monotonic
         if self.awaited:
             self.write_awaited(running)  # before this tick's exits forget who they were
         requests: list[ReportRequest] = []
@@ -227,7 +216,7 @@ class Ticker:
                 continue
             emit(action)
             if isinstance(action, Crossed):
-                running.recent.add(crossed_event(action))
+                running.tally.recent.add(crossed_event(action))
             if isinstance(action, Crossed) and \
                     action.transition.to_level > action.transition.from_level:
                 # Remember who the process is while it exists, for a report after it is
@@ -260,9 +249,9 @@ class Ticker:
             self.reaper.poll()
         if running.transport.held_count:
             running.transport.retry_failed_writes()
-        if running.dsn:  # without one, stats stay in stats.db: nothing is pending delivery
+        if running.delivery.dsn:  # without one, stats stay in stats.db: nothing is pending
             running.stats.ship_due(running.client, now)
-        running.agents.check_budgets(running.client, now)
+        running.agents.check_budgets(running.client, now, started)
         self.reports_written += self.guard.run(running, sample, self.monitor.rules,
                                                self.monitor.tracked, self.runner, started, now)
         duration = self.monotonic() - started
@@ -308,7 +297,8 @@ class Ticker:
                 running.reports.forget(process)  # gone while its evidence was gathered
 
     def _fired(self, actions: list[Action], now: float) -> dict[FiredSlot, Fired]:
-        # Watch actions this tick sets off, past their cooldown; reports fill in their ids.
+        # Watch actions this tick sets off, past their cooldown (``now`` is monotonic);
+        # reports fill in their ids.
         fired, suppressed = self.gate.select(actions, self.monitor.rules, now)
         for item in suppressed:
             log.info("action.suppressed", watch=item.watch, pid=item.pid,
@@ -337,7 +327,7 @@ class Ticker:
     def _write_storm(self, running: Running, storm: StormReport, oom: OomEvidence) -> None:
         request = storm.representative
         try:
-            report_id = running.reports.write_storm(storm, report_evidence(request, oom))
+            stored = running.reports.write_storm(storm, report_evidence(request, oom))
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=storm.watch, kind=storm.kind.value,
                       processes=len(storm.requests), error=repr(exc))
@@ -347,20 +337,20 @@ class Ticker:
                 for member in storm.requests:
                     running.reports.forget(member.process)
         log.warning("report.storm", watch=storm.watch, kind=storm.kind.value,
-                    processes=len(storm.requests), id=report_id)
-        if report_id is not None:
+                    processes=len(storm.requests), id=stored.id if stored else None)
+        if stored is not None:
             self.reports_written += 1
             running.stats.report_written(request)
-            running.report_written(report_id, storm.watch, request.process.pid,
+            running.tally.written(stored.id, storm.watch, request.process.pid,
                                    f"{storm.kind.value} storm", request.at)
 
     def _write_report(self, running: Running, request: ReportRequest, oom: OomEvidence,
                       fired: dict[FiredSlot, Fired]) -> None:
-        trigger = REPORT_TRIGGERS.get(request.kind)
+        trigger = request.kind.trigger
         slot = (request.process.watch, request.process.key, trigger)
         planned = fired.get(slot) if trigger is not None else None  # type: ignore[arg-type]
         process = request.process
-        if request.kind in LEAK_EVIDENCE_KINDS and process.members is not None:
+        if request.kind.leak_evidence and process.members is not None:
             # Evidence is gathered off the tick; the report follows on a later tick.
             heap = node_heap_for(self.monitor.rules.get(process.watch),
                                  process.pid in self.wrapped_pids, self.heap_dir)
@@ -369,7 +359,7 @@ class Ticker:
                 del fired[slot]  # type: ignore[arg-type]
             self.awaited.append(AwaitedReport(request, oom, planned, job))
             return
-        leak = LeakEvidence() if request.kind in LEAK_EVIDENCE_KINDS else None
+        leak = LeakEvidence() if request.kind.leak_evidence else None
         written = self._spool_report(running, request, oom, leak, planned)
         if written is not None:
             fired[slot] = written  # type: ignore[index]
@@ -378,12 +368,11 @@ class Ticker:
                       leak: LeakEvidence | None, planned: Fired | None) -> Fired | None:
         """Write one report; ``planned`` with the report's id and path (as is if unwritten)."""
         try:
-            evidence = report_evidence(request, oom)
-            if leak is not None:
-                evidence["leak"] = leak.as_dict()
-            if planned is not None:
-                evidence["actions"] = [action.describe() for action in planned.actions]
-            report_id = running.reports.write(request, evidence)
+            evidence = dataclasses.replace(
+                report_evidence(request, oom),
+                leak=leak.as_dict() if leak is not None else None,
+                actions=tuple(a.describe() for a in planned.actions) if planned else ())
+            stored = running.reports.write(request, evidence)
         except Exception as exc:  # a report must never stop sampling
             log.error("report.error", watch=request.process.watch, pid=request.process.pid,
                       kind=request.kind.value, error=repr(exc))
@@ -391,14 +380,12 @@ class Ticker:
         finally:
             if request.kind is ReportKind.EXITED_UNDER_PRESSURE:
                 running.reports.forget(request.process)
-        if report_id is None:
+        if stored is None:
             return planned
         self.reports_written += 1
         running.stats.report_written(request)
-        running.report_written(report_id, request.process.watch, request.process.pid,
+        running.tally.written(stored.id, request.process.watch, request.process.pid,
                                request.kind.value, request.at)
         if planned is None:
             return None
-        path = next(running.spool.pending_dir.glob(f"*-{report_id}.env"), None)
-        return dataclasses.replace(planned, report_id=report_id,
-                                   report_path=str(path) if path else None)
+        return dataclasses.replace(planned, report_id=stored.id, report_path=str(stored.path))

@@ -8,184 +8,36 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 from crash_reports.event.kinds import ReportKind
 from daemon.config.schema import DaemonSettings, WatchRule
-from daemon.watch.members import MemberHistory
-from daemon.watch.sampler import OrphanSample, TickSample, TreeSample
-from daemon.watch.thresholds import Level, LevelRule, LevelState, Transition, step
+from daemon.watch.proc.members import MemberHistory
+from daemon.watch.proc.sampler import TickSample, TreeSample
+from daemon.watch.thresholds import Level, LevelRule, Transition, step
+from daemon.watch.tracking import (
+    Action,
+    ChildrenGone,
+    Crossed,
+    Exited,
+    Metric,
+    Orphaned,
+    OrphanExited,
+    OrphanTrack,
+    ReapOrphans,
+    ReportRequest,
+    SamplePoint,
+    Seen,
+    Suppressed,
+    TrackedProcess,
+)
 from daemon.watch.trend import TREND_POINTS, add_point, seconds_until
 
-
-# slots: a daemon keeps history_samples of these per watched tree (120,000 at 1,000
-# trees); without an instance dict each is one 64-byte allocation instead of two.
-@dataclass(frozen=True, slots=True)
-class SamplePoint:
-    """One sample of one process tree, as kept in its history."""
-
-    at: float
-    rss_bytes: int
-    cpu_percent: float
-    members: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for reports and status."""
-        return {"at": self.at, "rss_bytes": self.rss_bytes, "cpu_percent": self.cpu_percent,
-                "members": self.members}
-
-
-@dataclass
-class TrackedProcess:
-    """Everything remembered about one watched process (by pid and start time)."""
-
-    watch: str
-    key: tuple[int, int]
-    first_seen: float
-    last: TreeSample
-    history: deque[SamplePoint]
-    rss: LevelState = field(default_factory=LevelState)
-    cpu: LevelState = field(default_factory=LevelState)
-    trend_points: deque[tuple[float, float]] = field(
-        default_factory=lambda: deque(maxlen=TREND_POINTS + 1)
-    )
-    rate_bytes_per_min: float | None = None
-    eta_seconds: float | None = None
-    last_report_at: dict[ReportKind, float] = field(default_factory=dict)
-    members: MemberHistory | None = None  # per-member RSS over the trend window
-
-    @property
-    def level(self) -> Level:
-        """The worse of the RSS and CPU levels."""
-        return max(self.rss.level, self.cpu.level)
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.key[0]
-
-
-class Metric(StrEnum):
-    """Which figure of a tree crossed a level."""
-
-    RSS = "rss"
-    CPU = "cpu"
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A process matched a watch for the first time."""
-
-    process: TrackedProcess
-    sample: TreeSample
-
-
-@dataclass(frozen=True, slots=True)
-class Crossed:
-    """A tree's RSS or CPU moved from one level to another (up or back down)."""
-
-    process: TrackedProcess
-    metric: Metric
-    transition: Transition
-    sample: TreeSample
-    rate_bytes_per_min: float | None
-    eta_seconds: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class ChildrenGone:
-    """Members of a tree under pressure vanished in a tick where the OOM killer struck."""
-
-    process: TrackedProcess
-    gone_pids: tuple[int, ...]
-    oom_kill_delta: int
-    pressure: Level
-    rss_bytes_before: int
-    rss_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Suppressed:
-    """A report was due but its cooldown has not passed."""
-
-    process: TrackedProcess
-    kind: ReportKind
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Exited:
-    """A watched process is gone; ``pressure`` is the level it was at.
-
-    ``lifetime_seconds`` counts from the process's start time, not from when it was seen.
-    """
-
-    process: TrackedProcess
-    pressure: Level
-    last_rss_bytes: int
-    lifetime_seconds: float
-
-
-@dataclass
-class OrphanTrack:
-    """A process left behind by a watched tree, followed until it exits."""
-
-    watch: str
-    key: tuple[int, int]
-    orphaned_at: float
-    last: OrphanSample
-    samples: int = 0
-    agent_exited: bool = False
-    reap_requested: bool = False
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        return self.key[0]
-
-
-@dataclass(frozen=True, slots=True)
-class Orphaned:
-    """A member of a watched tree outlived its place in it (its parent exited)."""
-
-    orphan: OrphanTrack
-
-
-@dataclass(frozen=True, slots=True)
-class OrphanExited:
-    """A left-behind process is gone."""
-
-    orphan: OrphanTrack
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ReapOrphans:
-    """Terminate these left-behind processes (``reap_orphans = true``)."""
-
-    watch: str
-    orphans: tuple[OrphanSample, ...]
-    grace_seconds: float
-
-
-@dataclass(frozen=True)
-class ReportRequest:
-    """A crash report to build and spool."""
-
-    kind: ReportKind
-    rule: WatchRule
-    process: TrackedProcess
-    transition: Transition | None
-    at: float
-    samples: tuple[SamplePoint, ...]
-    gone_pids: tuple[int, ...] = ()
-    orphans: tuple[OrphanSample, ...] = ()
-
-
-Action = (Seen | Crossed | ChildrenGone | Suppressed | Exited | Orphaned | OrphanExited
-          | ReapOrphans | ReportRequest)
+# The actions and the tracked state live in daemon/watch/tracking.py; importers may name
+# them from here too.
+__all__ = ["TREND_POINTS", "Action", "ChildrenGone", "Crossed", "Exited", "Metric", "Monitor",
+           "OrphanExited", "OrphanTrack", "Orphaned", "ReapOrphans", "ReportRequest",
+           "SamplePoint", "Seen", "Suppressed", "TrackedProcess", "cooldown_allows",
+           "cpu_rule", "rss_rule"]
 
 
 def rss_rule(rule: WatchRule) -> LevelRule:
@@ -240,9 +92,10 @@ class Monitor:
 
         ``oom_kill_delta`` is how many processes the kernel's OOM killer took since the
         previous tick (None when unknown): with it, a child vanishing from a tree under
-        pressure is reported as killed.
+        pressure is reported as killed. Intervals (cooldowns, trend windows) run on
+        ``tick.monotonic``; what is stored or shown (report and history times) on ``tick.at``.
         """
-        now = tick.at
+        now, clock = tick.at, tick.monotonic
         actions: list[Action] = []
         present: set[tuple[str, tuple[int, int]]] = set()
         for watch, samples in tick.by_watch.items():
@@ -258,20 +111,22 @@ class Monitor:
                 if tracked is None:
                     tracked = TrackedProcess(
                         watch, sample.key, now, sample, deque(maxlen=self.history_samples),
+                        first_seen_monotonic=clock,
                         members=MemberHistory(self.trend_window_seconds),
                     )
                     self.tracked[tracked_key] = tracked
                     actions.append(Seen(tracked, sample))
-                actions.extend(self._children_killed(tracked, sample, rule, now, oom_kill_delta))
-                actions.extend(self._advance(tracked, sample, rule, now))
+                actions.extend(self._children_killed(tracked, sample, rule, now, clock,
+                                                     oom_kill_delta))
+                actions.extend(self._advance(tracked, sample, rule, now, clock))
         for tracked_key in [k for k in self.tracked if k not in present]:
             tracked = self.tracked.pop(tracked_key)
             self.departed[tracked_key] = tracked
-            actions.extend(self._exited(tracked, now))
-        actions.extend(self._follow_orphans(tick, now))
+            actions.extend(self._exited(tracked, now, clock))
+        actions.extend(self._follow_orphans(tick, now, clock))
         return actions
 
-    def _follow_orphans(self, tick: TickSample, now: float) -> list[Action]:
+    def _follow_orphans(self, tick: TickSample, now: float, clock: float) -> list[Action]:
         """Track left-behind processes; report and reap those of agents that exited."""
         actions: list[Action] = []
         seen: set[tuple[str, tuple[int, int]]] = set()
@@ -296,14 +151,14 @@ class Monitor:
         for key in [k for k in self.orphans if k not in seen]:
             actions.append(OrphanExited(self.orphans.pop(key), now))
         for agent_key, orphans in by_agent.items():
-            actions.extend(self._orphans_left(agent_key, orphans, now))
+            actions.extend(self._orphans_left(agent_key, orphans, now, clock))
         for stale in [k for k in self.departed if k not in by_agent]:
             del self.departed[stale]
             self._orphans_over.pop(stale, None)
         return actions
 
     def _orphans_left(self, agent_key: tuple[str, tuple[int, int]],
-                      orphans: list[OrphanTrack], now: float) -> list[Action]:
+                      orphans: list[OrphanTrack], now: float, clock: float) -> list[Action]:
         rule = self.rules[agent_key[0]]
         actions: list[Action] = []
         count = sum(orphan.last.members for orphan in orphans)
@@ -314,7 +169,7 @@ class Monitor:
         self._orphans_over[agent_key] = streak
         agent = self.departed.get(agent_key)
         if streak == rule.sustained and agent is not None:
-            for action in self._report(agent, rule, ReportKind.ORPHANS_LEFT, None, now):
+            for action in self._report(agent, rule, ReportKind.ORPHANS_LEFT, None, now, clock):
                 if isinstance(action, ReportRequest):
                     action = ReportRequest(action.kind, rule, agent, None, now, action.samples,
                                            orphans=tuple(o.last for o in orphans))
@@ -329,7 +184,7 @@ class Monitor:
         return actions
 
     def _children_killed(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,
-                         now: float, oom_kill_delta: int | None) -> list[Action]:
+                         now: float, clock: float, oom_kill_delta: int | None) -> list[Action]:
         """Members of a tree under pressure gone in a tick where the OOM killer struck."""
         if not oom_kill_delta or tracked.level < Level.WARNING or sample is tracked.last:
             return []
@@ -338,7 +193,8 @@ class Monitor:
             return []
         actions: list[Action] = [ChildrenGone(tracked, gone, oom_kill_delta, tracked.level,
                                               tracked.last.rss_bytes, sample.rss_bytes)]
-        for action in self._report(tracked, rule, ReportKind.CHILD_OOM_KILLED, None, now):
+        for action in self._report(tracked, rule, ReportKind.CHILD_OOM_KILLED, None, now,
+                                   clock):
             if isinstance(action, ReportRequest):
                 action = ReportRequest(action.kind, action.rule, action.process, None, now,
                                        action.samples, gone)
@@ -346,14 +202,14 @@ class Monitor:
         return actions
 
     def _advance(self, tracked: TrackedProcess, sample: TreeSample, rule: WatchRule,
-                 now: float) -> list[Action]:
+                 now: float, clock: float) -> list[Action]:
         tracked.last = sample
         if tracked.members is not None:
-            tracked.members.observe(now, sample.member_rss)
+            tracked.members.observe(clock, sample.member_rss)
         tracked.history.append(
             SamplePoint(now, sample.rss_bytes, sample.cpu_percent, sample.members)
         )
-        self._update_trend(tracked, rule, now)
+        self._update_trend(tracked, rule, now, clock)
         actions: list[Action] = []
         rss_levels, cpu_levels = self._levels_of(rule)
         tracked.rss, rss_transitions = step(tracked.rss, sample.rss_bytes, rss_levels, now)
@@ -365,7 +221,7 @@ class Monitor:
                 if transition.to_level == Level.CRITICAL and transition.from_level < Level.CRITICAL:
                     kind = (ReportKind.RSS_CRITICAL if metric is Metric.RSS
                             else ReportKind.CPU_CRITICAL)
-                    actions.extend(self._report(tracked, rule, kind, transition, now))
+                    actions.extend(self._report(tracked, rule, kind, transition, now, clock))
         return actions
 
     def _levels_of(self, rule: WatchRule) -> tuple[LevelRule, LevelRule]:
@@ -376,23 +232,27 @@ class Monitor:
             self._level_rules[rule.name] = cached
         return cached[1], cached[2]
 
-    def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float) -> None:
-        started = tracked.last.create_time or tracked.first_seen
+    def _update_trend(self, tracked: TrackedProcess, rule: WatchRule, now: float,
+                      clock: float) -> None:
+        # Trend points are on the monotonic clock (``clock``); the process's start time
+        # (wall) is carried onto it at this tick's offset between the two clocks.
+        start = tracked.last.create_time
+        started = start - (now - clock) if start else tracked.first_seen_monotonic
         tracked.rate_bytes_per_min = add_point(
-            tracked.trend_points, now, float(tracked.last.rss_bytes), started,
-            tracked.first_seen, self.trend_window_seconds, self.trend_startup_seconds)
+            tracked.trend_points, clock, float(tracked.last.rss_bytes), started,
+            tracked.first_seen_monotonic, self.trend_window_seconds, self.trend_startup_seconds)
         tracked.eta_seconds = seconds_until(
             tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
         )
 
     def _report(self, tracked: TrackedProcess, rule: WatchRule, kind: ReportKind,
-                transition: Transition | None, now: float) -> list[Action]:
-        if not cooldown_allows(tracked.last_report_at, kind, now, rule.cooldown_seconds):
+                transition: Transition | None, now: float, clock: float) -> list[Action]:
+        if not cooldown_allows(tracked.last_report_at, kind, clock, rule.cooldown_seconds):
             return [Suppressed(tracked, kind, "cooldown")]
-        tracked.last_report_at[kind] = now
+        tracked.last_report_at[kind] = clock
         return [ReportRequest(kind, rule, tracked, transition, now, tuple(tracked.history))]
 
-    def _exited(self, tracked: TrackedProcess, now: float) -> list[Action]:
+    def _exited(self, tracked: TrackedProcess, now: float, clock: float) -> list[Action]:
         level = tracked.level
         # From the process's own start time: a process that ran for hours before the
         # daemon (re)started did not live only as long as the daemon watched it.
@@ -402,5 +262,5 @@ class Monitor:
         rule = self.rules.get(tracked.watch)
         if level >= Level.WARNING and rule is not None:
             actions.extend(self._report(tracked, rule, ReportKind.EXITED_UNDER_PRESSURE, None,
-                                        now))
+                                        now, clock))
         return actions

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import psutil
 import structlog
 
-from daemon.watch.sampler import OrphanSample
+from daemon.watch.proc.sampler import OrphanSample
 
 log = structlog.get_logger(component="reaper")
 

@@ -20,13 +20,6 @@ STORM_MIN_PROCESSES = 4
 # A storm report lists at most this many pids (and reads PSS of at most this many).
 STORM_MAX_PIDS = 256
 
-_VERB = {
-    ReportKind.RSS_CRITICAL: "crossed critical (RSS)",
-    ReportKind.CPU_CRITICAL: "crossed critical (CPU)",
-    ReportKind.EXITED_UNDER_PRESSURE: "exited under pressure",
-    ReportKind.CHILD_OOM_KILLED: "lost children to the OOM killer",
-}
-
 
 @dataclass(frozen=True)
 class StormReport:
@@ -58,7 +51,7 @@ class StormReport:
         >>> StormReport((req,) * 512).title  # type: ignore[arg-type]
         '512 processes of claude-code crossed critical (RSS)'
         """
-        return f"{len(self.requests)} processes of {self.watch} {_VERB[self.kind]}"
+        return f"{len(self.requests)} processes of {self.watch} {self.kind.storm_wording}"
 
     def pids(self) -> list[int]:
         """The pids in the storm, largest tree first, at most STORM_MAX_PIDS."""

@@ -22,6 +22,15 @@ class Level(IntEnum):
         """Lower-case name used in logs and status."""
         return self.name.lower()
 
+    @classmethod
+    def of(cls, label: object) -> Level:
+        """The level a label names (as status.json holds it); OK for anything else.
+
+        >>> Level.of("critical"), Level.of(None)
+        (<Level.CRITICAL: 2>, <Level.OK: 0>)
+        """
+        return cls.__members__.get(str(label).upper(), cls.OK)
+
 
 @dataclass(frozen=True)
 class LevelRule:

@@ -9,27 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
-from crash_reports.event.kinds import ReportKind
+from crash_reports.event.kinds import ReportKind, Trigger
 from daemon.config.schema import WatchAction, WatchRule
 from daemon.watch.monitor import Action, Crossed, ReportRequest, TrackedProcess
 from daemon.watch.thresholds import Level
-
-
-class Trigger(StrEnum):
-    """The moment a list of actions belongs to (its config key is ``on_<value>``)."""
-
-    WARNING = "warning"
-    CRITICAL = "critical"
-    EXIT_UNDER_PRESSURE = "exit_under_pressure"
-    GUARD = "guard"  # a [guard] rule fired on the watch's tree or its agent (daemon/guard/)
-
-
-# The report written in the same tick as a trigger, whose id and path its actions receive.
-REPORT_TRIGGERS = {ReportKind.RSS_CRITICAL: Trigger.CRITICAL,
-                   ReportKind.CPU_CRITICAL: Trigger.CRITICAL,
-                   ReportKind.EXITED_UNDER_PRESSURE: Trigger.EXIT_UNDER_PRESSURE}
 
 
 @dataclass(frozen=True, slots=True)

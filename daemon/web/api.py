@@ -6,8 +6,8 @@ from what the daemon already published; neither touches the tick.
 
 from __future__ import annotations
 
+from daemon.status.view import history_json, status_view
 from daemon.web.sources import RANGES_SECONDS, PageSources, Reply, json_reply, window
-from daemon.web.view import history_json, status_view
 
 
 def api_status(sources: PageSources) -> Reply:

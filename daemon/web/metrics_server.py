@@ -1,9 +1,9 @@
 """The metrics listener: ``/metrics`` from a private registry, plus whatever pages are added.
 
-It runs on the shared HTTP host (``daemon.web.server``) with its own wire limits; a scrape is
+It runs on the shared HTTP host (``daemon.web.http.server``) with its own wire limits; a scrape is
 rendered on one thread of its own, so the event loop and the tick never wait for it, and at
 most once per ``render_interval_seconds`` for all scrapers together (``SharedRendering``).
-More pages (the status page, its JSON API) are added with ``add_route`` or ``routes=``.
+More pages (the status page, its JSON API) are passed with ``routes=``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
+from daemon.config.files.web_config import WebConfig
 from daemon.config.schema import Config, DaemonSettings
-from daemon.config.web_config import WebConfig
-from daemon.web.auth import WebGuard, guard
-from daemon.web.rendering import SharedRendering
-from daemon.web.routes import ListenerLimits, Request, Response, Route, RouteTable
-from daemon.web.server import HttpHost, Listener, shared_host
+from daemon.web.exposition.rendering import SharedRendering
+from daemon.web.http.auth import WebGuard, guard
+from daemon.web.http.routes import ListenerLimits, Request, Response, Route, RouteTable
+from daemon.web.http.server import HttpHost, Listener, shared_host
 
 log = structlog.get_logger(component="metrics")
 
@@ -42,10 +42,6 @@ class MetricsServer:
     def stats(self) -> dict[str, int]:
         """The listener's connection counters and the renderings built so far."""
         return {**self._listener.stats(), "renders": self.rendering.renders}
-
-    def add_route(self, path: str, route: Route) -> None:
-        """Serve another page on this listener (takes effect for the next request)."""
-        self.routes.add(path, route if self.web_guard is None else guard(route, self.web_guard))
 
     def apply_web_config(self, config: WebConfig | None) -> None:
         """Take a reloaded web config (new users, the certificate re-read); SIGHUP's path."""

@@ -4,7 +4,7 @@
 payload, 404 unknown path, 405 wrong method, 408 body too slow, 411 no length, 413 too large
 (declared, sent or inflated), 415 unsupported content type or encoding, 429 with Retry-After
 when the ingest queue is full, 503 with Retry-After when every connection slot or the
-in-flight byte budget is taken. The wire is handled by ``daemon.web.server`` (uvicorn + h11);
+in-flight byte budget is taken. The wire is handled by ``daemon.web.http.server`` (uvicorn + h11);
 decoding runs on a small thread pool, never on the event loop, and no input ever reaches a
 log line.
 """
@@ -24,23 +24,26 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from daemon.agents import wire
-from daemon.agents.admission import Admission
-from daemon.agents.decode import (
+from daemon.agents.decoding.attributes import AttributeLimits
+from daemon.agents.decoding.counters import OtlpCounter, OtlpStats
+from daemon.agents.decoding.decode import (
     DecodeResult,
     decode_logs,
     decode_metrics,
     decode_traces,
     too_many_items,
 )
-from daemon.agents.ingest import Ingestor
-from daemon.agents.series import SeriesTracker
-from daemon.agents.trust import Verdict
+from daemon.agents.decoding.series import SeriesTracker
+from daemon.agents.store.ingest import Ingestor
+from daemon.agents.store.record_bytes import fit_records
+from daemon.agents.trust.admission import Admission
+from daemon.agents.trust.policy import Verdict
 from daemon.config.schema import OtlpSettings
-from daemon.web.routes import Request, Response, Route, RouteTable
+from daemon.web.http import wire
+from daemon.web.http.routes import Request, Response, Route, RouteTable
 
 if TYPE_CHECKING:  # the HTTP stack (uvicorn, h11, an event loop) is imported by start()
-    from daemon.web.server import HttpHost, Listener
+    from daemon.web.http.server import HttpHost, Listener
 
 log = structlog.get_logger(component="otlp")
 RETRY_AFTER_SECONDS = 2
@@ -116,10 +119,8 @@ class OtlpReceiver:
         self.counters = ingestor.counters
         self.clock = clock
         self.host = host
-        self.tracker = SeriesTracker(
-            settings.max_series_per_metric, settings.max_metrics, settings.series_idle_seconds,
-            max_series=settings.max_series, counters=self.counters,
-        )
+        self.tracker = SeriesTracker.of(settings, self.counters)
+        self.limits = AttributeLimits.of(settings)
         # Decode, submit and commit run under one lock so a 429'd request leaves the series
         # state untouched and its retry counts in full. Only decoding threads take it: status,
         # /metrics and the tick read counters that need no lock.
@@ -144,14 +145,15 @@ class OtlpReceiver:
 
     def routes(self) -> RouteTable:
         """``/v1/metrics`` and ``/v1/logs``, refusals worded as OTLP wants."""
-        table = RouteTable(refuse=self._refusal)
+        table = RouteTable(refuse=self._refusal,
+                           failed=lambda: self.counters.count(OtlpCounter.HANDLER_ERRORS))
         for path in _SIGNALS:
             table.add(path, Route(self._handler(path), frozenset({"POST"}), body=True))
         return table
 
     def start(self) -> None:
         """Bind the configured address and serve until ``stop()``; OSError if it is taken."""
-        from daemon.web.server import shared_host
+        from daemon.web.http.server import shared_host
 
         if self.host is None:
             self.host = shared_host()
@@ -183,19 +185,23 @@ class OtlpReceiver:
             self._lookup_pool = None
         log.info("agents.receiver.stopped")
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> OtlpStats:
         """Counters of the receiver and the ingest queue, plus remembered series (no lock)."""
-        snapshot = self.ingestor.stats()
-        snapshot["active_series"] = self.tracker.size
-        if self._listener is not None:
-            snapshot.update(self._listener.stats())
-        return snapshot
+        counts = self.counters.snapshot()
+        listener = self._listener
+        if listener is not None:
+            for reason, count in listener.dropped().items():
+                counts[(OtlpCounter.CONNECTIONS_DROPPED, (reason,))] = count
+        return OtlpStats(counts, queue_depth=self.ingestor.queue_depth(),
+                         active_series=self.tracker.size, series_bytes=self.tracker.bytes,
+                         queued_bytes=self.ingestor.queued_bytes(),
+                         connections_open=0 if listener is None else listener.connections)
 
     def refuse(self, status: int, reason: str) -> None:
         """Count a refused request and warn about it at most once a minute per reason."""
-        self.counters.add(f"requests_refused.{status}.{reason}")
+        self.counters.count(OtlpCounter.REQUESTS_REFUSED, (str(status), reason))
         if status == 408:
-            self.counters.add("requests_timed_out")
+            self.counters.count(OtlpCounter.REQUESTS_TIMED_OUT)
         now = time.monotonic()
         if now - self._last_logged.get(reason, -_LOG_EVERY_SECONDS) >= _LOG_EVERY_SECONDS:
             self._last_logged[reason] = now
@@ -218,7 +224,7 @@ class OtlpReceiver:
             verdict = await self._admit(request)
             if not verdict.accepted:
                 return self._untrusted(verdict, encoding)
-            self.counters.add(f"requests_trusted.{verdict.how}")
+            self.counters.count(OtlpCounter.REQUESTS_TRUSTED, (verdict.how,))
             loop = asyncio.get_running_loop()
             signal = _SIGNALS[path]
             return await loop.run_in_executor(pool, self._export, signal, request.body, encoding)
@@ -252,41 +258,49 @@ class OtlpReceiver:
     def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding) -> Response:
         """Parse, decode, queue and answer one request (on a decode thread)."""
         try:
-            request: Any = wire.parse(payload, encoding, signal.request_type)
+            request: Any = wire.parse(payload, encoding, signal.request_type,
+                                      self.settings.max_messages_per_request)
             if too_many_items(request, self.settings.max_items_per_request):
                 raise wire.PayloadError(413, "too_many_items")
         except wire.PayloadError as exc:
             return self._refusal(exc.status, exc.reason, {"content-type": _content_type(encoding)})
         counters = self.counters
-        counters.add(f"requests_received.{signal.name}")
+        counters.count(OtlpCounter.REQUESTS_RECEIVED, (signal.name,))
         with self.lock:
             now = self.clock()
             txn = self.tracker.begin(now)
             try:
                 result = signal.decode(
-                    request, txn, now, store_content=self.settings.store_content
+                    request, txn, now, store_content=self.settings.store_content,
+                    limits=self.limits,
                 )
+                del request  # the parsed message is the largest thing a request holds
+                fitted = fit_records(result.records, self.settings.max_stored_string_bytes)
             except Exception as exc:  # a decoder bug must cost one request, not the receiver
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None
             accepted = result is not None and (
-                not result.records
-                or self.ingestor.submit(result.records, result.accepted, signal.name)
+                not fitted.records
+                or self.ingestor.submit(fitted.records, result.accepted, signal.name,
+                                        size_bytes=fitted.bytes)
             )
             if accepted:
                 self.tracker.commit(txn, now)
         if result is None:
             # The export was well formed: an error answer would only make the agent print
             # exporter errors into its user's terminal and retry the same bytes.
-            counters.add("requests_not_taken.internal_error")
+            counters.count(OtlpCounter.REQUESTS_NOT_TAKEN)
             response = signal.response(0, "not taken: internal error")
             return Response(200, wire.serialize(response, encoding), _content_type(encoding))
         if not accepted:
             return self._refusal(429, "queue_full", {"content-type": _content_type(encoding)})
-        counters.add(f"points_accepted.{signal.name}", result.accepted)
-        counters.add("spans_dropped.no_timing", result.dropped_spans)
+        counters.count(OtlpCounter.POINTS, (signal.name, "accepted"), result.accepted)
+        counters.count(OtlpCounter.POINTS, ("traces", "dropped_no_timing"), result.dropped_spans)
         for reason, count in result.refusals.items():
-            counters.add(f"points_refused.{signal.name}.{reason}", count)
+            counters.count(OtlpCounter.POINTS, (signal.name, reason), count)
+        for kind, count in result.truncated.items():
+            counters.count(OtlpCounter.TRUNCATED, (kind,), count)
+        counters.count(OtlpCounter.TRUNCATED, ("stored_strings",), fitted.cut)
         response = signal.response(result.rejected, result.message())
         return Response(200, wire.serialize(response, encoding), _content_type(encoding))
 

@@ -19,9 +19,18 @@ from importlib import resources
 from string import Template
 from urllib.parse import parse_qs
 
-from crash_reports.event.humanize import format_bytes, format_duration
-from daemon.agents.today import AgentToday
-from daemon.runtime.recent_events import RecentEvent
+from crash_reports.common.humanize import format_bytes, format_duration
+from daemon.agents.store.today import AgentToday
+from daemon.status.recent_events import RecentEvent
+from daemon.status.view import (
+    DaemonView,
+    ReportRow,
+    StatusView,
+    TreeRow,
+    cost_steps,
+    once_per_pid,
+    status_view,
+)
 from daemon.web.page_daemon import daemon_tab
 from daemon.web.page_sessions import sessions_table, steps_table
 from daemon.web.page_trees import (
@@ -41,15 +50,6 @@ from daemon.web.sources import (
     window,
 )
 from daemon.web.svg import Axes, Series, stacked_chart
-from daemon.web.view import (
-    DaemonView,
-    ReportRow,
-    StatusView,
-    TreeRow,
-    cost_steps,
-    once_per_pid,
-    status_view,
-)
 
 REFRESH_SECONDS = 10
 MAX_CHARTS = 24  # the most pressing live trees get a chart; the table lists every one

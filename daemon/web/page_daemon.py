@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from crash_reports.event.humanize import format_bytes
-from crash_reports.stats.history import connect
+from crash_reports.common.humanize import format_bytes
+from daemon.stats.history import connect
 from daemon.web.page_trees import local_clock, time_caption
 from daemon.web.svg import Axes, Series, line_chart
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import quote
 
-from crash_reports.event.humanize import format_bytes, format_duration
-from daemon.agents.session_list import SessionStep, SessionSummary
-from daemon.agents.today import AgentToday
-from daemon.web.view import TreeRow
+from crash_reports.common.humanize import format_bytes, format_duration
+from daemon.agents.store.session_list import SessionStep, SessionSummary
+from daemon.agents.store.today import AgentToday
+from daemon.status.view import TreeRow
 
 
 def _usd(value: float | None, digits: int = 4) -> str:

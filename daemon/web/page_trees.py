@@ -12,10 +12,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from crash_reports.event.humanize import format_bytes, format_duration
-from crash_reports.stats.history import TreeHistory, TreeKey, TreeSpan
+from crash_reports.common.humanize import format_bytes, format_duration
+from daemon.stats.history import TreeHistory, TreeKey, TreeSpan
+from daemon.status.view import ReportRow, TreeRow, report_pid
 from daemon.web.svg import Axes, Level, Marker, Series, line_chart
-from daemon.web.view import ReportRow, TreeRow, report_pid
 
 MIN_SPAN_SECONDS = 120.0
 SEVERITY = {"critical": 0, "warning": 1, "ok": 2, "orphaned": 3}

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from crash_reports.spool.records import SpoolEntry
-from crash_reports.stats.history import (
+from daemon.agents.store.session_list import SessionStep, SessionSummary
+from daemon.stats.history import (
     TreeHistory,
     TreeSpan,
     connect,
@@ -23,10 +24,9 @@ from crash_reports.stats.history import (
     read_history,
     tree_spans,
 )
-from daemon.agents.session_list import SessionStep, SessionSummary
-from daemon.runtime.snapshot import StatusSnapshot
+from daemon.status.snapshot import StatusSnapshot
+from daemon.status.view import EventUrl
 from daemon.web.page_daemon import DaemonHour
-from daemon.web.view import EventUrl
 
 RANGES_SECONDS: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
 DEFAULT_RANGE = "1h"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import structlog
 
 from daemon.web.api import api_history, api_status
+from daemon.web.http.routes import Request, Response, Route
 from daemon.web.page import render_page
-from daemon.web.routes import Request, Response, Route
 from daemon.web.sources import PageSources, Reply
 
 log = structlog.get_logger(component="web")

@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 
 from crash_reports.event.redact import redact_name
-from daemon.watch.members import MemberHistory, MemberRss
+from daemon.watch.proc.members import MemberHistory, MemberRss
 
 SAMPLE_SECONDS = 0.5
 KEPT_SAMPLES = 120

@@ -13,18 +13,19 @@ from typing import Any
 import structlog
 
 from crash_reports.event.capture import capture_report
+from crash_reports.event.evidence import Evidence, KilledFacts
 from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import redact_args
 from crash_reports.event.report import ReportInput, build_report
 from crash_reports.event.system_facts import SystemFacts
 from crash_reports.spool.transport import SpoolTransport
 from daemon import __version__
-from daemon.agents.matching import process_context
-from daemon.agents.queries import StoreReader
+from daemon.agents.linking.matching import process_context
+from daemon.agents.store.queries import StoreReader
 from daemon.config.schema import Config
-from daemon.runtime.delivery import open_spool
-from daemon.runtime.evidence import collect
 from daemon.runtime.paths import StatePaths
+from daemon.runtime.reports.delivery import open_spool
+from daemon.runtime.reports.evidence import collect
 from daemon.wrap.child import Outcome
 
 log = structlog.get_logger(component="wrap")
@@ -41,23 +42,24 @@ def killed_input(config: Config, watch: str, wrap_id: str, argv: list[str], outc
     number = outcome.signal_number
     last = outcome.samples[-1] if outcome.samples else {}
     oom = outcome.oom_kill_delta()
-    evidence: dict[str, Any] = {
-        "signal": number,
-        "signal_name": signal.Signals(number).name if number is not None else None,
-        "exit_status": outcome.exit_code,
-        "wrap_id": wrap_id,
-        "ran_seconds": round(outcome.ended_at - outcome.started_at, 3),
-        "oom_kill_delta": sum(oom.values()) or None,
-        "oom_kill_sources": oom,
-        "last_rss_bytes": last.get("rss_bytes"),
+    evidence = Evidence(
+        oom_kill_delta=sum(oom.values()) or None,
+        killed=KilledFacts(
+            signal=number,
+            signal_name=signal.Signals(number).name if number is not None else None,
+            exit_status=outcome.exit_code,
+            wrap_id=wrap_id,
+            ran_seconds=round(outcome.ended_at - outcome.started_at, 3),
+            oom_kill_sources=oom,
+            last_rss_bytes=last.get("rss_bytes")),
         # The members are gone by now: their growth is what wrap saw, smaps and stacks are
         # listed as not collected.
-        "leak": collect(outcome.member_history.growth(
+        leak=collect(outcome.member_history.growth(
             int(m["pid"]) for m in outcome.members)).as_dict(),
-    }
+    )
     members = sorted(outcome.members, key=lambda m: -int(m["rss_bytes"]))
     return ReportInput(
-        kind=ReportKind.KILLED.value,
+        kind=ReportKind.KILLED,
         watch=watch,
         host=host,
         version=__version__,

@@ -4,7 +4,7 @@ Pure: the parent's environment, the receiver's endpoint (None when the daemon's 
 down) and the child's identity in, the child's environment out. A value the user set is never
 replaced; ``OTEL_RESOURCE_ATTRIBUTES`` only gains the keys it does not have.
 
-The child's token (``daemon.agents.sender_token``) goes into ``OTEL_EXPORTER_OTLP_HEADERS``
+The child's token (``daemon.agents.trust.sender_token``) goes into ``OTEL_EXPORTER_OTLP_HEADERS``
 as ``x-telemetryd-token``, only when the child's exporters point at our receiver: a user who
 sends the agent's telemetry elsewhere never has the token sent there.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from daemon.agents.sender_token import TOKEN_HEADER
-from daemon.wrap.node_options import heap_flags
+from daemon.agents.trust.sender_token import TOKEN_HEADER
+from daemon.runtime.reports.node_options import heap_flags
 
 WRAP_ID_ATTRIBUTE = "telemetryd.wrap_id"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from crash_reports.stats.events import stats_event_id
-from crash_reports.stats.figures import Counter, PeriodKey, hour_start
-from crash_reports.stats.store import StatsStore
+from daemon.stats.events import stats_event_id
+from daemon.stats.figures import Counter, PeriodKey, hour_start
+from daemon.stats.store import StatsStore
 from tests.e2e.test_watchdog import memory_watch, pending_envelopes, write_config
 from tests.support.agents import Agent
 from tests.support.bugsink import BugsinkProject, BugsinkServer, normalize_event_id

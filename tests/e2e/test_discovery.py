@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon.config.embedded import DEFAULT_CONFIG_TOML
+from daemon.config.files.embedded import DEFAULT_CONFIG_TOML
 from tests.support.daemon_proc import DaemonProcess, cli
 from tests.support.layouts import Started, linux_shapes, start_layout
 from tests.support.waiting import wait_for

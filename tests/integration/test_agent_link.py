@@ -12,11 +12,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from daemon.agents.link import AgentLink
 from daemon.config.parse import parse_config_text
+from daemon.runtime.agent_link import AgentLink
 from daemon.runtime.paths import StatePaths
 from daemon.watch.monitor import TrackedProcess
-from daemon.watch.sampler import TreeSample
+from daemon.watch.proc.sampler import TreeSample
 
 
 def tracked(pid: int, members: tuple[int, ...]) -> TrackedProcess:
@@ -53,3 +53,19 @@ def test_context_found_through_a_child_pid(tmp_path: Path) -> None:
     assert context["matched_pid"] == 5001
     assert context["tokens"]["input"] == 321
     assert status.up is True and (status.points_accepted or 0) >= 1
+
+
+def test_a_wall_clock_step_back_does_not_pause_the_budget_check(tmp_path: Path) -> None:
+    """The wall clock steps back an hour: budgets are still checked once a minute."""
+    config = parse_config_text('[otlp]\nlisten = "127.0.0.1:0"\n[[budget]]\nagent = "bot"\n'
+                               'daily_usd = 5.0\n', "<t>", {}, psutil.virtual_memory().total)
+    link = AgentLink(config, StatePaths(tmp_path).events_db, StatePaths(tmp_path).budgets)
+    try:
+        wall = time.time()
+        link.check_budgets(None, wall, 100.0)
+        assert [use.spent_usd for use in link.budget_use()] == [0.0]
+        link._spent_usd.clear()  # forget the figure, to see whether the next check runs
+        link.check_budgets(None, wall - 3600.0 + 61.0, 161.0)
+        assert [use.spent_usd for use in link.budget_use()] == [0.0]
+    finally:
+        link.stop()

@@ -28,8 +28,8 @@ SMALL_RUNS = [
                             "--cpu-seconds", "1", "--latency-trials", "1"], "report latency"),
     small("bench_views.py", ["--quick"], "first load"),
     # One short flood: the benchmark's machinery, not the property (tested in tests/e2e).
-    small("bench_flood.py", ["--phase-seconds", "1", "--cardinality-seconds", "1",
-                             "--only", "decode"], "largest tick gap under flood",
+    small("bench_flood.py", ["--quick", "--only", "fat,bombs,decode"],
+          "largest tick gap under flood",
           pytest.mark.xdist_group("tick-gaps")),
     small("bench_budget_check.py", ["--runs", "5", "--sessions", "50", "--events", "10"],
           "hook, over budget"),

@@ -6,9 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from daemon.agents.integrity import screen
-from daemon.agents.records import Agent, CostUsage, TokenUsage
-from daemon.agents.store import EventStore
+from daemon.agents.budget.integrity import screen
+from daemon.agents.decoding.records import Agent, CostUsage, TokenUsage
+from daemon.agents.store.event_store import EventStore
 from tests.support.daemon_proc import cli
 
 

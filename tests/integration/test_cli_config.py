@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from daemon.config.embedded import EMBEDDED_DEFAULT
-from daemon.config.locations import SYSTEM_CONFIG_PATH, SYSTEM_STATE_DIR
+from daemon.config.files.embedded import EMBEDDED_DEFAULT
+from daemon.config.files.locations import SYSTEM_CONFIG_PATH, SYSTEM_STATE_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 60

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from daemon.config.errors import ConfigError
-from daemon.config.load import load_config
+from daemon.config.files.load import load_config
 from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
-from daemon.wrap.announcements import DEFAULT_WATCH
+from daemon.watch.proc.announcements import DEFAULT_WATCH
 from tests.integration.test_cli_config import assert_config_error, telemetryd
 from tests.support.daemon_proc import DaemonProcess, clean_env
 from tests.support.waiting import wait_for

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from crash_reports.spool.store import Spool
-from daemon.agents.records import Agent, CostUsage, TokenUsage, ToolCall
-from daemon.agents.store import EventStore
-from daemon.agents.today import AgentToday
-from daemon.runtime.recent_events import EventKind, RecentEvent
-from daemon.runtime.status import write_snapshot
+from daemon.agents.decoding.records import Agent, CostUsage, TokenUsage, ToolCall
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.today import AgentToday
+from daemon.status.recent_events import EventKind, RecentEvent
+from daemon.status.status_file import write_snapshot
 from tests.support.daemon_proc import REPO, clean_env, cli
 from tests.support.snapshots import process, snapshot, watch
 
@@ -140,7 +140,7 @@ def test_no_control_character_reaches_the_terminal(hostile: Path, name: str) -> 
 
 LOG_SCRIPT = """
 import json, sys, structlog
-from daemon.runtime.logs import configure_logging
+from daemon.system.logs import configure_logging
 configure_logging(sys.argv[1], "info")
 values = json.loads(sys.stdin.read())
 structlog.get_logger("t").warning("process.seen", **values, members=list(values.values()))

@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 
 from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
-from daemon.runtime.snapshot import StatusSnapshot, TickInfo
-from daemon.runtime.status import evaluate
+from daemon.status.snapshot import StatusSnapshot, TickInfo
+from daemon.status.status_file import evaluate
 from tests.support.daemon_proc import cli
 from tests.support.waiting import wait_for
 

@@ -11,7 +11,8 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.storage.reserve import DiskReserve
+from crash_reports.common.reserve import DiskReserve
+from daemon.agents.decoding.counters import OtlpCounter
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import SpoolSettings
 from daemon.runtime.service import Service
@@ -71,8 +72,8 @@ def test_otlp_flood_stops_at_the_reserve_and_the_next_report_is_written(tmp_path
                         post(telemetry.receiver.port, "/v1/metrics", big_request(seed))
                         assert telemetry.ingestor.flush(60.0)
                         counters = telemetry.ingestor.stats()
-                        if counters.get("records_dropped.disk_reserve") or \
-                                counters.get("write_errors"):
+                        if counters.get(OtlpCounter.POINTS_DROPPED, ("disk_reserve",)) or \
+                                counters.get(OtlpCounter.WRITE_ERRORS):
                             break
                     pidfile.write_text(f"{child.pid}\n")
                     wait_for(lambda: running.spool.pending_count() >= 1 or
@@ -87,7 +88,7 @@ def test_otlp_flood_stops_at_the_reserve_and_the_next_report_is_written(tmp_path
         child.wait()
     lost = [e for e in logs if e["event"] == "report.lost"]
     assert lost == [], (lost, counters, left)
-    assert counters.get("records_dropped.disk_reserve", 0) > 0, counters
+    assert counters.get(OtlpCounter.POINTS_DROPPED, ("disk_reserve",)) > 0, counters
     assert counters.get("write_errors", 0) == 0, counters
     reached = [e for e in logs if e["event"] == "disk.reserve_reached" and
                e["writer"] == "events"]

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import psutil
 
-from daemon.agents.link import AgentLink
 from daemon.config.parse import parse_config_text
+from daemon.runtime.agent_link import AgentLink
 from daemon.runtime.paths import StatePaths
 from daemon.watch.monitor import TrackedProcess
-from daemon.watch.sampler import TreeSample
+from daemon.watch.proc.sampler import TreeSample
 from tests.support.captures import replay
 
 EARLIER = "f2041705-6884-4c65-bf3c-182b28a0222f"

@@ -32,10 +32,10 @@ from tests.support.fault_server import (
 
 
 class Clock:
-    """A settable wall clock for backoff and rate-limit decisions."""
+    """A settable clock for backoff and rate-limit decisions (wall, or monotonic)."""
 
-    def __init__(self) -> None:
-        self.now = time.time()
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
 
     def __call__(self) -> float:
         return self.now
@@ -53,13 +53,15 @@ def spool(tmp_path: Path) -> Spool:
 
 
 def flusher_for(
-    spool: Spool, dsn: str, clock: Clock | None = None, timeout: float = 5.0
+    spool: Spool, dsn: str, clock: Clock | None = None, timeout: float = 5.0,
+    monotonic: Clock | None = None,
 ) -> Flusher:
     return Flusher(
         spool,
         Uploader(dsn, "9.9.9", timeout_seconds=timeout),
         RetryPolicy(base_seconds=10, cap_seconds=3600),
         clock=clock or time.time,
+        monotonic=monotonic or clock or time.monotonic,
     )
 
 
@@ -135,6 +137,24 @@ def test_500_keeps_the_report_backs_off_and_stops_the_flush(
     clock.now = result.next_attempt_at + 1
     assert flusher.flush().delivered == 3
     assert server.accepted_ids() == ids
+
+
+def test_a_wall_clock_step_back_does_not_extend_the_backoff(
+    spool: Spool, server: FaultServer
+) -> None:
+    """The wall clock steps back an hour during a backoff: the retry still comes on time."""
+    wall, monotonic = Clock(), Clock(1000.0)
+    spool.put(make_envelope())
+    server.script(status(500, b"oops"))
+    flusher = flusher_for(spool, server.dsn(), wall, monotonic=monotonic)
+    result = flusher.flush()
+    assert result.status == "retrying" and result.next_attempt_at is not None
+    delay = result.next_attempt_at - result.finished_at
+    wall.now -= 3600.0
+    assert flusher.flush().status == "waiting"
+    wall.now += delay + 1
+    monotonic.now += delay + 1
+    assert flusher.flush().delivered == 1
 
 
 def test_429_honours_retry_after_and_per_category_rate_limits(

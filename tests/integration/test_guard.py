@@ -19,6 +19,7 @@ from sentry_sdk.envelope import Envelope
 
 from crash_reports.event.kinds import GUARD_KINDS
 from crash_reports.spool.store import Spool
+from daemon.agents.decoding.counters import OtlpCounter
 from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
 from tests.support.daemon_proc import cli
@@ -159,7 +160,7 @@ def test_fork_storm_of_real_processes_is_reported_once_with_its_spawner(tmp_path
             wait_for(lambda: service.tick_count >= ticks + 4, message="four more ticks")
             again = guard_events(spool, "fork_storm")
             metrics = scrape(service)
-            strip = [e.text for e in running_of(service).recent.items()]
+            strip = [e.text for e in running_of(service).tally.recent.items()]
             decision = hook(tmp_path, "any-session")
     finally:
         parent.stop()
@@ -199,7 +200,7 @@ def test_calm_session_and_a_tree_of_20_children_raise_nothing(tmp_path):
                         PROTOBUF) == 200
             assert post(port, "/v1/logs", fixture("codex-exec-logs.json"), JSON) == 200
             assert running.agents.telemetry.ingestor.flush(10)
-            wait_for(lambda: running.agents.telemetry.stats().get("events_written", 0) > 0,
+            wait_for(lambda: running.agents.telemetry.stats().get(OtlpCounter.EVENTS_WRITTEN) > 0,
                      message="events stored")
             ticks = service.tick_count
             wait_for(lambda: service.tick_count >= ticks + 6, message="six more ticks")

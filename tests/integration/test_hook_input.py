@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from daemon.agents.records import Agent, CostUsage
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.records import Agent, CostUsage
+from daemon.agents.store.event_store import EventStore
 from daemon.cli.budget import MAX_HOOK_NESTING
 from tests.support.daemon_proc import cli
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.support.daemon_proc import REPO, clean_env
 
-HTTP_MODULES = ("uvicorn", "h11", "prometheus_client", "daemon.web.server")
+HTTP_MODULES = ("uvicorn", "h11", "prometheus_client", "daemon.web.http.server")
 
 _STARTED = """
 import json, sys, time

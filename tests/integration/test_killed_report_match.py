@@ -13,8 +13,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from daemon.agents.runtime import AgentTelemetry
 from daemon.config.parse import parse_config_text
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from daemon.runtime.paths import StatePaths
 from daemon.wrap.child import Outcome
 from daemon.wrap.killed_report import write_killed_report

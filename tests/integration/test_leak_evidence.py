@@ -16,7 +16,7 @@ import pytest
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.parse import parse_config_text
 from daemon.runtime.tick import Ticker
-from daemon.watch.proctable import default_process_table
+from daemon.watch.proc.proctable import default_process_table
 from tests.e2e.test_watchdog import pending_envelopes
 from tests.support.waiting import wait_for
 from tests.unit.test_tick import started

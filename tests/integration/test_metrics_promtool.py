@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.snapshot import (
+from daemon.status.snapshot import (
     FlushStatus,
     OtlpStatus,
     ProcessStatus,
     ReportCounts,
     StatusSnapshot,
 )
-from daemon.web.metrics import DaemonMetricsCollector
+from daemon.web.exposition.metrics import DaemonMetricsCollector
 from daemon.web.metrics_server import MetricsServer, serve_metrics
 from tests.integration.agents.conftest import post
 from tests.support import snapshots as build

@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.load import load_config
+from daemon.config.files.load import load_config
 from daemon.runtime.tick import Ticker
-from daemon.watch.proctable import default_process_table
+from daemon.watch.proc.proctable import default_process_table
 from tests.e2e.test_watchdog import pending_envelopes
 from tests.support.daemon_proc import REPO, clean_env
 from tests.support.waiting import wait_for

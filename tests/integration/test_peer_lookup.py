@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.agents.peer import PeerFinder
-from daemon.agents.trust import WatchedTrees, belongs_to
-from daemon.watch.proctable import parse_stat_line
+from daemon.agents.trust.peer import PeerFinder
+from daemon.agents.trust.policy import WatchedTrees, belongs_to
+from daemon.watch.proc.proctable import parse_stat_line
 
 PROC = Path("/proc")
 # The child starts a grandchild that connects back and waits; both print their pids.

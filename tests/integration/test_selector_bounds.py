@@ -11,9 +11,9 @@ import pytest
 
 from daemon.config.parse import parse_config_text
 from daemon.config.patterns import MAX_SUBJECT_CHARS
-from daemon.watch.identity import read_proc_identity
-from daemon.watch.proctable import LinuxProcTable
-from daemon.watch.selection import PRUNE_SLACK, Selector, SelectorCache
+from daemon.watch.proc.identity import read_proc_identity
+from daemon.watch.proc.proctable import LinuxProcTable
+from daemon.watch.proc.selection import PRUNE_SLACK, Selector, SelectorCache
 
 BIG_ARG = "x" * (128 * 1024 - 1)
 

@@ -12,7 +12,7 @@ from sentry_sdk.envelope import Envelope
 
 from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
-from daemon.watch.proctable import LinuxProcTable, ProcStat
+from daemon.watch.proc.proctable import LinuxProcTable, ProcStat
 from tests.support.waiting import wait_for
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from daemon.runtime.service_files import (
+from daemon.system.service_files import (
     SHIPPED_EXECUTABLE,
     render_launchd_plist,
     render_systemd_unit,
@@ -29,7 +29,7 @@ SHIPPED_DIR = REPO / "systemd"
 VERIFY_TIMEOUT_SECONDS = 120
 REGENERATE_HINT = (
     "regenerate with: .venv/bin/python -c 'from pathlib import Path; "
-    "from daemon.runtime.service_files import "
+    "from daemon.system.service_files import "
     'shipped_files; [Path("systemd", n).write_bytes(b) for n, b in shipped_files().items()]\''
 )
 

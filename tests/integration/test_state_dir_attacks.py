@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from crash_reports.common.atomic import write_atomic
+from crash_reports.common.files import UnsafeFileError, read_regular
 from crash_reports.spool.store import Spool
-from crash_reports.storage.atomic import write_atomic
-from crash_reports.storage.files import UnsafeFileError, read_regular
 from daemon.runtime.lock import InstanceLock, is_locked, read_lock_pid
-from daemon.runtime.snapshot import StatusUnreadableError
-from daemon.runtime.status import read_snapshot
+from daemon.status.snapshot import StatusUnreadableError
+from daemon.status.status_file import read_snapshot
 from tests.support.daemon_proc import cli
 
 ENVELOPE = (b'{"event_id":"' + b"a" * 32 + b'"}\n{"type":"event","length":17}\n'

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.storage import sqlite as storage
+from crash_reports.common import sqlite as storage
 from daemon.config.parse import parse_config_text
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.service import Service
@@ -173,7 +173,7 @@ def test_fifos_under_every_state_file_name_never_hang_the_daemon(tmp_path: Path)
 def test_wrapped_folder_that_is_a_fifo_is_refused_once(tmp_path: Path) -> None:
     """``wrapped`` itself a FIFO: no child is read, it is renamed aside with one line, and
     the next read finds no folder (nothing logged)."""
-    from daemon.wrap.announcements import read_announced
+    from daemon.watch.proc.announcements import read_announced
 
     folder = tmp_path / "wrapped"
     os.mkfifo(folder)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from crash_reports.stats.figures import HOUR_SECONDS, Counter, PeriodKey
-from crash_reports.stats.store import StatsStore, StatsUnavailableError
+from daemon.stats.figures import HOUR_SECONDS, Counter, PeriodKey
+from daemon.stats.store import StatsStore, StatsUnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_795_525_200.0
@@ -43,7 +43,7 @@ conn.close()
 TICKER = r"""
 import sys
 from pathlib import Path
-from crash_reports.stats.store import StatsStore
+from daemon.stats.store import StatsStore
 store = StatsStore.open(Path(sys.argv[1]), commit_interval_seconds=0)
 t0 = float(sys.argv[2])
 store.record_start(t0)
@@ -61,8 +61,8 @@ while True:
 INCREMENTER = r"""
 import sys
 from pathlib import Path
-from crash_reports.stats.figures import Counter
-from crash_reports.stats.store import StatsStore
+from daemon.stats.figures import Counter
+from daemon.stats.store import StatsStore
 store = StatsStore.open(Path(sys.argv[1]), busy_timeout_seconds=10)
 for _ in range(int(sys.argv[2])):
     store.incr("shared", Counter.REPORTS_DELIVERED, float(sys.argv[3]))

@@ -16,8 +16,8 @@ from sentry_sdk.envelope import Envelope
 from crash_reports.spool.store import Spool, SpoolLimits
 from daemon.config.parse import parse_config_text
 from daemon.runtime.service import Service
-from daemon.watch.proctable import LinuxProcTable
-from daemon.watch.selection import Selector
+from daemon.watch.proc.proctable import LinuxProcTable
+from daemon.watch.proc.selection import Selector
 from tests.support.waiting import wait_for
 
 

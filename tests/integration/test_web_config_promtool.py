@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from daemon.config.web_config import load_web_config
+from daemon.config.files.web_config import load_web_config
 from tests.support.web_auth import make_cert, write_web_config
 
 

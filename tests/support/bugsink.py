@@ -36,7 +36,7 @@ from typing import Any, Self
 import pytest
 import structlog
 
-from crash_reports.storage.atomic import write_atomic
+from crash_reports.common.atomic import write_atomic
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.watch.versions import is_interpreter
+from daemon.watch.proc.versions import is_interpreter
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "process_shapes.json"
 SLEEP_SCRIPT = "import time\nwhile True:\n    time.sleep(60)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from daemon.runtime.snapshot import (
+from daemon.status.snapshot import (
     FlushStatus,
     OtlpStatus,
     ProcessStatus,
@@ -14,6 +14,7 @@ from daemon.runtime.snapshot import (
     TickInfo,
     WatchStatus,
 )
+from daemon.watch.thresholds import Level
 
 NOW = 10_000.0
 
@@ -22,8 +23,9 @@ def process(pid: int, rss_bytes: int = 1024**3, cpu_percent: float = 12.5, state
             rate: float | None = None, eta: float | None = None, name: str = "agent",
             **fields: Any) -> ProcessStatus:
     """One watched tree in the given state."""
+    level = Level.of(state)
     return ProcessStatus(pid=pid, name=name, rss_bytes=rss_bytes, cpu_percent=cpu_percent,
-                         state=state, rss_level=state, rate_bytes_per_min=rate,
+                         state=level, rss_level=level, rate_bytes_per_min=rate,
                          eta_seconds=eta, **fields)
 
 

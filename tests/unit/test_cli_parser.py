@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli.exit_codes import ExitCode
 from daemon.cli.main import COMMANDS, build_parser
+from daemon.exit_codes import ExitCode
 
 COMMAND_LINES = [
     ["run"], ["status", "--json"], ["check-config", "x.toml"], ["reports", "list"],

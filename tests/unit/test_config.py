@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
 from daemon.config.errors import ConfigError
-from daemon.config.load import load_config
-from daemon.config.locations import SYSTEM_CONFIG_PATH, config_search_path, find_config_file
+from daemon.config.files.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
+from daemon.config.files.load import load_config
+from daemon.config.files.locations import SYSTEM_CONFIG_PATH, config_search_path, find_config_file
 from daemon.config.parse import parse_config, parse_config_text
 from daemon.config.quantities import parse_duration, parse_size
 from daemon.config.render import describe

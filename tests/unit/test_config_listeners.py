@@ -9,7 +9,7 @@ import pytest
 from daemon.config.parse import ConfigError, parse_config_text
 from daemon.config.render import as_toml, describe
 from daemon.config.schema import Config, OtlpSettings
-from daemon.web.routes import ListenerLimits
+from daemon.web.http.routes import ListenerLimits
 
 MEMORY = 8 * 1024**3
 BOUNDS = """

@@ -6,10 +6,10 @@ import threading
 import time
 from collections.abc import Sequence
 
-from daemon.runtime.evidence import LeakEvidence
-from daemon.runtime.evidence_worker import EvidenceWorker
-from daemon.runtime.node_heap import NodeHeap
-from daemon.watch.members import MemberGrowth
+from daemon.runtime.reports.evidence import LeakEvidence
+from daemon.runtime.reports.evidence_worker import EvidenceWorker
+from daemon.runtime.reports.node_heap import NodeHeap
+from daemon.watch.proc.members import MemberGrowth
 from tests.support.waiting import wait_for
 
 GROWN = (MemberGrowth(7, "node", 300 << 20, 200 << 20, 60.0),)

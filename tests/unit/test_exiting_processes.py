@@ -7,8 +7,8 @@ from pathlib import Path
 from daemon.config.parse import parse_config_text
 from daemon.watch.log_lines import log_line
 from daemon.watch.monitor import ChildrenGone, Monitor, ReportRequest
-from daemon.watch.proctable import ProcStat
-from daemon.watch.sampler import Sampler
+from daemon.watch.proc.proctable import ProcStat
+from daemon.watch.proc.sampler import Sampler
 
 MiB = 1024 * 1024
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.runtime.snapshot import BudgetUse, ReportCounts, StatusSnapshot, WatchStatus
-from daemon.web.fleet_metrics import fleet_families
+from daemon.status.snapshot import BudgetUse, ReportCounts, StatusSnapshot, WatchStatus
+from daemon.web.exposition.fleet_metrics import fleet_families
 from tests.support.snapshots import process, snapshot, watch
 
 
@@ -40,8 +40,8 @@ def test_no_pending_report_means_no_oldest_pending_series() -> None:
 
 def test_new_snapshot_fields_round_trip_through_status_json() -> None:
     """Levels, oldest pending, budgets, agents and events survive to_json/from_json."""
-    from daemon.agents.today import AgentToday
-    from daemon.runtime.recent_events import EventKind, RecentEvent
+    from daemon.agents.store.today import AgentToday
+    from daemon.status.recent_events import EventKind, RecentEvent
 
     snap = replace(
         snapshot([WatchStatus("w", (process(1),), rss_warning_bytes=10, rss_critical_bytes=20)]),

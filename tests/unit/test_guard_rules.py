@@ -9,7 +9,7 @@ import json
 import pytest
 
 from crash_reports.event.kinds import ReportKind
-from daemon.agents.records import Agent, ApiRequest, CostUsage, TokenUsage, ToolCall
+from daemon.agents.decoding.records import Agent, ApiRequest, CostUsage, TokenUsage, ToolCall
 from daemon.config.errors import ConfigError
 from daemon.config.parse import parse_config_text
 from daemon.config.render import as_toml, describe
@@ -19,7 +19,7 @@ from daemon.guard.guard import Guard
 from daemon.guard.report import build_guard_report
 from daemon.guard.verdicts import CostSurgeEvidence, VersionRegressionEvidence
 from daemon.guard.versions import VersionBook
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.proc.sampler import TickSample, TreeSample
 
 CLAUDE = Agent("claude-code", None, "s1", None)
 
@@ -51,7 +51,7 @@ def tree(pid: int, members: tuple[int, ...], cpu: float = 0.0, rss: int = 100 <<
 
 
 def tick(g: Guard, clock: Clock, *trees: TreeSample) -> list[ReportKind]:
-    sample = TickSample(clock.now, {"claude-code": list(trees)}, 100)
+    sample = TickSample(clock.now, clock.now, {"claude-code": list(trees)}, 100)
     return [v.rule for v in g.on_tick(sample, {}, clock.now)]
 
 

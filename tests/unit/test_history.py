@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crash_reports.stats.history import (
+from daemon.stats.history import (
     HistoryLimits,
     HistoryWriter,
     Tier,

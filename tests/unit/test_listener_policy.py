@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from daemon.web.fairness import ConnectionView, Phase, admit_at_accept, choose_victim
-from daemon.web.host_check import CROSS_ORIGIN, MISDIRECTED, HostPolicy
-from daemon.web.rendering import SharedRendering
+from daemon.web.exposition.rendering import SharedRendering
+from daemon.web.http.fairness import ConnectionView, Phase, admit_at_accept, choose_victim
+from daemon.web.http.host_check import CROSS_ORIGIN, MISDIRECTED, HostPolicy
 
 
 @pytest.mark.parametrize(("listen", "host"), [

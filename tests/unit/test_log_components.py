@@ -19,12 +19,12 @@ from structlog.testing import capture_logs
 
 import crash_reports
 import daemon
-from daemon.runtime.logs import configure_logging
+from daemon.system.logs import configure_logging
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = (daemon, crash_reports)
 # The one place stdlib logging is touched: routing libraries' records into structlog.
-STDLIB_BRIDGE = REPO / "daemon" / "runtime" / "logs.py"
+STDLIB_BRIDGE = REPO / "daemon" / "system" / "logs.py"
 
 
 def sources() -> Iterator[Path]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 
 from daemon.config.parse import parse_config_text
-from daemon.watch.proctable import default_process_table
-from daemon.watch.sampler import Sampler, TickSample
+from daemon.watch.proc.proctable import default_process_table
+from daemon.watch.proc.sampler import Sampler, TickSample
 from tests.support.layouts import _place, _python
 from tests.support.waiting import wait_for
 

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from daemon import __version__
-from daemon.agents.integrity import screen
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import (
+from daemon.agents.budget.integrity import screen
+from daemon.agents.decoding.counters import OtlpCounter, OtlpStats
+from daemon.agents.decoding.records import (
     Agent,
     ApiRequest,
     CostUsage,
@@ -24,11 +24,12 @@ from daemon.agents.records import (
     TokenUsage,
     ToolCall,
 )
-from daemon.agents.store import EventStore
-from daemon.agents.totals import read_totals
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.queries import StoreReader
+from daemon.agents.store.totals import read_totals
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.snapshot import FlushStatus, OtlpStatus, ReportCounts, StatusSnapshot
-from daemon.web.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
+from daemon.status.snapshot import FlushStatus, OtlpStatus, ReportCounts, StatusSnapshot
+from daemon.web.exposition.metrics import DaemonMetricsCollector, LabelLimits, otlp_families
 from tests.support import snapshots as build
 
 NOW = 1_800_000_000.0
@@ -145,7 +146,8 @@ def test_a_failing_source_is_counted_and_logged_and_the_rest_still_served() -> N
     def broken() -> Mapping[str, Any]:
         raise RuntimeError("boom")
 
-    collector = DaemonMetricsCollector(broken, agent_counters=lambda: {"events_written": 5})
+    collector = DaemonMetricsCollector(broken, agent_counters=lambda: OtlpStats(
+        {(OtlpCounter.EVENTS_WRITTEN, ()): 5}))
     with capture_logs() as logs:
         _, samples = scrape(collector)
         _, samples = scrape(collector)
@@ -172,16 +174,18 @@ def test_tick_histogram_counts_observed_ticks_into_buckets() -> None:
 
 
 def test_receiver_counters_map_to_labelled_families() -> None:
-    """Counter names from daemon/agents become signal/status/reason/outcome labels."""
-    counters = {
-        "requests_received.metrics": 10, "requests_received.logs": 4,
-        "requests_refused.413.body_too_large": 2, "requests_refused.429.queue_full": 1,
-        "requests_dropped.queue_full": 1, "points_accepted.metrics": 900,
-        "points_refused.metrics.cardinality": 7, "points_refused.logs.not_finite": 1,
-        "points_dropped.queue_full": 30, "records_dropped.write_error": 3,
-        "requests_timed_out": 1, "handler_errors": 0, "events_written": 870,
-        "write_errors": 1, "queue_depth": 2, "active_series": 55, "something_new": 9,
-    }
+    """OTLP counters and their label values become the families' labels, read as they are."""
+    c = OtlpCounter
+    counters = OtlpStats({
+        (c.REQUESTS_RECEIVED, ("metrics",)): 10, (c.REQUESTS_RECEIVED, ("logs",)): 4,
+        (c.REQUESTS_REFUSED, ("413", "body_too_large")): 2,
+        (c.REQUESTS_REFUSED, ("429", "queue_full")): 1,
+        (c.POINTS, ("metrics", "accepted")): 900, (c.POINTS, ("metrics", "cardinality")): 7,
+        (c.POINTS, ("logs", "not_finite")): 1, (c.POINTS_DROPPED, ("queue_full",)): 30,
+        (c.POINTS_DROPPED, ("write_error",)): 3, (c.REQUESTS_TIMED_OUT, ()): 1,
+        (c.HANDLER_ERRORS, ()): 2, (c.EVENTS_WRITTEN, ()): 870, (c.WRITE_ERRORS, ()): 1,
+        (c.OBSERVER_ERRORS, ()): 9,
+    }, queue_depth=2, active_series=55)
     _, samples = scrape(DaemonMetricsCollector(lambda: None, agent_counters=lambda: counters))
     assert value(samples, "telemetryd_otlp_requests_total", signal="metrics") == 10
     assert value(samples, "telemetryd_otlp_requests_refused_total", status="413",
@@ -193,15 +197,16 @@ def test_receiver_counters_map_to_labelled_families() -> None:
     assert value(samples, "telemetryd_otlp_points_dropped_total", reason="queue_full") == 30
     assert value(samples, "telemetryd_otlp_points_dropped_total", reason="write_error") == 3
     assert value(samples, "telemetryd_otlp_requests_timed_out_total") == 1
+    assert value(samples, "telemetryd_otlp_handler_errors_total") == 2
     assert value(samples, "telemetryd_agent_store_write_errors_total") == 1
     assert value(samples, "telemetryd_otlp_queue_depth") == 2
     assert value(samples, "telemetryd_otlp_active_series") == 55
-    assert not any("something_new" in str(key) for key in samples)
+    assert not any("observer" in str(key) for key in samples)  # counted, not exported
 
 
 def test_receiver_families_exist_with_zero_before_any_traffic() -> None:
     """Single-value receiver series start at 0 so alerts on them never see 'no data'."""
-    families = {f.name: f for f in otlp_families({})}
+    families = {f.name: f for f in otlp_families(OtlpStats())}
     assert families["telemetryd_otlp_handler_errors"].samples[0].value == 0
 
 

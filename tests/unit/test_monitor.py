@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from daemon.config.schema import WatchRule
 from daemon.watch.log_lines import LogLine, log_line
 from daemon.watch.monitor import Action, Monitor, ReportRequest
-from daemon.watch.sampler import TickSample, TreeSample
+from daemon.watch.proc.sampler import TickSample, TreeSample
 from daemon.watch.thresholds import Level
 
 MIB = 1024**2
@@ -41,7 +41,7 @@ def tree(pid: int, rss_mib: float, cpu: float = 0.0, start: int = 1000, watch: s
 
 def tick(at: float, *samples: TreeSample, watch: str = "agent") -> TickSample:
     """One tick holding these samples for one watch."""
-    return TickSample(at=at, by_watch={watch: list(samples)}, processes_scanned=100)
+    return TickSample(at=at, monotonic=at, by_watch={watch: list(samples)}, processes_scanned=100)
 
 
 def make_monitor(rule: WatchRule = RULE) -> Monitor:
@@ -248,7 +248,7 @@ def test_unknown_watch_is_ignored_and_removed_watch_forgotten() -> None:
     feed(monitor, [tick(t, tree(10, 150)) for t in range(3)])
     monitor.set_rules(())
     assert monitor.tracked == {}
-    assert monitor.observe(TickSample(5, {}, 0)) == []
+    assert monitor.observe(TickSample(5, 5, {}, 0)) == []
 
 
 @settings(max_examples=150)
@@ -264,3 +264,32 @@ def test_reports_of_a_kind_are_at_least_a_cooldown_apart(rss: list[int], cooldow
     assert all(b - a >= cooldown for a, b in pairwise(times))
     crossings = events(actions, "threshold.critical")
     assert len(times) + len(events(actions, "report.suppressed")) == len(crossings)
+
+
+def stepped(wall: float, clock: float, *samples: TreeSample) -> TickSample:
+    """A tick whose wall time and monotonic time disagree (the wall clock was stepped)."""
+    return TickSample(at=wall, monotonic=clock, by_watch={"agent": list(samples)},
+                      processes_scanned=1)
+
+
+def test_a_wall_clock_step_back_does_not_extend_the_report_cooldown() -> None:
+    """The wall clock steps back an hour: the next report still comes one cooldown later."""
+    monitor = make_monitor()
+    hour = 3600.0
+    first = reports(feed(monitor, [stepped(5000.0 + t, t, tree(10, 250)) for t in range(3)]))
+    assert len(first) == 1
+    feed(monitor, [stepped(5010.0, 10, tree(10, 10))])  # clears
+    # 70 s (monotonic) after the first report, the wall clock now reads an hour earlier.
+    again = reports(feed(monitor, [stepped(5000.0 - hour + t, t, tree(10, 250))
+                                   for t in (70, 71, 72)]))
+    assert len(again) == 1 and again[0].at == 5000.0 - hour + 71  # stored time: wall
+
+
+def test_a_wall_clock_step_back_does_not_bend_the_growth_rate() -> None:
+    """RSS growing 1 MiB/s keeps its 60 MiB/min rate across an hour's step back of the wall."""
+    monitor = make_monitor()
+    ticks = [stepped(5100.0 + t * 5 - (3600.0 if t >= 5 else 0.0), 100 + t * 5,
+                     tree(10, 60 + t * 5)) for t in range(10)]
+    feed(monitor, ticks)
+    tracked = monitor.tracked[("agent", (10, 1000))]
+    assert tracked.rate_bytes_per_min == pytest.approx(60 * MIB, rel=1e-6)

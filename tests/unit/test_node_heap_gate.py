@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.runtime.node_heap import node_options_of, why_not_signal
-from daemon.wrap.node_options import heap_flags
+from daemon.runtime.reports.node_heap import node_options_of, why_not_signal
+from daemon.runtime.reports.node_options import heap_flags
 
 FOLDER = Path("/state/heap snapshots")
 CAUGHT = "SigCgt:\t0000000100004e02\n"  # node with --heapsnapshot-signal=SIGUSR2

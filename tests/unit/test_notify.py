@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.runtime.notify import Notifier
+from daemon.system.notify import Notifier
 
 RECV_DEADLINE_SECONDS = 10.0
 

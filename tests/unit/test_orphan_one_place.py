@@ -14,9 +14,9 @@ import pytest
 
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import Config
-from daemon.runtime.trees import TreeMemory
-from daemon.watch.proctable import default_process_table
-from daemon.watch.sampler import Sampler, TickSample
+from daemon.watch.proc.proctable import default_process_table
+from daemon.watch.proc.sampler import Sampler, TickSample
+from daemon.watch.proc.trees import TreeMemory
 from tests.support.waiting import wait_for
 
 # The agent starts an "MCP server" in its own session, writes its pid, exits on stdin EOF.

@@ -7,9 +7,9 @@ import re
 from dataclasses import replace
 
 from crash_reports.spool.records import SpoolEntry
-from crash_reports.stats.history import HistoryPoint, TreeHistory, TreeKey
-from daemon.agents.session_list import SessionStep, SessionSummary
-from daemon.runtime.snapshot import WatchStatus
+from daemon.agents.store.session_list import SessionStep, SessionSummary
+from daemon.stats.history import HistoryPoint, TreeHistory, TreeKey
+from daemon.status.snapshot import WatchStatus
 from daemon.web.api import api_history
 from daemon.web.page import render_page
 from daemon.web.page_daemon import DaemonHour

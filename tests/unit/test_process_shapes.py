@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from daemon.config.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
+from daemon.config.files.embedded import DEFAULT_CONFIG_TOML, EMBEDDED_DEFAULT
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import WatchRule
-from daemon.watch.proctable import ProcStat
-from daemon.watch.selection import ProcessIdentity, rule_matches_static
-from daemon.watch.versions import agent_version
+from daemon.watch.proc.proctable import ProcStat
+from daemon.watch.proc.selection import ProcessIdentity, rule_matches_static
+from daemon.watch.proc.versions import agent_version
 
 FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures" / "process_shapes.json")
                      .read_text(encoding="utf-8"))

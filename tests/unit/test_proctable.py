@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.watch.proctable import ROTATE_SCANS, LinuxProcTable, ProcStat, parse_stat_line
+from daemon.watch.proc.proctable import ROTATE_SCANS, LinuxProcTable, ProcStat, parse_stat_line
 
 BOOT_TIME = 1_700_000_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from crash_reports.event.evidence import Evidence
+from crash_reports.event.kinds import ReportKind
 from crash_reports.event.redact import REDACTED
 from crash_reports.event.report import KINDS, ReportInput, build_report, sanitize_process
 
@@ -17,8 +19,10 @@ SECRET = "Zq7sEcReTvAlUe42"
 
 def report_input(**changes: Any) -> ReportInput:
     """A realistic rss_critical crossing, with secrets in the process's command line and env."""
+    if changes.get("kind") in KINDS:  # a known kind's value stands for the kind
+        changes["kind"] = ReportKind(changes["kind"])
     base = ReportInput(
-        kind="rss_critical",
+        kind=ReportKind.RSS_CRITICAL,
         watch="claude-code",
         host="devbox",
         version="0.1.0",
@@ -119,7 +123,8 @@ def test_titles_per_kind() -> None:
     assert cpu.title == "claude-code pid 4242: CPU 412% crossed critical 350%"
     exited = build_report(report_input(kind="exited_under_pressure", value=None,
                                        level_value=None,
-                                       evidence={"level": "critical", "oom_kill_delta": 1}))
+                                       evidence=Evidence(level="critical", oom_kill_total=4,
+                                                         oom_kill_delta=1)))
     assert exited.title == ("claude-code pid 4242 exited under pressure (critical) at RSS 3.2 GiB"
                             " (kernel OOM killer fired)")
     assert exited.contexts["crossing"]["oom_kill_delta"] == 1
@@ -159,8 +164,8 @@ def test_child_oom_title_names_the_child_and_the_tree_size_before() -> None:
     """A child killed by the OOM killer is named, with the tree's RSS before it died."""
     report = build_report(report_input(
         kind="child_oom_killed", value=None, level_value=None,
-        evidence={"gone_pids": [4250], "rss_bytes_before": 3 * 1024**3, "level": "critical",
-                  "oom_kill_delta": 1}))
+        evidence=Evidence(gone_pids=(4250,), rss_bytes_before=3 * 1024**3, level="critical",
+                          oom_kill_total=4, oom_kill_delta=1)))
     assert report.title.endswith(
         ": child 4250 killed by the kernel OOM killer at tree RSS 3.0 GiB (critical)")
     assert report.fingerprint[-1] == "child_oom_killed"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.config.parse import parse_config_text
-from daemon.watch.proctable import LinuxProcTable
-from daemon.watch.sampler import Sampler
+from daemon.watch.proc.proctable import LinuxProcTable
+from daemon.watch.proc.sampler import Sampler
 from tests.unit.test_proctable import PAGE_SIZE, proc_root, stat_line  # noqa: F401
 
 GiB = 1024**3

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from crash_reports.delivery.dsn import parse_dsn, redacted
 from crash_reports.spool.envelope import parse_envelope
-from crash_reports.spool.store import Dropped, Spool, SpoolLimits
+from crash_reports.spool.store import Dropped, Spool, SpoolLimits, StoredReport
 from crash_reports.spool.transport import SpoolTransport
 from tests.support.fault_server import make_envelope
 
@@ -308,15 +308,15 @@ def test_parse_envelope_takes_title_from_an_exception() -> None:
 
 
 class FullDisk(Spool):
-    """Fault injection: the first ``failures`` puts fail like a full disk."""
+    """Fault injection: the first ``failures`` writes fail like a full disk."""
 
     failures = 0
 
-    def put(self, envelope: bytes) -> str:
+    def store(self, envelope: bytes) -> StoredReport:
         if self.failures:
             self.failures -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        return super().put(envelope)
+        return super().store(envelope)
 
 
 def test_sentry_sdk_events_land_in_the_spool(tmp_path: Path) -> None:

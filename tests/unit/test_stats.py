@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from crash_reports.stats.events import stats_event, stats_event_id
-from crash_reports.stats.figures import HOUR_SECONDS, Counter, Period, PeriodKey, hour_start
-from crash_reports.stats.histogram import histogram_quantile, tick_bucket
-from crash_reports.stats.store import StatsStore
+from daemon.stats.events import stats_event, stats_event_id
+from daemon.stats.figures import HOUR_SECONDS, Counter, Period, PeriodKey, hour_start
+from daemon.stats.histogram import histogram_quantile, tick_bucket
+from daemon.stats.store import StatsStore
 
 T0 = 1_795_525_200.0  # 2026-11-24 13:00:00 UTC, an hour boundary
 WATCH_FIELDS = {

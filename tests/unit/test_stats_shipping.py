@@ -11,13 +11,13 @@ import psutil
 import pytest
 
 from crash_reports.event.system_facts import SystemFacts
-from crash_reports.stats.figures import Counter
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.tick import Ticker
-from daemon.watch.proctable import default_process_table
+from daemon.stats.figures import Counter
+from daemon.watch.proc.proctable import default_process_table
 from tests.support.agents import Agent
 
 HOUR = 3600.0

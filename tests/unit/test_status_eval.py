@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from daemon.cli.exit_codes import ExitCode
-from daemon.runtime.snapshot import (
+from daemon.exit_codes import ExitCode
+from daemon.status.snapshot import (
     FlushStatus,
     OtlpStatus,
     StatusSnapshot,
     StatusUnreadableError,
 )
-from daemon.runtime.status import (
+from daemon.status.status_file import (
     evaluate,
     pid_alive,
     read_snapshot,

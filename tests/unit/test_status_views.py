@@ -6,15 +6,15 @@ import json
 from dataclasses import replace
 
 from crash_reports.spool.records import SpoolEntry
-from crash_reports.stats.history import HistoryPoint, TreeHistory, TreeKey
-from daemon.agents.today import AgentToday
-from daemon.runtime.recent_events import EventKind, RecentEvent
-from daemon.runtime.snapshot import FlushStatus, ReportCounts, StatusSnapshot, WatchStatus
+from daemon.agents.store.today import AgentToday
+from daemon.stats.history import HistoryPoint, TreeHistory, TreeKey
+from daemon.status.recent_events import EventKind, RecentEvent
+from daemon.status.snapshot import FlushStatus, ReportCounts, StatusSnapshot, WatchStatus
+from daemon.status.view import status_view
 from daemon.web.api import api_history, api_status
 from daemon.web.page import render_page
 from daemon.web.sources import PageSources
 from daemon.web.status_routes import serve_page
-from daemon.web.view import status_view
 from tests.support.snapshots import process, watch, zombie
 from tests.support.snapshots import snapshot as base
 

@@ -16,7 +16,7 @@ from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.tick import Ticker
-from daemon.watch.proctable import default_process_table
+from daemon.watch.proc.proctable import default_process_table
 from tests.support.agents import Agent
 from tests.support.waiting import wait_for
 
@@ -134,7 +134,7 @@ def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Ag
     import subprocess
     import sys
 
-    from daemon.wrap.announcements import WrappedChild, announce
+    from daemon.watch.proc.announcements import WrappedChild, announce
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -157,7 +157,7 @@ def test_announcement_left_by_a_killed_wrap_is_removed(tmp_path: Path, agent: Ag
 def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent) -> None:
     """Service.tick refuses to run before startup; after it, each tick rewrites status.json."""
     from daemon.runtime.service import Service
-    from daemon.runtime.status import read_snapshot
+    from daemon.status.status_file import read_snapshot
 
     config = config_for(agent.pid, tmp_path / "state")
     service = Service(config)
@@ -183,7 +183,7 @@ def test_service_tick_publishes_the_typed_snapshot(tmp_path: Path, agent: Agent)
 def test_wrapped_process_a_watch_matches_is_tracked_once(tmp_path: Path, agent: Agent) -> None:
     """A process `wrap` announced to `wrapped` that a configured watch matches belongs to that
     watch only: one tracked entry, one process.seen."""
-    from daemon.wrap.announcements import WrappedChild, announce
+    from daemon.watch.proc.announcements import WrappedChild, announce
 
     config = config_for(agent.pid, tmp_path / "state")
     announce(StatePaths(config.daemon.state_dir).wrapped,
@@ -200,3 +200,31 @@ def test_wrapped_process_a_watch_matches_is_tracked_once(tmp_path: Path, agent: 
     assert tracked == [("agent", agent.pid)]
     seen = [e["watch"] for e in logs if e["event"] == "process.seen" and e["pid"] == agent.pid]
     assert seen == ["agent"]
+
+
+def test_watch_action_cooldowns_run_on_the_monotonic_clock(tmp_path: Path, agent: Agent) -> None:
+    """The tick hands the action gate its monotonic time, so an hour's step back of the
+    wall clock cannot stretch an on_warning cooldown."""
+    text = f"""
+[daemon]
+state_dir = "{tmp_path / 'state'}"
+[otlp]
+enabled = false
+[metrics]
+enabled = false
+[[watch]]
+name = "agent"
+pid = {agent.pid}
+rss_warning = "1MiB"
+sustained = 1
+on_warning = [{{exec = ["true"]}}]
+"""
+    config = parse_config_text(text, "<test>", {}, psutil.virtual_memory().total)
+    running = started(config)
+    ticker = Ticker(config, default_process_table(), SystemFacts(), lambda: 500.0)
+    try:
+        ticker.tick(running, time.time() - 3600.0)
+    finally:
+        ticker.close(running)
+        running.close(time.time())
+    assert list(ticker.gate.last_fired.values()) == [500.0]

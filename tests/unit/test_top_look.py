@@ -7,11 +7,11 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from daemon.agents.session_list import SessionStep, SessionSummary
-from daemon.cli.top_view import Panel, TopState, frame, on_key
-from daemon.runtime.recent_events import EventKind, RecentEvent
-from daemon.runtime.snapshot import WatchStatus
-from daemon.web.view import StatusView, status_view
+from daemon.agents.store.session_list import SessionStep, SessionSummary
+from daemon.cli.top.view import Panel, TopState, frame, on_key
+from daemon.status.recent_events import EventKind, RecentEvent
+from daemon.status.snapshot import WatchStatus
+from daemon.status.view import StatusView, status_view
 from tests.support.snapshots import NOW, process, snapshot
 
 LONG_WATCH = "claude-code-sessions-on-this-host"

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from daemon.agents.today import AgentToday
-from daemon.cli.top import read_published
-from daemon.cli.top_view import SortKey, TopState, frame, on_key, sort_rows
+from daemon.agents.store.today import AgentToday
+from daemon.cli.top.command import read_published
+from daemon.cli.top.view import SortKey, TopState, frame, on_key, sort_rows
 from daemon.runtime.paths import StatePaths
-from daemon.runtime.recent_events import EventKind, RecentEvent
-from daemon.runtime.snapshot import WatchStatus
-from daemon.runtime.status import write_snapshot
-from daemon.web.view import status_view
+from daemon.status.recent_events import EventKind, RecentEvent
+from daemon.status.snapshot import WatchStatus
+from daemon.status.status_file import write_snapshot
+from daemon.status.view import status_view
 from tests.support.snapshots import NOW, process, snapshot, watch
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7]|38;)[0-9;]*m")

@@ -9,13 +9,14 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
+from crash_reports.event.kinds import Trigger
 from daemon.config.errors import ConfigError
 from daemon.config.parse import parse_config
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction
 from daemon.runtime.action_runner import ActionRunner
 from daemon.watch.monitor import Monitor
-from daemon.watch.sampler import TickSample, TreeSample
-from daemon.watch.triggers import ActionGate, Fired, Trigger
+from daemon.watch.proc.sampler import TickSample, TreeSample
+from daemon.watch.triggers import ActionGate, Fired
 
 RAM = 8 * 1024**3
 
@@ -60,7 +61,7 @@ def _tick(at: float, rss: int) -> TickSample:
     tree = TreeSample(watch="w", pid=42, key=(42, 1), name="agent", create_time=1.0,
                       rss_bytes=rss, cpu_percent=0.0, root_rss_bytes=rss,
                       root_cpu_percent=0.0, members=1)
-    return TickSample(at, {"w": [tree]}, 1)
+    return TickSample(at, at, {"w": [tree]}, 1)
 
 
 def test_a_trigger_fires_once_per_cooldown_and_critical_carries_its_report() -> None:

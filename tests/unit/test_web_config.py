@@ -9,9 +9,9 @@ import bcrypt
 import pytest
 
 from daemon.config.errors import ConfigError
+from daemon.config.files.web_config import parse_web_config
 from daemon.config.parse import parse_config_text
-from daemon.config.web_config import parse_web_config
-from daemon.web.auth import WebGuard
+from daemon.web.http.auth import WebGuard
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode().replace("$2b$", "$2y$", 1)
 

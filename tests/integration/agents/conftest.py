@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.support.agents import loopback_otlp
 
 BASE_SETTINGS = loopback_otlp(read_timeout_seconds=2.0)

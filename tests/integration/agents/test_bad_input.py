@@ -15,9 +15,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from structlog.testing import capture_logs
 
-from daemon.agents.ingest import Ingestor
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.ingest import Ingestor
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from daemon.web.otlp_receiver import OtlpReceiver
 from tests.integration.agents.conftest import BASE_SETTINGS, post
 from tests.unit.agents.payloads import (
@@ -41,9 +42,9 @@ def good_metrics() -> bytes:
     return bytes(request.SerializeToString())
 
 
-def refused(agents: AgentTelemetry) -> dict[str, int]:
-    """The requests_refused counters."""
-    return {k: v for k, v in agents.stats().items() if k.startswith("requests_refused")}
+def refused(agents: AgentTelemetry) -> dict[tuple[str, ...], int]:
+    """The requests refused, by (status, reason)."""
+    return agents.stats().by_labels(OtlpCounter.REQUESTS_REFUSED)
 
 
 def test_truncated_protobuf_is_400(agents: AgentTelemetry) -> None:
@@ -52,7 +53,7 @@ def test_truncated_protobuf_is_400(agents: AgentTelemetry) -> None:
     reply = post(agents.receiver.port, "/v1/metrics", body[: len(body) - 7])
     assert reply.status == 400
     assert b"bad_protobuf" in reply.body
-    assert refused(agents) == {"requests_refused.400.bad_protobuf": 1}
+    assert refused(agents) == {("400", "bad_protobuf"): 1}
     assert agents.ingestor.flush(5.0)
     assert agents.reader.streams() == {}
 
@@ -64,7 +65,7 @@ def test_garbage_json_is_400(agents: AgentTelemetry) -> None:
     assert post(port, "/v1/logs", b"[1, 2]", "application/json").status == 400
     bad_id = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"zz"}]}]}]}'
     assert post(port, "/v1/logs", bad_id, "application/json").status == 400
-    assert refused(agents) == {"requests_refused.400.bad_json": 3}
+    assert refused(agents) == {("400", "bad_json"): 3}
 
 
 def test_wrong_content_type_and_encoding_are_415(agents: AgentTelemetry) -> None:
@@ -74,8 +75,8 @@ def test_wrong_content_type_and_encoding_are_415(agents: AgentTelemetry) -> None
     reply = post(port, "/v1/metrics", good_metrics(), headers={"Content-Encoding": "br"})
     assert reply.status == 415
     assert refused(agents) == {
-        "requests_refused.415.unsupported_content_type": 1,
-        "requests_refused.415.unsupported_content_encoding": 1,
+        ("415", "unsupported_content_type"): 1,
+        ("415", "unsupported_content_encoding"): 1,
     }
 
 
@@ -95,7 +96,7 @@ def test_gzip_bomb_is_413(make_agents: object) -> None:
     assert len(bomb) < 200_000
     reply = post(agents.receiver.port, "/v1/metrics", bomb, headers={"Content-Encoding": "gzip"})
     assert reply.status == 413
-    assert refused(agents) == {"requests_refused.413.decompressed_too_large": 1}
+    assert refused(agents) == {("413", "decompressed_too_large"): 1}
     # The receiver goes on answering.
     assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 200
 
@@ -113,7 +114,7 @@ def test_huge_body_is_413_without_reading_it(make_agents: object) -> None:
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413")
     assert b"Connection: close" in answer
-    assert refused(agents) == {"requests_refused.413.body_too_large": 1}
+    assert refused(agents) == {("413", "body_too_large"): 1}
 
 
 def test_nan_and_negative_counters_get_partial_success(agents: AgentTelemetry) -> None:
@@ -130,9 +131,9 @@ def test_nan_and_negative_counters_get_partial_success(agents: AgentTelemetry) -
     assert partial.rejected_data_points == 2
     assert partial.error_message == "refused 2: negative=1, not_finite=1"
     stats = agents.stats()
-    assert stats["points_refused.metrics.not_finite"] == 1
-    assert stats["points_refused.metrics.negative"] == 1
-    assert stats["points_accepted.metrics"] == 1
+    assert stats.get(OtlpCounter.POINTS, ("metrics", "not_finite")) == 1
+    assert stats.get(OtlpCounter.POINTS, ("metrics", "negative")) == 1
+    assert stats.get(OtlpCounter.POINTS, ("metrics", "accepted")) == 1
     assert agents.ingestor.flush(5.0)
     now = time.time()
     (row,) = agents.reader.stats(now - HOUR, now, "agent")
@@ -147,7 +148,7 @@ def test_cardinality_flood_is_capped_and_counted(make_agents: object) -> None:
     reply = post(agents.receiver.port, "/v1/metrics", request.SerializeToString())
     partial = ExportMetricsServiceResponse.FromString(reply.body).partial_success
     assert (reply.status, partial.rejected_data_points) == (200, 450)
-    assert agents.stats()["points_refused.metrics.cardinality"] == 450
+    assert agents.stats().get(OtlpCounter.POINTS, ("metrics", "cardinality")) == 450
     events = claude_code_events(
         claude_resource(),
         [("tool_result", {"tool_name": f"t{i}"}, time.time_ns()) for i in range(80)],
@@ -186,9 +187,9 @@ def test_flood_gets_429_and_the_retry_is_counted_once(tmp_path: Path) -> None:
         assert all(r.headers["Retry-After"] == "2" for r in flood)
         assert refused_cumulative.status == 429
         stats = receiver.stats()
-        assert stats["requests_dropped.queue_full"] == 6
-        assert stats["points_dropped.queue_full"] == 5 * 2 + 1
-        assert stats["queue_depth"] == 3
+        assert stats.get(OtlpCounter.REQUESTS_REFUSED, ("429", "queue_full")) == 6
+        assert stats.get(OtlpCounter.POINTS_DROPPED, ("queue_full",)) == 5 * 2 + 1
+        assert stats.queue_depth == 3
 
         ingestor.start()
         assert ingestor.flush(10.0)
@@ -198,7 +199,7 @@ def test_flood_gets_429_and_the_retry_is_counted_once(tmp_path: Path) -> None:
         receiver.stop()
         ingestor.stop()
         store.close()
-    from daemon.agents.queries import StoreReader
+    from daemon.agents.store.queries import StoreReader
 
     now = time.time()
     rows = {r.key: r for r in StoreReader(tmp_path / "a.sqlite3").stats(now - HOUR, now, "agent")}
@@ -221,7 +222,7 @@ def test_slow_client_times_out_while_others_are_served(make_agents: object) -> N
         while time.monotonic() < deadline and not closed:
             closed = sock.recv(4096) == b""
     assert closed
-    assert agents.stats()["requests_timed_out"] == 1
+    assert agents.stats().get(OtlpCounter.REQUESTS_TIMED_OUT) == 1
 
 
 def test_nothing_received_reaches_the_logs(make_agents: object) -> None:
@@ -323,7 +324,24 @@ def test_a_decoder_bug_costs_one_request_not_the_receiver(
     } in logs
     monkeypatch.setitem(receiver_module._SIGNALS, "/v1/metrics", original)
     assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 200
-    assert agents.stats()["requests_not_taken.internal_error"] == 1
+    assert agents.stats().get(OtlpCounter.REQUESTS_NOT_TAKEN) == 1
+
+
+def test_a_handler_bug_is_answered_500_and_counted(
+    agents: AgentTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug past decoding costs one request (500), counted in handler_errors and /metrics."""
+    from daemon.web.exposition.metrics import otlp_families
+
+    def broken(*_: object, **__: object) -> bool:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(agents.receiver.ingestor, "submit", broken)
+    assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 500
+    monkeypatch.undo()
+    assert post(agents.receiver.port, "/v1/metrics", good_metrics()).status == 200
+    families = {f.name: f for f in otlp_families(agents.stats())}
+    assert families["telemetryd_otlp_handler_errors"].samples[0].value == 1
 
 
 def test_ipv6_loopback_is_served(make_agents: object) -> None:

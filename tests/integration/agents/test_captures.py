@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from daemon.agents.queries import StatsRow
-from daemon.agents.runtime import AgentTelemetry
-from daemon.web.metrics import DaemonMetricsCollector
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.store.queries import StatsRow
+from daemon.runtime.agent_telemetry import AgentTelemetry
+from daemon.web.exposition.metrics import DaemonMetricsCollector
 from tests.support.captures import replay
 
 FOREVER = (0.0, time.time() + 365 * 86400.0)
@@ -115,8 +116,9 @@ def test_gemini_cli_with_a_provider(make_agents: Any) -> None:
             tools["read_file"].tool_duration_ms_total) == (1, 1, 3)
     assert list(stats(agents, "session")) == ["gemini/267cd09f-e231-45c4-8f75-3583a20c1a3f"]
     counters = agents.stats()
-    assert counters["points_accepted.traces"] == 8
-    assert counters["spans_dropped.no_timing"] == 2  # the two schedule_tool_calls spans
+    assert counters.get(OtlpCounter.POINTS, ("traces", "accepted")) == 8
+    # the two schedule_tool_calls spans:
+    assert counters.get(OtlpCounter.POINTS, ("traces", "dropped_no_timing")) == 2
 
 
 def test_gemini_cli_start_up_only(make_agents: Any) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from daemon.agents.runtime import AgentTelemetry
-from daemon.web.metrics import DaemonMetricsCollector
+from daemon.runtime.agent_telemetry import AgentTelemetry
+from daemon.web.exposition.metrics import DaemonMetricsCollector
 from tests.integration.agents.conftest import post
 from tests.integration.agents.test_captures import _store_text, stats
 from tests.support.captures import replay, requests

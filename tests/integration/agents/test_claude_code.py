@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.unit.agents.payloads import (
     claude_code_events,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from typing import Any
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.support.captures import replay
 
 SESSION = "01a24ea6-d164-7f21-aecd-0b112ce114de"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from daemon.agents.records import Agent, GenericPoint
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.decoding.records import Agent, GenericPoint
+from daemon.agents.store.event_store import EventStore
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.support.agents import loopback_otlp
 from tests.support.waiting import wait_for
@@ -38,7 +39,8 @@ def test_a_flood_past_retention_bytes_comes_back_under_the_bound_on_disk(tmp_pat
     """Ten times retention_bytes sent through the receiver: the file on disk ends under it."""
     path = tmp_path / "events.db"
     settings = loopback_otlp(retention_bytes=BOUND, retention_check_seconds=1.0,
-                             max_series_per_metric=1_000_000, max_series=1_000_000)
+                             max_series_per_metric=1_000_000, max_series=1_000_000,
+                             max_queued_bytes=1 << 30)  # the store's bound, not the queue's
     telemetry = AgentTelemetry(settings, path)
     telemetry.start()
     try:
@@ -47,7 +49,7 @@ def test_a_flood_past_retention_bytes_comes_back_under_the_bound_on_disk(tmp_pat
             assert post(telemetry.receiver.port, "/v1/metrics", big_request(seed)).status == 200
             peak = max(peak, on_disk(path))
         assert telemetry.ingestor.flush(60.0)
-        written = telemetry.ingestor.stats()["events_written"]
+        written = telemetry.ingestor.stats().get(OtlpCounter.EVENTS_WRITTEN)
         assert written == 50_000, written
         wait_for(lambda: on_disk(path) <= BOUND, 60.0,
                  message=f"events.db on disk under {BOUND} bytes (peak {peak})")

@@ -9,12 +9,12 @@ from typing import Any
 
 import psutil
 
-from daemon.agents.link import AgentLink
-from daemon.agents.runtime import AgentTelemetry
 from daemon.config.parse import parse_config_text
+from daemon.runtime.agent_link import AgentLink
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from daemon.runtime.paths import StatePaths
 from daemon.watch.monitor import TrackedProcess
-from daemon.watch.sampler import TreeSample
+from daemon.watch.proc.sampler import TreeSample
 from tests.integration.agents.conftest import post
 from tests.support.captures import replay
 from tests.support.gemini_failures import failed_requests

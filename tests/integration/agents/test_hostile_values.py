@@ -10,8 +10,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 
-from daemon.agents.runtime import AgentTelemetry
-from daemon.agents.totals import read_totals
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.store.totals import read_totals
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.unit.agents.payloads import (
     claude_code_metrics,
@@ -46,7 +47,7 @@ def test_pid_1e300_costs_no_point(agents: AgentTelemetry) -> None:
                               {"input": 3}, None, time.time_ns())
     assert post(agents.receiver.port, "/v1/metrics", two_agents(bad)).status == 200
     assert good_tokens(agents) == 8
-    assert "records_dropped.write_error" not in agents.stats()
+    assert agents.stats().get(OtlpCounter.POINTS_DROPPED, ("write_error",)) == 0
 
 
 def test_count_of_2_pow_64_is_refused_per_point(agents: AgentTelemetry) -> None:
@@ -61,7 +62,7 @@ def test_count_of_2_pow_64_is_refused_per_point(agents: AgentTelemetry) -> None:
     assert answer.partial_success.rejected_data_points == 1
     assert "overflow=1" in answer.partial_success.error_message
     assert good_tokens(agents) == 5
-    assert "records_dropped.write_error" not in agents.stats()
+    assert agents.stats().get(OtlpCounter.POINTS_DROPPED, ("write_error",)) == 0
 
 
 def test_cost_1e308_twice_never_makes_totals_infinite(agents: AgentTelemetry) -> None:
@@ -80,7 +81,7 @@ def test_cost_1e308_twice_never_makes_totals_infinite(agents: AgentTelemetry) ->
 
 def test_store_totals_are_clamped_even_when_values_reach_it(agents: AgentTelemetry) -> None:
     """Large values added many times saturate instead of becoming +Inf (store-level bound)."""
-    from daemon.agents.records import Agent, CostUsage
+    from daemon.agents.decoding.records import Agent, CostUsage
 
     bot = Agent("bot", None, None, None)
     for _ in range(3):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from daemon.runtime.paths import StatePaths
 from tests.integration.agents.conftest import BASE_SETTINGS, post
 from tests.unit.agents.payloads import CUMULATIVE, claude_resource, metrics_request, sum_metric

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.test_captures import stats
 from tests.support.captures import replay
 

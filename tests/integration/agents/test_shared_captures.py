@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.support.captures import (
     CAPTURES_DIR,
     capture_folders,

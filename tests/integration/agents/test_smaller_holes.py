@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.integration.agents.test_bad_input import good_metrics, refused
 from tests.support.waiting import wait_for
@@ -45,8 +46,8 @@ def test_content_length_with_transfer_encoding_is_refused_and_closed(
         answer, closed = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:60]
     assert closed, "the connection was kept after a request with both framings"
-    assert refused(agents) == {"requests_refused.400.length_and_chunked": 1}
-    assert agents.stats().get("requests_received.metrics", 0) == 0
+    assert refused(agents) == {("400", "length_and_chunked"): 1}
+    assert agents.stats().get(OtlpCounter.REQUESTS_RECEIVED, ("metrics",)) == 0
 
 
 def test_a_whole_head_over_the_cap_is_refused(make_agents: object) -> None:
@@ -76,7 +77,7 @@ def test_a_two_member_gzip_body_is_accepted_whole(agents: AgentTelemetry) -> Non
     reply = post(agents.receiver.port, "/v1/metrics", two, headers={"Content-Encoding": "gzip"})
     assert reply.status == 200
     assert agents.ingestor.flush(10.0)
-    wait_for(lambda: agents.stats().get("points_accepted.metrics", 0) > 0,
+    wait_for(lambda: agents.stats().get(OtlpCounter.POINTS, ("metrics", "accepted")) > 0,
              message="the export's points accepted")
 
 
@@ -87,17 +88,17 @@ def test_gzip_with_trailing_bytes_is_refused(agents: AgentTelemetry, tail: bytes
     body = gzip.compress(good_metrics()) + tail
     reply = post(agents.receiver.port, "/v1/metrics", body, headers={"Content-Encoding": "gzip"})
     assert reply.status == 400
-    assert refused(agents) == {"requests_refused.400.bad_compression": 1}
+    assert refused(agents) == {("400", "bad_compression"): 1}
 
 
 def test_a_storm_of_empty_gzip_members_is_refused(agents: AgentTelemetry) -> None:
     """More than MAX_GZIP_MEMBERS members (each costs an inflater on the event loop): 400."""
-    from daemon.agents.wire import MAX_GZIP_MEMBERS
+    from daemon.web.http.wire import MAX_GZIP_MEMBERS
 
     body = gzip.compress(b"") * (MAX_GZIP_MEMBERS + 1)
     reply = post(agents.receiver.port, "/v1/metrics", body, headers={"Content-Encoding": "gzip"})
     assert reply.status == 400
-    assert refused(agents) == {"requests_refused.400.too_many_gzip_members": 1}
+    assert refused(agents) == {("400", "too_many_gzip_members"): 1}
 
 
 @pytest.mark.parametrize("content_type", [
@@ -128,8 +129,8 @@ def test_a_post_to_another_host_name_is_421_and_not_taken(
     """DNS rebinding: an export whose Host is not loopback is refused and counts nothing."""
     reply = post(agents.receiver.port, "/v1/metrics", good_metrics(), headers={"Host": host})
     assert reply.status == 421
-    assert refused(agents) == {"requests_refused.421.misdirected_host": 1}
-    assert agents.stats().get("requests_received.metrics", 0) == 0
+    assert refused(agents) == {("421", "misdirected_host"): 1}
+    assert agents.stats().get(OtlpCounter.REQUESTS_RECEIVED, ("metrics",)) == 0
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:4318", "localhost", "LOCALHOST:1",
@@ -149,4 +150,4 @@ def test_a_cross_origin_post_is_403(agents: AgentTelemetry) -> None:
         assert reply.status == 403, origin
     own = post(port, "/v1/metrics", good_metrics(), headers={"Origin": f"http://127.0.0.1:{port}"})
     assert own.status == 200
-    assert refused(agents) == {"requests_refused.403.cross_origin": 4}
+    assert refused(agents) == {("403", "cross_origin"): 4}

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from daemon.agents.runtime import AgentTelemetry
 from daemon.cli.stats import _print_agents
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.test_captures import FOREVER
 from tests.support.captures import replay
 

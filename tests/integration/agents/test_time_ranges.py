@@ -14,7 +14,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from daemon.agents.runtime import AgentTelemetry
+from daemon.runtime.agent_telemetry import AgentTelemetry
 from tests.integration.agents.conftest import post
 from tests.support.captures import replay, requests
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from daemon.agents.decode import decode_logs, decode_metrics
-from daemon.agents.records import (
+from daemon.agents.decoding.decode import decode_logs, decode_metrics
+from daemon.agents.decoding.records import (
     ApiRequest,
     CostUsage,
     GenericEvent,
@@ -13,7 +13,7 @@ from daemon.agents.records import (
     TokenUsage,
     ToolCall,
 )
-from daemon.agents.series import SeriesTracker
+from daemon.agents.decoding.series import SeriesTracker
 from tests.unit.agents.payloads import (
     CUMULATIVE,
     SECOND_NS,

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.agents.ingest import Ingestor
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import Agent, ApiRequest, Record
-from daemon.agents.store import EventStore
-from daemon.agents.wire import PayloadError, decompress
+from daemon.agents.decoding.counters import OtlpCounter
+from daemon.agents.decoding.records import Agent, ApiRequest, Record
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.ingest import Ingestor
+from daemon.agents.store.queries import StoreReader
+from daemon.web.http.wire import PayloadError, decompress
 
 NOW = 1_800_000_000.0
 BOT = Agent("bot", None, None, 1)
@@ -40,7 +41,7 @@ def test_writer_stores_everything_submitted(tmp_path: Path) -> None:
     store.close()
     events = StoreReader(tmp_path / "s.sqlite3").events("bot/pid-1")
     assert [e.data["duration_ms"] for e in events] == [float(i) for i in range(50)]
-    assert ingestor.stats()["events_written"] == 50
+    assert ingestor.stats().get(OtlpCounter.EVENTS_WRITTEN) == 50
 
 
 def test_write_failures_are_counted_and_logged_and_the_writer_goes_on(tmp_path: Path) -> None:
@@ -55,7 +56,8 @@ def test_write_failures_are_counted_and_logged_and_the_writer_goes_on(tmp_path: 
         assert ingestor.flush(10.0)
     ingestor.stop()
     stats = ingestor.stats()
-    assert (stats["write_errors"], stats["records_dropped.write_error"]) == (2, 4)
+    assert (stats.get(OtlpCounter.WRITE_ERRORS),
+            stats.get(OtlpCounter.POINTS_DROPPED, ("write_error",))) == (2, 4)
     assert logs[0] == {
         "component": "agents.ingest",
         "event": "agents.store.write_failed",
@@ -100,11 +102,11 @@ def test_the_queue_is_bounded_by_records_not_only_requests(tmp_path: Path) -> No
     big = [ApiRequest(NOW, BOT, None, "m", 1, 1.0)] * 1500
     assert ingestor.submit(big, 1500)  # an empty queue takes any request
     assert not ingestor.submit(big[:10], 10)
-    assert ingestor.stats()["points_dropped.queue_full"] == 10
+    assert ingestor.stats().get(OtlpCounter.POINTS_DROPPED, ("queue_full",)) == 10
     ingestor.start()
     assert ingestor.flush(30.0)
     assert ingestor.submit(big[:900], 900)
     assert ingestor.flush(30.0)
     ingestor.stop()
     store.close()
-    assert ingestor.stats()["events_written"] == 2400
+    assert ingestor.stats().get(OtlpCounter.EVENTS_WRITTEN) == 2400

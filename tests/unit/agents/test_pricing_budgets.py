@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import genai_prices
 
-from daemon.agents.budgets import check, sentry_event
-from daemon.agents.periods import period_start
-from daemon.agents.pricing import price_tokens
-from daemon.agents.records import Agent, TokenUsage
+from daemon.agents.budget.budgets import check, sentry_event
+from daemon.agents.budget.periods import period_start
+from daemon.agents.budget.pricing import price_tokens
+from daemon.agents.decoding.records import Agent, TokenUsage
 from daemon.agents.settings import BudgetSettings
 
 NOW = datetime(2026, 11, 15, 12, tzinfo=UTC).timestamp()

@@ -10,12 +10,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.agents.integrity import MIN_REPORTED_SHARE, screen
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import Agent, CostUsage, Record, Source, TokenUsage
-from daemon.agents.rows import figures
-from daemon.agents.spend import cost_per_agent
-from daemon.agents.store import EventStore
+from daemon.agents.budget.integrity import MIN_REPORTED_SHARE, screen
+from daemon.agents.budget.spend import cost_per_agent
+from daemon.agents.decoding.records import Agent, CostUsage, Record, Source, TokenUsage
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.queries import StoreReader
+from daemon.agents.store.rows import figures
 
 NOW = 1_790_000_000.0
 BOT = Agent("bot", None, None, None)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from daemon.agents.queries import StoreReader
-from daemon.agents.records import Agent, ApiRequest, CostUsage, GenericPoint, TokenUsage
-from daemon.agents.store import EventStore
+from daemon.agents.decoding.records import Agent, ApiRequest, CostUsage, GenericPoint, TokenUsage
+from daemon.agents.store.event_store import EventStore
+from daemon.agents.store.queries import StoreReader
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from crash_reports.storage.files import UnsafeFileError
-from daemon.agents.admission import Admission
-from daemon.agents.peer import Peer, PeerFinder, table_address
-from daemon.agents.sender_token import (
+from crash_reports.common.files import UnsafeFileError
+from daemon.agents.trust.admission import Admission
+from daemon.agents.trust.peer import Peer, PeerFinder, table_address
+from daemon.agents.trust.policy import Sender, WatchedTrees, belongs_to, decide
+from daemon.agents.trust.sender_token import (
     TOKEN_HEADER,
     KeyFileError,
     check_token,
     load_key,
     token_for,
 )
-from daemon.agents.trust import Sender, WatchedTrees, belongs_to, decide
 
 CLIENT = ("127.0.0.1", 40000)
 SERVER = ("127.0.0.1", 4318)

@@ -1,0 +1,1 @@
+"""Prices, spend and budgets: what a session or agent may still spend."""

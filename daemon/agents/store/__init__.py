@@ -1,0 +1,1 @@
+"""The agent event store: SQLite, its writer thread and the queries over it."""

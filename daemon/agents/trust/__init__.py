@@ -1,0 +1,3 @@
+"""Whose telemetry the receiver takes: the sender's token, or its process found from the
+loopback socket.
+"""

@@ -1,0 +1,1 @@
+"""`telemetryd top`: the live full-screen view and its pure layout."""

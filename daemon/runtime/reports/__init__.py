@@ -1,0 +1,3 @@
+"""Carrying out a report: evidence at the edge, the spool and its delivery wiring, the daemon's
+own crashes.
+"""

@@ -1,0 +1,3 @@
+"""What the daemon publishes: the status snapshot, recent events, the view model that the page
+and `top` share, and status.json on disk.
+"""

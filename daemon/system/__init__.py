@@ -1,0 +1,1 @@
+"""Host integration: service unit text, sd_notify and log set-up."""
