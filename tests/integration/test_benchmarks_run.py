@@ -45,6 +45,11 @@ SMALL_RUNS = [
     small("bench_listeners.py", ["--quick"], "exports accepted under churn"),
     small("bench_guard.py", ["--quick"], "tick, median CPU: guard on"),
     small("bench_fleet_series.py", [], "5 watched agents sending telemetry"),
+    # Both sides this checkout (its .venv, as .ci/run makes it): the alternation and parsing.
+    small("bench_against.py", ["--old", str(REPO), "--new", str(REPO), "--script",
+                               "benchmarks/bench_startup.py", "--runs", "1", "--",
+                               "--pending", "5", "--runs", "1"],
+          "| start to first sample, empty spool | ms |"),
 ]
 
 
