@@ -108,13 +108,15 @@ def read_ppids(pids: Iterable[int] | None = None) -> dict[int, int]:
 
 
 def spawn_trees(group: ProcessGroup, count: int, marker: str,
-                timeout_seconds: float = 60.0) -> list[int]:
+                timeout_seconds: float = 60.0, shell: str = "/bin/sh") -> list[int]:
     """Start ``count`` trees of ``sh`` + ``sleep``; return the shells' pids once all have a child.
 
     Each shell's command line ends with ``<marker>-<i>`` so a ``cmdline`` regex on
-    the marker matches the shells and not their children.
+    the marker matches the shells and not their children. ``shell`` may be a symlink to
+    ``/bin/sh`` with a name of its own: the kernel names the process after it, so a
+    ``process_name`` watch matches the shells.
     """
-    roots = [group.spawn(["/bin/sh", "-c", TREE_SCRIPT, f"{marker}-{index}"]).pid
+    roots = [group.spawn([shell, "-c", TREE_SCRIPT, f"{marker}-{index}"]).pid
              for index in range(count)]
     wanted = set(roots)
     deadline = time.monotonic() + timeout_seconds

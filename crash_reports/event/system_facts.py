@@ -41,11 +41,15 @@ def parse_vmstat_counter(text: str, name: str) -> int | None:
     >>> parse_vmstat_counter("nr_free_pages 10\\noom_kill 3\\n", "oom_kill")
     3
     """
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        if key == name and value.strip().isdigit():
-            return int(value)
-    return None
+    # A find, not a split into lines: the daemon reads this every tick (170 lines).
+    padded = "\n" + text
+    needle = f"\n{name} "
+    at = padded.find(needle)
+    if at < 0:
+        return None
+    end = padded.find("\n", at + 1)
+    value = padded[at + len(needle): end if end >= 0 else None].strip()
+    return int(value) if value.isdigit() else None
 
 
 class SystemFacts:
@@ -57,9 +61,17 @@ class SystemFacts:
     def oom_kill_count(self) -> int | None:
         """The kernel's count of OOM kills since boot, where /proc/vmstat has it."""
         try:
-            return parse_vmstat_counter((self.proc_root / "vmstat").read_text(), "oom_kill")
+            # Raw reads: an open() in text mode builds three I/O objects, every tick.
+            fd = os.open(self.proc_root / "vmstat", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                chunks = []
+                while chunk := os.read(fd, 65536):
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
         except OSError:
             return None
+        return parse_vmstat_counter(b"".join(chunks).decode("ascii", "replace"), "oom_kill")
 
     def snapshot(self) -> dict[str, Any]:
         """Memory, swap, load and PSI now."""

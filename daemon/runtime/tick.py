@@ -258,15 +258,18 @@ class Ticker:
         if running.metrics is not None:
             running.metrics.observe_tick(duration)
         self.count += 1
-        self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count)
+        self.last = TickInfo(now, round(duration, 6), sample.processes_scanned, self.count,
+                             sample.identities_evicted)
         return sample
 
     def close(self, running: Running | None = None) -> None:
-        """Stop the evidence and action workers (bounded); write the reports still awaited."""
+        """Stop the evidence and action workers (bounded); write the reports still awaited;
+        close the /proc files the sampler holds."""
         self.evidence.stop(STOP_EVIDENCE_SECONDS)
         if running is not None:
             self.write_awaited(running, stopping=True)
         self.runner.stop()
+        self.sampler.close()
 
     def _wait_evidence(self, items: list[AwaitedReport]) -> None:
         """Give the evidence just asked for a short, bounded chance to come in."""

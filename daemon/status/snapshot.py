@@ -153,6 +153,7 @@ class TickInfo:
     duration_seconds: float
     processes_scanned: int
     count: int
+    identities_evicted: int = 0  # process images the selector's cache had to evict
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +279,8 @@ class StatusSnapshot:
             "interval": self.interval,
             "last_tick": None if tick is None else {
                 "at": tick.at, "duration_seconds": tick.duration_seconds,
-                "processes_scanned": tick.processes_scanned, "count": tick.count},
+                "processes_scanned": tick.processes_scanned, "count": tick.count,
+                "identities_evicted": tick.identities_evicted},
             "watches": [{"name": w.name, "processes": [p.to_json() for p in w.processes],
                          "orphans": [o.to_json() for o in w.orphans],
                          "rss_warning_bytes": w.rss_warning_bytes,
@@ -333,7 +335,8 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
             for w in data.get("watches") or ()),
         last_tick=None if not tick else TickInfo(
             float(tick["at"]), float(tick.get("duration_seconds") or 0.0),
-            int(tick.get("processes_scanned") or 0), int(tick.get("count") or 0)),
+            int(tick.get("processes_scanned") or 0), int(tick.get("count") or 0),
+            int(tick.get("identities_evicted") or 0)),
         stopped=bool(data.get("stopped")),
         config=dict(data.get("config") or {}),
         reports=ReportCounts(

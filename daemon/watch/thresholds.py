@@ -6,7 +6,7 @@ returns the new state and the transitions to act on. Nothing here reads a clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -126,16 +126,14 @@ def step(
     ):
         target = Level.OK
 
-    transitions: list[Transition] = []
-    since = state.since
-    if target != state.level:
-        level_value = _level_value(target if target > state.level else state.level, rule)
-        transitions.append(Transition(target, state.level, value, level_value, now))
-        since = now if target != Level.OK else None
-    new_state = replace(
-        state, level=target, over_warning=over_warning, over_critical=over_critical, since=since
-    )
-    return new_state, transitions
+    if target == state.level:
+        if over_warning == state.over_warning and over_critical == state.over_critical:
+            return state, []  # nothing moved (the common case): no new state to build
+        return LevelState(target, over_warning, over_critical, state.since), []
+    level_value = _level_value(target if target > state.level else state.level, rule)
+    transition = Transition(target, state.level, value, level_value, now)
+    since = now if target != Level.OK else None
+    return LevelState(target, over_warning, over_critical, since), [transition]
 
 
 def _level_value(level: Level, rule: LevelRule) -> float | None:

@@ -61,16 +61,21 @@ def growth_rate_per_minute(
     >>> growth_rate_per_minute(pts, now=60, window_seconds=120, min_span_seconds=90) is None
     True
     """
-    recent = [(t, v) for t, v in points if now - t <= window_seconds]
-    if len(recent) < min_points or recent[-1][0] - recent[0][0] < min_span_seconds:
+    times = [t for t, _ in points if now - t <= window_seconds]
+    n = len(times)
+    if n < min_points or times[-1] - times[0] < min_span_seconds:
         return None
-    n = len(recent)
-    mean_t = sum(t for t, _ in recent) / n
-    mean_v = sum(v for _, v in recent) / n
-    var_t = sum((t - mean_t) ** 2 for t, _ in recent)
+    values = [v for t, v in points if now - t <= window_seconds]
+    if values.count(values[0]) == n:  # a flat line (an idle tree, every tick): no sums
+        return None if times.count(times[0]) == n else 0.0
+    mean_t = sum(times) / n
+    mean_v = sum(values) / n
+    # Centred sums (two passes): epoch seconds squared would cancel out in one pass.
+    dt = [t - mean_t for t in times]
+    var_t = sum([d ** 2 for d in dt])
     if var_t == 0:
         return None
-    cov = sum((t - mean_t) * (v - mean_v) for t, v in recent)
+    cov = sum([d * (v - mean_v) for d, v in zip(dt, values, strict=True)])
     return cov / var_t * 60.0
 
 

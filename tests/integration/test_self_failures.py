@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import psutil
@@ -22,11 +23,11 @@ class FailingOnceTable(LinuxProcTable):
         super().__init__()
         self.scans = 0
 
-    def scan(self) -> dict[int, ProcStat]:
+    def scan(self, keep_fresh: AbstractSet[int] | None = None) -> dict[int, ProcStat]:
         self.scans += 1
         if self.scans == 2:
             raise RuntimeError("injected scan failure")
-        return super().scan()
+        return super().scan(keep_fresh)
 
 
 def make_service(tmp_path: Path, table: LinuxProcTable) -> Service:
@@ -88,7 +89,7 @@ class AlwaysFailingTable(LinuxProcTable):
 
     scans = 0
 
-    def scan(self) -> dict[int, ProcStat]:
+    def scan(self, keep_fresh: AbstractSet[int] | None = None) -> dict[int, ProcStat]:
         AlwaysFailingTable.scans += 1
         raise OSError("injected: /proc unreadable")
 

@@ -19,8 +19,17 @@ class TableSequence:
     def __init__(self, snapshots: list[dict[int, ProcStat]]) -> None:
         self.snapshots = snapshots
 
-    def scan(self) -> dict[int, ProcStat]:
+    def scan(self, keep_fresh: object = None) -> dict[int, ProcStat]:
         return self.snapshots.pop(0)
+
+    def stale(self, pids: object) -> list[int]:
+        return []
+
+    def refresh(self, pids: object) -> dict[int, ProcStat]:
+        return {}
+
+    def close(self) -> None:
+        pass
 
     def create_time(self, stat: ProcStat) -> float:
         return 1000.0 + stat.start_ticks / 100

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import psutil
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.watch.proc.proctable import LinuxProcTable, ProcStat, parse_stat_line
+from daemon.watch.proc.proctable import ROTATE_SCANS, LinuxProcTable, ProcStat, parse_stat_line
 
 BOOT_TIME = 1_700_000_000
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -147,3 +149,70 @@ def test_real_proc_matches_psutil() -> None:
     assert me.rss_bytes > 0
     assert abs(reader.create_time(me) - proc.create_time()) < 0.05
     assert me.num_threads >= 1
+
+
+def test_scan_with_keep_fresh_carries_idle_processes_over(proc_root: Path) -> None:
+    """Given the pids that must be fresh, other known processes are carried over (``stale``)
+    until their turn, and ``refresh`` reads them on demand."""
+    reader = LinuxProcTable(proc_root)
+    reader.scan()  # scan 1: everything is new, so everything is read
+    (proc_root / "100" / "stat").write_text(stat_line(100, "claude", rss_pages=2000, start=5000))
+    (proc_root / "103" / "stat").write_text(stat_line(103, "two  spaces ", rss_pages=7))
+    table = reader.scan(keep_fresh={100})  # scan 2: pids ending in 2 take their turn
+    assert table[100].rss_bytes == 2000 * PAGE_SIZE
+    assert table[103].rss_bytes == 512 * PAGE_SIZE  # carried over from scan 1
+    assert reader.stale([100, 102, 103]) == [103]
+    assert reader.refresh([103, 999])[103].rss_bytes == 7 * PAGE_SIZE
+
+
+def test_every_process_is_read_within_ten_scans(proc_root: Path) -> None:
+    """A process no tree needs still has its line read at least every ROTATE_SCANS scans."""
+    reader = LinuxProcTable(proc_root)
+    reader.scan()
+    (proc_root / "107" / "stat").write_text(stat_line(107, "renamed"))
+    names = [reader.scan(keep_fresh=frozenset())[107].comm for _ in range(ROTATE_SCANS)]
+    assert names[-1] == "renamed" and names.count("renamed") >= 1
+
+
+def test_a_reused_pid_is_read_at_once(proc_root: Path) -> None:
+    """A pid whose /proc entry is a new directory (a new process) is read on the next scan."""
+    reader = LinuxProcTable(proc_root)
+    reader.scan()
+    (proc_root / "new").mkdir()  # made before the old one goes: another inode
+    (proc_root / "new" / "stat").write_text(stat_line(101, "newcomer", start=9999))
+    shutil.rmtree(proc_root / "101")
+    (proc_root / "new").rename(proc_root / "101")
+    table = reader.scan(keep_fresh=frozenset())
+    assert table[101].key == (101, 9999)
+
+
+def open_fds() -> int:
+    """Descriptors this process holds now."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_held_stat_files_follow_the_process_and_are_closed() -> None:
+    """A kept-fresh process's stat file stays open between scans; it is closed once the
+    process exits or is no longer kept fresh, and a reader closes the rest."""
+    child = subprocess.Popen(["sleep", "60"])
+    other = subprocess.Popen(["sleep", "60"])
+    reader = LinuxProcTable()
+    try:
+        before = open_fds()
+        reader.scan(keep_fresh={child.pid, other.pid})
+        assert open_fds() == before + 2
+        assert reader.scan(keep_fresh={child.pid, other.pid})[child.pid].comm == "sleep"
+        child.kill()
+        child.wait()
+        table = reader.scan(keep_fresh={child.pid, other.pid})
+        assert child.pid not in table and open_fds() == before + 1
+        reader.scan(keep_fresh=frozenset())
+        assert open_fds() == before
+        reader.scan(keep_fresh={other.pid})
+        reader.close()
+        assert open_fds() == before
+    finally:
+        for proc in (child, other):
+            proc.kill()
+            proc.wait()

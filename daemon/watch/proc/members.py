@@ -51,8 +51,11 @@ class MemberHistory:
     def observe(self, at: float, members: Iterable[MemberRss]) -> None:
         """Add one tick's members."""
         horizon = at - self.window_seconds
+        known = self._points
         for pid, name, rss in members:
-            points = self._points.setdefault((pid, name), deque(maxlen=MAX_POINTS))
+            points = known.get((pid, name))
+            if points is None:
+                points = known[(pid, name)] = deque(maxlen=MAX_POINTS)
             points.append((at, rss))
             while len(points) > 2 and points[1][0] <= horizon:
                 points.popleft()

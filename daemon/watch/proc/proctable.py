@@ -4,17 +4,42 @@ On Linux this reads ``/proc/PID/stat`` directly (one small read per process hold
 of it; psutil builds an object per process and costs four times as much for the
 whole table). Elsewhere it asks psutil. The reader takes the proc root as an argument
 so tests can point it at a fixture tree.
+
+Most of a tick's cost is these reads, and most processes on a machine belong to no
+watched tree. So a scan given ``keep_fresh`` (the pids the previous tick's trees used)
+lists ``/proc`` every time but reads the stat line only of: those pids, processes it has
+not seen before (a new pid, or a pid whose ``/proc`` entry is a new inode: a reused
+pid), processes younger than ``YOUNG_SECONDS`` (they exec and rename themselves), and a
+rotating tenth of the rest (each one at least every ``ROTATE_SCANS`` scans, so a rename
+or an exec under an old pid is seen within that many ticks). Everything else is carried
+over from the scan that last read it; ``stale`` says which, and ``refresh`` reads them
+when a tree needs them after all. A line that did not change is not parsed again.
+
+The stat files of the ``keep_fresh`` processes stay open between scans and are read
+again with ``pread`` (half the cost of open, read, close). An open ``/proc/PID/stat``
+stays bound to its process: once it exits the read fails (ESRCH) even if the pid is
+reused, and the file is closed. At most ``MAX_HELD_FILES`` are held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import sys
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import psutil
+
+ROTATE_SCANS = 10
+YOUNG_SECONDS = 10.0
+MAX_HELD_FILES = 512  # and at most a quarter of the open-file limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +82,25 @@ class ProcStat:
 class ProcessTable(Protocol):
     """A source of one snapshot of all processes."""
 
-    def scan(self) -> dict[int, ProcStat]:
-        """Every process visible now, by pid."""
+    def scan(self, keep_fresh: AbstractSet[int] | None = None) -> dict[int, ProcStat]:
+        """Every process visible now, by pid; with ``keep_fresh``, some may be carried over
+        from an earlier scan (``stale``), never those pids."""
+        ...
+
+    def stale(self, pids: Iterable[int]) -> list[int]:
+        """Those of ``pids`` the last scan carried over instead of reading."""
+        ...
+
+    def refresh(self, pids: Iterable[int]) -> dict[int, ProcStat]:
+        """Read these processes now; one that is gone is left out."""
         ...
 
     def create_time(self, stat: ProcStat) -> float:
         """Wall-clock start time (epoch seconds) of a process."""
+        ...
+
+    def close(self) -> None:
+        """Release what the reader holds between scans."""
         ...
 
 
@@ -106,6 +144,72 @@ def _read_all(fd: int) -> bytes:
     return b"".join(parts)
 
 
+def _close_all(fds: dict[int, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
+class _HeldFiles:
+    """Open ``/proc/PID/stat`` files of the processes read every scan, by pid."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.fds: dict[int, int] = {}
+        # Closed when the table is dropped, whoever forgets to call close().
+        self._finalizer = weakref.finalize(self, _close_all, self.fds)
+
+    def read(self, pid: int, path: str) -> bytes:
+        """The file's whole content now (OSError if the process is gone)."""
+        fd = self.fds.get(pid)
+        if fd is not None:
+            try:
+                data = os.pread(fd, 4096, 0)
+                if len(data) < 4096:
+                    return data
+            except OSError:
+                pass
+            del self.fds[pid]
+            os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = _read_all(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        if len(self.fds) < self.limit and len(data) < 4096:
+            self.fds[pid] = fd
+        else:
+            os.close(fd)
+        return data
+
+    def keep_only(self, wanted: AbstractSet[int], listed: Mapping[int, object]) -> None:
+        """Close the files of processes no longer read every scan, or no longer listed."""
+        for pid in [pid for pid in self.fds if pid not in wanted or pid not in listed]:
+            os.close(self.fds.pop(pid))
+
+    def close(self) -> None:
+        """Close every file."""
+        self._finalizer()
+
+
+def _held_limit() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_HELD_FILES
+    return max(0, min(MAX_HELD_FILES, soft // 4))
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A process as last read: its /proc entry's inode, the raw line and what it says."""
+
+    inode: int
+    raw: bytes
+    stat: ProcStat
+
+
 class LinuxProcTable:
     """Reads ``<proc_root>/*/stat``; processes that vanish mid-scan are skipped."""
 
@@ -114,6 +218,10 @@ class LinuxProcTable:
         self.clock_ticks = os.sysconf("SC_CLK_TCK")
         self.page_size = os.sysconf("SC_PAGE_SIZE")
         self.boot_time = self._read_boot_time()
+        self._seen: dict[int, _Seen] = {}
+        self._fresh: set[int] = set()
+        self._scans = 0
+        self._held = _HeldFiles(_held_limit())
 
     def _read_boot_time(self) -> float:
         try:
@@ -125,29 +233,109 @@ class LinuxProcTable:
             pass
         return psutil.boot_time()
 
-    def scan(self) -> dict[int, ProcStat]:
-        """Every process visible now, by pid."""
+    def scan(self, keep_fresh: AbstractSet[int] | None = None) -> dict[int, ProcStat]:
+        """Every process visible now, by pid (see the module's docstring for ``keep_fresh``)."""
+        self._scans += 1
+        phase = self._scans % ROTATE_SCANS
+        young_since = (time.clock_gettime(time.CLOCK_BOOTTIME) - YOUNG_SECONDS) \
+            * self.clock_ticks
+        previous = self._seen
+        seen: dict[int, _Seen] = {}
+        fresh: set[int] = set()
         table: dict[int, ProcStat] = {}
-        root = str(self.proc_root)
-        ticks, page = self.clock_ticks, self.page_size
+        read, reread, held = self._read, self._reread, self._held.fds
+        with os.scandir(self.proc_root) as listing:
+            for entry in listing:
+                name = entry.name
+                if not name.isdigit():
+                    continue
+                pid = int(name)
+                old = previous.get(pid)
+                now: _Seen | None = None
+                if old is not None and keep_fresh is not None:
+                    if pid in keep_fresh:
+                        fd = held.get(pid)
+                        if fd is not None:  # an open file is still this very process
+                            now = reread(pid, fd, old)
+                    elif (pid % ROTATE_SCANS != phase and old.stat.start_ticks < young_since
+                          and old.inode == entry.inode()):
+                        seen[pid] = old  # its turn has not come: carried over
+                        table[pid] = old.stat
+                        continue
+                if now is None:
+                    now = read(pid, entry.inode(), old,
+                               keep_fresh is not None and pid in keep_fresh)
+                if now is not None:
+                    seen[pid] = now
+                    table[pid] = now.stat
+                    fresh.add(pid)
+        self._seen = seen
+        self._fresh = fresh
+        self._held.keep_only(keep_fresh or frozenset(), seen)
+        return table
+
+    def _reread(self, pid: int, fd: int, old: _Seen) -> _Seen | None:
+        """The line of a held file again; None when the file must be opened anew."""
+        try:
+            data = os.pread(fd, 4096, 0)
+        except OSError:
+            return None  # exited (ESRCH): a reused pid is opened and read as new
+        if data == old.raw:
+            return old
+        if not data or len(data) >= 4096:
+            return None
+        return self._parsed(pid, old.inode, data)
+
+    def close(self) -> None:
+        """Close the stat files held open between scans."""
+        self._held.close()
+
+    def stale(self, pids: Iterable[int]) -> list[int]:
+        """Those of ``pids`` the last scan carried over instead of reading."""
+        fresh = self._fresh
+        return [pid for pid in pids if pid not in fresh]
+
+    def refresh(self, pids: Iterable[int]) -> dict[int, ProcStat]:
+        """Read these processes now; one that is gone is left out."""
+        found: dict[int, ProcStat] = {}
+        for pid in pids:
+            old = self._seen.get(pid)
+            now = self._read(pid, old.inode if old else 0, old)
+            if now is None:
+                self._seen.pop(pid, None)
+                continue
+            self._seen[pid] = now
+            self._fresh.add(pid)
+            found[pid] = now.stat
+        return found
+
+    def _read(self, pid: int, inode: int, old: _Seen | None, hold: bool = False
+              ) -> _Seen | None:
         # Raw os.open/os.read: a text-mode open() builds three I/O objects per file,
         # which cost more than the kernel's work of producing the line.
-        for name in os.listdir(root):
-            if not name.isdigit():
-                continue
-            try:
-                fd = os.open(f"{root}/{name}/stat", os.O_RDONLY)
+        path = f"{self.proc_root}/{pid}/stat"
+        try:
+            if hold:
+                data = self._held.read(pid, path)
+            else:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 try:
                     data = _read_all(fd)
                 finally:
                     os.close(fd)
-                pid = int(name)
-                table[pid] = parse_stat_line(
-                    pid, data.decode("utf-8", errors="replace"), ticks, page
-                )
-            except (OSError, ValueError, IndexError):
-                continue  # exited between listing and reading, or unreadable
-        return table
+        except OSError:
+            return None  # exited between listing and reading, or unreadable
+        if old is not None and old.raw == data:
+            return old if old.inode == inode else _Seen(inode, data, old.stat)
+        return self._parsed(pid, inode, data)
+
+    def _parsed(self, pid: int, inode: int, data: bytes) -> _Seen | None:
+        try:
+            stat = parse_stat_line(pid, data.decode("utf-8", errors="replace"),
+                                   self.clock_ticks, self.page_size)
+        except (ValueError, IndexError):
+            return None
+        return _Seen(inode, data, stat)
 
     def create_time(self, stat: ProcStat) -> float:
         """Wall-clock start time (epoch seconds) of a process."""
@@ -161,8 +349,8 @@ class PsutilProcTable:
               "num_threads")
     _STATUS = {psutil.STATUS_ZOMBIE: "Z", psutil.STATUS_RUNNING: "R", psutil.STATUS_SLEEPING: "S"}
 
-    def scan(self) -> dict[int, ProcStat]:
-        """Every process visible now, by pid."""
+    def scan(self, keep_fresh: AbstractSet[int] | None = None) -> dict[int, ProcStat]:
+        """Every process visible now, by pid (all read: ``keep_fresh`` changes nothing)."""
         table: dict[int, ProcStat] = {}
         for proc in psutil.process_iter(list(self._ATTRS)):
             info = proc.info
@@ -181,6 +369,17 @@ class PsutilProcTable:
                 num_threads=info.get("num_threads") or 0,
             )
         return table
+
+    def stale(self, pids: Iterable[int]) -> list[int]:
+        """Nothing is ever carried over."""
+        return []
+
+    def refresh(self, pids: Iterable[int]) -> dict[int, ProcStat]:
+        """Never needed: every scan reads everything."""
+        return {}
+
+    def close(self) -> None:
+        """Nothing is held between scans."""
 
     def create_time(self, stat: ProcStat) -> float:
         """Wall-clock start time (epoch seconds) of a process."""

@@ -9,8 +9,17 @@ pattern searched in the command line of an interpreter: node, python, bun, uv, .
 The verdict for each (pid, start time, name) is computed once and cached; a tick then
 costs one dict lookup per process.  A process can re-exec, or rewrite its command line,
 without changing its name: so each tick a slice of the cached identities (all of them
-every ``REVALIDATE_TICKS`` ticks) is checked against a cheap fingerprint (the raw
-command line and the exe link) and a verdict whose fingerprint changed is dropped.
+every ``REVALIDATE_TICKS`` ticks) is checked against a fingerprint (a hash of the first
+4 KiB of the command line and of the exe link) and a verdict whose fingerprint changed
+is dropped. An exec always changes the stat line (memory figures, page faults): while a
+process's line stays the same its fingerprint is read only every
+``RECHECK_IDLE_VISITS``-th time round. A re-exec under the same name is seen within 10
+ticks in a watched tree and 20 outside one (the table reads such processes every 10th
+scan), an argument rewrite by a process that otherwise sleeps within 60.
+
+The cache is bounded (``SelectorCache``): identities hold a bounded prefix of the
+command line (``identity.py``), exited images are pruned, and past a cap in entries or
+bytes the oldest are evicted and counted.
 """
 
 from __future__ import annotations
@@ -18,99 +27,37 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from crash_reports.common.files import read_regular
-from daemon.config.patterns import MAX_SUBJECT_CHARS
 from daemon.config.schema import WatchRule
+from daemon.watch.proc.identity import (
+    Fingerprint,
+    FingerprintReader,
+    IdentityReader,
+    ProcessIdentity,
+    default_readers,
+)
 from daemon.watch.proc.proctable import ProcStat
-from daemon.watch.proc.versions import agent_version, is_interpreter
+from daemon.watch.proc.versions import is_interpreter
 
+__all__ = ["ProcessIdentity", "Selector", "SelectorCache", "name_matches", "read_pidfile",
+           "rule_matches_static"]
 
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """What selectors need beyond /proc/PID/stat, read once per process image."""
-
-    cmdline: tuple[str, ...]
-    exe: str | None
-    username: str | None
-    access_denied: bool = False
-    # Versions already read from the install path, by process name: asked every tick for
-    # every tree, the same for the life of the image (a new image is a new identity).
-    _versions: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def exe_name(self) -> str | None:
-        """The executable's file name."""
-        return os.path.basename(self.exe) or None if self.exe else None
-
-    @property
-    def cmdline_text(self) -> str:
-        """The command line joined with spaces, as a regex sees it (bounded in length)."""
-        return " ".join(self.cmdline)[:MAX_SUBJECT_CHARS]
-
-    @property
-    def exe_text(self) -> str:
-        """The executable's path as a regex sees it ("" when unknown)."""
-        return (self.exe or "")[:MAX_SUBJECT_CHARS]
-
-    def version(self, comm: str) -> str | None:
-        """The agent version its install path names, if any."""
-        if comm not in self._versions:
-            if len(self._versions) >= 4:  # a process renaming itself forever stays bounded
-                self._versions.clear()
-            self._versions[comm] = agent_version(comm, self.exe, self.cmdline)
-        return self._versions[comm]
-
-
-IdentityReader = Callable[[int], ProcessIdentity | None]
-FingerprintReader = Callable[[int], bytes | None]
 REVALIDATE_TICKS = 10
+RECHECK_IDLE_VISITS = 6  # a process whose stat line stays the same: every 60 ticks
+# What the cache of process images may hold whatever runs on the machine: far more
+# entries than a process table has, and bytes for that many bounded identities.
+MAX_CACHED_IMAGES = 16_384
+MAX_CACHED_BYTES = 32 * 1024**2
+# Images of exited processes are dropped once this many have gathered (a pass over the
+# cache; pruning every tick would cost one for nothing).
+PRUNE_SLACK = 64
 _MAX_PIDFILE_BYTES = 64
-_FINGERPRINT_BYTES = 4096
+_VERDICT_BYTES = 160  # a cache slot, its key and a short verdict tuple
 
-
-def read_fingerprint(pid: int, proc_root: str = "/proc") -> bytes | None:
-    """What changes when a process re-execs or rewrites its argv: command line and exe."""
-    try:
-        fd = os.open(f"{proc_root}/{pid}/cmdline", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            cmdline = os.read(fd, _FINGERPRINT_BYTES)
-        finally:
-            os.close(fd)
-    except OSError:
-        return None
-    try:
-        exe = os.readlink(f"{proc_root}/{pid}/exe").encode(errors="replace")
-    except OSError:
-        exe = b""
-    return cmdline + b"\0exe=" + exe
-
-
-def read_identity(pid: int) -> ProcessIdentity | None:
-    """Read cmdline, exe and user of a process with psutil; None if it is gone."""
-    try:
-        proc = psutil.Process(pid)
-        denied = False
-        with proc.oneshot():
-            try:
-                cmdline = tuple(proc.cmdline())
-            except psutil.AccessDenied:
-                cmdline, denied = (), True
-            try:
-                exe: str | None = proc.exe() or None
-            except (psutil.AccessDenied, OSError):
-                exe, denied = None, True
-            try:
-                username: str | None = proc.username()
-            except (psutil.AccessDenied, KeyError):
-                username = None
-        return ProcessIdentity(cmdline, exe, username, denied)
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
+ImageKey = tuple[int, int, str]  # pid, start time, name: one process image
 
 
 def name_matches(wanted: str, stat: ProcStat, identity: ProcessIdentity | None) -> bool:
@@ -201,61 +148,147 @@ def read_pidfile(path: Path) -> int | None:
     return int(first) if first.isdigit() else None
 
 
+@dataclass(slots=True)
+class _Image:
+    """What the selector remembers of one process image."""
+
+    verdict: tuple[int, ...] | None = None
+    identity: ProcessIdentity | None = None
+    identity_read: bool = False
+    fingerprint: Fingerprint | None = None
+    size_bytes: int = _VERDICT_BYTES
+    checked: ProcStat | None = None  # the stat line its fingerprint was last taken with
+    unchanged_visits: int = 0
+
+
+class SelectorCache:
+    """Verdicts and identities by process image, bounded in entries and bytes.
+
+    Images of exited processes are pruned once ``PRUNE_SLACK`` of them gathered; if the
+    live ones alone pass a cap, the oldest are evicted (counted in ``evicted``) and read
+    again when next needed.
+    """
+
+    def __init__(self, max_images: int = MAX_CACHED_IMAGES,
+                 max_bytes: int = MAX_CACHED_BYTES) -> None:
+        self.max_images = max_images
+        self.max_bytes = max_bytes
+        self.images: dict[ImageKey, _Image] = {}
+        self.bytes = 0
+        self.evicted = 0
+        self.recheck: deque[ImageKey] = deque()
+
+    def get(self, key: ImageKey) -> _Image:
+        """The image's slot, created empty on first use."""
+        image = self.images.get(key)
+        if image is None:
+            image = self.images[key] = _Image()
+            self.bytes += image.size_bytes
+        return image
+
+    def set_identity(self, key: ImageKey, identity: ProcessIdentity | None,
+                     fingerprint: Fingerprint | None) -> None:
+        """Remember what was read of an image."""
+        image = self.get(key)
+        size = _VERDICT_BYTES + (identity.size_bytes if identity is not None else 0)
+        self.bytes += size - image.size_bytes
+        image.identity, image.identity_read = identity, True
+        image.fingerprint, image.size_bytes = fingerprint, size
+        self.recheck.append(key)
+
+    def drop(self, key: ImageKey) -> None:
+        """Forget one image (its verdict is computed, and its identity read, again)."""
+        image = self.images.pop(key, None)
+        if image is not None:
+            self.bytes -= image.size_bytes
+
+    def bound(self, live: Callable[[], set[ImageKey]], live_count: int) -> None:
+        """Drop exited images when enough gathered; evict the oldest past a cap."""
+        over = len(self.images) > self.max_images or self.bytes > self.max_bytes
+        if not over and len(self.images) <= live_count + PRUNE_SLACK:
+            return
+        alive = live()
+        self.images = {k: v for k, v in self.images.items() if k in alive}
+        self.bytes = sum(image.size_bytes for image in self.images.values())
+        while self.images and (len(self.images) > self.max_images
+                               or self.bytes > self.max_bytes):
+            self.drop(next(iter(self.images)))
+            self.evicted += 1
+        self.recheck = deque(k for k in self.recheck if k in self.images)
+
+
 class Selector:
     """Matches the process table against the watches, caching per process image."""
 
     def __init__(
         self,
         rules: Sequence[WatchRule],
-        identity_reader: IdentityReader = read_identity,
+        identity_reader: IdentityReader | None = None,
         pidfile_reader: Callable[[Path], int | None] = read_pidfile,
-        fingerprint_reader: FingerprintReader = read_fingerprint,
+        fingerprint_reader: FingerprintReader | None = None,
+        cache: SelectorCache | None = None,
     ) -> None:
         self.rules = tuple(rules)
-        self._read_identity = identity_reader
+        read_identity, read_fingerprint = default_readers(
+            with_user=any(rule.user is not None for rule in self.rules))
+        self._read_identity = identity_reader or read_identity
         self._read_pidfile = pidfile_reader
-        self._read_fingerprint = fingerprint_reader
-        self._fingerprints: dict[tuple[int, int, str], bytes | None] = {}
-        self._recheck: deque[tuple[int, int, str]] = deque()
-        self._verdicts: dict[tuple[int, int, str], tuple[int, ...]] = {}
-        self._identities: dict[tuple[int, int, str], ProcessIdentity | None] = {}
+        self._read_fingerprint = fingerprint_reader or read_fingerprint
+        self.cache = cache or SelectorCache()
         self._self_pid = os.getpid()
+
+    @property
+    def evicted(self) -> int:
+        """Process images evicted from the cache because live ones passed a cap."""
+        return self.cache.evicted
 
     def identity(self, stat: ProcStat) -> ProcessIdentity | None:
         """The cached identity of a process image, read on first use."""
         key = (stat.pid, stat.start_ticks, stat.comm)
-        if key not in self._identities:
-            self._fingerprints[key] = self._read_fingerprint(stat.pid)
-            self._identities[key] = self._read_identity(stat.pid)
-            self._recheck.append(key)
-        return self._identities[key]
+        image = self.cache.get(key)
+        if not image.identity_read:
+            found = self._read_identity(stat.pid)
+            identity, fingerprint = found if found is not None else (None, None)
+            self.cache.set_identity(key, identity, fingerprint)
+            image.checked = stat
+        return image.identity
 
     def _revalidate(self, table: Mapping[int, ProcStat]) -> None:
         """Drop cached verdicts of processes whose command line or exe changed."""
-        budget = max(8, -(-len(self._recheck) // REVALIDATE_TICKS))
-        for _ in range(min(budget, len(self._recheck))):
-            key = self._recheck.popleft()
-            if key not in self._identities:
+        cache = self.cache
+        recheck = cache.recheck
+        budget = max(8, -(-len(recheck) // REVALIDATE_TICKS))
+        for _ in range(min(budget, len(recheck))):
+            key = recheck.popleft()
+            image = cache.images.get(key)
+            if image is None:
                 continue
             stat = table.get(key[0])
             if stat is None or (stat.pid, stat.start_ticks, stat.comm) != key:
-                continue  # gone or replaced: pruned by _forget_gone
-            if self._read_fingerprint(key[0]) != self._fingerprints.get(key):
-                self._verdicts.pop(key, None)
-                self._identities.pop(key, None)
-                self._fingerprints.pop(key, None)
+                continue  # gone or replaced: pruned by the cache's bound
+            # A process that has not run since (the reader hands back the very same stat
+            # when its line did not change) cannot have re-exec'd: its fingerprint is read
+            # only every RECHECK_IDLE_VISITS-th visit.
+            if stat is image.checked and image.unchanged_visits < RECHECK_IDLE_VISITS - 1:
+                image.unchanged_visits += 1
+                recheck.append(key)
                 continue
-            self._recheck.append(key)
+            image.checked, image.unchanged_visits = stat, 0
+            if self._read_fingerprint(key[0]) != image.fingerprint:
+                cache.drop(key)
+                continue
+            recheck.append(key)
 
     def known(self, stat: ProcStat) -> bool:
         """Whether the identity of this process image has been read already."""
-        return (stat.pid, stat.start_ticks, stat.comm) in self._identities
+        image = self.cache.images.get((stat.pid, stat.start_ticks, stat.comm))
+        return image is not None and image.identity_read
 
     def _static_matches(self, stat: ProcStat) -> tuple[int, ...]:
         key = (stat.pid, stat.start_ticks, stat.comm)
-        cached = self._verdicts.get(key)
-        if cached is not None:
-            return cached
+        image = self.cache.images.get(key)
+        if image is not None and image.verdict is not None:
+            return image.verdict
         matched: list[int] = []
         for index, rule in enumerate(self.rules):
             if rule.pid is not None and rule.pid != stat.pid:
@@ -264,7 +297,7 @@ class Selector:
             if rule_matches_static(rule, stat, identity):
                 matched.append(index)
         verdict = tuple(matched)
-        self._verdicts[key] = verdict
+        self.cache.get(key).verdict = verdict
         return verdict
 
     def match(self, table: Mapping[int, ProcStat]) -> list[list[int]]:
@@ -287,14 +320,6 @@ class Selector:
                     continue
                 result[index].append(pid)
                 break
-        self._forget_gone(table)
+        self.cache.bound(lambda: {(s.pid, s.start_ticks, s.comm) for s in table.values()},
+                         len(table))
         return result
-
-    def _forget_gone(self, table: Mapping[int, ProcStat]) -> None:
-        # Pruning every tick would cost a pass over the cache; do it when it has grown.
-        if len(self._verdicts) > 2 * len(table) + 64:
-            live = {(s.pid, s.start_ticks, s.comm) for s in table.values()}
-            self._verdicts = {k: v for k, v in self._verdicts.items() if k in live}
-            self._identities = {k: v for k, v in self._identities.items() if k in live}
-            self._fingerprints = {k: v for k, v in self._fingerprints.items() if k in live}
-            self._recheck = deque(k for k in self._recheck if k in live)

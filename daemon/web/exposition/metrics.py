@@ -185,6 +185,9 @@ def daemon_families(snapshot: StatusSnapshot) -> list[Metric]:
     if tick is not None:
         out.append(_gauge("telemetryd_last_tick_timestamp_seconds",
                           "Unix time of the last completed tick.", tick.at))
+        out.append(_counter("telemetryd_process_identities_evicted",
+                            "Process images the selector's cache evicted past its caps.",
+                            tick.identities_evicted))
     reports = snapshot.reports
     for value, name, doc in (
         (reports.pending, "telemetryd_reports_pending", "Crash reports waiting in the spool."),
