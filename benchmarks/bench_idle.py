@@ -1,12 +1,12 @@
 """Idle cost: what a user pays for telemetryd at its default config, beside monit, same run.
 
 Fifty trees (a shell and its sleeping child), the shells started through a symlink to
-``/bin/sh`` named ``tdidle-XXXX`` so the kernel names them after it. Side by side, at a
+``/bin/sh`` named ``tdidle-<hex>`` so the kernel names them after it. Side by side, at a
 1 s interval, over the same windows:
 
 - **telemetryd (user)**: the embedded default config (its agent watches, the OTLP
   receiver and ``/metrics`` on, here on ephemeral loopback ports) plus one watch
-  ``process_name = "tdidle-XXXX"``: what a user who watches agents by name pays. Every
+  ``process_name = "tdidle-<hex>"``: what a user who watches agents by name pays. Every
   process on the machine is matched against the default watches (names, exe paths,
   interpreter command lines), not only the fifty.
 - **telemetryd (pids)**, the previous benchmark's shape (``--no-pids`` leaves it out):

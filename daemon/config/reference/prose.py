@@ -57,7 +57,7 @@ certificate), but adding or removing one, or switching TLS on or off, takes a re
 
 `check-config` prints the effective config as TOML that parses back to the same config for
 any Unicode (an emoji in a watch name stays itself; control characters are written as
-`\\uXXXX` escapes), sizes in bytes and durations in seconds, the DSN without its key.
+`\\u001b`-style escapes), sizes in bytes and durations in seconds, the DSN without its key.
 
 ## Keys
 """
