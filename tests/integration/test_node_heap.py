@@ -18,6 +18,7 @@ from daemon.config.files.load import load_config
 from daemon.runtime.tick import Ticker
 from daemon.watch.proc.proctable import default_process_table
 from tests.e2e.test_watchdog import pending_envelopes
+from tests.integration.test_node_heap_safety import CONFIG
 from tests.support.daemon_proc import REPO, clean_env
 from tests.support.waiting import wait_for
 from tests.unit.test_tick import started
@@ -33,21 +34,7 @@ def test_critical_report_names_a_private_heap_snapshot(tmp_path: Path) -> None:
     assert node, "node is not installed: .ci/run installs it (apt-get install nodejs)"
     state = tmp_path / "state"
     config_path = tmp_path / "telemetryd.toml"
-    config_path.write_text(f"""
-[daemon]
-state_dir = "{state}"
-[otlp]
-enabled = false
-[metrics]
-enabled = false
-[[watch]]
-name = "heapy"
-process_name = "no-such-process-x"
-rss_warning = "120MiB"
-rss_critical = "160MiB"
-sustained = 1
-evidence_node_heap = true
-""")
+    config_path.write_text(CONFIG.format(state=state))
     config = load_config(config_path, {}, psutil.virtual_memory().total)
     running = started(config)
     ticker = Ticker(config, default_process_table(), SystemFacts(), time.monotonic)
