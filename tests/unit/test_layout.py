@@ -86,3 +86,62 @@ def test_modules_and_folders_stay_small() -> None:
                if folder.is_dir()
                and (count := len(list(folder.glob("*.py")))) > MAX_MODULES_PER_FOLDER]
     assert (big, crowded) == ([], [])
+
+
+def folder_of(module: str) -> str:
+    """The deepest folder (package directory) a module lives in: ``daemon.agents.store``."""
+    parts = module.split(".")
+    while parts and not (REPO / Path(*parts)).is_dir():
+        parts.pop()
+    return ".".join(parts)
+
+
+def folder_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Groups of folders that import each other, directly or round a loop (Tarjan).
+
+    >>> folder_cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}})
+    [['a', 'b']]
+    >>> folder_cycles({"a": {"b"}, "b": set()})
+    []
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(edges.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(set(edges) | {t for targets in edges.values() for t in targets}):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_two_folders_import_each_other() -> None:
+    """Inside a package too (``agents/store`` and ``agents/budget``): no folder cycle.
+
+    A folder importing from the package it sits in (``daemon.agents.measures``) is the
+    package's own shared module, not a cycle."""
+    edges: dict[str, set[str]] = {}
+    for source, target, _ in imports():
+        a, b = folder_of(source), folder_of(target)
+        if a != b and not a.startswith(b + "."):
+            edges.setdefault(a, set()).add(b)
+    assert folder_cycles(edges) == []

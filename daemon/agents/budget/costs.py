@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from typing import NamedTuple, TypeVar
 
-from daemon.agents.store.choose import split_measure
+from daemon.agents.measures import split_measure
 
 K = TypeVar("K", bound=Hashable)
 COST_MEASURES = ("cost_counted", "cost_reported", "cost_computed", "tokens_unpriced")

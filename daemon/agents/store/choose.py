@@ -17,10 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # `budget check` imports this on every tool call: no records module
-    from daemon.agents.decoding.records import Source
+from daemon.agents.measures import split_measure
 
 _FAMILIES: dict[str, str] = {
     "tokens": "spend", "cost_reported": "spend", "cost_computed": "spend",
@@ -38,25 +36,6 @@ _PREFERENCE: dict[str, int] = {"event": 0, "metric": 1, "span": 2}
 PREFERENCE = _PREFERENCE  # ties between sources, for readers listing one source's entries
 FAMILIES = _FAMILIES  # which figures one source must give together, for partial-hour readers
 MAX_MEASURES = frozenset({"context_max", "context_window"})
-
-
-def measure_key(base: str, source: Source | str) -> str:
-    """The stored measure name of a figure from ``source``.
-
-    >>> measure_key("tokens", "metric"), measure_key("tokens", "event")
-    ('tokens', 'tokens@event')
-    """
-    return base if source == "metric" else f"{base}@{source}"
-
-
-def split_measure(measure: str) -> tuple[str, str]:
-    """Base measure and source of a stored measure name.
-
-    >>> split_measure("requests@span"), split_measure("tokens")
-    (('requests', 'span'), ('tokens', 'metric'))
-    """
-    base, _, source = measure.partition("@")
-    return base, source or "metric"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from daemon.agents.store.choose import measure_key, split_measure
+from daemon.agents.measures import measure_key, split_measure
 
 # table -> the columns that name one group (besides measure and dim)
 _TABLES: dict[str, tuple[str, ...]] = {

@@ -18,8 +18,9 @@ from daemon.agents.decoding.records import (
     ToolCall,
     WorkCount,
 )
+from daemon.agents.measures import measure_key
 from daemon.agents.store.buckets import duration_bucket
-from daemon.agents.store.choose import Row, measure_key
+from daemon.agents.store.choose import Row
 
 # (hour, agent, model, tool, measure, dim) -> [value, count]
 HourlyKey = tuple[int, str, str, str, str, str]

@@ -16,7 +16,8 @@ import sqlite3
 from collections.abc import Collection
 from typing import Any
 
-from daemon.agents.store.choose import FAMILIES, Row, split_measure
+from daemon.agents.measures import split_measure
+from daemon.agents.store.choose import FAMILIES, Row
 from daemon.agents.store.rows import event_rows
 
 HOUR = 3600
