@@ -34,6 +34,7 @@ from daemon.agents.decoding.decode import (
     too_many_items,
 )
 from daemon.agents.decoding.series import SeriesTracker
+from daemon.agents.linking.sender_pid import with_sender_pid
 from daemon.agents.store.ingest import Ingestor
 from daemon.agents.store.record_bytes import fit_records
 from daemon.agents.trust.admission import Admission
@@ -227,7 +228,8 @@ class OtlpReceiver:
             self.counters.count(OtlpCounter.REQUESTS_TRUSTED, (verdict.how,))
             loop = asyncio.get_running_loop()
             signal = _SIGNALS[path]
-            return await loop.run_in_executor(pool, self._export, signal, request.body, encoding)
+            return await loop.run_in_executor(pool, self._export, signal, request.body, encoding,
+                                              verdict.pid)
 
         return handle
 
@@ -255,8 +257,10 @@ class OtlpReceiver:
         body = wire.status_body(verdict.status, f"{verdict.how}: {verdict.detail}", encoding)
         return Response(verdict.status, body, _content_type(encoding), retry)
 
-    def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding) -> Response:
-        """Parse, decode, queue and answer one request (on a decode thread)."""
+    def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding,
+                sender_pid: int | None = None) -> Response:
+        """Parse, decode, queue and answer one request (on a decode thread); records naming
+        no process get ``sender_pid``, the sending process when admission found it."""
         try:
             request: Any = wire.parse(payload, encoding, signal.request_type,
                                       self.settings.max_messages_per_request)
@@ -275,7 +279,8 @@ class OtlpReceiver:
                     limits=self.limits,
                 )
                 del request  # the parsed message is the largest thing a request holds
-                fitted = fit_records(result.records, self.settings.max_stored_string_bytes)
+                fitted = fit_records(with_sender_pid(result.records, sender_pid),
+                                     self.settings.max_stored_string_bytes)
             except Exception as exc:  # a decoder bug must cost one request, not the receiver
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None
