@@ -18,9 +18,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from daemon.agents.store.queries import StoreReader
+from daemon.runtime.paths import StatePaths
 from tests.e2e.test_agent_telemetry import otlp_port, scrape
 from tests.e2e.test_budget_integrity import WATCH_ALL
 from tests.e2e.test_watchdog import write_config
@@ -31,12 +34,14 @@ from tests.support.waiting import wait_for
 PER_REQUEST = {"input": 700, "cache_read": 600, "output": 15, "reasoning": 25}
 
 
-def tui_process(port: int, conversation: str, title: str | None = None) -> None:
-    """One terminal UI: its own process sends its session (and sub-thread), then exits."""
+def tui_process(port: int, conversation: str, title: str | None = None) -> int:
+    """One terminal UI: its own process sends its session (and sub-thread), then exits;
+    its pid."""
     argv = [sys.executable, "-m", "tests.support.codex_tui", str(port), conversation]
     result = subprocess.run(argv + ([title] if title else []), cwd=REPOSITORY,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[0])
 
 
 def session_rows(config: Path) -> list[dict[str, Any]]:
@@ -47,13 +52,14 @@ def session_rows(config: Path) -> list[dict[str, Any]]:
 
 def test_a_terminal_ui_and_its_title_sub_thread_are_one_session(tmp_path: Path) -> None:
     """Process A's sub-thread counts under A's session (4 requests, its tokens included);
-    process B is a second session: 2 sessions, not 3, in `stats` and on /metrics."""
+    process B is a second session: 2 sessions, not 3, in `stats` and on /metrics; a report
+    on process A matches its telemetry by pid (Codex sends none: the sender's)."""
     config = write_config(tmp_path, WATCH_ALL, trust=None)
     daemon = DaemonProcess(config, tmp_path / "log.jsonl")
     try:
         port = otlp_port(config)
-        tui_process(port, "conv-a", title="conv-a-title")
-        tui_process(port, "conv-b")
+        pid_a = tui_process(port, "conv-a", title="conv-a-title")
+        pid_b = tui_process(port, "conv-b")
         rows = wait_for(lambda: (r := session_rows(config)) and sum(
             x.get("requests", 0) for x in r) >= 7 and r,
             message="both terminal UIs' requests stored")
@@ -70,3 +76,7 @@ def test_a_terminal_ui_and_its_title_sub_thread_are_one_session(tmp_path: Path) 
         assert {kind: row["tokens"].get(kind) for kind in PER_REQUEST} == {
             kind: count * requests for kind, count in PER_REQUEST.items()}, row
     assert 'telemetryd_agent_sessions_total{agent="codex"} 2.0' in exposition
+    reader = StoreReader(StatePaths(tmp_path / "state").events_db)
+    context = reader.agent_context(pid_a, None, None, time.time())
+    assert context is not None and pid_a != pid_b
+    assert (context["sessions"], context["requests"]) == (["conv-a"], 4), context

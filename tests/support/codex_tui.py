@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import http.client
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -104,7 +105,9 @@ def send(port: int, export: dict[str, Any], deadline_seconds: float = 60.0) -> i
 
 
 def main(argv: list[str]) -> int:
-    """Send one session (and its sub-thread two seconds of agent time after the prompt)."""
+    """Send one session (and its sub-thread two seconds of agent time after the prompt);
+    print this process's pid."""
+    print(os.getpid(), flush=True)
     port, conversation = int(argv[0]), argv[1]
     now = time.time()
     exports = [session_export(conversation, now - 3.0)]
