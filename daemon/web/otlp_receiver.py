@@ -34,7 +34,6 @@ from daemon.agents.decoding.decode import (
     too_many_items,
 )
 from daemon.agents.decoding.series import SeriesTracker
-from daemon.agents.linking.sender_pid import with_sender_pid
 from daemon.agents.store.ingest import Ingestor
 from daemon.agents.store.record_bytes import fit_records
 from daemon.agents.trust.admission import Admission
@@ -276,11 +275,10 @@ class OtlpReceiver:
             try:
                 result = signal.decode(
                     request, txn, now, store_content=self.settings.store_content,
-                    limits=self.limits,
+                    limits=self.limits, sender_pid=sender_pid,
                 )
                 del request  # the parsed message is the largest thing a request holds
-                fitted = fit_records(with_sender_pid(result.records, sender_pid),
-                                     self.settings.max_stored_string_bytes)
+                fitted = fit_records(result.records, self.settings.max_stored_string_bytes)
             except Exception as exc:  # a decoder bug must cost one request, not the receiver
                 log.error("agents.receiver.decode_failed", error=type(exc).__name__)
                 result = None

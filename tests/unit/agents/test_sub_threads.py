@@ -3,8 +3,8 @@ session's, never a second session; everything else stays as it came."""
 
 from __future__ import annotations
 
+from daemon.agents.decoding.attributes import agent_of
 from daemon.agents.decoding.records import Agent, ApiRequest, Record, SessionStart, TokenUsage
-from daemon.agents.linking.sender_pid import with_sender_pid
 from daemon.agents.linking.sub_threads import WINDOW_SECONDS, SubThreads
 
 MODEL = "gpt-6.2-sol"
@@ -112,11 +112,10 @@ def test_the_maps_stay_within_their_caps() -> None:
 
 
 def test_the_sender_pid_lets_two_processes_be_told_apart() -> None:
-    """Codex sends no process.pid: with the sender's pid put on the records, a sub-thread is
-    merged into its own process's session and not into another's."""
+    """Codex sends no process.pid: with the sender's pid the decoder puts on its agent, a
+    sub-thread is merged into its own process's session and not into another's."""
     rule = SubThreads()
-    a, b = tui(None), tui(None)
-    out = rule.apply([*with_sender_pid(turn(a, "A", 100.0), 1001),
-                      *with_sender_pid(turn(b, "B", 100.5), 1002),
-                      *with_sender_pid(turn(a, "A-title", 103.0), 1001)])
+    resource = {"service.name": "codex_cli_rs", "service.version": "0.171.0"}
+    a, b = agent_of(resource, 1001), agent_of(resource, 1002)
+    out = rule.apply([*turn(a, "A", 100.0), *turn(b, "B", 100.5), *turn(a, "A-title", 103.0)])
     assert sessions(out) == ["A"] * 3 + ["B"] * 3 + ["A"] * 2
