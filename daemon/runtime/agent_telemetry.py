@@ -14,6 +14,7 @@ from crash_reports.common.files import read_regular
 from crash_reports.common.reserve import DiskReserve
 from daemon.agents.decoding.cardinality import IdentityLimits
 from daemon.agents.decoding.counters import OtlpCounters, OtlpStats
+from daemon.agents.linking.sub_threads import SubThreads
 from daemon.agents.store.event_store import EventStore
 from daemon.agents.store.ingest import Ingestor
 from daemon.agents.store.queries import StoreReader
@@ -41,7 +42,8 @@ class AgentTelemetry:
         self.ingestor = Ingestor(self.store, settings.queue_size, counters,
                                  retention_interval_seconds=settings.retention_check_seconds,
                                  max_queued_records=settings.max_queued_records,
-                                 max_queued_bytes=settings.max_queued_bytes)
+                                 max_queued_bytes=settings.max_queued_bytes,
+                                 sessions=SubThreads().apply)
         self.receiver = OtlpReceiver(settings, self.ingestor, admission=self.admission)
         self.series_path = series_sidecar(db_path)
 

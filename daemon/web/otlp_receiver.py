@@ -227,7 +227,8 @@ class OtlpReceiver:
             self.counters.count(OtlpCounter.REQUESTS_TRUSTED, (verdict.how,))
             loop = asyncio.get_running_loop()
             signal = _SIGNALS[path]
-            return await loop.run_in_executor(pool, self._export, signal, request.body, encoding)
+            return await loop.run_in_executor(pool, self._export, signal, request.body, encoding,
+                                              verdict.pid)
 
         return handle
 
@@ -255,8 +256,10 @@ class OtlpReceiver:
         body = wire.status_body(verdict.status, f"{verdict.how}: {verdict.detail}", encoding)
         return Response(verdict.status, body, _content_type(encoding), retry)
 
-    def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding) -> Response:
-        """Parse, decode, queue and answer one request (on a decode thread)."""
+    def _export(self, signal: _Signal, payload: bytes, encoding: wire.WireEncoding,
+                sender_pid: int | None = None) -> Response:
+        """Parse, decode, queue and answer one request (on a decode thread); records naming
+        no process get ``sender_pid``, the sending process when admission found it."""
         try:
             request: Any = wire.parse(payload, encoding, signal.request_type,
                                       self.settings.max_messages_per_request)
@@ -272,7 +275,7 @@ class OtlpReceiver:
             try:
                 result = signal.decode(
                     request, txn, now, store_content=self.settings.store_content,
-                    limits=self.limits,
+                    limits=self.limits, sender_pid=sender_pid,
                 )
                 del request  # the parsed message is the largest thing a request holds
                 fitted = fit_records(result.records, self.settings.max_stored_string_bytes)

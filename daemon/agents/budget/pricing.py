@@ -10,6 +10,9 @@ The rule that keeps spend from being counted twice:
   (integrity.py). Gemini CLI and Codex report tokens only.
 * A context-window variant (``claude-opus-4-8[1m]``) is priced as its model, per request, so
   long-context tiers apply where the request's input reaches them.
+* The provider the agent named (``gen_ai.provider.name`` / ``gen_ai.system``) is asked
+  first; when ``genai-prices`` does not know the model under it, the model alone decides
+  (as for every record without a provider).
 * A model ``genai-prices`` does not know gets cost status ``unknown`` and no cost at all.
 """
 
@@ -70,7 +73,11 @@ def price_tokens(usage: TokenUsage) -> TokenUsage:
     requests = max(usage.requests, 1)
     per_request = round(usage.tokens / requests)
     day = datetime.fromtimestamp(usage.ts, UTC).date()
-    unit = _price(usage.model, price_kind(usage), per_request, day)
+    kind = price_kind(usage)
+    unit = None if usage.provider is None else _price(
+        usage.model, kind, per_request, day, usage.provider)
+    if unit is None:
+        unit = _price(usage.model, kind, per_request, day)
     if unit is None:
         return dataclasses.replace(usage, cost_usd=None, cost_status="unknown")
     return dataclasses.replace(usage, cost_usd=float(unit * requests), cost_status="computed")
@@ -79,34 +86,36 @@ def price_tokens(usage: TokenUsage) -> TokenUsage:
 _PROBE_TOKENS = 1000
 
 
-def _price(model: str, token_type: PriceKind, tokens: int, day: date) -> Decimal | None:
+def _price(model: str, token_type: PriceKind, tokens: int, day: date,
+           provider: str | None = None) -> Decimal | None:
     if model in _UNPRICEABLE:
         return None
     if tokens == 0:
         return Decimal(0)
-    linear = _linear_price(model, token_type, day)
+    linear = _linear_price(model, token_type, day, provider)
     if linear is None:
-        return _exact_price(model, token_type, tokens, day)
+        return _exact_price(model, token_type, tokens, day, provider)
     per_token, valid_below = linear
     # Tiers switch on the request's input tokens; output alone carries none.
     input_tokens = tokens if "input_tokens" in _USAGE_FIELDS[token_type] else 0
     if input_tokens < valid_below:
         return per_token * tokens
-    return _exact_price(model, token_type, tokens, day)
+    return _exact_price(model, token_type, tokens, day, provider)
 
 
 @functools.lru_cache(maxsize=1024)
-def _linear_price(model: str, token_type: PriceKind, day: date) -> tuple[Decimal, int] | None:
+def _linear_price(model: str, token_type: PriceKind, day: date, provider: str | None
+                  ) -> tuple[Decimal, int] | None:
     """Price per token and the input size below which it holds, when pricing is proportional.
 
     A full genai-prices calculation costs ~130 us; most prices are proportional to tokens
     below the first tier, so one probe per model, type and day prices the rest exactly.
     """
-    one = _exact_price(model, token_type, _PROBE_TOKENS, day)
-    two = _exact_price(model, token_type, 2 * _PROBE_TOKENS, day)
+    one = _exact_price(model, token_type, _PROBE_TOKENS, day, provider)
+    two = _exact_price(model, token_type, 2 * _PROBE_TOKENS, day, provider)
     if one is None or two is None or two != 2 * one:
         return None  # unknown model, or a fixed per-request part: price every record in full
-    calculation = _calculation(model, _usage(token_type, _PROBE_TOKENS), day)
+    calculation = _calculation(model, _usage(token_type, _PROBE_TOKENS), day, provider)
     starts = [
         tier.start
         for value in vars(calculation.model_price).values()
@@ -117,8 +126,9 @@ def _linear_price(model: str, token_type: PriceKind, day: date) -> tuple[Decimal
 
 
 @functools.lru_cache(maxsize=4096)
-def _exact_price(model: str, token_type: PriceKind, tokens: int, day: date) -> Decimal | None:
-    calculation = _calculation(model, _usage(token_type, tokens), day)
+def _exact_price(model: str, token_type: PriceKind, tokens: int, day: date,
+                 provider: str | None) -> Decimal | None:
+    calculation = _calculation(model, _usage(token_type, tokens), day, provider)
     return None if calculation is None else Decimal(calculation.total_price)
 
 
@@ -131,11 +141,15 @@ def _usage(token_type: PriceKind, tokens: int) -> genai_prices.Usage:
     return usage
 
 
-def _calculation(model: str, usage: genai_prices.Usage, day: date) -> Any:
+def _calculation(model: str, usage: genai_prices.Usage, day: date,
+                 provider: str | None = None) -> Any:
     when = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _prices().calc_price(usage, model, genai_request_timestamp=when)
+            # provider_id: genai-prices matches OpenTelemetry names too ("aws.bedrock" is
+            # its "aws", "gcp.vertex_ai" its "google"); a name it lacks is a LookupError.
+            return _prices().calc_price(usage, model, provider_id=provider,
+                                        genai_request_timestamp=when)
     except (LookupError, ValueError):
         return None

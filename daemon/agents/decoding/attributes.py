@@ -135,20 +135,27 @@ def flag(attrs: dict[str, Scalar], key: str) -> bool | None:
     return None
 
 
-def agent_of(resource_attrs: dict[str, Scalar]) -> Agent:
+def agent_of(resource_attrs: dict[str, Scalar], sender_pid: int | None = None) -> Agent:
     """Agent identity from the resource: agent name, instance id, session id, pid, host.
+
+    ``sender_pid``: the sending process when the receiver found it from the loopback socket
+    (``[otlp] trust = "watched"``); the pid of a resource naming no ``process.pid`` (Claude
+    Code and Codex send none), so reports match by pid and two processes of one agent stay
+    apart (``daemon/agents/linking/sub_threads.py``). A ``process.pid`` sent is kept.
 
     >>> agent_of({"service.name": "codex_exec", "process.pid": "42", "service.version": "0.1"})
     Agent(name='codex', instance_id=None, session_id=None, pid=42, service='codex_exec', \
 host=None, version='0.1')
     >>> agent_of({"process.pid": 1e300}).pid is None
     True
+    >>> agent_of({"service.name": "codex_cli_rs"}, 4242).pid, agent_of({"process.pid": 7}, 9).pid
+    (4242, 7)
     """
     pid_value = number(resource_attrs, "process.pid")
     pid = (
         int(pid_value)
         if pid_value is not None and 0 < pid_value <= PID_MAX and pid_value.is_integer()
-        else None
+        else sender_pid
     )
     service = text(resource_attrs, "service.name") or UNKNOWN_SERVICE
     version = text(resource_attrs, "service.version")

@@ -138,14 +138,14 @@ def too_many_items(request: Any, limit: int) -> bool:
 
 def decode_metrics(
     request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False,
-    limits: AttributeLimits = DEFAULT_LIMITS,
+    limits: AttributeLimits = DEFAULT_LIMITS, sender_pid: int | None = None,
 ) -> DecodeResult:
     """Every data point of an ``ExportMetricsServiceRequest`` into records."""
     result = DecodeResult()
     bundles = TokenBundles()
     for resource_metrics in request.resource_metrics:
         resource = attr.to_dict(resource_metrics.resource.attributes, limits, result.truncated)
-        agent = attr.agent_of(resource)
+        agent = attr.agent_of(resource, sender_pid)
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 _decode_metric(metric, agent, txn, now, result, bundles, store_content, limits)
@@ -197,13 +197,13 @@ def _decode_metric(
 
 def decode_logs(
     request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False,
-    limits: AttributeLimits = DEFAULT_LIMITS,
+    limits: AttributeLimits = DEFAULT_LIMITS, sender_pid: int | None = None,
 ) -> DecodeResult:
     """Every log record of an ``ExportLogsServiceRequest``: known events become records."""
     result = DecodeResult()
     for resource_logs in request.resource_logs:
         agent = attr.agent_of(attr.to_dict(resource_logs.resource.attributes, limits,
-                                           result.truncated))
+                                           result.truncated), sender_pid)
         for scope_logs in resource_logs.scope_logs:
             for log_record in scope_logs.log_records:
                 _decode_log(log_record, agent, txn, now, result, store_content, limits)
@@ -278,14 +278,14 @@ def _dimension(name: str, records: list[Record]) -> tuple[tuple[str, str], ...]:
 
 def decode_traces(
     request: Any, txn: SeriesTxn, now: float, *, store_content: bool = False,
-    limits: AttributeLimits = DEFAULT_LIMITS,
+    limits: AttributeLimits = DEFAULT_LIMITS, sender_pid: int | None = None,
 ) -> DecodeResult:
     """Spans of an ``ExportTraceServiceRequest``: model and tool timings become records,
     the rest are counted (``dropped_spans``) and dropped."""
     result = DecodeResult()
     for resource_spans in request.resource_spans:
         agent = attr.agent_of(attr.to_dict(resource_spans.resource.attributes, limits,
-                                           result.truncated))
+                                           result.truncated), sender_pid)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 attrs = attr.to_dict(span.attributes, limits, result.truncated)

@@ -72,6 +72,9 @@ class TokenUsage:
     # Cache writes kept 1 hour are billed above 5-minute ones: "5m" or "1h" when the agent
     # sent the split (Claude Code's cache_creation_5m_tokens / cache_creation_1h_tokens).
     cache_ttl: CacheTtl | None = None
+    # Who served the model (``gen_ai.provider.name``, formerly ``gen_ai.system``) when the
+    # agent said so: prices are looked up for that provider first (pricing.py).
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ class ApiRequest:
     error: str | None = None
     reasoning_tokens: int | None = None
     ttft_ms: float | None = None  # time to first token of one call (Claude Code's ttft_ms)
+    provider: str | None = None  # gen_ai.provider.name (or gen_ai.system) when sent
 
 
 @dataclass(frozen=True, slots=True)

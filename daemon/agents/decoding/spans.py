@@ -9,6 +9,7 @@ Spans feed the same figures as metrics and events, as the third source (see choo
 their ``gen_ai.usage.*`` tokens (current and coming GenAI names) follow the conventions'
 counting (cached input inside input, reasoning inside output) and are made disjoint, so a
 span's input (Claude Code: input + cache read + cache creation) never adds to its events'.
+The provider is ``gen_ai.provider.name``, or ``gen_ai.system`` as older senders call it.
 """
 
 from __future__ import annotations
@@ -45,15 +46,17 @@ def map_span(
     model_name = attr.text(attrs, "gen_ai.request.model", "gen_ai.response.model", "model")
     if model_name and (name in _MODEL_SPANS or operation in _MODEL_OPERATIONS):
         model, window = split_model(clean_text(model_name, 64))
+        provider = provider_of(attrs)
         out: list[Record] = [ApiRequest(ts, agent, session, model, 1, duration_ms,
-                                        "other" if failed else None, source="span")]
+                                        "other" if failed else None, source="span",
+                                        provider=provider)]
         raw: dict[str, float] = {}
         for key in _USAGE_KEYS:
             value = attr.number(attrs, key)
             if value is not None:
                 raw[RAW_SLOTS[key]] = value
         out.extend(TokenUsage(ts, agent, session, model, token_type, count, "span",
-                              requests=1, context_window=window)
+                              requests=1, context_window=window, provider=provider)
                    for token_type, count in disjoint(GEN_AI, raw).items())
         return out
     tool = attr.text(attrs, "gen_ai.tool.name")
@@ -63,3 +66,16 @@ def map_span(
         return [ToolCall(ts, agent, session, clean_text(tool, 64), not failed, 1, duration_ms,
                          "span")]
     return []
+
+
+def provider_of(attrs: dict[str, attr.Scalar]) -> str | None:
+    """Who served the model: ``gen_ai.provider.name``, else the older ``gen_ai.system``.
+
+    >>> provider_of({"gen_ai.system": "groq"}), provider_of({"gen_ai.provider.name": "openai",
+    ...                                                      "gen_ai.system": "az.ai.openai"})
+    ('groq', 'openai')
+    >>> provider_of({}) is None
+    True
+    """
+    found = attr.text(attrs, "gen_ai.provider.name", "gen_ai.system")
+    return clean_text(found, 64) if found else None

@@ -52,6 +52,7 @@ class Ingestor:
         retention_interval_seconds: float = OtlpSettings.retention_check_seconds,
         max_queued_records: int = OtlpSettings.max_queued_records,
         max_queued_bytes: int = OtlpSettings.max_queued_bytes,
+        sessions: Callable[[Sequence[Record]], list[Record]] | None = None,
     ) -> None:
         self.store = store
         self.counters = counters or OtlpCounters()
@@ -65,6 +66,9 @@ class Ingestor:
         self._batch_max = batch_max_records
         self._retention_interval = retention_interval_seconds
         self._thread: threading.Thread | None = None
+        # Records put on their session before anything sees them, on the writer thread only
+        # (daemon/agents/linking/sub_threads.py: in-process sub-threads onto their parent).
+        self._sessions = sessions
         # Called on the writer thread with each batch once it is stored (the guard's feed).
         self.observer: Callable[[Sequence[Record]], None] | None = None
 
@@ -178,9 +182,12 @@ class Ingestor:
         return batch
 
     def _screened(self, request: _Request) -> list[Record]:
-        """One request's records priced, and what they may add to the spend (integrity.py)."""
+        """One request's records on their session (``sessions``), priced, and what they may
+        add to the spend (integrity.py)."""
         try:
-            result = screen([_stored(record) for record in request.records])
+            records = request.records if self._sessions is None else self._sessions(
+                request.records)
+            result = screen([_stored(record) for record in records])
         except Exception as exc:  # a pricing bug costs this request, never the writer
             log.error("agents.store.screen_failed", error=type(exc).__name__,
                       records=len(request.records))

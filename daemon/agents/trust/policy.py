@@ -47,12 +47,17 @@ class Sender:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Taken (``how``: token, watched, any) or refused (``how``: the counted reason)."""
+    """Taken (``how``: token, watched, any) or refused (``how``: the counted reason).
+
+    ``pid``: the sending process when the decision found it (a watched sender), so records
+    of an agent that sends no ``process.pid`` can still be put to their process.
+    """
 
     accepted: bool
     how: str
     status: int = 200
     detail: str = ""
+    pid: int | None = None
 
 
 def belongs_to(ancestry: Sequence[ProcKey], watched: WatchedTrees) -> str | None:
@@ -84,8 +89,9 @@ def needs_sender(mode: OtlpTrust, credential: TokenState) -> bool:
 def decide(mode: OtlpTrust, credential: TokenState, sender: Sender | None) -> Verdict:
     """Take or refuse one request, given what its token header was worth (``credential``).
 
-    >>> decide("watched", "absent", Sender("watched", 42, "claude-code")).how
-    'watched'
+    >>> taken = decide("watched", "absent", Sender("watched", 42, "claude-code"))
+    >>> taken.how, taken.pid
+    ('watched', 42)
     >>> v = decide("watched", "absent", Sender("unwatched", 42))
     >>> v.accepted, v.status, v.how
     (False, 403, 'untrusted_sender')
@@ -106,7 +112,7 @@ def decide(mode: OtlpTrust, credential: TokenState, sender: Sender | None) -> Ve
         return Verdict(False, "peer_lookup_busy", 503,
                        "the sending process could not be found in time; retry")
     if sender.kind == "watched":
-        return Verdict(True, "watched")
+        return Verdict(True, "watched", pid=sender.pid)
     return Verdict(False, "untrusted_sender", 403, _why(sender))
 
 
