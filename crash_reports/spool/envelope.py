@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 _TITLE_MAX_CHARS = 200
@@ -31,6 +32,18 @@ _CATEGORY_OF_ITEM = {
 }
 
 
+# The tag the daemon's hourly stats events carry (daemon/stats/events.py sets it).
+STATS_TAG = "stats_kind"
+
+
+class Purpose(Enum):
+    """What an envelope in the spool is for: only a crash report counts as a pending report."""
+
+    REPORT = "report"  # a crash report about a watched process (it has a ``kind`` tag)
+    STATS = "stats"  # an hourly stats summary for Sentry
+    OTHER = "other"  # the daemon's own errors, budget events
+
+
 @dataclass(frozen=True)
 class EnvelopeSummary:
     """What a listing needs from an envelope, read without sentry-sdk."""
@@ -40,6 +53,7 @@ class EnvelopeSummary:
     watch: str | None
     kind: str | None
     title: str
+    purpose: Purpose = Purpose.OTHER
 
 
 def parse_envelope(data: bytes) -> EnvelopeSummary:
@@ -105,6 +119,8 @@ def parse_envelope(data: bytes) -> EnvelopeSummary:
         watch=tags.get("watch"),
         kind=tags.get("kind"),
         title=_title(event) if event else f"({', '.join(dict.fromkeys(categories))})",
+        purpose=(Purpose.REPORT if tags.get("kind") is not None
+                 else Purpose.STATS if STATS_TAG in tags else Purpose.OTHER),
     )
 
 
