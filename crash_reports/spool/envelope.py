@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -45,6 +45,26 @@ class Purpose(Enum):
 
 
 @dataclass(frozen=True)
+class EnvelopeHeader:
+    """An envelope's first line, parsed once: its fields and its length in bytes (without
+    the newline), so an upload rewrites it without parsing it again."""
+
+    fields: Mapping[str, Any]
+    length: int
+
+
+def parse_header(data: bytes) -> EnvelopeHeader:
+    """The parsed header line of ``data``; ValueError if it is not a JSON object.
+
+    >>> parse_header(b'{"event_id":"ab"}\\n{"type":"event"}\\n{}').length
+    17
+    """
+    first_nl = data.find(b"\n")
+    length = len(data) if first_nl < 0 else first_nl
+    return EnvelopeHeader(_json_object(data[:length], "envelope header"), length)
+
+
+@dataclass(frozen=True)
 class EnvelopeSummary:
     """What a listing needs from an envelope, read without sentry-sdk."""
 
@@ -54,6 +74,7 @@ class EnvelopeSummary:
     kind: str | None
     title: str
     purpose: Purpose = Purpose.OTHER
+    header: EnvelopeHeader | None = field(default=None, compare=False, repr=False)
 
 
 def parse_envelope(data: bytes) -> EnvelopeSummary:
@@ -70,9 +91,9 @@ def parse_envelope(data: bytes) -> EnvelopeSummary:
     ...
     ValueError: item 1 truncated: 6 of 17 bytes
     """
-    first_nl = data.find(b"\n")
-    header = _json_object(data if first_nl < 0 else data[:first_nl], "envelope header")
-    event_id = _event_id(header.get("event_id"))
+    parsed_header = parse_header(data)
+    first_nl = parsed_header.length if parsed_header.length < len(data) else -1
+    event_id = _event_id(parsed_header.fields.get("event_id"))
     categories: list[str] = []
     event: dict[str, Any] | None = None
     pos = len(data) if first_nl < 0 else first_nl + 1
@@ -121,6 +142,7 @@ def parse_envelope(data: bytes) -> EnvelopeSummary:
         title=_title(event) if event else f"({', '.join(dict.fromkeys(categories))})",
         purpose=(Purpose.REPORT if tags.get("kind") is not None
                  else Purpose.STATS if STATS_TAG in tags else Purpose.OTHER),
+        header=parsed_header,
     )
 
 

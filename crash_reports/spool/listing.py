@@ -95,6 +95,18 @@ class Listing:
         info = os.lstat(folder / name)
         self._summaries[name] = (info.st_size, info.st_mtime_ns, summary)
 
+    def checked(self, folder: Path, name: str, size_bytes: int) -> bool:
+        """Whether this file was parsed whole already (by its write or a listing) and is
+        unchanged since (same size and mtime): then a read need not parse it again."""
+        cached = self._summaries.get(name)
+        if cached is None or cached[0] != size_bytes:
+            return False
+        try:
+            info = os.lstat(folder / name)
+        except OSError:
+            return False
+        return cached[:2] == (info.st_size, info.st_mtime_ns)
+
     def summary_of(self, folder: Path, name: str, max_bytes: int) -> EnvelopeSummary | None:
         """An envelope's summary for counting: cached by name (an envelope file never
         changes once written), else read and parsed once; None if it cannot be read (the

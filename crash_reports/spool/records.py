@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from crash_reports.common.atomic import fsync_dir
 from crash_reports.common.files import read_regular
-from crash_reports.spool.envelope import EnvelopeSummary
+from crash_reports.spool.envelope import EnvelopeHeader, EnvelopeSummary
 
 EntryState = Literal["pending", "quarantined", "delivered"]
 
@@ -57,6 +57,8 @@ class SpoolEntry:
     quarantined_at: float | None = None
     delivered_at: float | None = None
     name: str = field(default="", repr=False)
+    # The parsed header line, carried from the listing to the upload (never parsed again).
+    header: EnvelopeHeader | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_crash_report(self) -> bool:
@@ -68,6 +70,7 @@ class SpoolEntry:
         """A JSON-ready dict (for ``reports list --json``)."""
         data = asdict(self)
         data.pop("name")
+        data.pop("header")
         data["categories"] = list(self.categories)
         return data
 
@@ -240,6 +243,7 @@ def entry_from_file(
         reason=_str(meta.get("reason")),
         quarantined_at=_float(meta.get("quarantined_at")),
         name=name,
+        header=summary.header,
     )
 
 

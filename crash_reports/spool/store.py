@@ -333,7 +333,8 @@ class Spool:
             folder = self.pending_dir if located[0] == "pending" else self.quarantine_dir
             try:
                 data = read_regular(folder / located[1], self.limits.max_bytes)
-                parse_envelope(data)
+                if not self._listing.checked(folder, located[1], len(data)):
+                    parse_envelope(data)  # not listed or written by this process yet
             except FileNotFoundError:
                 raise KeyError(report_id) from None
             except (OSError, ValueError) as exc:
