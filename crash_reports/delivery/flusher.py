@@ -30,6 +30,7 @@ from crash_reports.delivery.rate_limits_file import (
 )
 from crash_reports.delivery.retry import RetryPolicy, limited_until, merge_rate_limits
 from crash_reports.delivery.upload import Delivered, Reject, Retry, UploadOutcome
+from crash_reports.spool.envelope import EnvelopeHeader
 from crash_reports.spool.store import Spool
 
 log = structlog.get_logger(component="delivery")
@@ -43,8 +44,10 @@ class Sender(Protocol):
 
     target: str
 
-    def send(self, envelope: bytes, cancel: threading.Event | None = None) -> UploadOutcome:
-        """POST one envelope and classify the answer; ``cancel`` ends it early (a Retry)."""
+    def send(self, envelope: bytes, cancel: threading.Event | None = None,
+             header: EnvelopeHeader | None = None) -> UploadOutcome:
+        """POST one envelope and classify the answer; ``cancel`` ends it early (a Retry);
+        ``header`` is its header as the spool's listing parsed it."""
         ...
 
 
@@ -200,7 +203,7 @@ class Flusher:
                 envelope = self.spool.read(entry.id)
             except KeyError:
                 continue  # moved aside as corrupt, or dropped by retention meanwhile
-            outcome = sender.send(envelope, cancel=cancel)
+            outcome = sender.send(envelope, cancel=cancel, header=entry.header)
             if cancel is not None and cancel.is_set() and isinstance(outcome, Retry):
                 break  # cut short by a stop: neither an attempt nor an outage
             at = self._clock()

@@ -27,6 +27,7 @@ from crash_reports.delivery.retry import (
     parse_rate_limits,
     parse_retry_after,
 )
+from crash_reports.spool.envelope import EnvelopeHeader, parse_header
 
 _MAX_BODY_BYTES = 64 * 1024
 _REASON_MAX_CHARS = 300
@@ -60,28 +61,24 @@ class Reject:
 UploadOutcome = Delivered | Retry | Reject
 
 
-def prepare_envelope(envelope: bytes, sent_at: datetime) -> bytes:
+def prepare_envelope(envelope: bytes, sent_at: datetime,
+                     header: EnvelopeHeader | None = None) -> bytes:
     """The envelope with its header's ``sent_at`` set to ``sent_at`` and any ``dsn`` removed.
 
-    Only the header line changes; items go out byte for byte.
+    Only the header line changes; items go out byte for byte. ``header``: the header as
+    the spool's listing parsed it (then it is not parsed again).
 
     >>> raw = b'{"event_id":"ab","dsn":"x","sent_at":"old"}\\n{"type":"event"}\\n{}\\n'
     >>> out = prepare_envelope(raw, datetime(2026, 11, 2, 3, 4, 5, 600000, tzinfo=UTC))
     >>> out.splitlines()[0]
     b'{"event_id":"ab","sent_at":"2026-11-02T03:04:05.600000Z"}'
     """
-    newline = envelope.find(b"\n")
-    head, rest = (envelope, b"") if newline < 0 else (envelope[:newline], envelope[newline:])
-    try:
-        header = json.loads(head)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ValueError("envelope header is not JSON") from None
-    if not isinstance(header, dict):
-        raise ValueError("envelope header is not a JSON object")
+    parsed = header if header is not None else parse_header(envelope)
+    fields = dict(parsed.fields)
     # A stored dsn would route the envelope to whatever project wrote it, not ours.
-    header.pop("dsn", None)
-    header["sent_at"] = sent_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return json.dumps(header, separators=(",", ":")).encode() + rest
+    fields.pop("dsn", None)
+    fields["sent_at"] = sent_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json.dumps(fields, separators=(",", ":")).encode() + envelope[parsed.length:]
 
 
 def classify_response(
@@ -169,8 +166,10 @@ class Uploader:
             "X-Sentry-Auth": self.dsn.to_auth(client=client).to_header(),
         }
 
-    def send(self, envelope: bytes, cancel: threading.Event | None = None) -> UploadOutcome:
-        """POST ``envelope`` (with ``sent_at`` set to now) and return what happened.
+    def send(self, envelope: bytes, cancel: threading.Event | None = None,
+             header: EnvelopeHeader | None = None) -> UploadOutcome:
+        """POST ``envelope`` (with ``sent_at`` set to now) and return what happened;
+        ``header``: its header as the spool parsed it (not parsed again).
 
         The whole exchange (connect, send, answer) gets ``timeout_seconds`` in total, not
         per socket read (``deadline.bounded``); ``cancel``, once set, ends it at once.
@@ -178,7 +177,7 @@ class Uploader:
         """
         now = self._clock()
         try:
-            body = prepare_envelope(envelope, datetime.fromtimestamp(now, UTC))
+            body = prepare_envelope(envelope, datetime.fromtimestamp(now, UTC), header)
         except ValueError as exc:
             return Reject(None, f"not sendable: {exc}")
         connection = self._connect()

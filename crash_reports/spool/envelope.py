@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 _TITLE_MAX_CHARS = 200
@@ -31,6 +32,38 @@ _CATEGORY_OF_ITEM = {
 }
 
 
+# The tag the daemon's hourly stats events carry (daemon/stats/events.py sets it).
+STATS_TAG = "stats_kind"
+
+
+class Purpose(Enum):
+    """What an envelope in the spool is for: only a crash report counts as a pending report."""
+
+    REPORT = "report"  # a crash report about a watched process (it has a ``kind`` tag)
+    STATS = "stats"  # an hourly stats summary for Sentry
+    OTHER = "other"  # the daemon's own errors, budget events
+
+
+@dataclass(frozen=True)
+class EnvelopeHeader:
+    """An envelope's first line, parsed once: its fields and its length in bytes (without
+    the newline), so an upload rewrites it without parsing it again."""
+
+    fields: Mapping[str, Any]
+    length: int
+
+
+def parse_header(data: bytes) -> EnvelopeHeader:
+    """The parsed header line of ``data``; ValueError if it is not a JSON object.
+
+    >>> parse_header(b'{"event_id":"ab"}\\n{"type":"event"}\\n{}').length
+    17
+    """
+    first_nl = data.find(b"\n")
+    length = len(data) if first_nl < 0 else first_nl
+    return EnvelopeHeader(_json_object(data[:length], "envelope header"), length)
+
+
 @dataclass(frozen=True)
 class EnvelopeSummary:
     """What a listing needs from an envelope, read without sentry-sdk."""
@@ -40,6 +73,8 @@ class EnvelopeSummary:
     watch: str | None
     kind: str | None
     title: str
+    purpose: Purpose = Purpose.OTHER
+    header: EnvelopeHeader | None = field(default=None, compare=False, repr=False)
 
 
 def parse_envelope(data: bytes) -> EnvelopeSummary:
@@ -56,9 +91,9 @@ def parse_envelope(data: bytes) -> EnvelopeSummary:
     ...
     ValueError: item 1 truncated: 6 of 17 bytes
     """
-    first_nl = data.find(b"\n")
-    header = _json_object(data if first_nl < 0 else data[:first_nl], "envelope header")
-    event_id = _event_id(header.get("event_id"))
+    parsed_header = parse_header(data)
+    first_nl = parsed_header.length if parsed_header.length < len(data) else -1
+    event_id = _event_id(parsed_header.fields.get("event_id"))
     categories: list[str] = []
     event: dict[str, Any] | None = None
     pos = len(data) if first_nl < 0 else first_nl + 1
@@ -105,6 +140,9 @@ def parse_envelope(data: bytes) -> EnvelopeSummary:
         watch=tags.get("watch"),
         kind=tags.get("kind"),
         title=_title(event) if event else f"({', '.join(dict.fromkeys(categories))})",
+        purpose=(Purpose.REPORT if tags.get("kind") is not None
+                 else Purpose.STATS if STATS_TAG in tags else Purpose.OTHER),
+        header=parsed_header,
     )
 
 

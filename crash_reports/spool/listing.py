@@ -43,6 +43,7 @@ class Listing:
     def __init__(self, corrupt_dir: Path) -> None:
         self.corrupt_dir = corrupt_dir
         self._summaries: dict[str, tuple[int, int, EnvelopeSummary]] = {}
+        self._unreadable: set[str] = set()
 
     def entries(self, folder: Path, state: EntryState, delivered_ids: set[str],
                 max_bytes: int) -> tuple[list[SpoolEntry], list[str]]:
@@ -87,6 +88,43 @@ class Listing:
             with lock:
                 self.set_aside(folder, foreign, "not a spool file name")
         return envelopes
+
+    def remember(self, folder: Path, name: str, summary: EnvelopeSummary) -> None:
+        """Cache the summary of an envelope this process just wrote (parsed by the write),
+        so neither its listing nor its count parses it again."""
+        info = os.lstat(folder / name)
+        self._summaries[name] = (info.st_size, info.st_mtime_ns, summary)
+
+    def checked(self, folder: Path, name: str, size_bytes: int) -> bool:
+        """Whether this file was parsed whole already (by its write or a listing) and is
+        unchanged since (same size and mtime): then a read need not parse it again."""
+        cached = self._summaries.get(name)
+        if cached is None or cached[0] != size_bytes:
+            return False
+        try:
+            info = os.lstat(folder / name)
+        except OSError:
+            return False
+        return cached[:2] == (info.st_size, info.st_mtime_ns)
+
+    def summary_of(self, folder: Path, name: str, max_bytes: int) -> EnvelopeSummary | None:
+        """An envelope's summary for counting: cached by name (an envelope file never
+        changes once written), else read and parsed once; None if it cannot be read (the
+        next listing sets it aside; counting never moves files)."""
+        cached = self._summaries.get(name)
+        if cached is not None:
+            return cached[2]
+        if name in self._unreadable:
+            return None
+        path = folder / name
+        try:
+            info = os.lstat(path)
+            summary = parse_envelope(read_regular(path, max_bytes))
+        except (OSError, ValueError):
+            self._unreadable.add(name)
+            return None
+        self._summaries[name] = (info.st_size, info.st_mtime_ns, summary)
+        return summary
 
     def entry_for(self, folder: Path, name: str, state: EntryState, max_bytes: int,
                   damaged: dict[str, list[str]] | None = None) -> SpoolEntry | None:
@@ -138,3 +176,4 @@ class Listing:
     def forget(self, name: str) -> None:
         """Drop the cached summary of a file that left the folder."""
         self._summaries.pop(name, None)
+        self._unreadable.discard(name)

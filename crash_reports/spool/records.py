@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from crash_reports.common.atomic import fsync_dir
 from crash_reports.common.files import read_regular
-from crash_reports.spool.envelope import EnvelopeSummary
+from crash_reports.spool.envelope import EnvelopeHeader, EnvelopeSummary
 
 EntryState = Literal["pending", "quarantined", "delivered"]
 
@@ -57,13 +57,38 @@ class SpoolEntry:
     quarantined_at: float | None = None
     delivered_at: float | None = None
     name: str = field(default="", repr=False)
+    # The parsed header line, carried from the listing to the upload (never parsed again).
+    header: EnvelopeHeader | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_crash_report(self) -> bool:
+        """A crash report about a watched process (not a stats summary, not the daemon's own
+        error): what ``reports list``, the page and every "pending" figure count."""
+        return self.kind is not None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for ``reports list --json``)."""
         data = asdict(self)
         data.pop("name")
+        data.pop("header")
         data["categories"] = list(self.categories)
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What waits in pending for delivery, by purpose: ``reports`` (crash reports) is the
+    "pending" figure everywhere; stats summaries and the daemon's own errors are apart."""
+
+    reports: int = 0
+    stats: int = 0
+    other: int = 0
+    oldest_report_at: float | None = None
+
+    @property
+    def total(self) -> int:
+        """Every envelope waiting, whatever it is for (what a flush must still send)."""
+        return self.reports + self.stats + self.other
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -218,6 +243,7 @@ def entry_from_file(
         reason=_str(meta.get("reason")),
         quarantined_at=_float(meta.get("quarantined_at")),
         name=name,
+        header=summary.header,
     )
 
 

@@ -27,14 +27,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["Dropped", "PurgeScope", "Spool", "SpoolLimits", "StoredReport"]
+__all__ = ["Dropped", "PurgeScope", "Spool", "SpoolLimits", "StoredReport", "Waiting"]
 
 import structlog
 
 from crash_reports.common.atomic import fsync_dir, write_atomic
 from crash_reports.common.files import ensure_private_dir, read_regular
 from crash_reports.common.reserve import DiskReserve
-from crash_reports.spool.envelope import parse_envelope
+from crash_reports.spool.envelope import Purpose, parse_envelope
 from crash_reports.spool.listing import Listing
 from crash_reports.spool.records import (
     ENVELOPE_NAME,
@@ -43,6 +43,7 @@ from crash_reports.spool.records import (
     EntryState,
     SpoolEntry,
     StoredReport,
+    Waiting,
     created_at_of,
     dump,
     file_names,
@@ -137,6 +138,7 @@ class Spool:
             self._last_ns = created_ns
             name = f"{created_ns:020d}-{report_id}.env"
             write_atomic(self.pending_dir / name, envelope)
+            self._listing.remember(self.pending_dir, name, summary)
             self._where[report_id] = ("pending", name)
             self._groups[name] = (summary.watch, summary.kind)
             log.info("spool.stored", id=report_id, size_bytes=len(envelope), watch=summary.watch)
@@ -331,7 +333,8 @@ class Spool:
             folder = self.pending_dir if located[0] == "pending" else self.quarantine_dir
             try:
                 data = read_regular(folder / located[1], self.limits.max_bytes)
-                parse_envelope(data)
+                if not self._listing.checked(folder, located[1], len(data)):
+                    parse_envelope(data)  # not listed or written by this process yet
             except FileNotFoundError:
                 raise KeyError(report_id) from None
             except (OSError, ValueError) as exc:
@@ -340,13 +343,32 @@ class Spool:
             return data
 
     def pending_count(self) -> int:
-        """How many envelope files wait in pending (cheap: names only, no parsing)."""
+        """How many envelope files wait in pending, whatever they are for (what a flush
+        must still send; cheap: names only, no parsing). For what status calls "pending"
+        (crash reports only), see ``waiting``."""
         return len(self._listing.envelope_names(self.pending_dir, self._lock))
 
-    def oldest_pending_at(self) -> float | None:
-        """When the oldest waiting report was written (cheap: from its file name), or None."""
+    def waiting(self) -> Waiting:
+        """What waits in pending, by purpose (crash reports, stats summaries, the rest) and
+        when the oldest crash report was written. Each file is parsed once in this process's
+        life (a write caches what it parsed); later calls read names only."""
         names = self._listing.envelope_names(self.pending_dir, self._lock)
-        return created_at_of(names[0]) if names else None
+        counts = dict.fromkeys(Purpose, 0)
+        oldest: float | None = None
+        with self._lock:
+            for name in names:
+                summary = self._listing.summary_of(self.pending_dir, name, self.limits.max_bytes)
+                if summary is None:
+                    continue
+                counts[summary.purpose] += 1
+                if summary.purpose is Purpose.REPORT and oldest is None:
+                    oldest = created_at_of(name)  # names sort oldest first
+        return Waiting(counts[Purpose.REPORT], counts[Purpose.STATS], counts[Purpose.OTHER],
+                       oldest)
+
+    def oldest_pending_at(self) -> float | None:
+        """When the oldest waiting crash report was written, or None."""
+        return self.waiting().oldest_report_at
 
     def quarantined_count(self) -> int:
         """How many refused reports are set aside (cheap: names only, no parsing)."""

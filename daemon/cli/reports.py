@@ -27,8 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser = subparsers.add_parser("reports", help="crash reports in the spool")
     actions = parser.add_subparsers(dest="reports_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="pending, quarantined and recently delivered "
-                                 "reports")
+                                 "crash reports")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument("--all", action="store_true",
+                         help="also hourly stats summaries and the daemon's own errors")
     show = actions.add_parser("show", help="one report, decoded")
     show.add_argument("id", help="report id (event id) or a unique prefix of it")
     show.add_argument("--raw", action="store_true", help="print the envelope bytes as stored")
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.FAILURE
     action = args.reports_command
     if action == "list":
-        return list_reports(spool, args.json)
+        return list_reports(spool, args.json, args.all)
     if action == "show":
         return show_report(spool, args.id, args.raw)
     if action == "flush":
@@ -86,14 +88,22 @@ def _when(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def list_reports(spool: Spool, as_json: bool) -> ExitCode:
-    """Print every report the spool knows, newest last."""
-    entries = spool.list_all()
+def list_reports(spool: Spool, as_json: bool, everything: bool = False) -> ExitCode:
+    """Print the crash reports the spool knows (``everything``: every envelope), newest last;
+    what else waits for delivery is said apart, never counted as a report."""
+    known = spool.list_all()
+    entries = known if everything else [entry for entry in known if entry.is_crash_report]
     if as_json:
         out(json.dumps([entry.to_json() for entry in entries], indent=2))
         return ExitCode.OK
+    waiting = spool.waiting()
+    others = [f"stats waiting: {waiting.stats}"] if waiting.stats else []
+    others += [f"other waiting: {waiting.other}"] if waiting.other else []
+    where = "listed" if everything else "see --all"
+    note = (f"also waiting for delivery, not crash reports ({where}): {', '.join(others)}"
+            if others else "")
     if not entries:
-        out(f"no reports in {spool.root}")
+        out(f"no reports in {spool.root}" + (f"; {note}" if note else ""))
         return ExitCode.OK
     rows = [("ID", "TIME (UTC)", "STATE", "WATCH", "KIND", "ATTEMPTS", "TITLE / LAST ERROR")]
     for entry in entries:
@@ -107,6 +117,8 @@ def list_reports(spool: Spool, as_json: bool) -> ExitCode:
         rows.append((entry.id[:12], _when(entry.created_at), entry.state, entry.watch or "-",
                      entry.kind or "-", str(entry.attempts), detail))
     table(rows, last_column_free=True)
+    if note:
+        out(note)
     return ExitCode.OK
 
 
@@ -205,9 +217,11 @@ def flush_reports(config: Config, spool: Spool) -> ExitCode:
     from daemon.runtime.reports.delivery import make_flusher
 
     if not config.sentry.dsn:
-        pending = spool.pending_count()
-        out(f"no Sentry DSN configured: {pending} report(s) stay local in {spool.root}")
-        return ExitCode.OK if pending == 0 else ExitCode.FAILURE
+        waiting = spool.waiting()
+        out(f"no Sentry DSN configured: {waiting.reports} crash report(s) stay local in "
+            f"{spool.root}" + (f" (and {waiting.stats + waiting.other} other envelope(s))"
+                               if waiting.total > waiting.reports else ""))
+        return ExitCode.OK if spool.pending_count() == 0 else ExitCode.FAILURE
     flusher = make_flusher(config, spool)
     result = flusher.flush(force=True, lock_timeout_seconds=config.sentry.timeout_seconds + 5)
     _count_in_stats(config, spool, result)

@@ -59,6 +59,7 @@ class StatusPublisher:
         monitor = ticker.monitor
         spool = running.spool
         server = running.metrics_server
+        waiting = spool.waiting()
         return StatusSnapshot(
             pid=os.getpid(),
             telemetryd_version=__version__,
@@ -76,11 +77,12 @@ class StatusPublisher:
                                    {rule.name: (rule.rss_warning_bytes, rule.rss_critical_bytes)
                                     for rule in monitor.rules.values()}),
             reports=ReportCounts(
-                pending=spool.pending_count(), quarantined=spool.quarantined_count(),
+                pending=waiting.reports, quarantined=spool.quarantined_count(),
                 written_since_start=ticker.reports_written,
                 held_in_memory=running.transport.held_count,
                 dropped_total=running.tally.dropped,
-                oldest_pending_at=spool.oldest_pending_at()),
+                oldest_pending_at=waiting.oldest_report_at,
+                stats_waiting=waiting.stats, other_waiting=waiting.other),
             flush=running.delivery.status(),
             otlp=None if inputs.stopped else running.agents.status(),
             metrics_listen=f"{config.metrics.host}:{server.port}" if server else None,

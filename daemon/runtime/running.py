@@ -144,7 +144,7 @@ def open_running(config: Config, paths: StatePaths, system: SystemFacts, now: fl
     log.info("config.loaded", source=config.source, watches=len(config.watches),
              interval=config.daemon.interval_seconds, state_dir=str(paths.root))
     log.info("daemon.starting", pid=os.getpid(), version=__version__,
-             pending_reports=spool.pending_count())
+             spool_waiting=spool.pending_count())
     for what, host in (("otlp", config.otlp.listen.host), ("metrics", config.metrics.host)):
         if not is_loopback(host) and (what == "otlp" or config.web is None):
             log.warning("listen.not_loopback", listener=what, host=host,

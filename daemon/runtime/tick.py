@@ -50,7 +50,7 @@ from daemon.watch.proc.trees import TreeMemory
 from daemon.watch.reaper import Reaper
 from daemon.watch.storms import STORM_MIN_PROCESSES, StormReport, aggregate
 from daemon.watch.thresholds import Level
-from daemon.watch.triggers import ActionGate, Fired
+from daemon.watch.triggers import Fired, select
 
 log = structlog.get_logger(component="tick")
 FiredSlot = tuple[str, tuple[int, int], Trigger]
@@ -171,7 +171,6 @@ class Ticker:
         self.system = system
         self.monotonic = monotonic
         self.reaper = Reaper(monotonic)
-        self.gate = ActionGate()
         self.runner = ActionRunner()
         self.evidence = EvidenceWorker()
         self.evidence_wait = evidence_wait_seconds(config.daemon.interval_seconds)
@@ -201,7 +200,7 @@ class Ticker:
         oom = self._oom_evidence()
         actions = self.monitor.observe(sample, oom.delta)
         running.stats.observe(sample, actions)
-        fired = self._fired(actions, started)  # cooldowns: monotonic
+        fired = self._fired(actions)  # due by the monitor's one cooldown (monotonic)
         if self.awaited:
             self.write_awaited(running)  # before this tick's exits forget who they were
         requests: list[ReportRequest] = []
@@ -296,15 +295,13 @@ class Ticker:
             if (process.watch, process.key) not in self.monitor.tracked:
                 running.reports.forget(process)  # gone while its evidence was gathered
 
-    def _fired(self, actions: list[Action], now: float) -> dict[FiredSlot, Fired]:
-        # Watch actions this tick sets off, past their cooldown (``now`` is monotonic);
+    def _fired(self, actions: list[Action]) -> dict[FiredSlot, Fired]:
+        # Watch actions this tick sets off: due when the monitor says so (its one cooldown);
         # reports fill in their ids.
-        fired, suppressed = self.gate.select(actions, self.monitor.rules, now)
+        fired, suppressed = select(actions, self.monitor.rules)
         for item in suppressed:
             log.info("action.suppressed", watch=item.watch, pid=item.pid,
                      trigger=item.trigger.value, reason="cooldown")
-        if self.gate.last_fired:
-            self.gate.forget_gone(set(self.monitor.tracked))
         return {(item.watch, item.key, item.trigger): item for item in fired}
 
     def _announced(self) -> dict[str, list[int]]:

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from crash_reports.spool.envelope import STATS_TAG
 from daemon.stats.figures import Period, PeriodKey
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def stats_event(period: Period, host: str) -> Event:
     """
     key = period.key
     subject = host if key.watch is None else f"{host}, watch {key.watch}"
-    tags = {"host": host, "stats_kind": key.kind}
+    tags = {"host": host, STATS_TAG: key.kind}
     if key.watch is not None:
         tags["watch"] = key.watch
     context: dict[str, object] = {

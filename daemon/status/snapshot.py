@@ -158,7 +158,12 @@ class TickInfo:
 
 @dataclass(frozen=True, slots=True)
 class ReportCounts:
-    """The spool and what the daemon wrote into it."""
+    """The spool and what the daemon wrote into it.
+
+    ``pending`` counts crash reports waiting for delivery, and only them; hourly stats
+    summaries waiting (``stats_waiting``) and the daemon's own errors or budget events
+    (``other_waiting``) are figures of their own, never added to it.
+    """
 
     pending: int | None = None
     quarantined: int | None = None
@@ -166,6 +171,8 @@ class ReportCounts:
     held_in_memory: int = 0
     dropped_total: int = 0
     oldest_pending_at: float | None = None
+    stats_waiting: int = 0
+    other_waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +299,8 @@ class StatusSnapshot:
                 "held_in_memory": self.reports.held_in_memory,
                 "dropped_total": self.reports.dropped_total,
                 "oldest_pending_at": self.reports.oldest_pending_at,
+                "stats_waiting": self.reports.stats_waiting,
+                "other_waiting": self.reports.other_waiting,
             },
             "flush": self.flush.to_json() if self.flush else {},
             "otlp": self.otlp.to_json() if self.otlp else {},
@@ -343,7 +352,8 @@ def _from_json(data: Mapping[str, Any]) -> StatusSnapshot:
             reports.get("pending"), reports.get("quarantined"),
             int(reports.get("written_since_start") or 0),
             int(reports.get("held_in_memory") or 0), int(reports.get("dropped_total") or 0),
-            _opt_float(reports.get("oldest_pending_at"))),
+            _opt_float(reports.get("oldest_pending_at")),
+            int(reports.get("stats_waiting") or 0), int(reports.get("other_waiting") or 0)),
         flush=None if not flush else FlushStatus(
             enabled=bool(flush.get("enabled")),
             failures_total=int(flush.get("failures_total") or 0),

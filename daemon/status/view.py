@@ -65,6 +65,8 @@ class DaemonView:
     interval_seconds: float
     reports_pending: int
     delivery: str
+    stats_waiting: int = 0
+    other_waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,21 @@ def daemon_view(snapshot: StatusSnapshot | None, running: bool) -> DaemonView:
         interval_seconds=snapshot.interval,
         reports_pending=snapshot.reports.pending or 0,
         delivery=delivery,
+        stats_waiting=snapshot.reports.stats_waiting,
+        other_waiting=snapshot.reports.other_waiting,
     )
+
+
+def also_waiting(view: DaemonView) -> str:
+    """What else waits for delivery beside the crash reports ("" when nothing does).
+
+    >>> also_waiting(DaemonView(True, "1", 1, None, None, None, 1.0, 2, "ok", 3, 0))
+    'stats waiting: 3'
+    """
+    parts = [f"stats waiting: {view.stats_waiting}"] if view.stats_waiting else []
+    if view.other_waiting:
+        parts.append(f"other waiting: {view.other_waiting}")
+    return ", ".join(parts)
 
 
 def event_rows(snapshot: StatusSnapshot, limit: int = 50) -> list[RecentEvent]:
@@ -170,7 +186,7 @@ def report_rows(entries: Sequence[SpoolEntry], event_url: EventUrl,
     """The newest ``limit`` reports (stats summaries left out), newest first."""
     rows = []
     for entry in sorted(entries, key=lambda e: e.created_at, reverse=True):
-        if entry.kind is None:
+        if not entry.is_crash_report:
             continue  # hourly stats summaries, budget events and the daemon's own errors
         url = event_url(entry.id) if entry.state == "delivered" else None
         rows.append(ReportRow(entry.id, entry.created_at, entry.watch, entry.kind, entry.state,

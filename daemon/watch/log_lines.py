@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from crash_reports.event.kinds import ReportKind
 from daemon.watch.monitor import (
     Action,
     ChildrenGone,
@@ -17,6 +18,7 @@ from daemon.watch.monitor import (
     ReportRequest,
     Seen,
     Suppressed,
+    WarningDue,
 )
 from daemon.watch.thresholds import Level
 
@@ -33,8 +35,8 @@ class LogLine:
 
 
 def log_line(action: Action) -> LogLine | None:
-    """The log line an action calls for (None for report requests and reaps: the report
-    writer and the reaper log those)."""
+    """The log line an action calls for (None for report requests, reaps and due warning
+    actions: the report writer, the reaper and the action runner log those)."""
     if isinstance(action, Seen):
         sample = action.sample
         return LogLine("process.seen", "info", {
@@ -49,6 +51,8 @@ def log_line(action: Action) -> LogLine | None:
             "pressure": action.pressure.label, "rss_bytes_before": action.rss_bytes_before,
             "rss_bytes": action.rss_bytes})
     if isinstance(action, Suppressed):
+        if not isinstance(action.kind, ReportKind):
+            return None  # a warning's actions: the tick logs action.suppressed if any are set
         return LogLine("report.suppressed", "info", {
             "watch": action.process.watch, "pid": action.process.pid,
             "kind": action.kind.value, "reason": action.reason})
@@ -72,7 +76,7 @@ def log_line(action: Action) -> LogLine | None:
             "last_rss_bytes": orphan.last.rss_bytes,
             "orphaned_seconds": round(action.at - orphan.orphaned_at, 1),
             "lifetime_seconds": round(max(0.0, action.at - orphan.last.create_time), 1)})
-    assert isinstance(action, ReportRequest | ReapOrphans)
+    assert isinstance(action, ReportRequest | ReapOrphans | WarningDue)
     return None
 
 

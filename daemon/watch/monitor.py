@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-from crash_reports.event.kinds import ReportKind
+from crash_reports.event.kinds import ReportKind, Trigger
 from daemon.config.schema import DaemonSettings, WatchRule
 from daemon.watch.proc.members import MemberHistory
 from daemon.watch.proc.sampler import TickSample, TreeSample
@@ -17,6 +17,7 @@ from daemon.watch.thresholds import Level, LevelRule, Transition, step
 from daemon.watch.tracking import (
     Action,
     ChildrenGone,
+    CooldownSlot,
     Crossed,
     Exited,
     Metric,
@@ -29,15 +30,16 @@ from daemon.watch.tracking import (
     Seen,
     Suppressed,
     TrackedProcess,
+    WarningDue,
 )
 from daemon.watch.trend import TREND_POINTS, add_point, seconds_until
 
 # The actions and the tracked state live in daemon/watch/tracking.py; importers may name
 # them from here too.
-__all__ = ["TREND_POINTS", "Action", "ChildrenGone", "Crossed", "Exited", "Metric", "Monitor",
-           "OrphanExited", "OrphanTrack", "Orphaned", "ReapOrphans", "ReportRequest",
-           "SamplePoint", "Seen", "Suppressed", "TrackedProcess", "cooldown_allows",
-           "cpu_rule", "rss_rule"]
+__all__ = ["TREND_POINTS", "Action", "ChildrenGone", "CooldownSlot", "Crossed", "Exited",
+           "Metric", "Monitor", "OrphanExited", "OrphanTrack", "Orphaned", "ReapOrphans",
+           "ReportRequest", "SamplePoint", "Seen", "Suppressed", "TrackedProcess",
+           "WarningDue", "cooldown_allows", "cpu_rule", "rss_rule"]
 
 
 def rss_rule(rule: WatchRule) -> LevelRule:
@@ -50,16 +52,19 @@ def cpu_rule(rule: WatchRule) -> LevelRule:
     return LevelRule(rule.cpu_warning_percent, rule.cpu_critical_percent, rule.cpu_sustained)
 
 
-def cooldown_allows(last_report_at: Mapping[ReportKind, float], kind: ReportKind, now: float,
+def cooldown_allows(last_due_at: Mapping[CooldownSlot, float], slot: CooldownSlot, now: float,
                     cooldown_seconds: float) -> bool:
-    """Whether a report of this kind may be written now for this process.
+    """Whether a slot (a report kind, or a warning's actions) may be due now for a process:
+    the one cooldown of reports and watch actions.
 
     >>> cooldown_allows({}, ReportKind.RSS_CRITICAL, 100.0, 600.0)
     True
     >>> cooldown_allows({ReportKind.RSS_CRITICAL: 0.0}, ReportKind.RSS_CRITICAL, 100.0, 600.0)
     False
+    >>> cooldown_allows({ReportKind.RSS_CRITICAL: 0.0}, Trigger.WARNING, 100.0, 600.0)
+    True
     """
-    last = last_report_at.get(kind)
+    last = last_due_at.get(slot)
     return last is None or now - last >= cooldown_seconds
 
 
@@ -211,6 +216,7 @@ class Monitor:
         )
         self._update_trend(tracked, rule, now, clock)
         actions: list[Action] = []
+        warned = False
         rss_levels, cpu_levels = self._levels_of(rule)
         tracked.rss, rss_transitions = step(tracked.rss, sample.rss_bytes, rss_levels, now)
         tracked.cpu, cpu_transitions = step(tracked.cpu, sample.cpu_percent, cpu_levels, now)
@@ -222,6 +228,11 @@ class Monitor:
                     kind = (ReportKind.RSS_CRITICAL if metric is Metric.RSS
                             else ReportKind.CPU_CRITICAL)
                     actions.extend(self._report(tracked, rule, kind, transition, now, clock))
+                elif transition.to_level > transition.from_level:
+                    warned = True
+        if warned:  # RSS and CPU crossing up to warning together: due once
+            actions.append(WarningDue(tracked) if self._due(tracked, rule, Trigger.WARNING, clock)
+                           else Suppressed(tracked, Trigger.WARNING, "cooldown"))
         return actions
 
     def _levels_of(self, rule: WatchRule) -> tuple[LevelRule, LevelRule]:
@@ -245,11 +256,21 @@ class Monitor:
             tracked.last.rss_bytes, rule.rss_critical_bytes, tracked.rate_bytes_per_min
         )
 
+    @staticmethod
+    def _due(tracked: TrackedProcess, rule: WatchRule, slot: CooldownSlot,
+             clock: float) -> bool:
+        """The one cooldown: whether ``slot`` is due for ``tracked`` now (then it starts)."""
+        if not cooldown_allows(tracked.last_due_at, slot, clock, rule.cooldown_seconds):
+            return False
+        tracked.last_due_at[slot] = clock
+        return True
+
     def _report(self, tracked: TrackedProcess, rule: WatchRule, kind: ReportKind,
                 transition: Transition | None, now: float, clock: float) -> list[Action]:
-        if not cooldown_allows(tracked.last_report_at, kind, clock, rule.cooldown_seconds):
+        # A report's watch actions (on_critical, on_exit_under_pressure) are due exactly
+        # when the report is: the action gate maps this request to them.
+        if not self._due(tracked, rule, kind, clock):
             return [Suppressed(tracked, kind, "cooldown")]
-        tracked.last_report_at[kind] = clock
         return [ReportRequest(kind, rule, tracked, transition, now, tuple(tracked.history))]
 
     def _exited(self, tracked: TrackedProcess, now: float, clock: float) -> list[Action]:

@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from crash_reports.event.kinds import ReportKind
+from crash_reports.event.kinds import ReportKind, Trigger
 from daemon.config.schema import WatchRule
 from daemon.watch.proc.members import MemberHistory
 from daemon.watch.proc.sampler import OrphanSample, TreeSample
 from daemon.watch.thresholds import Level, LevelState, Transition
 from daemon.watch.trend import TREND_POINTS
+
+# One cooldown per process and slot: a report kind, or ``Trigger.WARNING`` for the actions of
+# a crossing up to warning (critical and exit actions go with their report's slot).
+CooldownSlot = ReportKind | Trigger
 
 
 # slots: a daemon keeps history_samples of these per watched tree (120,000 at 1,000
@@ -52,10 +56,11 @@ class TrackedProcess:
     )
     rate_bytes_per_min: float | None = None
     eta_seconds: float | None = None
-    # Monotonic times: when first seen (the trend's age) and each kind's last report (the
-    # cooldown), so a wall-clock step cannot stretch or shrink an interval.
+    # Monotonic times: when first seen (the trend's age) and when each cooldown slot was
+    # last due (the one cooldown of reports and watch actions), so a wall-clock step cannot
+    # stretch or shrink an interval.
     first_seen_monotonic: float = 0.0
-    last_report_at: dict[ReportKind, float] = field(default_factory=dict)
+    last_due_at: dict[CooldownSlot, float] = field(default_factory=dict)
     members: MemberHistory | None = None  # per-member RSS over the trend window
 
     @property
@@ -110,11 +115,20 @@ class ChildrenGone:
 
 @dataclass(frozen=True, slots=True)
 class Suppressed:
-    """A report was due but its cooldown has not passed."""
+    """A report (``kind`` a ReportKind) or a warning's actions (``Trigger.WARNING``) would
+    be due but the slot's cooldown has not passed."""
 
     process: TrackedProcess
-    kind: ReportKind
+    kind: CooldownSlot
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarningDue:
+    """A crossing up to warning whose ``on_warning`` actions are due (once per tick, past
+    the watch's cooldown); critical and exit actions are due with their report."""
+
+    process: TrackedProcess
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,5 +200,5 @@ class ReportRequest:
     orphans: tuple[OrphanSample, ...] = ()
 
 
-Action = (Seen | Crossed | ChildrenGone | Suppressed | Exited | Orphaned | OrphanExited
-          | ReapOrphans | ReportRequest)
+Action = (Seen | Crossed | ChildrenGone | Suppressed | WarningDue | Exited | Orphaned
+          | OrphanExited | ReapOrphans | ReportRequest)

@@ -1,8 +1,11 @@
-"""Which configured watch actions a tick's monitor actions set off, once per cooldown (pure).
+"""Which configured watch actions a tick's monitor actions set off (pure, no times of its own).
 
-``Crossed`` up to warning runs ``on_warning``, up to critical ``on_critical``; a
-``ReportRequest`` of kind ``exited_under_pressure`` runs ``on_exit_under_pressure``. Each
-(process, trigger) fires at most once per the watch's ``cooldown``.
+The monitor owns the one cooldown (``monitor.cooldown_allows``, per process and slot): it
+says when a warning crossing's actions are due (``WarningDue``) and when a report is
+(``ReportRequest``). Here those become ``Fired`` values: ``WarningDue`` runs ``on_warning``;
+a ``ReportRequest`` of a critical kind runs ``on_critical``, of ``exited_under_pressure``
+``on_exit_under_pressure`` — so a report and its actions can never disagree. RSS and CPU
+due in the same tick fire once.
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from dataclasses import dataclass
 
 from crash_reports.event.kinds import ReportKind, Trigger
 from daemon.config.schema import WatchAction, WatchRule
-from daemon.watch.monitor import Action, Crossed, ReportRequest, TrackedProcess
-from daemon.watch.thresholds import Level
+from daemon.watch.monitor import (
+    Action,
+    ReportRequest,
+    Suppressed,
+    TrackedProcess,
+    WarningDue,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,55 +48,44 @@ def actions_for(rule: WatchRule, trigger: Trigger) -> tuple[WatchAction, ...]:
             Trigger.GUARD: rule.on_guard}[trigger]
 
 
-class ActionGate:
-    """Turns monitor actions into ``Fired`` values, keeping when each last fired."""
-
-    def __init__(self) -> None:
-        self.last_fired: dict[tuple[str, tuple[int, int], Trigger], float] = {}
-
-    def select(self, actions: Iterable[Action], rules: Mapping[str, WatchRule],
-               now: float) -> tuple[list[Fired], list[Fired]]:
-        """(to run, suppressed by the cooldown) for this tick's monitor actions."""
-        fired: list[Fired] = []
-        suppressed: list[Fired] = []
-        seen: set[tuple[str, tuple[int, int], Trigger]] = set()
-        for action in actions:
-            found = _trigger_of(action)
-            if found is None:
-                continue
-            trigger, process = found
-            rule = rules.get(process.watch)
-            if rule is None or not actions_for(rule, trigger):
-                continue
-            slot = (process.watch, process.key, trigger)
-            if slot in seen:
-                continue  # RSS and CPU crossing together fire once
+def select(actions: Iterable[Action], rules: Mapping[str, WatchRule]
+           ) -> tuple[list[Fired], list[Fired]]:
+    """(to run, held back by the monitor's cooldown) for this tick's monitor actions."""
+    fired: list[Fired] = []
+    suppressed: list[Fired] = []
+    seen: set[tuple[str, tuple[int, int], Trigger]] = set()
+    for action in actions:
+        found = _trigger_of(action)
+        if found is None:
+            continue
+        trigger, process, due = found
+        rule = rules.get(process.watch)
+        if rule is None or not actions_for(rule, trigger):
+            continue
+        slot = (process.watch, process.key, trigger)
+        if slot in seen:
+            continue  # RSS and CPU crossing together fire once
+        item = Fired(trigger, process.watch, process.pid, process.key,
+                     process.last.create_time, process.level.label,
+                     process.last.rss_bytes, process.eta_seconds,
+                     actions_for(rule, trigger))
+        if due:
             seen.add(slot)
-            item = Fired(trigger, process.watch, process.pid, process.key,
-                         process.last.create_time, process.level.label,
-                         process.last.rss_bytes, process.eta_seconds,
-                         actions_for(rule, trigger))
-            last = self.last_fired.get(slot)
-            if last is not None and now - last < rule.cooldown_seconds:
-                suppressed.append(item)
-                continue
-            self.last_fired[slot] = now
             fired.append(item)
-        return fired, suppressed
-
-    def forget_gone(self, present: set[tuple[str, tuple[int, int]]]) -> None:
-        """Drop the times of processes no longer tracked (bounded memory)."""
-        self.last_fired = {slot: at for slot, at in self.last_fired.items()
-                           if (slot[0], slot[1]) in present}
+        else:
+            suppressed.append(item)
+    held = [item for item in suppressed if (item.watch, item.key, item.trigger) not in seen]
+    return fired, list({(i.watch, i.key, i.trigger): i for i in held}.values())
 
 
-def _trigger_of(action: Action) -> tuple[Trigger, TrackedProcess] | None:
-    if isinstance(action, Crossed):
-        to_level = action.transition.to_level
-        if to_level <= action.transition.from_level:
-            return None
-        trigger = Trigger.CRITICAL if to_level >= Level.CRITICAL else Trigger.WARNING
-        return trigger, action.process
-    if isinstance(action, ReportRequest) and action.kind is ReportKind.EXITED_UNDER_PRESSURE:
-        return Trigger.EXIT_UNDER_PRESSURE, action.process
+def _trigger_of(action: Action) -> tuple[Trigger, TrackedProcess, bool] | None:
+    """The trigger an action is about, its process, and whether it is due."""
+    if isinstance(action, WarningDue):
+        return Trigger.WARNING, action.process, True
+    if isinstance(action, ReportRequest) and action.kind.trigger is not None:
+        return action.kind.trigger, action.process, True
+    if isinstance(action, Suppressed):
+        kind = action.kind
+        trigger = kind.trigger if isinstance(kind, ReportKind) else kind
+        return (trigger, action.process, False) if trigger is not None else None
     return None

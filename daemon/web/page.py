@@ -27,6 +27,7 @@ from daemon.status.view import (
     ReportRow,
     StatusView,
     TreeRow,
+    also_waiting,
     cost_steps,
     once_per_pid,
     status_view,
@@ -67,8 +68,10 @@ def _daemon_line(d: DaemonView, now: float) -> tuple[str, str]:
         return "down", "telemetryd is not running (last known state below)"
     tick = "-" if d.last_tick_at is None else f"{max(0.0, now - d.last_tick_at):.1f} s ago"
     up = "-" if d.started_at is None else format_duration(now - d.started_at)
+    others = also_waiting(d)
     return "", (f"running, pid {d.pid}, version {d.version}, up {up}, last tick {tick}; "
-                f"{d.reports_pending} report(s) pending; delivery: {d.delivery}")
+                f"{d.reports_pending} crash report(s) pending; delivery: {d.delivery}"
+                + (f" ({others})" if others else ""))
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str,
@@ -172,10 +175,10 @@ def reports_heading(view: StatusView) -> str:
     """Say how the list relates to the pending count (summaries are not crash reports)."""
     shown = len(view.reports)
     pending = view.daemon.reports_pending
-    listed_pending = sum(1 for r in view.reports if r.state == "pending")
-    return (f"{shown} crash report(s) listed ({listed_pending} pending); the spool holds "
-            f"{pending} pending item(s) in all, counting hourly stats summaries, budget "
-            "events and the daemon's own errors, which are not listed here")
+    others = also_waiting(view.daemon)
+    return (f"{shown} crash report(s) listed; {pending} pending delivery"
+            + (f"; also waiting, not crash reports and not listed here: {others}"
+               if others else ""))
 
 
 def sessions_section(sources: PageSources, view: StatusView, now: float, query: str,

@@ -169,7 +169,7 @@ def test_reports_list_survives_directory_named_like_envelope(tmp_path):
     (spool.pending_dir / NAME).mkdir()
     config = tmp_path / "t.toml"
     config.write_text(f'[daemon]\nstate_dir = "{tmp_path}"\n[[watch]]\nname = "i"\npid = 1\n')
-    done = cli("--config", str(config), "reports", "list", "--json")
+    done = cli("--config", str(config), "reports", "list", "--json", "--all")
     assert done.returncode == 0, done.stderr
     assert "a" * 32 in done.stdout
 

@@ -51,7 +51,8 @@ def test_status_escapes_a_process_name_with_ansi_escapes_and_newline(tmp_path):
 
 def test_reports_list_escapes_a_hostile_title(tmp_path):
     """A report whose title holds terminal escapes is listed escaped."""
-    event = {"event_id": uuid.uuid4().hex, "message": f"title{EVIL}", "tags": {"watch": EVIL}}
+    event = {"event_id": uuid.uuid4().hex, "message": f"title{EVIL}",
+             "tags": {"watch": EVIL, "kind": "rss_critical"}}
     body = json.dumps(event).encode()
     Spool(tmp_path / "spool").put(
         json.dumps({"event_id": event["event_id"]}).encode() + b"\n"

@@ -10,6 +10,7 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
+from crash_reports.event.kinds import Trigger
 from crash_reports.event.system_facts import SystemFacts
 from daemon.config.parse import parse_config_text
 from daemon.config.schema import Config
@@ -203,8 +204,8 @@ def test_wrapped_process_a_watch_matches_is_tracked_once(tmp_path: Path, agent: 
 
 
 def test_watch_action_cooldowns_run_on_the_monotonic_clock(tmp_path: Path, agent: Agent) -> None:
-    """The tick hands the action gate its monotonic time, so an hour's step back of the
-    wall clock cannot stretch an on_warning cooldown."""
+    """The monitor's one cooldown (reports and watch actions) runs on the tick's monotonic
+    time, so an hour's step back of the wall clock cannot stretch an on_warning cooldown."""
     text = f"""
 [daemon]
 state_dir = "{tmp_path / 'state'}"
@@ -227,4 +228,5 @@ on_warning = [{{exec = ["true"]}}]
     finally:
         ticker.close(running)
         running.close(time.time())
-    assert list(ticker.gate.last_fired.values()) == [500.0]
+    [tracked] = ticker.monitor.tracked.values()
+    assert tracked.last_due_at == {Trigger.WARNING: 500.0}

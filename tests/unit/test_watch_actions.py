@@ -16,7 +16,7 @@ from daemon.config.schema import ExecAction, NotifyAction, SignalAction
 from daemon.runtime.action_runner import ActionRunner
 from daemon.watch.monitor import Monitor
 from daemon.watch.proc.sampler import TickSample, TreeSample
-from daemon.watch.triggers import ActionGate, Fired
+from daemon.watch.triggers import Fired, select
 
 RAM = 8 * 1024**3
 
@@ -71,16 +71,14 @@ def test_a_trigger_fires_once_per_cooldown_and_critical_carries_its_report() -> 
         "sustained": 1, "cooldown": "60s", "on_warning": [{"exec": ["a"]}],
         "on_critical": [{"exec": ["b"]}]}]}, "f", {}, RAM)
     monitor = Monitor(config.watches, 10, 120.0)
-    gate = ActionGate()
-    fired, _ = gate.select(monitor.observe(_tick(0.0, 2 * 1024**2)), monitor.rules, 0.0)
+    fired, _ = select(monitor.observe(_tick(0.0, 2 * 1024**2)), monitor.rules)
     assert [(f.trigger, f.actions[0].describe()) for f in fired] == [
         (Trigger.WARNING, "exec a (timeout 10s)")]
     assert fired[0].level == "warning" and fired[0].pid == 42
     monitor.observe(_tick(10.0, 0), None)  # back to ok
-    fired, suppressed = gate.select(monitor.observe(_tick(20.0, 2 * 1024**2)),
-                                    monitor.rules, 20.0)
+    fired, suppressed = select(monitor.observe(_tick(20.0, 2 * 1024**2)), monitor.rules)
     assert fired == [] and [s.trigger for s in suppressed] == [Trigger.WARNING]
-    fired, _ = gate.select(monitor.observe(_tick(30.0, 200 * 1024**2)), monitor.rules, 30.0)
+    fired, _ = select(monitor.observe(_tick(30.0, 200 * 1024**2)), monitor.rules)
     assert [f.trigger for f in fired] == [Trigger.CRITICAL]
 
 

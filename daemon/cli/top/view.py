@@ -23,7 +23,7 @@ from crash_reports.common.humanize import format_bytes, format_duration, printab
 from daemon.agents.store.session_list import SessionStep, SessionSummary
 from daemon.cli.top.layout import TREE_COLUMNS, name_widths, share_rows
 from daemon.cli.top.sessions import sessions_panel
-from daemon.status.view import StatusView, TreeRow, once_per_pid
+from daemon.status.view import StatusView, TreeRow, also_waiting, once_per_pid
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 14
@@ -145,8 +145,9 @@ def header(view: StatusView, state: TopState, now: float, width: int = 80) -> Te
     if d.running:
         tick = "-" if d.last_tick_at is None else f"{max(0.0, now - d.last_tick_at):.1f}s ago"
         line.append("telemetryd ", style="bold")
+        others = also_waiting(d)
         line.append(f"pid {d.pid}, tick {tick}, {d.reports_pending} pending, "
-                    f"delivery: {printable(d.delivery)}")
+                    f"delivery: {printable(d.delivery)}" + (f" ({others})" if others else ""))
     else:
         line.append("telemetryd is not running", style="bold red")
         line.append(" - waiting for it to start (last known state below)")

@@ -98,8 +98,10 @@ on_exit_under_pressure = [{ exec = ["/home/me/bin/tell-me.sh"] }]
 
 Actions run off the tick, one at a time, in a worker fed by a bounded queue (32 batches; a
 full queue drops a batch with `action.dropped`): a failing or hanging action never delays
-sampling. A trigger fires at most once per process per `cooldown` (`action.suppressed`
-otherwise). Each action logs `action.started` and `action.finished` (with `ok`,
+sampling. One cooldown, kept by the monitor, governs reports and actions alike: `on_warning`
+runs at most once per process per `cooldown`; `on_critical` and `on_exit_under_pressure` run
+exactly when their report is written (an RSS and a CPU critical report each have their own
+slot), never without it (`action.suppressed` otherwise). Each action logs `action.started` and `action.finished` (with `ok`,
 `exit_status`, `timed_out`, `output`, `signal` or `error`, and `seconds`), and the report
 written in the same tick lists the actions it set off (`crossing.actions`).
 """

@@ -195,6 +195,9 @@ def daemon_families(snapshot: StatusSnapshot) -> list[Metric]:
          "Crash reports set aside after a permanent rejection."),
         (reports.held_in_memory, "telemetryd_reports_held_in_memory",
          "Reports the spool could not write yet, held in memory."),
+        (reports.stats_waiting if reports.pending is not None else None,
+         "telemetryd_stats_waiting",
+         "Hourly stats summaries waiting in the spool for Sentry (not crash reports)."),
     ):
         if value is not None:
             out.append(_gauge(name, doc, value))
