@@ -134,6 +134,13 @@ def look_scene(tmp: Path) -> Iterator[Scene]:
             statuses = replay(port, folder)
             assert statuses and all(200 <= s < 300 for s in statuses), statuses
 
+        def both_sessions_listed() -> bool:
+            # A 2xx answer means queued: the writer thread stores the records a moment later.
+            page = get(scene.base_url + "/?range=1h").decode()
+            table = page.partition('id="sessions-table"')[2].partition("</table>")[0]
+            return ">claude-code<" in table and ">codex<" in table
+        wait_for(both_sessions_listed, timeout=120, message="both agents' sessions stored")
+
         def ended_in_history() -> bool:
             trees = scene.api("/api/history?range=15m")["trees"]
             return len(trees) >= ENDED + len(everyone)
