@@ -17,12 +17,14 @@ from typing import Any
 import structlog
 
 from crash_reports.common.files import read_regular
-from crash_reports.spool.envelope import EnvelopeSummary, parse_envelope
+from crash_reports.spool.envelope import EnvelopeSummary, Purpose, parse_envelope
 from crash_reports.spool.records import (
     ENVELOPE_NAME,
     META_SUFFIX,
     EntryState,
     SpoolEntry,
+    Waiting,
+    created_at_of,
     entry_from_file,
     file_names,
     id_of,
@@ -106,6 +108,31 @@ class Listing:
         except OSError:
             return False
         return cached[:2] == (info.st_size, info.st_mtime_ns)
+
+    def cached(self, name: str) -> EnvelopeSummary | None:
+        """The summary already parsed for a file (by its write, a listing or a count), or
+        None; never reads the file."""
+        found = self._summaries.get(name)
+        return None if found is None else found[2]
+
+    def waiting(self, folder: Path, lock: AbstractContextManager[object],
+                max_bytes: int) -> Waiting:
+        """What waits in ``folder``, by purpose, and when its oldest crash report was
+        written. Each file is parsed once in this process's life (a write caches what it
+        parsed); later calls read names only."""
+        names = self.envelope_names(folder, lock)
+        counts = dict.fromkeys(Purpose, 0)
+        oldest: float | None = None
+        with lock:
+            for name in names:
+                summary = self.summary_of(folder, name, max_bytes)
+                if summary is None:
+                    continue
+                counts[summary.purpose] += 1
+                if summary.purpose is Purpose.REPORT and oldest is None:
+                    oldest = created_at_of(name)  # names sort oldest first
+        return Waiting(counts[Purpose.REPORT], counts[Purpose.STATS], counts[Purpose.OTHER],
+                       oldest)
 
     def summary_of(self, folder: Path, name: str, max_bytes: int) -> EnvelopeSummary | None:
         """An envelope's summary for counting: cached by name (an envelope file never

@@ -34,7 +34,7 @@ import structlog
 from crash_reports.common.atomic import fsync_dir, write_atomic
 from crash_reports.common.files import ensure_private_dir, read_regular
 from crash_reports.common.reserve import DiskReserve
-from crash_reports.spool.envelope import Purpose, parse_envelope
+from crash_reports.spool.envelope import EnvelopeSummary, parse_envelope
 from crash_reports.spool.listing import Listing
 from crash_reports.spool.records import (
     ENVELOPE_NAME,
@@ -89,7 +89,6 @@ class Spool:
         # id -> (state, file name): a hint only, checked against the disk before use.
         self._where: dict[str, tuple[EntryState, str]] = {}
         self._sizes: dict[str, int] = {}
-        self._groups: dict[str, Group] = {}
         self.pending_dir = self.root / "pending"
         self.quarantine_dir = self.root / "quarantine"
         self.delivered_dir = self.root / "delivered"
@@ -140,7 +139,6 @@ class Spool:
             write_atomic(self.pending_dir / name, envelope)
             self._listing.remember(self.pending_dir, name, summary)
             self._where[report_id] = ("pending", name)
-            self._groups[name] = (summary.watch, summary.kind)
             log.info("spool.stored", id=report_id, size_bytes=len(envelope), watch=summary.watch)
             self.enforce_limits(now)
         return StoredReport(report_id, self.pending_dir / name)
@@ -259,11 +257,10 @@ class Spool:
                         # Envelope files are written once and never change: cache the size.
                         self._sizes[name] = size
                     stored.append(Stored(name, state, created_at_of(name), size,
-                                         self._groups.get(name, (None, None))))
+                                         _group(self._listing.cached(name))))
             live = {item.name for item in stored}
-            for cache in (self._sizes, self._groups):
-                for stale in [name for name in cache if name not in live]:
-                    del cache[stale]
+            for stale in [name for name in self._sizes if name not in live]:
+                del self._sizes[stale]
             if len(stored) > self.limits.max_reports or \
                     sum(item.size_bytes for item in stored) > self.limits.max_bytes:
                 stored = [replace(item, group=self._group_of(item)) for item in stored]
@@ -282,17 +279,9 @@ class Spool:
             return dropped
 
     def _group_of(self, item: Stored) -> Group:
-        """The (watch, kind) of a stored report: cached, else read once from its file."""
-        group = self._groups.get(item.name)
-        if group is None:
-            folder = self.pending_dir if item.state == "pending" else self.quarantine_dir
-            try:
-                summary = parse_envelope(read_regular(folder / item.name, self.limits.max_bytes))
-                group = (summary.watch, summary.kind)
-            except (OSError, ValueError):
-                group = (None, None)
-            self._groups[item.name] = group
-        return group
+        """The (watch, kind) of a stored report: the listing's parse of it, made once."""
+        folder = self.pending_dir if item.state == "pending" else self.quarantine_dir
+        return _group(self._listing.summary_of(folder, item.name, self.limits.max_bytes))
 
     # --- reading -----------------------------------------------------------------
 
@@ -350,21 +339,8 @@ class Spool:
 
     def waiting(self) -> Waiting:
         """What waits in pending, by purpose (crash reports, stats summaries, the rest) and
-        when the oldest crash report was written. Each file is parsed once in this process's
-        life (a write caches what it parsed); later calls read names only."""
-        names = self._listing.envelope_names(self.pending_dir, self._lock)
-        counts = dict.fromkeys(Purpose, 0)
-        oldest: float | None = None
-        with self._lock:
-            for name in names:
-                summary = self._listing.summary_of(self.pending_dir, name, self.limits.max_bytes)
-                if summary is None:
-                    continue
-                counts[summary.purpose] += 1
-                if summary.purpose is Purpose.REPORT and oldest is None:
-                    oldest = created_at_of(name)  # names sort oldest first
-        return Waiting(counts[Purpose.REPORT], counts[Purpose.STATS], counts[Purpose.OTHER],
-                       oldest)
+        when the oldest crash report was written (``Listing.waiting``)."""
+        return self._listing.waiting(self.pending_dir, self._lock, self.limits.max_bytes)
 
     def oldest_pending_at(self) -> float | None:
         """When the oldest waiting crash report was written, or None."""
@@ -417,3 +393,8 @@ class Spool:
     def _clean_stale_temp(self, now: float) -> None:  # a killed writer's, never a fresh one
         for folder in (self.pending_dir, self.quarantine_dir, self.delivered_dir):
             remove_stale_temp(folder, now - _STALE_TEMP_SECONDS)
+
+
+def _group(summary: EnvelopeSummary | None) -> Group:
+    """The (watch, kind) retention groups a report by; unknown for an unreadable file."""
+    return (None, None) if summary is None else (summary.watch, summary.kind)
