@@ -87,7 +87,7 @@ def parse_figures(script: str, output: str) -> dict[str, float]:
 def byte_compile(checkout: Path) -> None:
     """Write the bytecode cache of the checkout's own packages (what an install would hold)."""
     python = checkout / ".venv" / "bin" / "python"
-    packages = [name for name in ("daemon", "crash_reports", "benchmarks", "tests")
+    packages = [name for name in ("daemon", "crash_reports")
                 if (checkout / name).is_dir()]
     subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", *packages],
                    cwd=checkout, check=True, stdout=subprocess.DEVNULL)
