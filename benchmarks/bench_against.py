@@ -11,8 +11,9 @@ is kept under --log-dir when given. Standard library only.
 
 Both checkouts are first byte-compiled (`compileall`, as `pip install` does for an installed
 package) and the scripts run without PYTHONDONTWRITEBYTECODE, so a daemon they start loads
-its bytecode as an installed one does (with the variable set and no cache, every start
-compiled the checkout's sources again: ~180 ms for 2026-12's main, more for a larger side).
+its bytecode as an installed one does. `--no-bytecode` compiles nothing and passes the
+variable on (remove the checkouts' __pycache__ folders first): every start then compiles the
+checkout's sources again, ~180 ms for 2026-12's main, more for a larger side.
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def main() -> int:
                         help="benchmark script, relative to each checkout")
     parser.add_argument("--runs", type=int, default=3, help="runs per side (alternated)")
     parser.add_argument("--log-dir", type=Path, help="keep each run's output here")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="compile nothing; keep PYTHONDONTWRITEBYTECODE if it is set")
     parser.add_argument("extra", nargs=argparse.REMAINDER,
                         help="after --: arguments for the benchmark script")
     args = parser.parse_args()
@@ -129,12 +132,15 @@ def main() -> int:
     sides = {"old": args.old.resolve(), "new": args.new.resolve()}
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    for checkout in sides.values():
-        byte_compile(checkout)
+    env = dict(os.environ)
+    if not args.no_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        for checkout in sides.values():
+            byte_compile(checkout)
     results: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     load_before = os.getloadavg()
-    print(f"{args.script} {' '.join(extra)}: {args.runs} runs per side, load "
+    print(f"{args.script} {' '.join(extra)}: {args.runs} runs per side, "
+          f"{'no bytecode cache' if args.no_bytecode else 'bytecode compiled'}, load "
           f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}", flush=True)
     for index in range(args.runs):
         order = ("old", "new") if index % 2 == 0 else ("new", "old")
