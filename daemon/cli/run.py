@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from daemon.cli.output import err
 from daemon.config.errors import ConfigError
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.CONFIG
     configure_logging(config.daemon.log_format, config.daemon.log_level)
     keep_large_blocks_unmapped_when_freed()
+    # What the imports built stays for good: set it aside (later full collections skip it)
+    # and collect from here on (``entry.py`` paused the collector for the imports).
+    gc.freeze()
+    gc.enable()
     service = Service(
         config,
         notifier=Notifier.from_environ(environ_for_notify()),

@@ -20,7 +20,8 @@ from tests.support.cdp import Browser
 from tests.support.look_scene import ENDED, WATCH, Scene, look_scene
 from tests.support.views import artifact_dir, keep_for_docs
 
-pytestmark = pytest.mark.slow
+# One worker builds the module's scene once; spread over two, each built its own.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("look")]
 
 
 @pytest.fixture(scope="module")

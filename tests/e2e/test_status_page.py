@@ -21,7 +21,8 @@ from tests.support.views import (
 )
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.slow
+# One worker builds the module's scene once; spread over two, each built its own.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("status-page")]
 
 
 @pytest.fixture(scope="module")

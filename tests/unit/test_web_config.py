@@ -80,3 +80,12 @@ def test_guard_checks_users_and_takes_new_ones() -> None:
     other = bcrypt.hashpw(b"new", bcrypt.gensalt(4)).decode()
     guard.apply(parse_web_config(f"basic_auth_users:\n  prom: '{other}'\n", "w", Path("/")))
     assert not guard.check(header("prom", "s3cret")) and guard.check(header("prom", "new"))
+
+
+def test_unknown_users_pay_a_full_bcrypt_check() -> None:
+    """The dummy hash an unknown user is checked against is a valid cost-10 hash, as dear as
+    htpasswd's: a malformed one would raise and answer an unknown user at once."""
+    from daemon.web.http import auth
+
+    assert auth._DUMMY_HASH.split(b"$")[2] == b"10"
+    assert bcrypt.checkpw(b"telemetryd-no-such-user", auth._DUMMY_HASH)
