@@ -7,6 +7,8 @@ per situation, each with the same well-behaved client (a fresh connection per re
 
 - quiet:        no attack (the baseline);
 - churn:        8 threads opening connections to the receiver back to back, each held 2 s;
+- half heads:   4 threads each writing half a request head to the receiver and hanging up,
+                back to back;
 - slow bodies:  40 requests to the receiver whose head comes whole and whose body comes at
                 1 byte a second (each replaced when it is cut off);
 - slow readers: 20 scrapes of /metrics that never read the answer (each replaced when cut).
@@ -15,11 +17,11 @@ Figures: per phase, the share of the client's exports to ``/v1/metrics`` answere
 of its scrapes of ``/metrics`` answered 200, with the median and worst time per request.
 Attacks run in child processes (tests/support/listener_attacks.py), never in this one.
 
-Each attack runs until it is under way (5,000 connections opened; every slow body two bytes
-in; every unread scrape sent) before the client starts.
+Each attack runs until it is under way (5,000 connections opened, 2,000 half heads; every
+slow body two bytes in; every unread scrape sent) before the client starts.
 
 Usage: .venv/bin/python benchmarks/bench_listeners.py [--requests 16] [--every 0.5]
-       [--agents 50] [--models 50] [--tools 20] [--only churn,slow_bodies,slow_readers]
+       [--agents 50] [--models 50] [--tools 20] [--only churn,half_heads,slow_bodies,slow_readers]
        [--quick]
 """
 
@@ -156,8 +158,9 @@ def line(name: str, tally: Tally) -> str:
 
 
 # Attack, its target, and how much of it (in its own unit) is done before measuring: 5,000
-# connections opened; every slow body 2 bytes in; every unread scrape sent.
-PHASES = (("churn", "otlp", 5000), ("slow_bodies", "otlp", 80), ("slow_readers", "metrics", 20))
+# connections opened (2,000 half heads); every slow body 2 bytes in; every unread scrape sent.
+PHASES = (("churn", "otlp", 5000), ("half_heads", "otlp", 2000), ("slow_bodies", "otlp", 80),
+          ("slow_readers", "metrics", 20))
 
 
 def main() -> None:

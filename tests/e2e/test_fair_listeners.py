@@ -138,6 +138,21 @@ def test_connection_churn_does_not_keep_exports_out(running: Running) -> None:
     wait_for(lambda: dropped(running, "shed") > 0, message="shed connections in /metrics")
 
 
+def test_half_written_requests_dropped_back_to_back_do_not_stall_the_listener(
+        running: Running) -> None:
+    """4 threads writing half a request head and closing: the listener keeps
+    answering a well-behaved exporter during the churn and at once after it (a listener that
+    let such connections past its cap spent each new one's time on all the others)."""
+    with Attack("half_heads", running.otlp, threads=4) as attack:
+        wait_for(lambda: attack.progress >= 2000, timeout=60, message="churn under way")
+        during = well_behaved(lambda: exporter(running.otlp), requests=10, every_seconds=0.5)
+    started = time.monotonic()
+    after = exporter(running.otlp)
+    answered_in = time.monotonic() - started
+    assert during.ok >= 5, f"exports during the churn: {during}"
+    assert after == 200 and answered_in < 5.0, (after, answered_in)
+
+
 def dropped(running: Running, reason: str) -> float:
     """telemetryd_otlp_connections_dropped_total{reason} from the daemon's /metrics."""
     status, body = request(running.metrics, "GET", "/metrics", f"127.0.0.1:{running.metrics}")

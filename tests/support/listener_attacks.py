@@ -63,6 +63,33 @@ def churn(port: int, stop: Any, progress: Any, threads: int = 8,
         worker.join()
 
 
+def half_heads(port: int, stop: Any, progress: Any, threads: int = 4) -> None:
+    """``threads`` threads each opening a connection, writing half a request head and
+    closing it, back to back: what reaches the listener is bytes and an end of file, never
+    a whole request.
+
+    ``progress``: connections opened.
+    """
+    _raise_fd_limit()
+    half = f"POST /v1/metrics HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n".encode()
+
+    def one() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection((LOOPBACK, port), timeout=2) as sock:
+                    sock.sendall(half)
+                with progress.get_lock():
+                    progress.value += 1
+            except OSError:
+                time.sleep(0.001)
+
+    workers = [threading.Thread(target=one, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
 def slow_bodies(port: int, stop: Any, progress: Any, clients: int = 40,
                 body_bytes: int = 4096) -> None:
     """``clients`` requests whose head comes whole and whose body comes at 1 byte a second.
@@ -134,7 +161,8 @@ def slow_readers(port: int, stop: Any, progress: Any, clients: int = 20,
 
 
 ATTACKS: dict[str, Callable[..., None]] = {
-    "churn": churn, "slow_bodies": slow_bodies, "slow_readers": slow_readers,
+    "churn": churn, "half_heads": half_heads, "slow_bodies": slow_bodies,
+    "slow_readers": slow_readers,
 }
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from daemon.web.exposition.rendering import SharedRendering
 from daemon.web.http.fairness import ConnectionView, Phase, admit_at_accept, choose_victim
+from daemon.web.http.guarded_h11 import whole_head_waiting
 from daemon.web.http.host_check import CROSS_ORIGIN, MISDIRECTED, HostPolicy
 
 
@@ -93,27 +95,30 @@ def test_victims_go_in_the_documented_order() -> None:
 
 
 def test_a_request_waiting_to_be_read_is_never_the_victim() -> None:
-    """Bytes unread in the socket protect a silent connection; the next candidate goes."""
+    """A whole request waiting in the socket protects a silent connection; the next
+    candidate goes."""
     views = [ConnectionView(1, Phase.SILENT, 0.0), ConnectionView(2, Phase.SILENT, 5.0)]
     asked: list[int] = []
 
-    def unread(key: int) -> int:
+    def unread(key: int) -> bool:
         asked.append(key)
-        return 200 if key == 1 else 0
+        return key == 1
 
     assert choose_victim(views, 10.0, 1.0, unread) == 2
     assert asked == [1, 2]
 
 
 def test_a_full_listener_sheds_silent_newcomers_at_accept() -> None:
-    """Under the cap, or with a request already in: served; silent past the cap: shed,
-    unless it can take the place of a long-silent connection no other newcomer claimed."""
-    assert admit_at_accept(31, 0, 32, 0, None, 1.0)
-    assert not admit_at_accept(31, 1, 32, 0, 0.2, 1.0)
-    assert admit_at_accept(40, 5, 32, 1, 0.2, 1.0)
-    assert not admit_at_accept(32, 0, 32, 0, None, 1.0)
-    assert admit_at_accept(32, 0, 32, 0, 1.5, 1.0)
-    assert not admit_at_accept(32, 1, 32, 0, 1.5, 1.0)
+    """Under the cap, or with a whole request already in (up to twice the reserve):
+    served; silent past the cap: shed, unless it can take the place of a long-silent
+    connection no other newcomer claimed."""
+    assert admit_at_accept(31, 0, 32, False, None, 1.0)
+    assert not admit_at_accept(31, 1, 32, False, 0.2, 1.0)
+    assert admit_at_accept(40, 5, 32, True, 0.2, 1.0, reserve=8)
+    assert not admit_at_accept(43, 5, 32, True, 0.2, 1.0, reserve=8)
+    assert not admit_at_accept(32, 0, 32, False, None, 1.0)
+    assert admit_at_accept(32, 0, 32, False, 1.5, 1.0)
+    assert not admit_at_accept(32, 1, 32, False, 1.5, 1.0)
 
 
 def test_a_rendering_is_shared_within_the_interval_and_a_failure_is_not_kept() -> None:
@@ -144,3 +149,17 @@ def test_a_rendering_is_shared_within_the_interval_and_a_failure_is_not_kept() -
 
     asyncio.run(scenario())
     assert len(renders) == 3
+
+
+def test_only_a_whole_request_head_counts_as_waiting_and_it_is_left_in_the_socket() -> None:
+    """Half a head (a client that wrote part of a request and hung up) is not a request
+    waiting; a whole one is, and looking at it takes nothing from the socket."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        assert not whole_head_waiting(ours.fileno(), 16384)
+        theirs.sendall(b"POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert not whole_head_waiting(ours.fileno(), 16384)
+        theirs.sendall(b"Content-Length: 0\r\n\r\n")
+        assert whole_head_waiting(ours.fileno(), 16384)
+        assert ours.recv(4096).endswith(b"\r\n\r\n")  # still there to be read
+        assert not whole_head_waiting(ours.fileno(), 16384)

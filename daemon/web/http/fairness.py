@@ -15,15 +15,19 @@ request arrives whole and at once is never the one dropped:
    opened; the newest goes last, as its request may be on its way).
 
 Never dropped: a connection whose request is complete and being handled or answered at
-pace, and one with bytes waiting in its socket that have not been read yet (a request that
-arrived whole while the event loop was busy: exactly the client to keep). When nothing can
-be dropped the listener goes past the cap, up to its reserve (``server.py``).
+pace, and one whose socket holds a whole request head not read yet (a request that arrived
+whole while the event loop was busy: exactly the client to keep). Bytes waiting are not
+enough: a client that writes half a head and hangs up leaves bytes too, and a listener that
+kept those would go on past its cap, paying each new connection's admission with all of
+them. When nothing can be dropped the listener goes past the cap, up to its reserve
+(``server.py``).
 
 Before any of that, at ``accept()`` (``admit_at_accept``): a listener full past its
-reserve sheds a new connection that has sent nothing yet, unless the oldest silent one has
-been silent for the grace period (then the newcomer takes its place). Shedding costs an
-``accept`` and a ``close``; building a connection costs a hundred times more, so a client
-churning connections cannot keep the event loop from the requests that arrive whole.
+reserve sheds a new connection without a whole request waiting, unless the oldest silent
+one has been silent for the grace period (then the newcomer takes its place); past twice
+the reserve it sheds every newcomer, so admission stays bounded whatever arrives. Shedding
+costs an ``accept`` and a ``close``; building a connection costs a hundred times more, so a
+client churning connections cannot keep the event loop from the requests that arrive whole.
 """
 
 from __future__ import annotations
@@ -58,11 +62,12 @@ class ConnectionView:
 
 
 def choose_victim(connections: Iterable[ConnectionView], now: float, grace_seconds: float,
-                  unread_bytes: Callable[[int], int] = lambda key: 0) -> int | None:
+                  request_waiting: Callable[[int], bool] = lambda key: False) -> int | None:
     """The key of the connection to drop, or None when none may be dropped.
 
-    ``unread_bytes(key)`` is asked only of the silent or half-sent candidates about to be
-    chosen (reading it costs a system call), in order, until one has none.
+    ``request_waiting(key)`` (whether a whole request head waits unread in its socket) is
+    asked only of the silent or half-sent candidates about to be chosen (it costs a system
+    call), in order, until one has none.
 
     >>> old = ConnectionView(1, Phase.SILENT, since=0.0)
     >>> new = ConnectionView(2, Phase.SILENT, since=9.9)
@@ -74,45 +79,52 @@ def choose_victim(connections: Iterable[ConnectionView], now: float, grace_secon
     >>> waiting = ConnectionView(4, Phase.SILENT, since=0.0)
     >>> busy = ConnectionView(5, Phase.HANDLING, since=0.0)
     >>> choose_victim([waiting, busy], now=10.0, grace_seconds=1.0,
-    ...               unread_bytes=lambda key: 300) is None
+    ...               request_waiting=lambda key: True) is None
     True
     """
     ranked = sorted((rank, view.key, view.phase) for view in connections
                     if (rank := _rank(view, now, grace_seconds)) is not None)
     for _, key, phase in ranked:
-        if phase in (Phase.SILENT, Phase.HEAD) and unread_bytes(key):
+        if phase in (Phase.SILENT, Phase.HEAD) and request_waiting(key):
             continue  # a request that arrived whole and waits to be read: keep it
         return key
     return None
 
 
 def admit_at_accept(open_connections: int, pending: int, max_connections: int,
-                    unread_bytes: int, oldest_silent_seconds: float | None,
+                    request_waiting: bool, oldest_silent_seconds: float | None,
                     grace_seconds: float, reserve: int = 0) -> bool:
     """Whether a connection just accepted is served (False: closed at once).
 
     ``pending``: connections admitted but not built yet (asyncio accepts in batches).
     ``reserve``: room past the cap; a silent newcomer may take it, since on a busy machine
     the loop can accept a well-behaved client's connection before its request arrives (it
-    is then the youngest silent one, evicted last).
+    is then the youngest silent one, evicted last). ``request_waiting``: a whole request
+    head is already in its socket; such a newcomer is served past the reserve, up to twice
+    the reserve.
 
-    >>> admit_at_accept(3, 0, 32, 0, None, 1.0)
+    >>> admit_at_accept(3, 0, 32, False, None, 1.0)
     True
-    >>> admit_at_accept(32, 0, 32, 180, 0.01, 1.0)  # its request is already here
+    >>> admit_at_accept(32, 0, 32, True, 0.01, 1.0, reserve=8)  # its request is here
     True
-    >>> admit_at_accept(32, 0, 32, 0, 0.01, 1.0)  # silent, and so is everyone else: shed
+    >>> admit_at_accept(48, 0, 32, True, 0.01, 1.0, reserve=8)  # ... but past 2 reserves
     False
-    >>> admit_at_accept(32, 0, 32, 0, 4.0, 1.0)  # takes the place of a long-silent one
-    True
-    >>> admit_at_accept(32, 1, 32, 0, 4.0, 1.0)  # ... unless another newcomer already does
+    >>> admit_at_accept(32, 0, 32, False, 0.01, 1.0)  # silent, and so is everyone else
     False
-    >>> admit_at_accept(33, 0, 32, 0, 0.01, 1.0, reserve=8)  # room left in the reserve
+    >>> admit_at_accept(32, 0, 32, False, 4.0, 1.0)  # takes the place of a long-silent one
     True
-    >>> admit_at_accept(40, 0, 32, 0, 0.01, 1.0, reserve=8)  # the reserve is full: shed
+    >>> admit_at_accept(32, 1, 32, False, 4.0, 1.0)  # ... unless another newcomer does
+    False
+    >>> admit_at_accept(33, 0, 32, False, 0.01, 1.0, reserve=8)  # room left in the reserve
+    True
+    >>> admit_at_accept(40, 0, 32, False, 0.01, 1.0, reserve=8)  # the reserve is full
     False
     """
-    if open_connections + pending < max_connections + reserve or unread_bytes:
+    held = open_connections + pending
+    if held < max_connections + reserve:
         return True
+    if request_waiting:
+        return held < max_connections + 2 * max(1, reserve)
     return (pending == 0 and oldest_silent_seconds is not None
             and oldest_silent_seconds >= grace_seconds)
 

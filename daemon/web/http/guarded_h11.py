@@ -18,14 +18,11 @@ one subclass per listener with ``protocol_for``.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import collections
 import contextlib
-import fcntl
 import socket
 import struct
-import termios
 import time
 from dataclasses import dataclass, field
 
@@ -78,7 +75,8 @@ class ListenerBook:
             self.admitted.popleft()  # never built (the accept failed): forget it
         oldest = next(iter(self.silent.values()), None)
         admitted = admit_at_accept(len(self.connections), len(self.admitted),
-                                   self.limits.max_connections, unread_bytes(fd),
+                                   self.limits.max_connections,
+                                   whole_head_waiting(fd, self.limits.max_header_bytes),
                                    None if oldest is None else now - oldest, GRACE_SECONDS,
                                    self.reserve)
         if admitted:
@@ -97,7 +95,7 @@ class ListenerBook:
         now = time.monotonic()
         views = [view for c in open_now.values()
                  if (view := c.view(now)).phase in (Phase.SILENT, Phase.HEAD, Phase.STUCK)]
-        victim = choose_victim(views, now, 0.0, lambda key: open_now[key].unread_bytes())
+        victim = choose_victim(views, now, 0.0, lambda key: open_now[key].request_waiting())
         if victim is None:
             return True
         open_now[victim].drop(evicted=True)
@@ -200,7 +198,7 @@ class GuardedH11(H11Protocol):
         open_now = {id(c): c for c in self.book.open_connections()}
         while len(open_now) > self.book.limits.max_connections:
             victim = choose_victim([c.view(now) for c in open_now.values()], now, GRACE_SECONDS,
-                                   lambda key: open_now[key].unread_bytes())
+                                   lambda key: open_now[key].request_waiting())
             if victim is None:
                 return
             open_now.pop(victim).drop(evicted=True)
@@ -217,10 +215,12 @@ class GuardedH11(H11Protocol):
             return ConnectionView(key, Phase.BODY, self.phase_since, self.progress_bytes)
         return ConnectionView(key, Phase.HANDLING, self.phase_since)
 
-    def unread_bytes(self) -> int:
-        """Bytes in the socket not read yet (a request that arrived while the loop was busy)."""
+    def request_waiting(self) -> bool:
+        """Whether the socket holds the end of a request head not read yet (a request that
+        arrived whole while the loop was busy)."""
         sock = self.transport.get_extra_info("socket")
-        return 0 if sock is None else unread_bytes(sock.fileno())
+        return sock is not None and whole_head_waiting(sock.fileno(),
+                                                       self.book.limits.max_header_bytes)
 
     # --- closing --------------------------------------------------------------------
 
@@ -273,14 +273,22 @@ class GuardedH11(H11Protocol):
         super().connection_lost(exc)
 
 
-def unread_bytes(fd: int) -> int:
-    """Bytes waiting in a socket's receive queue (FIONREAD); 0 if it cannot be read."""
-    waiting = array.array("i", [0])
+def whole_head_waiting(fd: int, max_header_bytes: int) -> bool:
+    """Whether a socket's unread bytes hold the end of a request head (looked at, not
+    taken: ``MSG_PEEK``, at most ``max_header_bytes``). A head whose first lines were read
+    already ends here too; one that arrives split exactly at its blank line is missed, and
+    only costs its client the protection."""
     try:
-        fcntl.ioctl(fd, termios.FIONREAD, waiting)
+        sock = socket.socket(fileno=fd)  # a view of the listener's socket: detached, not closed
     except OSError:
-        return 0
-    return int(waiting[0])
+        return False
+    try:
+        waiting = sock.recv(max_header_bytes + 4, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return False
+    finally:
+        sock.detach()
+    return b"\r\n\r\n" in waiting or b"\n\n" in waiting
 
 
 def protocol_for(book: ListenerBook) -> type[GuardedH11]:
