@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from daemon.config.schema import OtlpSettings
 from daemon.web.exposition.rendering import SharedRendering
 from daemon.web.http.fairness import ConnectionView, Phase, admit_at_accept, choose_victim
-from daemon.web.http.guarded_h11 import whole_head_waiting
+from daemon.web.http.guarded_h11 import ListenerBook, whole_head_waiting
 from daemon.web.http.host_check import CROSS_ORIGIN, MISDIRECTED, HostPolicy
 
 
@@ -163,3 +164,13 @@ def test_only_a_whole_request_head_counts_as_waiting_and_it_is_left_in_the_socke
         assert whole_head_waiting(ours.fileno(), 16384)
         assert ours.recv(4096).endswith(b"\r\n\r\n")  # still there to be read
         assert not whole_head_waiting(ours.fileno(), 16384)
+
+
+def test_over_tls_no_bytes_waiting_count_as_a_request() -> None:
+    """A TLS listener's sockets hold ciphertext: a blank line in it would be luck, so no
+    connection is kept for its bytes there, even ones that look like a whole head."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert ListenerBook(OtlpSettings.wire).request_waiting(ours.fileno())
+        assert not ListenerBook(OtlpSettings.wire, tls=True).request_waiting(ours.fileno())

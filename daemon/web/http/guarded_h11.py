@@ -18,11 +18,14 @@ one subclass per listener with ``protocol_for``.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import contextlib
+import fcntl
 import socket
 import struct
+import termios
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +47,9 @@ class ListenerBook:
     its counters (all touched on the loop thread only)."""
 
     limits: ListenerLimits
+    # Over TLS the bytes waiting in a socket are ciphertext: they never show a whole request,
+    # so no connection is kept for them (each competes by what it has done).
+    tls: bool = False
     connections: set[GuardedH11] = field(default_factory=set)
     # Connections with nothing received since they opened or since their last answer, in
     # the order they fell silent (the oldest first), with that time.
@@ -74,9 +80,12 @@ class ListenerBook:
         while self.admitted and now - self.admitted[0] > GRACE_SECONDS:
             self.admitted.popleft()  # never built (the accept failed): forget it
         oldest = next(iter(self.silent.values()), None)
+        held = len(self.connections) + len(self.admitted)
+        # Looked at only when it can matter (a peek costs ten times a FIONREAD).
+        waiting = (held >= self.limits.max_connections + self.reserve
+                   and self.request_waiting(fd))
         admitted = admit_at_accept(len(self.connections), len(self.admitted),
-                                   self.limits.max_connections,
-                                   whole_head_waiting(fd, self.limits.max_header_bytes),
+                                   self.limits.max_connections, waiting,
                                    None if oldest is None else now - oldest, GRACE_SECONDS,
                                    self.reserve)
         if admitted:
@@ -84,6 +93,10 @@ class ListenerBook:
         else:
             self.count("shed")
         return admitted
+
+    def request_waiting(self, fd: int) -> bool:
+        """Whether a whole request head waits unread in this socket (never over TLS)."""
+        return not self.tls and whole_head_waiting(fd, self.limits.max_header_bytes)
 
     def crowded(self) -> bool:
         """Whether a request that arrived whole must get 503: the listener is past its cap
@@ -219,8 +232,7 @@ class GuardedH11(H11Protocol):
         """Whether the socket holds the end of a request head not read yet (a request that
         arrived whole while the loop was busy)."""
         sock = self.transport.get_extra_info("socket")
-        return sock is not None and whole_head_waiting(sock.fileno(),
-                                                       self.book.limits.max_header_bytes)
+        return sock is not None and self.book.request_waiting(sock.fileno())
 
     # --- closing --------------------------------------------------------------------
 
@@ -278,17 +290,29 @@ def whole_head_waiting(fd: int, max_header_bytes: int) -> bool:
     taken: ``MSG_PEEK``, at most ``max_header_bytes``). A head whose first lines were read
     already ends here too; one that arrives split exactly at its blank line is missed, and
     only costs its client the protection."""
+    if not unread_bytes(fd):
+        return False  # the common case, without building a socket object
+    sock: socket.socket | None = None
     try:
-        sock = socket.socket(fileno=fd)  # a view of the listener's socket: detached, not closed
-    except OSError:
-        return False
-    try:
+        sock = socket.socket(fileno=fd)  # a view of the connection's fd: detached, not closed
+        sock.settimeout(0)  # never wait, whatever socket.setdefaulttimeout() says
         waiting = sock.recv(max_header_bytes + 4, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except OSError:
         return False
     finally:
-        sock.detach()
+        if sock is not None:
+            sock.detach()
     return b"\r\n\r\n" in waiting or b"\n\n" in waiting
+
+
+def unread_bytes(fd: int) -> int:
+    """Bytes waiting in a socket's receive queue (FIONREAD); 0 if it cannot be read."""
+    waiting = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, waiting)
+    except OSError:
+        return 0
+    return int(waiting[0])
 
 
 def protocol_for(book: ListenerBook) -> type[GuardedH11]:

@@ -125,7 +125,7 @@ class HttpHost:
         """Bind ``host:port`` now (0: any free port; OSError if taken), serve on the loop;
         with ``ssl_context``, over TLS (the context can be reloaded in place)."""
         sock = _bind(host, port)
-        book = ListenerBook(limits)
+        book = ListenerBook(limits, tls=ssl_context is not None)
         sock.admits = book.admits
         # The connection cap is kept by guarded_h11 (eviction) and the app (503 past the
         # reserve), both counting open connections only: uvicorn's limit_concurrency would
