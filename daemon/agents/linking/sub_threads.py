@@ -45,8 +45,9 @@ ProcessKey = tuple[str, int]  # (agent name, pid)
 class _Process:
     primary: str
     last_active: float
-    # Conversations this process had as its primary (a resumed one is not a sub-thread).
-    known: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Conversations this process had as its primary, with the time of the last record of
+    # each (a resumed one is not a sub-thread; a late record does not make it the primary).
+    known: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
 
 class SubThreads:
@@ -102,6 +103,14 @@ class SubThreads:
         >>> [rule.session_of("codex", 7, c, t) for c, t in
         ...  [("a", 0.0), ("b", 5.0), ("c", 90.0), ("a", 95.0), ("b", 96.0)]]
         ['a', 'a', 'c', 'a', 'a']
+
+        A late record of an earlier conversation (sent after a newer one began) leaves the
+        newer one the primary, so the newer one's sub-thread is still its own:
+
+        >>> rule = SubThreads(window_seconds=30.0)
+        >>> [rule.session_of("codex", 7, c, t) for c, t in
+        ...  [("a", 0.0), ("b", 100.0), ("a", 99.0), ("t", 101.0)]]
+        ['a', 'b', 'a', 'b']
         """
         alias = self._aliases.get((agent, pid, conversation))
         key = (agent, pid)
@@ -115,22 +124,25 @@ class SubThreads:
             return alias
         if process is None:
             self._remember(key, _Process(conversation, ts))
-            self._processes[key].known[conversation] = None
+            self._processes[key].known[conversation] = ts
             return conversation
         if conversation == process.primary:
             process.last_active = max(process.last_active, ts)
             return conversation
-        if conversation not in process.known and ts - process.last_active <= self.window_seconds:
+        last = process.known.get(conversation)
+        if last is None and ts - process.last_active <= self.window_seconds:
             self._aliases[(agent, pid, conversation)] = process.primary
             while len(self._aliases) > self.max_aliases:
                 self._aliases.popitem(last=False)
             process.last_active = max(process.last_active, ts)
             return process.primary
-        process.primary, process.last_active = conversation, ts
-        process.known[conversation] = None
+        process.known[conversation] = ts if last is None else max(last, ts)
         process.known.move_to_end(conversation)
         while len(process.known) > MAX_KNOWN_PER_PROCESS:
             process.known.popitem(last=False)
+        if ts >= process.last_active:  # the newest conversation of the process leads
+            process.known[process.primary] = process.last_active
+            process.primary, process.last_active = conversation, ts
         return conversation
 
     def _remember(self, key: ProcessKey, process: _Process) -> None:
