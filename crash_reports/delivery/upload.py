@@ -72,8 +72,12 @@ def prepare_envelope(envelope: bytes, sent_at: datetime,
     >>> out = prepare_envelope(raw, datetime(2026, 11, 2, 3, 4, 5, 600000, tzinfo=UTC))
     >>> out.splitlines()[0]
     b'{"event_id":"ab","sent_at":"2026-11-02T03:04:05.600000Z"}'
+    >>> stale = parse_header(b'{"event_id":"cd"}\\n{}')  # parsed from another file
+    >>> prepare_envelope(raw, datetime(2026, 11, 2, tzinfo=UTC), stale)[:16]
+    b'{"event_id":"ab"'
     """
-    parsed = header if header is not None else parse_header(envelope)
+    # The listing's header, unless the bytes read are not the file it parsed.
+    parsed = header if header is not None and header.heads(envelope) else parse_header(envelope)
     fields = dict(parsed.fields)
     # A stored dsn would route the envelope to whatever project wrote it, not ours.
     fields.pop("dsn", None)

@@ -51,6 +51,17 @@ class EnvelopeHeader:
 
     fields: Mapping[str, Any]
     length: int
+    raw: bytes = b""
+
+    def heads(self, data: bytes) -> bool:
+        """Whether this is the header line of ``data`` (the same bytes, then a newline or
+        the end): a header parsed from one file is never used for another's bytes.
+
+        >>> header = parse_header(b'{"event_id":"ab"}\\n{}')
+        >>> header.heads(b'{"event_id":"ab"}\\n{}'), header.heads(b'{"event_id":"cd"}\\n{}')
+        (True, False)
+        """
+        return data.startswith(self.raw) and data[self.length:self.length + 1] in (b"\n", b"")
 
 
 def parse_header(data: bytes) -> EnvelopeHeader:
@@ -61,7 +72,8 @@ def parse_header(data: bytes) -> EnvelopeHeader:
     """
     first_nl = data.find(b"\n")
     length = len(data) if first_nl < 0 else first_nl
-    return EnvelopeHeader(_json_object(data[:length], "envelope header"), length)
+    raw = data[:length]
+    return EnvelopeHeader(_json_object(raw, "envelope header"), length, raw)
 
 
 @dataclass(frozen=True)

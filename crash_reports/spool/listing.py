@@ -124,6 +124,7 @@ class Listing:
         counts = dict.fromkeys(Purpose, 0)
         oldest: float | None = None
         with lock:
+            self._keep_only(set(names))
             for name in names:
                 summary = self.summary_of(folder, name, max_bytes)
                 if summary is None:
@@ -147,11 +148,20 @@ class Listing:
         try:
             info = os.lstat(path)
             summary = parse_envelope(read_regular(path, max_bytes))
+        except FileNotFoundError:
+            return None  # moved meanwhile (delivered, requeued): not unreadable
         except (OSError, ValueError):
             self._unreadable.add(name)
             return None
         self._summaries[name] = (info.st_size, info.st_mtime_ns, summary)
         return summary
+
+    def _keep_only(self, names: set[str]) -> None:
+        """Forget what was cached of files no longer listed (delivered, purged or moved by
+        another process), so the caches hold at most what the folder holds."""
+        for name in [n for n in self._summaries if n not in names]:
+            del self._summaries[name]
+        self._unreadable &= names
 
     def entry_for(self, folder: Path, name: str, state: EntryState, max_bytes: int,
                   damaged: dict[str, list[str]] | None = None) -> SpoolEntry | None:

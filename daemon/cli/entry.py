@@ -41,9 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # while they are built frees nothing and cost ~30 ms before the first sample.
         # ``cli/run.py`` freezes them and turns the collector back on before starting.
         gc.disable()
-    from daemon.cli.main import main as full_main
-
     try:
+        from daemon.cli.main import main as full_main
+
         return full_main(args)
     finally:
         gc.enable()

@@ -57,3 +57,21 @@ def test_write_list_and_upload_parse_an_envelope_once(tmp_path: Path,
     assert received.envelope_header["sent_at"] != "2020-01-01T00:00:00.000000Z"
     assert sum(parses.values()) == 1, dict(parses)
     assert parses["store"] == 1
+
+
+def test_what_another_process_moves_leaves_the_daemons_caches(tmp_path: Path) -> None:
+    """The daemon's spool caches what it parsed; a report another process delivers (the
+    CLI's `reports flush`) or moves back from quarantine is forgotten or counted again, so
+    the cache holds what the folder holds and the count stays true."""
+    daemon_spool = Spool(tmp_path / "spool")
+    kept = daemon_spool.store(make_envelope(kind="rss_critical"))
+    gone = daemon_spool.store(make_envelope(kind="rss_critical"))
+    assert daemon_spool.waiting().reports == 2
+    cli_spool = Spool(tmp_path / "spool")  # another process: its own caches
+    cli_spool.mark_delivered(gone.id)
+    assert daemon_spool.waiting().reports == 1
+    assert daemon_spool._listing.cached(gone.path.name) is None
+    cli_spool.quarantine(kept.id, 400, "refused")
+    assert daemon_spool.waiting().reports == 0
+    assert cli_spool.requeue(kept.id)
+    assert daemon_spool.waiting().reports == 1
