@@ -14,10 +14,10 @@ import psutil
 import pytest
 
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.parse import parse_config_text
 from daemon.runtime.tick import Ticker
 from daemon.watch.proc.proctable import default_process_table
 from tests.e2e.test_watchdog import pending_envelopes
+from tests.support.configs import offline_config
 from tests.support.waiting import wait_for
 from tests.unit.test_tick import started
 
@@ -67,21 +67,10 @@ def test_critical_report_names_the_child_that_grew(
     assert root.stdin is not None and root.stdout is not None
     baseline = sum(psutil.Process(pid).memory_info().rss for pid in (root.pid, steady, leaky))
     state = tmp_path / "state"
-    config = parse_config_text(f"""
-[daemon]
-state_dir = "{state}"
-trend_window = "10m"
-[otlp]
-enabled = false
-[metrics]
-enabled = false
-[[watch]]
-name = "tree"
-pid = {root.pid}
-rss_warning = "{(baseline + 30 * MIB) // 1024}KiB"
-rss_critical = "{(baseline + 40 * MIB) // 1024}KiB"
-sustained = 1
-""", "<test>", {}, psutil.virtual_memory().total)
+    config = offline_config(state, f'name = "tree"\npid = {root.pid}\n'
+                            f'rss_warning = "{(baseline + 30 * MIB) // 1024}KiB"\n'
+                            f'rss_critical = "{(baseline + 40 * MIB) // 1024}KiB"\nsustained = 1',
+                            daemon='trend_window = "10m"')
     running = started(config)
     ticker = Ticker(config, default_process_table(), SystemFacts(), time.monotonic)
     try:

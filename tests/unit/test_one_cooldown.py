@@ -7,17 +7,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 from structlog.testing import capture_logs
 
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.parse import parse_config_text
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import open_running
 from daemon.runtime.tick import Ticker
 from daemon.watch.proc.proctable import default_process_table
 from tests.support.agents import Agent
+from tests.support.configs import offline_config
 from tests.support.waiting import wait_for
 
 
@@ -34,16 +33,7 @@ def test_on_critical_runs_iff_a_critical_report_is_written(tmp_path: Path,
     two critical reports are written (one per kind), so on_critical runs twice, each time
     with its report's id; none is suppressed. (Before, the action gate kept its own cooldown
     per trigger: the CPU report was written and its on_critical suppressed.)"""
-    text = f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-interval = 0.2
-[otlp]
-enabled = false
-[metrics]
-enabled = false
-[[watch]]
-name = "agent"
+    config = offline_config(tmp_path / "state", f"""name = "agent"
 pid = {agent.pid}
 rss_warning = "1KiB"
 rss_critical = "2KiB"
@@ -52,9 +42,7 @@ cpu_critical = 50
 sustained = 1
 cpu_sustained = 1
 cooldown = "1h"
-on_critical = [{{exec = ["true"]}}]
-"""
-    config = parse_config_text(text, "<test>", {}, psutil.virtual_memory().total)
+on_critical = [{{exec = ["true"]}}]""", daemon="interval = 0.2")
     paths = StatePaths(config.daemon.state_dir)
     paths.ensure()
     running = open_running(config, paths, SystemFacts(), time.time(), lambda: None)

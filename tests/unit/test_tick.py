@@ -6,40 +6,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 from structlog.testing import capture_logs
 
 from crash_reports.event.kinds import Trigger
 from crash_reports.event.system_facts import SystemFacts
-from daemon.config.parse import parse_config_text
 from daemon.config.schema import Config
 from daemon.runtime.paths import StatePaths
 from daemon.runtime.running import Running, open_running
 from daemon.runtime.tick import Ticker
 from daemon.watch.proc.proctable import default_process_table
 from tests.support.agents import Agent
+from tests.support.configs import offline_config
 from tests.support.waiting import wait_for
 
 
 def config_for(pid: int, state_dir: Path, warning: str = "50%", critical: str = "90%") -> Config:
     """A config watching one pid, with both listeners off."""
-    text = f"""
-[daemon]
-state_dir = "{state_dir}"
-interval = 1.0
-[otlp]
-enabled = false
-[metrics]
-enabled = false
-[[watch]]
-name = "agent"
-pid = {pid}
-rss_warning = "{warning}"
-rss_critical = "{critical}"
-sustained = 1
-"""
-    return parse_config_text(text, "<test>", {}, psutil.virtual_memory().total)
+    return offline_config(state_dir, f'name = "agent"\npid = {pid}\nrss_warning = "{warning}"\n'
+                          f'rss_critical = "{critical}"\nsustained = 1', daemon="interval = 1.0")
 
 
 @pytest.fixture
@@ -206,21 +191,9 @@ def test_wrapped_process_a_watch_matches_is_tracked_once(tmp_path: Path, agent: 
 def test_watch_action_cooldowns_run_on_the_monotonic_clock(tmp_path: Path, agent: Agent) -> None:
     """The monitor's one cooldown (reports and watch actions) runs on the tick's monotonic
     time, so an hour's step back of the wall clock cannot stretch an on_warning cooldown."""
-    text = f"""
-[daemon]
-state_dir = "{tmp_path / 'state'}"
-[otlp]
-enabled = false
-[metrics]
-enabled = false
-[[watch]]
-name = "agent"
-pid = {agent.pid}
-rss_warning = "1MiB"
-sustained = 1
-on_warning = [{{exec = ["true"]}}]
-"""
-    config = parse_config_text(text, "<test>", {}, psutil.virtual_memory().total)
+    config = offline_config(tmp_path / "state", f'name = "agent"\npid = {agent.pid}\n'
+                            'rss_warning = "1MiB"\nsustained = 1\n'
+                            'on_warning = [{exec = ["true"]}]')
     running = started(config)
     ticker = Ticker(config, default_process_table(), SystemFacts(), lambda: 500.0)
     try:
