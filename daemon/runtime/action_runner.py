@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -26,6 +25,7 @@ import psutil
 import structlog
 
 from crash_reports.common.humanize import format_bytes, format_duration
+from crash_reports.common.worker import QueueWorker
 from crash_reports.event.kinds import Trigger
 from daemon.config.schema import ExecAction, NotifyAction, SignalAction, WatchAction
 from daemon.watch.triggers import Fired
@@ -63,43 +63,25 @@ class ActionRunner:
     """The bounded worker; ``stop`` ends it after the action under way."""
 
     def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
-        self._queue: queue.Queue[Fired | None] = queue.Queue(maxsize=queue_size)
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._worker = QueueWorker("telemetryd-actions", self._run, queue_size)
         self.finished = 0
 
     def submit(self, fired: Fired) -> bool:
         """Queue the actions of one trigger; False (and a log line) when the queue is full."""
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._work, name="telemetryd-actions",
-                                                daemon=True)
-                self._thread.start()
-        try:
-            self._queue.put_nowait(fired)
-        except queue.Full:
-            log.error("action.dropped", watch=fired.watch, pid=fired.pid,
-                      trigger=fired.trigger.value, reason="action queue full")
-            return False
-        return True
+        if self._worker.submit(fired):
+            return True
+        log.error("action.dropped", watch=fired.watch, pid=fired.pid,
+                  trigger=fired.trigger.value, reason="action queue full")
+        return False
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to end and wait a little for it (it is a daemon thread)."""
-        thread = self._thread
-        if thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        thread.join(timeout)
+        self._worker.stop(timeout)
 
-    def _work(self) -> None:
-        while True:
-            fired = self._queue.get()
-            if fired is None:
-                return
-            for action in fired.actions:
-                run_one(action, fired)
-                self.finished += 1
+    def _run(self, fired: Fired) -> None:
+        for action in fired.actions:
+            run_one(action, fired)
+            self.finished += 1
 
 
 def run_one(action: WatchAction, fired: Fired) -> dict[str, Any]:

@@ -10,13 +10,12 @@ evidence step can hold up a tick, and no report waits on evidence for ever.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from crash_reports.common.worker import QueueWorker
 from daemon.runtime.reports.evidence import EVIDENCE_SECONDS, LeakEvidence, collect, listed_only
 from daemon.runtime.reports.node_heap import NodeHeap
 from daemon.watch.proc.members import MemberGrowth
@@ -69,43 +68,27 @@ class EvidenceWorker:
         self._gather = gather_with
         self._monotonic = monotonic
         self._job_seconds = job_seconds
-        self._queue: queue.Queue[EvidenceJob | None] = queue.Queue(maxsize=queue_size)
-        self._thread: threading.Thread | None = None
+        self._worker = QueueWorker("telemetryd-evidence", self._run, queue_size)
 
     def submit(self, members: Sequence[MemberGrowth], heap: NodeHeap | None) -> EvidenceJob:
         """Start gathering; a full queue settles the job at once with the members only."""
         job = EvidenceJob(tuple(members), heap, self._monotonic() + self._job_seconds)
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name="telemetryd-evidence",
-                                            daemon=True)
-            self._thread.start()
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
+        if not self._worker.submit(job):
             job.finish(listed_only(job.members, "evidence worker busy"))
         return job
 
     def stop(self, timeout: float) -> None:
         """Ask the worker to end after its job, waiting at most ``timeout`` (daemon thread)."""
-        thread = self._thread
-        if thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        thread.join(timeout)
+        self._worker.stop(timeout)
 
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            left = job.deadline - self._monotonic()
-            if left <= 0:
-                job.finish(listed_only(job.members, "evidence deadline reached before its turn"))
-                continue
-            try:
-                evidence = self._gather(job.members, job.heap,
-                                        min(EVIDENCE_SECONDS, max(0.0, left - MARGIN_SECONDS)))
-            except Exception as exc:  # a failed gathering is told in the report, never raised
-                evidence = listed_only(job.members, f"evidence failed: {exc!r}")
-            job.finish(evidence)
+    def _run(self, job: EvidenceJob) -> None:
+        left = job.deadline - self._monotonic()
+        if left <= 0:
+            job.finish(listed_only(job.members, "evidence deadline reached before its turn"))
+            return
+        try:
+            evidence = self._gather(job.members, job.heap,
+                                    min(EVIDENCE_SECONDS, max(0.0, left - MARGIN_SECONDS)))
+        except Exception as exc:  # a failed gathering is told in the report, never raised
+            evidence = listed_only(job.members, f"evidence failed: {exc!r}")
+        job.finish(evidence)
